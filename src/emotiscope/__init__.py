@@ -1,0 +1,52 @@
+"""emotiscope: faces -> seven emotions, offline, on a laptop CPU.
+
+    >>> import emotiscope
+    >>> faces = emotiscope.analyze("group.jpg")   # [FaceEmotion(box=Box(...), label="happy", ...)]
+
+Importing this package does no work: heavy modules load on first use.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from .errors import (
+    ConfigError,
+    DataError,
+    DependencyError,
+    EmotiscopeError,
+    InputError,
+    ModelError,
+    OutputExistsError,
+)
+from .types import Box, FaceEmotion
+
+__version__ = "0.1.0"
+
+_LAZY = {
+    "EmotionRecognizer": "pipeline",
+    "analyze": "pipeline",
+    "annotate": "draw",
+    "load_image": "io",
+}
+
+if TYPE_CHECKING:  # pragma: no cover
+    from .draw import annotate
+    from .io import load_image
+    from .pipeline import EmotionRecognizer, analyze
+
+
+def __getattr__(name: str):
+    if name in _LAZY:
+        import importlib
+
+        module = importlib.import_module(f".{_LAZY[name]}", __name__)
+        return getattr(module, name)
+    raise AttributeError(f"module 'emotiscope' has no attribute {name!r}")
+
+
+__all__ = [
+    "Box", "FaceEmotion", "EmotionRecognizer", "analyze", "annotate", "load_image",
+    "EmotiscopeError", "InputError", "ModelError", "DataError", "ConfigError",
+    "OutputExistsError", "DependencyError", "__version__",
+]

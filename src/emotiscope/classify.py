@@ -1,0 +1,70 @@
+"""ONNX Runtime emotion classifier: batch of face crops -> probabilities.
+
+Labels, input size and normalisation come from the model file (see model_file.py).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+
+import numpy as np
+
+from .errors import ModelError
+from .model_file import ModelInfo, file_sha256, parse_metadata, resolve_model_path, verify_checksum
+from .preprocess import prepare_crops
+
+
+def softmax(logits: np.ndarray) -> np.ndarray:
+    z = logits - logits.max(axis=1, keepdims=True)
+    e = np.exp(z)
+    return e / e.sum(axis=1, keepdims=True)
+
+
+def _session(path, threads: int | None):
+    import onnxruntime as ort
+
+    opts = ort.SessionOptions()
+    opts.intra_op_num_threads = threads or min(4, os.cpu_count() or 1)
+    opts.log_severity_level = 3
+    try:
+        return ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
+    except Exception as exc:  # onnxruntime raises several private exception types
+        first = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else type(exc).__name__
+        raise ModelError(f"cannot load model {path}: not a valid ONNX model ({first}); "
+                         "pass a model exported by `emotiscope export`") from exc
+
+
+class EmotionClassifier:
+    """Face crops -> label probabilities, with the contract read from the model file."""
+
+    def __init__(self, model=None, threads: int | None = None) -> None:
+        path = resolve_model_path(model)
+        digest = file_sha256(path)
+        verify_checksum(path, digest)
+        self.session = _session(path, threads)
+        custom = self.session.get_modelmeta().custom_metadata_map
+        labels, spec, meta = parse_metadata(custom, path)
+        self.info = ModelInfo(path=path, labels=labels, spec=spec, sha256=digest, metadata=meta)
+        self._input = self.session.get_inputs()[0].name
+        out_dim = self.session.get_outputs()[0].shape[-1]
+        if isinstance(out_dim, int) and out_dim != len(labels):
+            raise ModelError(f"model {path} outputs {out_dim} scores but lists {len(labels)} labels")
+
+    @property
+    def labels(self) -> tuple[str, ...]:
+        return self.info.labels
+
+    def predict_batch(self, batch: np.ndarray, flip_tta: bool = False) -> np.ndarray:
+        """Normalised NxCxSxS float32 input -> Nxlabels probabilities (rows sum to 1)."""
+        if len(batch) == 0:
+            return np.zeros((0, len(self.labels)), np.float32)
+        probs = softmax(self.session.run(None, {self._input: batch})[0])
+        if flip_tta:
+            flipped = np.ascontiguousarray(batch[..., ::-1])
+            probs = (probs + softmax(self.session.run(None, {self._input: flipped})[0])) / 2
+        return probs.astype(np.float32)
+
+    def predict_crops(self, crops: Sequence[np.ndarray], flip_tta: bool = False) -> np.ndarray:
+        """Face crops (any size, grey or RGB uint8) -> probabilities."""
+        return self.predict_batch(prepare_crops(crops, self.info.spec), flip_tta)

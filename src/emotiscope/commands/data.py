@@ -1,0 +1,75 @@
+"""`emotiscope data stats|samples PATH`: class counts per split with a bar chart; a sample grid."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import ConfigError
+from ._out import check_new
+
+
+def register(sub) -> None:
+    p = sub.add_parser("data", help="inspect a data set: class counts, sample faces")
+    dsub = p.add_subparsers(dest="data_command", metavar="ACTION", required=True)
+    s = dsub.add_parser("stats", help="print class counts per split and write a bar chart")
+    s.add_argument("path", help="fer2013.csv or an image-folder layout")
+    s.add_argument("--out", default="class_counts.png", help="bar chart PNG (default class_counts.png)")
+    s.add_argument("--force", action="store_true", help="overwrite --out")
+    s.add_argument("--strict", action="store_true", help="fail on unreadable images")
+    s.set_defaults(func=run_stats)
+    g = dsub.add_parser("samples", help="write a grid of sample faces")
+    g.add_argument("path", help="fer2013.csv or an image-folder layout")
+    g.add_argument("--class", dest="cls", help="only this class (default: every class)")
+    g.add_argument("--split", help="split to draw from (default train, else all)")
+    g.add_argument("-n", type=int, default=8, help="faces per class (default 8)")
+    g.add_argument("--seed", type=int, default=0)
+    g.add_argument("--out", default="samples.png", help="grid PNG (default samples.png)")
+    g.add_argument("--force", action="store_true", help="overwrite --out")
+    g.set_defaults(func=run_samples)
+
+
+def run_stats(args: argparse.Namespace) -> int:
+    from ..training.data import load_any
+    from ..training.plots import plot_counts
+
+    out = check_new(Path(args.out), args.force)
+    splits = load_any(Path(args.path), strict=args.strict)
+    counts = {name: fs.counts() for name, fs in splits.items()}
+    classes = list(next(iter(counts.values())))
+    print(f"{'class':<12}" + "".join(f"{s:>9}" for s in counts))
+    for c in classes:
+        print(f"{c:<12}" + "".join(f"{counts[s][c]:>9}" for s in counts))
+    print(f"{'total':<12}" + "".join(f"{sum(counts[s].values()):>9}" for s in counts))
+    skipped = sum(len(fs.skipped) for fs in splits.values())
+    if skipped:
+        print(f"{skipped} unreadable image(s) skipped")
+    plot_counts(counts, out)
+    print(f"chart: {out}")
+    return 0
+
+
+def run_samples(args: argparse.Namespace) -> int:
+    from ..training.data import load_any
+    from ..training.plots import save_grid
+
+    if args.n < 1:
+        raise ConfigError(f"-n {args.n} must be at least 1")
+    out = check_new(Path(args.out), args.force)
+    splits = load_any(Path(args.path))
+    name = args.split or ("train" if "train" in splits else next(iter(splits)))
+    if name not in splits:
+        raise ConfigError(f"--split {name!r} not in {args.path}; it has {', '.join(splits)}")
+    fs = splits[name]
+    if args.cls and args.cls not in fs.classes:
+        raise ConfigError(f"--class {args.cls!r} is not in the data; classes: {', '.join(fs.classes)}")
+    rng = np.random.default_rng(args.seed)
+    wanted = [args.cls] if args.cls else list(fs.classes)
+    picks = [i for c in wanted
+             for i in rng.permutation(np.flatnonzero(fs.labels == fs.classes.index(c)))[:args.n]]
+    save_grid(fs.images[picks], [fs.classes[fs.labels[i]] for i in picks], out,
+              cols=min(args.n, 8) if args.cls else args.n)
+    print(f"{len(picks)} faces from {name}: {out}")
+    return 0

@@ -1,0 +1,60 @@
+"""`emotiscope evaluate DATA`: accuracy, macro-F1, per-class metrics and a confusion matrix."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+from ._out import check_new
+
+
+def register(sub) -> None:
+    p = sub.add_parser("evaluate", help="evaluate a model on labelled faces or photos",
+                       description="Evaluate on a fer2013-style CSV split, folders of face crops, or "
+                       "class folders of full photos (faces are detected; the largest is classified).")
+    p.add_argument("data", help="fer2013.csv, a split layout (train/ val/ test/) or <class>/ folders")
+    p.add_argument("--model", help="an .onnx model (default: $EMOTISCOPE_MODEL, else the bundled one)")
+    p.add_argument("--split", help="train, val, test or all (default: test, else val, else all)")
+    p.add_argument("--tta", default="none", choices=["none", "flip", "multicrop"],
+                   help="test-time augmentation: mirror (2 views) or mirror + shifts (10 views)")
+    p.add_argument("--faces", default="auto", choices=["auto", "crops", "detect"],
+                   help="images are face crops, or photos to detect faces in (auto: by image size)")
+    p.add_argument("--detector", default="auto", help="face detector for photos (auto, yunet, haar)")
+    p.add_argument("--out", help="folder for report.json and confusion.png (not written if omitted)")
+    p.add_argument("--force", action="store_true", help="overwrite files in --out")
+    p.add_argument("--json", action="store_true", help="print the JSON report to stdout")
+    p.set_defaults(func=run)
+
+
+def print_summary(report: dict) -> None:
+    print(f"model {report['model']}  data {report['data']} [{report['split']}]  tta {report['tta']}")
+    print(f"{'class':<10} {'precision':>9} {'recall':>7} {'f1':>6} {'support':>8}")
+    for name, m in report["per_class"].items():
+        print(f"{name:<10} {m['precision']:>9.3f} {m['recall']:>7.3f} {m['f1']:>6.3f} {m['support']:>8}")
+    print(f"accuracy {report['accuracy']:.4f}  macro-F1 {report['macro_f1']:.4f}  n={report['n']}")
+    if report.get("no_face"):
+        print(f"{len(report['no_face'])} image(s) with no face found (counted wrong):")
+        for f in report["no_face"]:
+            print(f"  {f}")
+
+
+def run(args: argparse.Namespace) -> int:
+    from ..training.evaluate import evaluate
+
+    if args.out:
+        out = Path(args.out)
+        report_path = check_new(out / "report.json", args.force)
+        picture = check_new(out / "confusion.png", args.force)
+    report = evaluate(args.model, Path(args.data), args.split, args.tta, args.faces, args.detector)
+    if args.out:
+        from ..training.plots import plot_confusion
+
+        report_path.write_text(json.dumps(report, indent=2))
+        plot_confusion(report["confusion"], report["labels"], picture,
+                       f"{Path(args.data).name} [{report['split']}]: {report['accuracy']:.1%}")
+    if args.json:
+        print(json.dumps(report))
+    else:
+        print_summary(report)
+    return 0

@@ -1,0 +1,53 @@
+"""`emotiscope export CHECKPOINT`: a training checkpoint (.pt) -> ONNX with its contract inside."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+from ..errors import DependencyError, ModelError
+from ._out import check_new
+
+
+def register(sub) -> None:
+    p = sub.add_parser("export", help="export a training checkpoint to ONNX (needs [train])")
+    p.add_argument("checkpoint", help="best.pt or last.pt from a run folder")
+    p.add_argument("-o", "--output", help="the .onnx to write (default: beside the checkpoint)")
+    p.add_argument("--force", action="store_true", help="overwrite an existing output")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    try:
+        import torch
+
+        from ..preprocess import InputSpec
+        from ..training import export
+        from ..training.models import build_model
+    except ImportError as exc:
+        raise DependencyError("export needs torch and onnx: pip install torch==2.13.0 "
+                              "'emotiscope[train]'") from exc
+    src = Path(args.checkpoint)
+    if not src.is_file():
+        raise ModelError(f"checkpoint {src} does not exist; pass best.pt from a run folder")
+    out = check_new(Path(args.output) if args.output else src.with_suffix(".onnx"), args.force)
+    try:
+        ckpt = torch.load(src, map_location="cpu", weights_only=False)
+        labels, spec, arch = ckpt["labels"], InputSpec.from_dict(ckpt["spec"]), ckpt["arch"]
+    except (KeyError, TypeError, RuntimeError, OSError, AttributeError) as exc:
+        raise ModelError(f"{src} is not an emotiscope checkpoint ({exc})") from exc
+    model = build_model(arch, len(labels), spec.channels, **ckpt.get("model_args", {}))
+    model.load_state_dict(ckpt["model"])
+    report_file = src.parent / "report.json"
+    validation = {"accuracy": ckpt.get("best_acc")}
+    if report_file.is_file():
+        report = json.loads(report_file.read_text())
+        validation = {k: report[k] for k in ("accuracy", "macro_f1", "n", "per_class") if k in report}
+    training = {"command": ckpt.get("command", ""), "config": ckpt.get("config", {}),
+                "best_epoch": ckpt.get("best_epoch"), "epochs_run": ckpt.get("epoch")}
+    meta = export.build_metadata(labels, spec, arch, ckpt.get("model_args", {}), training,
+                                 {"validation": validation})
+    result = export.export_onnx(model, out, meta)
+    print(f"{out}  sha256 {result['sha256']}  parity {result['parity_max_abs_diff']:.1e}")
+    return 0

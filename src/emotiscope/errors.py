@@ -1,0 +1,31 @@
+"""Typed errors. Every message says what was wrong and how to fix it, in one line."""
+
+from __future__ import annotations
+
+
+class EmotiscopeError(Exception):
+    """Base class of every error emotiscope raises on purpose."""
+
+
+class InputError(EmotiscopeError):
+    """An input file, image, video or argument cannot be used."""
+
+
+class ModelError(EmotiscopeError):
+    """The model file is missing, corrupt, or lacks emotiscope metadata."""
+
+
+class DataError(EmotiscopeError):
+    """A training or evaluation data set is malformed."""
+
+
+class ConfigError(EmotiscopeError):
+    """An option value is invalid or options contradict each other."""
+
+
+class OutputExistsError(EmotiscopeError):
+    """An output path exists and would be overwritten without --force."""
+
+
+class DependencyError(EmotiscopeError):
+    """An optional dependency (extra) is needed but not installed."""

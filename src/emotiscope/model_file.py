@@ -1,0 +1,90 @@
+"""Find the model file (argument > $EMOTISCOPE_MODEL > bundled), verify it, read its contract.
+
+The contract lives in the ONNX metadata under the key `emotiscope`: a JSON object with
+`labels` (output order), `input` (see preprocess.InputSpec), `arch`, `training`, `metrics`,
+`created` and `version`. Nothing else in the code lists labels.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+
+from .errors import ModelError
+from .preprocess import InputSpec
+
+METADATA_KEY = "emotiscope"
+ENV_VAR = "EMOTISCOPE_MODEL"
+
+
+@dataclass(frozen=True)
+class ModelInfo:
+    """A model file and the contract read from its metadata."""
+
+    path: Path
+    labels: tuple[str, ...]
+    spec: InputSpec
+    sha256: str
+    metadata: dict = field(default_factory=dict, repr=False)
+
+
+def bundled_model_path() -> Path:
+    """The newest .onnx shipped in emotiscope/models (names carry the date)."""
+    folder = Path(str(resources.files("emotiscope") / "models"))
+    found = sorted(folder.glob("*.onnx"))
+    if not found:
+        raise ModelError(f"no bundled model in {folder}; reinstall emotiscope or pass --model PATH")
+    return found[-1]
+
+
+def resolve_model_path(model: str | os.PathLike | None = None) -> Path:
+    """Explicit argument wins, then $EMOTISCOPE_MODEL, then the bundled model."""
+    chosen = model if model is not None else os.environ.get(ENV_VAR) or None
+    if chosen is None:
+        return bundled_model_path()
+    path = Path(chosen).expanduser()
+    if not path.is_file():
+        raise ModelError(f"model file {path} does not exist; pass an .onnx exported by "
+                         "`emotiscope train`/`emotiscope export`, or omit --model for the bundled one")
+    return path
+
+
+def file_sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def verify_checksum(path: Path, sha256: str) -> None:
+    """If `<model>.sha256` sits beside the model, the file must match it."""
+    sidecar = path.with_name(path.name + ".sha256")
+    if not sidecar.is_file():
+        return
+    expected = sidecar.read_text().split()[0].strip().lower() if sidecar.read_text().strip() else ""
+    if expected != sha256:
+        raise ModelError(f"model {path} fails its checksum ({sha256[:12]}... != {expected[:12]}... "
+                         f"in {sidecar.name}); the file is corrupt: reinstall or re-export it")
+
+
+def parse_metadata(custom: dict[str, str], path: Path) -> tuple[tuple[str, ...], InputSpec, dict]:
+    """Labels, input spec and the full metadata dict from ONNX custom metadata."""
+    raw = custom.get(METADATA_KEY)
+    if raw is None:
+        raise ModelError(f"model {path} has no '{METADATA_KEY}' metadata; it was not exported by "
+                         "emotiscope: export it with `emotiscope export CHECKPOINT`")
+    try:
+        meta = json.loads(raw)
+        labels = tuple(str(x) for x in meta["labels"])
+        spec = InputSpec.from_dict(meta["input"])
+    except (ValueError, KeyError, TypeError) as exc:
+        raise ModelError(f"model {path} has malformed '{METADATA_KEY}' metadata ({exc}); "
+                         "re-export it with `emotiscope export`") from exc
+    if len(labels) < 2 or len(set(labels)) != len(labels):
+        raise ModelError(f"model {path} lists labels {list(labels)}: need 2 or more distinct labels")
+    return labels, spec, meta

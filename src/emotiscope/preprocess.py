@@ -1,0 +1,110 @@
+"""Face crop -> model input. THE preprocessing, shared by training and inference.
+
+Images are numpy uint8 arrays: HxW grey, HxWx3 RGB or HxWx4 RGBA (colour order RGB).
+Model input is float32 NxCxSxS, normalised as (pixel / 255 - mean) / std.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import asdict, dataclass
+
+import cv2
+import numpy as np
+
+from .errors import ModelError
+from .types import Box
+
+
+@dataclass(frozen=True)
+class InputSpec:
+    """The input contract a model was trained with (stored in its metadata).
+
+    size: side of the square input in pixels; channels: 1 (grey) or 3 (RGB);
+    mean/std: normalisation applied after scaling pixels to 0..1;
+    margin: fraction of the face box's side added on every side before cropping.
+    """
+
+    size: int = 48
+    channels: int = 1
+    mean: float = 0.5
+    std: float = 0.25
+    margin: float = 0.1
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict) -> InputSpec:
+        try:
+            spec = cls(size=int(data["size"]), channels=int(data["channels"]),
+                       mean=float(data["mean"]), std=float(data["std"]),
+                       margin=float(data.get("margin", 0.0)))
+        except (KeyError, TypeError, ValueError) as exc:
+            raise ModelError(f"model input spec {data!r} is invalid ({exc}); "
+                             "re-export the model with `emotiscope export`") from exc
+        if spec.channels not in (1, 3) or spec.size < 8 or spec.std <= 0:
+            raise ModelError(f"model input spec {data!r} is unsupported: need channels 1 or 3, "
+                             "size >= 8 and std > 0")
+        return spec
+
+
+def normalize(pixels, mean: float, std: float):
+    """Scale uint8-range pixels to model input. Works on numpy arrays and torch tensors alike."""
+    return (pixels / 255.0 - mean) / std
+
+
+def to_channels(image: np.ndarray, channels: int) -> np.ndarray:
+    """Convert grey/RGB/RGBA uint8 to HxW grey (channels=1) or HxWx3 RGB (channels=3)."""
+    if image.ndim == 3 and image.shape[2] == 4:
+        image = cv2.cvtColor(image, cv2.COLOR_RGBA2RGB)
+    if image.ndim == 3 and image.shape[2] == 1:
+        image = image[:, :, 0]
+    if channels == 1:
+        return image if image.ndim == 2 else cv2.cvtColor(image, cv2.COLOR_RGB2GRAY)
+    return cv2.cvtColor(image, cv2.COLOR_GRAY2RGB) if image.ndim == 2 else image
+
+
+def square_crop(image: np.ndarray, box: Box, margin: float) -> np.ndarray:
+    """Square crop centred on `box`, side max(w, h) * (1 + 2 * margin); edges replicated."""
+    side = max(2, int(round(max(box.w, box.h) * (1.0 + 2.0 * margin))))
+    cx, cy = box.x + box.w / 2.0, box.y + box.h / 2.0
+    x0, y0 = int(round(cx - side / 2.0)), int(round(cy - side / 2.0))
+    h, w = image.shape[:2]
+    pad_l, pad_t = max(0, -x0), max(0, -y0)
+    pad_r, pad_b = max(0, x0 + side - w), max(0, y0 + side - h)
+    crop = image[max(0, y0):min(h, y0 + side), max(0, x0):min(w, x0 + side)]
+    if pad_l or pad_t or pad_r or pad_b:
+        crop = cv2.copyMakeBorder(crop, pad_t, pad_b, pad_l, pad_r, cv2.BORDER_REPLICATE)
+    return crop
+
+
+def resize_face(face: np.ndarray, size: int, channels: int = 1) -> np.ndarray:
+    """Any-size grey/colour face -> uint8 size x size (x3) in the model's colour space."""
+    face = to_channels(np.ascontiguousarray(face), channels)
+    if face.dtype != np.uint8:
+        raise ValueError(f"faces must be uint8, got {face.dtype}")
+    if face.shape[:2] == (size, size):
+        return face
+    shrink = face.shape[0] > size or face.shape[1] > size
+    interp = cv2.INTER_AREA if shrink else cv2.INTER_LINEAR
+    return cv2.resize(face, (size, size), interpolation=interp)
+
+
+def batch_input(faces: Sequence[np.ndarray], spec: InputSpec) -> np.ndarray:
+    """uint8 faces already at spec.size -> float32 NxCxSxS normalised model input."""
+    if not faces:
+        return np.zeros((0, spec.channels, spec.size, spec.size), np.float32)
+    arr = np.stack(faces).astype(np.float32)
+    arr = arr[:, None] if arr.ndim == 3 else arr.transpose(0, 3, 1, 2)
+    return np.ascontiguousarray(normalize(arr, spec.mean, spec.std), dtype=np.float32)
+
+
+def prepare_crops(crops: Iterable[np.ndarray], spec: InputSpec) -> np.ndarray:
+    """Face-only images (already cropped, any size or colour) -> model input batch."""
+    return batch_input([resize_face(c, spec.size, spec.channels) for c in crops], spec)
+
+
+def prepare_faces(image: np.ndarray, boxes: Sequence[Box], spec: InputSpec) -> np.ndarray:
+    """Crop every box of an RGB/grey image with the model's margin -> model input batch."""
+    return prepare_crops((square_crop(image, b, spec.margin) for b in boxes), spec)

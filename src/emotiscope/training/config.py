@@ -1,0 +1,66 @@
+"""Training configuration: one dataclass; CLI flags map onto its fields."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field, fields
+
+from ..errors import ConfigError
+from .augment import AugmentConfig
+
+
+@dataclass
+class TrainConfig:
+    data: str = ""
+    val: str | None = None            # a separate CSV/folder for validation
+    val_fraction: float | None = None  # hold out this stratified fraction of the training split
+    classes: list[str] | None = None
+    balance: str | None = None         # "min" or an integer per class
+    strict: bool = False
+    arch: str = "compact"
+    model_args: dict = field(default_factory=dict)
+    init_from: str | None = None
+    epochs: int = 60
+    batch_size: int = 128
+    optimizer: str = "sgd"            # sgd (nesterov momentum) or adamw
+    lr: float = 0.1
+    weight_decay: float = 5e-4
+    schedule: str = "onecycle"        # onecycle, cosine or constant
+    label_smoothing: float = 0.1
+    class_weights: bool = False
+    patience: int = 0                 # early stopping after this many epochs without gain; 0 = off
+    seed: int = 0
+    device: str = "auto"
+    amp: bool = True                  # bfloat16 autocast on CUDA; ignored on CPU
+    threads: int | None = None
+    crop_margin: float = 0.1
+    size: int = 48
+    out: str = "runs"
+    name: str | None = None
+    augment: AugmentConfig = field(default_factory=AugmentConfig)
+
+    def validate(self) -> TrainConfig:
+        checks = [
+            (self.epochs >= 1, f"--epochs {self.epochs} must be at least 1"),
+            (self.batch_size >= 1, f"--batch-size {self.batch_size} must be at least 1"),
+            (self.lr > 0, f"--lr {self.lr} must be positive"),
+            (self.optimizer in ("sgd", "adamw"), f"--optimizer {self.optimizer!r}: use sgd or adamw"),
+            (self.schedule in ("onecycle", "cosine", "constant"),
+             f"--schedule {self.schedule!r}: use onecycle, cosine or constant"),
+            (0 <= self.label_smoothing < 1, f"--label-smoothing {self.label_smoothing} must be in [0, 1)"),
+            (self.crop_margin >= 0, f"--crop-margin {self.crop_margin} must be >= 0"),
+            (self.patience >= 0, f"--patience {self.patience} must be >= 0"),
+        ]
+        for ok, message in checks:
+            if not ok:
+                raise ConfigError(message)
+        return self
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict) -> TrainConfig:
+        known = {f.name for f in fields(cls)}
+        kwargs = {k: v for k, v in data.items() if k in known}
+        kwargs["augment"] = AugmentConfig(**data.get("augment", {}))
+        return cls(**kwargs)

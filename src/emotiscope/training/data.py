@@ -1,0 +1,298 @@
+"""Training data: the original fer2013.csv, image-folder layouts, and user class folders.
+
+A `FaceSet` holds uint8 faces (N x S x S grey, already at the model's input size), integer labels
+and the class names they index. Loaders return {split name: FaceSet}; splits are "train", "val",
+"test" (CSV: Training, PublicTest, PrivateTest) or "all" for a plain folder of class folders.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import warnings
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from ..errors import ConfigError, DataError
+from ..preprocess import resize_face
+
+log = logging.getLogger(__name__)
+
+# The fer2013.csv `emotion` ids, a fact of that file format.
+FER_CSV_NAMES = ("angry", "disgust", "fear", "happy", "sad", "surprise", "neutral")
+CSV_USAGE = {"Training": "train", "PublicTest": "val", "PrivateTest": "test"}
+FOLDER_SPLITS = {"train": "train", "training": "train", "val": "val", "valid": "val",
+                 "validation": "val", "publictest": "val", "test": "test", "privatetest": "test"}
+IMAGE_EXTS = {".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff", ".pgm", ".ppm"}
+CACHE_VERSION = "1"
+
+
+@dataclass
+class FaceSet:
+    """Faces (uint8 N x S x S), labels (int64 N) indexing `classes`, and files skipped on load."""
+
+    images: np.ndarray
+    labels: np.ndarray
+    classes: tuple[str, ...]
+    skipped: list[str] = field(default_factory=list)
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+    def counts(self) -> dict[str, int]:
+        n = np.bincount(self.labels, minlength=len(self.classes))
+        return {c: int(k) for c, k in zip(self.classes, n, strict=True)}
+
+
+def cache_dir() -> Path:
+    root = os.environ.get("EMOTISCOPE_CACHE") or os.environ.get("XDG_CACHE_HOME")
+    return Path(root or Path.home() / ".cache") / "emotiscope"
+
+
+def _cached(key: str, build):
+    """Load {split: FaceSet} from the npz cache under `key`, or build it and store it."""
+    path = cache_dir() / f"{key}.npz"
+    if path.is_file():
+        try:
+            with np.load(path, allow_pickle=False) as z:
+                classes = tuple(str(c) for c in z["classes"])
+                return {str(s): FaceSet(z[f"{s}_x"], z[f"{s}_y"], classes) for s in z["splits"]}
+        except (OSError, ValueError, KeyError):
+            log.warning("ignoring unreadable cache %s", path)
+    sets = build()
+    if sets and not any(s.skipped for s in sets.values()):
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            arrays = {f"{s}_{k}": v for s, fs in sets.items()
+                      for k, v in (("x", fs.images), ("y", fs.labels))}
+            tmp = path.with_suffix(".tmp.npz")
+            np.savez(tmp, splits=np.array(list(sets)), classes=np.array(next(iter(sets.values())).classes),
+                     **arrays)
+            os.replace(tmp, path)
+        except OSError as exc:
+            log.warning("could not write cache %s (%s)", path, exc)
+    return sets
+
+
+def _file_key(path: Path, size: int, extra: str = "") -> str:
+    st = path.stat()
+    raw = f"{CACHE_VERSION}|{path.resolve()}|{st.st_size}|{st.st_mtime_ns}|{size}|{extra}"
+    return hashlib.sha1(raw.encode()).hexdigest()[:20]
+
+
+def _parse_csv_rows(path: Path) -> tuple[list[str], list[str], list[str]]:
+    try:
+        text = path.read_text(encoding="utf-8-sig")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise DataError(f"cannot read CSV {path}: {exc}") from exc
+    lines = text.splitlines()
+    header = [h.strip() for h in lines[0].split(",")] if lines else []
+    need = ["emotion", "pixels"]
+    if header[:2] != need or (len(header) > 2 and header[2] != "Usage"):
+        raise DataError(f"{path}: header is {','.join(header)!r}, expected 'emotion,pixels,Usage' "
+                        "(the original fer2013.csv columns)")
+    rows = [ln.split(",") for ln in lines[1:] if ln.strip()]
+    if not rows:
+        raise DataError(f"{path} has a header but no rows")
+    for i, r in enumerate(rows):
+        if len(r) != len(header):
+            raise DataError(f"{path} row {i + 2}: {len(r)} fields, expected {len(header)} "
+                            f"({','.join(header)})")
+    emotions = [r[0] for r in rows]
+    pixels = [r[1] for r in rows]
+    usage = [r[2].strip() for r in rows] if len(header) > 2 else ["Training"] * len(rows)
+    return emotions, pixels, usage
+
+
+def _decode_pixels(path: Path, pixels: list[str]) -> np.ndarray:
+    """All rows' space-separated pixel strings -> uint8 N x 48 x 48, in one vectorised parse."""
+    n = len(pixels)
+    counts = np.fromiter((p.count(" ") for p in pixels), int, n) + 1
+    bad = np.flatnonzero(counts != 2304)
+    if len(bad):
+        i = int(bad[0])
+        raise DataError(f"{path} row {i + 2}: {counts[i]} pixel values, expected 2304 (48x48); "
+                        "fix or remove that row")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        flat = np.fromstring(" ".join(pixels), dtype=np.int32, sep=" ")
+    if flat.size != n * 2304:
+        for i, p in enumerate(pixels):
+            if not all(t.isdigit() for t in p.split()):
+                raise DataError(f"{path} row {i + 2}: non-numeric pixel values; "
+                                "pixels must be integers 0-255 separated by spaces")
+    if flat.size != n * 2304 or flat.min(initial=0) < 0 or flat.max(initial=0) > 255:
+        i = int(np.flatnonzero(((flat < 0) | (flat > 255)).reshape(n, -1).any(1))[0])
+        raise DataError(f"{path} row {i + 2}: pixel values outside 0-255")
+    return flat.astype(np.uint8).reshape(n, 48, 48)
+
+
+def load_csv(path: Path, size: int = 48, use_cache: bool = True) -> dict[str, FaceSet]:
+    """fer2013.csv -> {"train", "val", "test"} FaceSets (splits absent from the file are left out)."""
+    path = Path(path)
+    if not path.is_file():
+        raise DataError(f"CSV {path} does not exist")
+
+    def build() -> dict[str, FaceSet]:
+        emotions, pixels, usage = _parse_csv_rows(path)
+        try:
+            ids = np.array(emotions, dtype=np.int64)
+        except ValueError:
+            i = next(i for i, e in enumerate(emotions) if not e.strip().isdigit())
+            raise DataError(f"{path} row {i + 2}: emotion {emotions[i]!r} is not an integer id 0-6") from None
+        if ids.min() < 0 or ids.max() > 6:
+            i = int(np.flatnonzero((ids < 0) | (ids > 6))[0])
+            raise DataError(f"{path} row {i + 2}: unknown emotion id {ids[i]}; fer2013 ids are 0-6 "
+                            f"({', '.join(f'{k} {n}' for k, n in enumerate(FER_CSV_NAMES))})")
+        unknown = sorted(set(usage) - set(CSV_USAGE))
+        if unknown:
+            i = usage.index(unknown[0])
+            raise DataError(f"{path} row {i + 2}: unknown Usage {unknown[0]!r}; expected one of "
+                            f"{', '.join(CSV_USAGE)}")
+        images = _decode_pixels(path, pixels)
+        if size != 48:
+            images = np.stack([resize_face(im, size) for im in images])
+        classes = tuple(sorted(FER_CSV_NAMES))
+        remap = np.array([classes.index(n) for n in FER_CSV_NAMES])
+        labels = remap[ids]
+        usage_arr = np.array(usage)
+        return {CSV_USAGE[u]: FaceSet(images[usage_arr == u], labels[usage_arr == u], classes)
+                for u in CSV_USAGE if (usage_arr == u).any()}
+
+    return _cached(_file_key(path, size, "csv"), build) if use_cache else build()
+
+
+def _read_face(path: Path, size: int) -> np.ndarray | None:
+    """Any image file -> uint8 size x size grey, or None when it cannot be decoded."""
+    try:
+        buf = np.fromfile(path, dtype=np.uint8)
+    except OSError:
+        return None
+    img = cv2.imdecode(buf, cv2.IMREAD_GRAYSCALE) if buf.size else None
+    if img is None:
+        return None
+    if img.dtype != np.uint8:
+        img = cv2.convertScaleAbs(img, alpha=255.0 / max(1, int(img.max())))
+    return resize_face(img, size, 1)
+
+
+def _class_dirs(root: Path) -> list[Path]:
+    dirs = sorted(d for d in root.iterdir() if d.is_dir() and not d.name.startswith("."))
+    if not dirs:
+        raise DataError(f"{root} has no class folders; expected {root}/<class>/*.jpg "
+                        "(one sub-folder per emotion)")
+    return dirs
+
+
+def _load_class_tree(root: Path, classes: tuple[str, ...], size: int, strict: bool) -> FaceSet:
+    images, labels, skipped = [], [], []
+    for cls in classes:
+        folder = root / cls
+        if not folder.is_dir():
+            raise DataError(f"class folder {folder} is missing; every split needs the same classes "
+                            f"({', '.join(classes)}), or pass --classes to choose a subset")
+        files = sorted(p for p in folder.rglob("*") if p.suffix.lower() in IMAGE_EXTS)
+        if not files:
+            raise DataError(f"class folder {folder} has no images (.jpg, .png, ...); add images or "
+                            "remove the folder")
+        for f in files:
+            face = _read_face(f, size)
+            if face is None:
+                if strict:
+                    raise DataError(f"cannot decode image {f}; remove or replace it, or drop --strict "
+                                    "to skip unreadable images")
+                skipped.append(str(f))
+                continue
+            images.append(face)
+            labels.append(classes.index(cls))
+    if skipped:
+        log.warning("skipped %d unreadable image(s) under %s, e.g. %s", len(skipped), root, skipped[0])
+    arr = np.stack(images) if images else np.zeros((0, size, size), np.uint8)
+    return FaceSet(arr, np.array(labels, np.int64), classes, skipped)
+
+
+def _tree_key(root: Path, size: int) -> str:
+    h = hashlib.sha1(f"{CACHE_VERSION}|{root.resolve()}|{size}".encode())
+    for p in sorted(root.rglob("*")):
+        if p.is_file():
+            st = p.stat()
+            h.update(f"{p}|{st.st_size}|{st.st_mtime_ns}".encode())
+    return h.hexdigest()[:20]
+
+
+def load_folder(root: Path, size: int = 48, strict: bool = False,
+                use_cache: bool = True) -> dict[str, FaceSet]:
+    """train/ val/ test/ split folders of class folders, or a plain folder of class folders ("all")."""
+    root = Path(root)
+    if not root.is_dir():
+        raise DataError(f"data folder {root} does not exist")
+    split_dirs = {FOLDER_SPLITS[d.name.lower()]: d for d in sorted(root.iterdir())
+                  if d.is_dir() and d.name.lower() in FOLDER_SPLITS}
+    if not split_dirs:
+        split_dirs = {"all": root}
+    classes = tuple(d.name for d in _class_dirs(split_dirs.get("train", next(iter(split_dirs.values())))))
+
+    def build() -> dict[str, FaceSet]:
+        return {name: _load_class_tree(d, classes, size, strict) for name, d in split_dirs.items()}
+
+    return _cached(_tree_key(root, size), build) if use_cache else build()
+
+
+def load_any(path: Path, size: int = 48, strict: bool = False,
+             use_cache: bool = True) -> dict[str, FaceSet]:
+    """A fer2013-style CSV file or an image-folder layout."""
+    path = Path(path)
+    if path.is_file() and path.suffix.lower() == ".csv":
+        return load_csv(path, size, use_cache)
+    if path.is_dir():
+        return load_folder(path, size, strict, use_cache)
+    raise DataError(f"{path} is neither a .csv file nor a folder; pass fer2013.csv or a folder of "
+                    "class folders (train/<class>/*.jpg)")
+
+
+def select_classes(fs: FaceSet, wanted: list[str]) -> FaceSet:
+    """Keep only `wanted` classes (in that order) and remap labels to 0..len(wanted)-1."""
+    unknown = [c for c in wanted if c not in fs.classes]
+    if unknown:
+        raise ConfigError(f"unknown class(es) {', '.join(unknown)}; the data has "
+                          f"{', '.join(fs.classes)}")
+    lut = np.full(len(fs.classes), -1, np.int64)
+    for i, c in enumerate(wanted):
+        lut[fs.classes.index(c)] = i
+    new = lut[fs.labels]
+    keep = new >= 0
+    return replace(fs, images=fs.images[keep], labels=new[keep], classes=tuple(wanted))
+
+
+def balance(fs: FaceSet, mode: str, seed: int = 0) -> FaceSet:
+    """Cut every class to the rarest class's count ("min") or to N images ("N"); seeded."""
+    counts = np.bincount(fs.labels, minlength=len(fs.classes))
+    if mode == "min":
+        cap = int(counts[counts > 0].min())
+    elif mode.isdigit() and int(mode) > 0:
+        cap = int(mode)
+    else:
+        raise ConfigError(f"--balance {mode!r} is invalid; use 'min' or a positive integer")
+    rng = np.random.default_rng(seed)
+    keep = np.concatenate([rng.permutation(np.flatnonzero(fs.labels == k))[:cap]
+                           for k in range(len(fs.classes))])
+    keep.sort()
+    return replace(fs, images=fs.images[keep], labels=fs.labels[keep])
+
+
+def split_fraction(fs: FaceSet, fraction: float, seed: int = 0) -> tuple[FaceSet, FaceSet]:
+    """Stratified, seeded split into (rest, held-out fraction)."""
+    if not 0 < fraction < 1:
+        raise ConfigError(f"--val-fraction {fraction} must be between 0 and 1 (e.g. 0.1)")
+    rng = np.random.default_rng(seed)
+    held = np.concatenate([rng.permutation(idx)[:max(1, int(round(len(idx) * fraction)))]
+                           for k in range(len(fs.classes))
+                           if len(idx := np.flatnonzero(fs.labels == k))])
+    mask = np.zeros(len(fs), bool)
+    mask[held] = True
+    pick = lambda m: replace(fs, images=fs.images[m], labels=fs.labels[m], skipped=[])  # noqa: E731
+    return pick(~mask), pick(mask)

@@ -1,0 +1,184 @@
+"""Evaluation: metrics from predictions, and an ONNX model evaluated on a CSV split, crop folders
+or class folders of photos. Only numpy, OpenCV and ONNX Runtime (no torch)."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import ConfigError, DataError
+from .data import IMAGE_EXTS, FaceSet, load_any
+
+log = logging.getLogger(__name__)
+
+
+
+def confusion_matrix(y_true: np.ndarray, y_pred: np.ndarray, k: int) -> np.ndarray:
+    """k x k counts; rows are true classes, columns predicted classes."""
+    return np.bincount(y_true * k + y_pred, minlength=k * k).reshape(k, k)
+
+
+def classification_report(y_true, y_pred, classes) -> dict:
+    """Top-1 accuracy, macro-F1, per-class precision/recall/F1/support and the confusion matrix.
+
+    A prediction of -1 means "no prediction" (e.g. no face found): it counts as wrong, and the
+    confusion matrix then gets one more column for it."""
+    y_true, y_pred = np.asarray(y_true, np.int64), np.asarray(y_pred, np.int64)
+    k = len(classes)
+    none = bool((y_pred < 0).any())
+    if none:
+        cm = confusion_matrix(y_true, np.where(y_pred < 0, k, y_pred), k + 1)[:k]
+    else:
+        cm = confusion_matrix(y_true, y_pred, k)
+    tp = np.diag(cm[:, :k]).astype(float)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        precision = np.nan_to_num(tp / cm[:, :k].sum(0))
+        recall = np.nan_to_num(tp / cm.sum(1))
+        f1 = np.nan_to_num(2 * precision * recall / (precision + recall))
+    present = cm.sum(1) > 0
+    per_class = {c: {"precision": round(float(precision[i]), 4), "recall": round(float(recall[i]), 4),
+                     "f1": round(float(f1[i]), 4), "support": int(cm[i].sum())}
+                 for i, c in enumerate(classes)}
+    return {
+        "accuracy": round(float(tp.sum() / max(1, len(y_true))), 4),
+        "macro_f1": round(float(f1[present].mean()) if present.any() else 0.0, 4),
+        "n": int(len(y_true)),
+        "per_class": per_class,
+        "labels": list(classes) + (["(no face)"] if none else []),
+        "confusion": cm.tolist(),
+    }
+
+
+TTA_MODES = ("none", "flip", "multicrop")
+
+
+def tta_views(faces: np.ndarray, mode: str, shift: int = 3) -> list[np.ndarray]:
+    """Views of uint8 N x S x S faces: as is; + mirror ("flip"); + 4 diagonal shifts of each
+    ("multicrop": 10 views, like the training-time random crops)."""
+    views = [faces]
+    if mode == "none":
+        return views
+    views.append(faces[:, :, ::-1])
+    if mode == "multicrop":
+        s = faces.shape[1]
+        for base in (faces, faces[:, :, ::-1]):
+            padded = np.pad(base, ((0, 0), (shift, shift), (shift, shift)), mode="edge")
+            for dy, dx in ((0, 0), (0, 2), (2, 0), (2, 2)):
+                views.append(padded[:, dy * shift:dy * shift + s, dx * shift:dx * shift + s])
+    return [np.ascontiguousarray(v) for v in views]
+
+
+def predict_faces(classifier, faces: np.ndarray, tta: str = "none", batch: int = 256) -> np.ndarray:
+    """Mean probabilities over the TTA views for uint8 N x S x S faces at the model's size."""
+    from ..preprocess import batch_input
+
+    spec = classifier.info.spec
+    out = []
+    for i in range(0, len(faces), batch):
+        chunk = faces[i:i + batch]
+        probs = [classifier.predict_batch(batch_input(list(v), spec)) for v in tta_views(chunk, tta)]
+        out.append(np.mean(probs, axis=0))
+    return np.concatenate(out) if out else np.zeros((0, len(classifier.labels)), np.float32)
+
+
+def pick_split(splits: dict[str, FaceSet], split: str | None, path: Path) -> tuple[str, FaceSet]:
+    """The requested split, else test > val > all (never train unless asked)."""
+    if split:
+        if split not in splits:
+            raise ConfigError(f"--split {split!r} not in {path}; it has {', '.join(splits)}")
+        return split, splits[split]
+    for name in ("test", "val", "all"):
+        if name in splits:
+            return name, splits[name]
+    raise ConfigError(f"{path} has only {', '.join(splits)}; pass --split train to evaluate on it")
+
+
+def map_labels(fs: FaceSet, model_labels: tuple[str, ...]) -> np.ndarray:
+    """Data labels -> indices of the model's labels (every data class must be a model label)."""
+    missing = [c for c in fs.classes if c not in model_labels]
+    if missing:
+        raise DataError(f"data classes {', '.join(missing)} are not labels of the model "
+                        f"({', '.join(model_labels)}); rename the folders or use a matching model")
+    lut = np.array([model_labels.index(c) for c in fs.classes])
+    return lut[fs.labels]
+
+
+def is_photo_folder(root: Path, limit: int = 20) -> bool:
+    """True when the images look like full photos (larger than 96 px or far from square)."""
+    for i, f in enumerate(p for p in sorted(root.rglob("*")) if p.suffix.lower() in IMAGE_EXTS):
+        if i >= limit:
+            break
+        import cv2
+
+        img = cv2.imread(str(f), cv2.IMREAD_UNCHANGED)
+        if img is not None and (max(img.shape[:2]) > 96 or
+                                abs(img.shape[0] - img.shape[1]) > 0.2 * max(img.shape[:2])):
+            return True
+    return False
+
+
+def photo_faces(root: Path, recognizer, size: int):
+    """Class folders of photos -> (largest-face crops or None where no face, labels, classes)."""
+    from ..io import load_image
+    from ..preprocess import resize_face, square_crop
+
+    classes = tuple(sorted(d.name for d in root.iterdir() if d.is_dir()))
+    if not classes:
+        raise DataError(f"{root} has no class folders; expected {root}/<class>/*.jpg")
+    margin = recognizer.classifier.info.spec.margin
+    faces, labels, files = [], [], []
+    for k, cls in enumerate(classes):
+        for f in sorted(p for p in (root / cls).rglob("*") if p.suffix.lower() in IMAGE_EXTS):
+            image = load_image(f)
+            boxes = recognizer.detect(image)
+            box = max(boxes, key=lambda b: b.area) if boxes else None
+            faces.append(None if box is None else resize_face(square_crop(image, box, margin), size))
+            labels.append(k)
+            files.append(str(f))
+    return faces, np.array(labels, np.int64), classes, files
+
+
+def evaluate(model, data: Path, split: str | None = None, tta: str = "none",
+             faces: str = "auto", detector: str = "auto") -> dict:
+    """Report dict (accuracy, macro_f1, per_class, confusion, ...) for `model` on `data`."""
+    from ..classify import EmotionClassifier
+
+    classifier = EmotionClassifier(model)
+    size, labels = classifier.info.spec.size, classifier.labels
+    data = Path(data)
+    photos = faces == "detect" or (faces == "auto" and data.is_dir() and is_photo_folder(data))
+    if photos:
+        return _evaluate_photos(classifier, data, tta, detector)
+    splits = load_any(data, size)
+    name, fs = pick_split(splits, split, data)
+    y_true = map_labels(fs, labels)
+    probs = predict_faces(classifier, fs.images, tta)
+    report = classification_report(y_true, probs.argmax(1), labels)
+    report.update(_header(classifier, data, name, tta, "crops"))
+    report["skipped"] = fs.skipped
+    return report
+
+
+def _evaluate_photos(classifier, data: Path, tta: str, detector: str) -> dict:
+    from ..pipeline import EmotionRecognizer
+
+    recognizer = EmotionRecognizer(model=classifier.info.path, detector=detector)
+    crops, y, classes, files = photo_faces(data, recognizer, classifier.info.spec.size)
+    y_true = map_labels(FaceSet(np.zeros((len(y), 1, 1), np.uint8), y, classes), classifier.labels)
+    found = np.array([c is not None for c in crops], bool)
+    y_pred = np.full(len(y_true), -1)  # no face found: counted as wrong
+    if found.any():
+        stack = np.stack([c for c in crops if c is not None])
+        y_pred[found] = predict_faces(classifier, stack, tta).argmax(1)
+    report = classification_report(y_true, y_pred, classifier.labels)
+    report.update(_header(classifier, data, "photos", tta, "detected"))
+    report["no_face"] = [f for f, ok in zip(files, found, strict=True) if not ok]
+    return report
+
+
+def _header(classifier, data: Path, split: str, tta: str, faces: str) -> dict:
+    info = classifier.info
+    return {"model": str(info.path), "model_sha256": info.sha256, "data": str(data),
+            "split": split, "tta": tta, "faces": faces}

@@ -1,0 +1,81 @@
+"""Export a trained network to ONNX with its contract in the metadata, checked against torch."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from .. import __version__
+from ..errors import ModelError
+from ..model_file import METADATA_KEY, file_sha256
+from ..preprocess import InputSpec
+
+PARITY_TOL = 1e-4
+
+
+def build_metadata(labels, spec: InputSpec, arch: str, model_args: dict, training: dict,
+                   metrics: dict) -> dict:
+    return {"format": 1, "labels": list(labels), "input": spec.to_dict(), "output": "logits",
+            "arch": arch, "model_args": model_args, "training": training, "metrics": metrics,
+            "created": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+            "version": __version__, "torch_version": torch.__version__}
+
+
+def parity_check(model: torch.nn.Module, path: Path, spec: InputSpec, batch: int = 5) -> float:
+    """Max |onnxruntime - torch| on a random batch; raises ModelError above PARITY_TOL."""
+    import onnxruntime as ort
+
+    x = torch.randn(batch, spec.channels, spec.size, spec.size, generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        ref = model(x).numpy()
+    sess = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    got = sess.run(None, {sess.get_inputs()[0].name: x.numpy()})[0]
+    diff = float(np.abs(got - ref).max())
+    if diff > PARITY_TOL:
+        raise ModelError(f"ONNX export of {path} differs from torch by {diff:.2e} > {PARITY_TOL}; "
+                         "report this as a bug with the architecture name")
+    return diff
+
+
+def export_onnx(model: torch.nn.Module, path: Path, metadata: dict) -> dict:
+    """Write `path` (dynamic batch, logits output) atomically; returns {sha256, parity}."""
+    import onnx
+
+    spec = InputSpec.from_dict(metadata["input"])
+    model = model.cpu().eval()
+    path = Path(path)
+    tmp = path.with_name(path.name + ".tmp")
+    dummy = torch.zeros(1, spec.channels, spec.size, spec.size)
+    # No constant folding: parameter names stay those of the state dict, so --init-from can read
+    # an .onnx back; ONNX Runtime fuses conv + batch norm itself when it loads the model.
+    torch.onnx.export(model, (dummy,), str(tmp), input_names=["input"], output_names=["logits"],
+                      dynamic_axes={"input": {0: "batch"}, "logits": {0: "batch"}},
+                      opset_version=17, dynamo=False, do_constant_folding=False)
+    proto = onnx.load(str(tmp))
+    onnx.helper.set_model_props(proto, {METADATA_KEY: json.dumps(metadata)})
+    proto.doc_string = f"emotiscope {metadata.get('arch')} emotion classifier"
+    onnx.save(proto, str(tmp))
+    diff = parity_check(model, tmp, spec)
+    os.replace(tmp, path)
+    return {"sha256": file_sha256(path), "parity_max_abs_diff": diff}
+
+
+def onnx_state_dict(path: Path) -> tuple[dict, dict]:
+    """Weights (by state-dict name) and metadata of an ONNX model exported by emotiscope."""
+    import onnx
+    from onnx import numpy_helper
+
+    try:
+        proto = onnx.load(str(path))
+    except Exception as exc:  # onnx raises DecodeError and others
+        raise ModelError(f"cannot read ONNX model {path} ({exc}); pass a model exported by emotiscope") from exc
+    props = {p.key: p.value for p in proto.metadata_props}
+    if METADATA_KEY not in props:
+        raise ModelError(f"{path} has no emotiscope metadata; --init-from takes our .pt or .onnx")
+    weights = {t.name: torch.from_numpy(numpy_helper.to_array(t).copy()) for t in proto.graph.initializer}
+    return weights, json.loads(props[METADATA_KEY])

@@ -1,0 +1,263 @@
+"""The training loop: data -> model -> epochs with validation -> best checkpoint -> ONNX.
+
+Every run writes into a new folder: config.json, history.json, curves.png, best.pt, last.pt,
+model.onnx, confusion.png and report.json. Checkpoints are written atomically after each epoch;
+`resume(run_dir)` continues a run that was killed.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import os
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from tqdm import tqdm
+
+from ..errors import ConfigError
+from ..preprocess import InputSpec, normalize
+from . import export, plots
+from .augment import augment_batch
+from .config import TrainConfig
+from .data import FaceSet
+from .evaluate import classification_report
+from .models import count_macs
+from .setup import build_initial_model, new_run_dir, prepare_data
+
+log = logging.getLogger(__name__)
+
+
+def atomic_save(obj, path: Path) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    torch.save(obj, tmp)
+    os.replace(tmp, path)
+
+
+def write_json(obj, path: Path) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps(obj, indent=2))
+    os.replace(tmp, path)
+
+
+def pick_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        raise ConfigError(f"--device {name}: no CUDA GPU is visible; use --device cpu")
+    return torch.device(name)
+
+
+def make_optimizer(model, cfg: TrainConfig, steps: int):
+    decay = [p for p in model.parameters() if p.ndim > 1]
+    no_decay = [p for p in model.parameters() if p.ndim <= 1]
+    groups = [{"params": decay, "weight_decay": cfg.weight_decay},
+              {"params": no_decay, "weight_decay": 0.0}]
+    if cfg.optimizer == "sgd":
+        opt = torch.optim.SGD(groups, lr=cfg.lr, momentum=0.9, nesterov=True)
+    else:
+        opt = torch.optim.AdamW(groups, lr=cfg.lr)
+    if cfg.schedule == "onecycle":
+        sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=cfg.lr, total_steps=steps,
+                                                    pct_start=0.15, div_factor=20, final_div_factor=200)
+    elif cfg.schedule == "cosine":
+        sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=steps)
+    else:
+        sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda _: 1.0)
+    return opt, sched
+
+
+class Trainer:
+    """Holds the model, optimiser, data and state of one run; `fit()` runs the remaining epochs."""
+
+    def __init__(self, cfg: TrainConfig, run_dir: Path, command: str) -> None:
+        self.cfg, self.run_dir, self.command = cfg, run_dir, command
+        self.device = pick_device(cfg.device)
+        if cfg.threads:
+            torch.set_num_threads(cfg.threads)
+        torch.manual_seed(cfg.seed)
+        self.train_set, self.val_set, self.val_source = prepare_data(cfg)
+        imgs = self.train_set.images
+        self.spec = InputSpec(size=cfg.size, channels=1, mean=round(float(imgs.mean()) / 255, 4),
+                              std=round(float(imgs.std()) / 255, 4), margin=cfg.crop_margin)
+        self.model, self.model_args = build_initial_model(cfg, len(self.train_set.classes))
+        self.model.to(self.device)
+        self.steps_per_epoch = math.ceil(len(self.train_set) / cfg.batch_size)
+        self.opt, self.sched = make_optimizer(self.model, cfg, cfg.epochs * self.steps_per_epoch)
+        self.gen = torch.Generator(device=self.device).manual_seed(cfg.seed)
+        self.epoch, self.best_acc, self.best_epoch, self.history = 0, -1.0, 0, []
+        self.x_train = torch.from_numpy(imgs).to(self.device)
+        self.y_train = torch.from_numpy(self.train_set.labels).to(self.device)
+        self.loss_weight = self._class_weights() if cfg.class_weights else None
+
+    def _class_weights(self) -> torch.Tensor:
+        counts = np.bincount(self.train_set.labels, minlength=len(self.train_set.classes))
+        w = (counts.sum() / np.maximum(counts, 1) / len(counts)) ** 0.5
+        return torch.tensor(w / w.mean(), dtype=torch.float32, device=self.device)
+
+    def _inputs(self, x_uint8: torch.Tensor, train: bool) -> torch.Tensor:
+        x = x_uint8.float()[:, None]
+        if train:
+            x = augment_batch(x, self.cfg.augment, self.gen)
+        return normalize(x, self.spec.mean, self.spec.std)
+
+    def _autocast(self):
+        enabled = self.cfg.amp and self.device.type == "cuda"
+        return torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=enabled)
+
+    def train_epoch(self, bar: tqdm) -> tuple[float, float]:
+        self.model.train()
+        order = torch.randperm(len(self.y_train), generator=self.gen, device=self.device)
+        total_loss = correct = seen = 0
+        for i in range(self.steps_per_epoch):
+            idx = order[i * self.cfg.batch_size:(i + 1) * self.cfg.batch_size]
+            x, y = self._inputs(self.x_train[idx], train=True), self.y_train[idx]
+            with self._autocast():
+                logits = self.model(x)
+            loss = F.cross_entropy(logits.float(), y, weight=self.loss_weight,
+                                   label_smoothing=self.cfg.label_smoothing)
+            self.opt.zero_grad(set_to_none=True)
+            loss.backward()
+            self.opt.step()
+            self.sched.step()
+            total_loss += loss.item() * len(y)
+            correct += (logits.argmax(1) == y).sum().item()
+            seen += len(y)
+            bar.update(1)
+            bar.set_postfix(loss=f"{total_loss / seen:.3f}", acc=f"{correct / seen:.3f}")
+        return total_loss / seen, correct / seen
+
+    @torch.no_grad()
+    def predict(self, fs: FaceSet, batch: int = 512) -> np.ndarray:
+        """Logits for a FaceSet (no augmentation)."""
+        self.model.eval()
+        out = []
+        for i in range(0, len(fs), batch):
+            x = self._inputs(torch.from_numpy(fs.images[i:i + batch]).to(self.device), train=False)
+            with self._autocast():
+                out.append(self.model(x).float().cpu())
+        return torch.cat(out).numpy() if out else np.zeros((0, len(fs.classes)), np.float32)
+
+    def validate(self) -> dict:
+        logits = self.predict(self.val_set)
+        y = torch.from_numpy(self.val_set.labels)
+        loss = F.cross_entropy(torch.from_numpy(logits), y).item()
+        report = classification_report(self.val_set.labels, logits.argmax(1), self.val_set.classes)
+        return {"val_loss": loss, "val_acc": report["accuracy"], "val_macro_f1": report["macro_f1"]}
+
+    def checkpoint(self) -> dict:
+        return {"model": self.model.state_dict(), "optimizer": self.opt.state_dict(),
+                "scheduler": self.sched.state_dict(), "gen": self.gen.get_state(),
+                "epoch": self.epoch, "best_acc": self.best_acc, "best_epoch": self.best_epoch,
+                "history": self.history, "config": self.cfg.to_dict(), "arch": self.cfg.arch,
+                "model_args": self.model_args, "labels": list(self.train_set.classes),
+                "spec": self.spec.to_dict(), "command": self.command}
+
+    def load_state(self, ckpt: dict) -> None:
+        self.model.load_state_dict(ckpt["model"])
+        self.opt.load_state_dict(ckpt["optimizer"])
+        self.sched.load_state_dict(ckpt["scheduler"])
+        self.gen.set_state(ckpt["gen"])
+        self.epoch, self.history = ckpt["epoch"], ckpt["history"]
+        self.best_acc, self.best_epoch = ckpt["best_acc"], ckpt["best_epoch"]
+
+    def fit(self, on_epoch_end=None) -> None:
+        """Run epochs from self.epoch to cfg.epochs, keeping best.pt and last.pt up to date."""
+        cfg, start = self.cfg, time.perf_counter()
+        first = self.epoch
+        while self.epoch < cfg.epochs:
+            t0 = time.perf_counter()
+            with tqdm(total=self.steps_per_epoch, desc=f"epoch {self.epoch + 1}/{cfg.epochs}",
+                      leave=False, file=sys.stderr, dynamic_ncols=True) as bar:
+                train_loss, train_acc = self.train_epoch(bar)
+            self.epoch += 1
+            row = {"epoch": self.epoch, "lr": self.opt.param_groups[0]["lr"],
+                   "train_loss": round(train_loss, 4), "train_acc": round(train_acc, 4),
+                   **{k: round(v, 4) for k, v in self.validate().items()},
+                   "seconds": round(time.perf_counter() - t0, 1)}
+            self.history.append(row)
+            improved = row["val_acc"] > self.best_acc
+            if improved:
+                self.best_acc, self.best_epoch = row["val_acc"], self.epoch
+            state = self.checkpoint()
+            if improved:
+                atomic_save(state, self.run_dir / "best.pt")
+            atomic_save(state, self.run_dir / "last.pt")
+            write_json(self.history, self.run_dir / "history.json")
+            done = self.epoch - first
+            eta = (time.perf_counter() - start) / done * (cfg.epochs - self.epoch)
+            tqdm.write(f"epoch {self.epoch}/{cfg.epochs}  loss {train_loss:.3f}  acc {train_acc:.3f}  "
+                       f"val_loss {row['val_loss']:.3f}  val_acc {row['val_acc']:.4f}  "
+                       f"best {self.best_acc:.4f}@{self.best_epoch}  eta {eta / 60:.1f} min",
+                       file=sys.stderr)
+            if on_epoch_end is not None:
+                on_epoch_end(self)
+            if cfg.patience and self.epoch - self.best_epoch >= cfg.patience:
+                tqdm.write(f"early stop: no gain for {cfg.patience} epochs", file=sys.stderr)
+                break
+
+    def finish(self) -> dict:
+        """Load the best weights, write curves, confusion matrix, report and the ONNX model."""
+        best = torch.load(self.run_dir / "best.pt", map_location="cpu", weights_only=False)
+        self.model.load_state_dict(best["model"])
+        logits = self.predict(self.val_set)
+        report = classification_report(self.val_set.labels, logits.argmax(1), self.val_set.classes)
+        report["best_epoch"], report["epochs_run"] = self.best_epoch, self.epoch
+        plots.plot_curves(self.history, self.run_dir / "curves.png")
+        plots.plot_confusion(report["confusion"], self.val_set.classes, self.run_dir / "confusion.png",
+                             f"Validation, best epoch {self.best_epoch}: {report['accuracy']:.1%}")
+        metrics = {"validation": {k: report[k] for k in ("accuracy", "macro_f1", "n", "per_class")},
+                   "macs": count_macs(self.model.cpu(), self.spec.size, self.spec.channels)}
+        metrics["validation"]["source"] = self.val_source
+        training = {"command": self.command, "config": self.cfg.to_dict(),
+                    "best_epoch": self.best_epoch, "epochs_run": self.epoch,
+                    "train_counts": self.train_set.counts()}
+        meta = export.build_metadata(self.train_set.classes, self.spec, self.cfg.arch,
+                                     self.model_args, training, metrics)
+        report["export"] = export.export_onnx(self.model, self.run_dir / "model.onnx", meta)
+        write_json(report, self.run_dir / "report.json")
+        return report
+
+
+def train(cfg: TrainConfig, command: str = "", on_epoch_end=None) -> Path:
+    """Start a new run; returns its folder."""
+    cfg.validate()
+    run_dir = new_run_dir(Path(cfg.out), cfg.name or cfg.arch)
+    write_json(cfg.to_dict(), run_dir / "config.json")
+    trainer = Trainer(cfg, run_dir, command)
+    _describe(trainer)
+    trainer.fit(on_epoch_end)
+    trainer.finish()
+    return run_dir
+
+
+def resume(run_dir: Path, on_epoch_end=None) -> Path:
+    """Continue a killed run from its last.pt (same folder, same config)."""
+    run_dir = Path(run_dir)
+    last = run_dir / "last.pt"
+    if not last.is_file():
+        raise ConfigError(f"--resume {run_dir}: no last.pt there; pass a run folder written by "
+                          "`emotiscope train` that finished at least one epoch")
+    ckpt = torch.load(last, map_location="cpu", weights_only=False)
+    cfg = TrainConfig.from_dict(ckpt["config"])
+    cfg.init_from = None  # weights come from the checkpoint
+    trainer = Trainer(cfg, run_dir, ckpt.get("command", ""))
+    trainer.load_state(ckpt)
+    tqdm.write(f"resuming {run_dir} at epoch {trainer.epoch + 1}/{cfg.epochs}", file=sys.stderr)
+    trainer.fit(on_epoch_end)
+    trainer.finish()
+    return run_dir
+
+
+def _describe(trainer: Trainer) -> None:
+    ts, vs = trainer.train_set, trainer.val_set
+    macs = count_macs(trainer.model.cpu(), trainer.spec.size, trainer.spec.channels)
+    trainer.model.to(trainer.device)
+    tqdm.write(f"run {trainer.run_dir}: {trainer.cfg.arch} ({macs / 1e6:.1f} M MACs/face) on "
+               f"{trainer.device}; train {len(ts)} {ts.counts()}; val {len(vs)} ({trainer.val_source})",
+               file=sys.stderr)

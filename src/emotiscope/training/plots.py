@@ -1,0 +1,95 @@
+"""Pictures: training curves, confusion matrix, class-count bars, sample grids (matplotlib, Agg)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import DependencyError
+
+
+def _plt():
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError as exc:
+        raise DependencyError("plots need matplotlib: pip install 'emotiscope[train]'") from exc
+    return plt
+
+
+def plot_curves(history: list[dict], path: Path) -> Path:
+    """Loss and accuracy per epoch, train vs validation."""
+    plt = _plt()
+    epochs = [h["epoch"] for h in history]
+    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(10, 4))
+    ax1.plot(epochs, [h["train_loss"] for h in history], label="train")
+    ax1.plot(epochs, [h["val_loss"] for h in history], label="validation")
+    ax1.set(xlabel="epoch", ylabel="loss", title="Loss")
+    ax2.plot(epochs, [h["train_acc"] for h in history], label="train")
+    ax2.plot(epochs, [h["val_acc"] for h in history], label="validation")
+    ax2.set(xlabel="epoch", ylabel="top-1 accuracy", title="Accuracy")
+    for ax in (ax1, ax2):
+        ax.grid(alpha=0.3)
+        ax.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return path
+
+
+def plot_confusion(cm, labels, path: Path, title: str = "Confusion matrix") -> Path:
+    """Row-normalised confusion matrix with counts; rows true, columns predicted. `labels` name
+    the columns; rows use the first len(cm) of them (an extra "(no face)" column is allowed)."""
+    plt = _plt()
+    cm = np.asarray(cm)
+    rows, cols = list(labels)[:cm.shape[0]], list(labels)[:cm.shape[1]]
+    norm = cm / np.maximum(cm.sum(1, keepdims=True), 1)
+    fig, ax = plt.subplots(figsize=(1.1 * len(cols) + 2, 1.1 * len(rows) + 1.5))
+    ax.imshow(norm, cmap="Blues", vmin=0, vmax=1)
+    ax.set_xticks(range(len(cols)), cols, rotation=45, ha="right")
+    ax.set_yticks(range(len(rows)), rows)
+    ax.set(xlabel="predicted", ylabel="true", title=title)
+    for i in range(len(rows)):
+        for j in range(len(cols)):
+            ax.text(j, i, f"{norm[i, j]:.0%}\n{cm[i, j]}", ha="center", va="center", fontsize=8,
+                    color="white" if norm[i, j] > 0.5 else "black")
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return path
+
+
+def plot_counts(counts: dict[str, dict[str, int]], path: Path) -> Path:
+    """Grouped bars: images per class for each split."""
+    plt = _plt()
+    classes = list(next(iter(counts.values())))
+    fig, ax = plt.subplots(figsize=(8, 4))
+    width = 0.8 / len(counts)
+    for i, (split, c) in enumerate(counts.items()):
+        ax.bar(np.arange(len(classes)) + i * width, [c[k] for k in classes], width, label=split)
+    ax.set_xticks(np.arange(len(classes)) + 0.4 - width / 2, classes)
+    ax.set(ylabel="images", title="Images per class")
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return path
+
+
+def save_grid(faces: np.ndarray, titles: list[str], path: Path, cols: int = 8) -> Path:
+    """A grid of grey faces with a title over each."""
+    plt = _plt()
+    rows = max(1, -(-len(faces) // cols))
+    fig, axes = plt.subplots(rows, cols, figsize=(cols * 1.2, rows * 1.35), squeeze=False)
+    for ax in axes.flat:
+        ax.axis("off")
+    for ax, face, title in zip(axes.flat, faces, titles, strict=False):
+        ax.imshow(face, cmap="gray", vmin=0, vmax=255)
+        ax.set_title(title, fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return path

@@ -1,0 +1,96 @@
+"""Run set-up: which data to train and validate on, the initial model, the run folder."""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from pathlib import Path
+
+import torch
+
+from ..errors import ConfigError, ModelError
+from .config import TrainConfig
+from .data import FaceSet, balance, load_any, select_classes, split_fraction
+from .models import build_model
+
+log = logging.getLogger(__name__)
+
+
+def prepare_data(cfg: TrainConfig) -> tuple[FaceSet, FaceSet, str]:
+    """(train, val, a description of the val source) after class selection and balancing."""
+    splits = load_any(Path(cfg.data), cfg.size, cfg.strict)
+    train = splits.get("train") or splits.get("all")
+    if train is None:
+        raise ConfigError(f"{cfg.data} has no training split (train/ folder or Training rows)")
+    if cfg.val:
+        other = load_any(Path(cfg.val), cfg.size, cfg.strict)
+        val = other.get("val") or other.get("all") or other.get("test")
+        source = f"{cfg.val}"
+    elif cfg.val_fraction:
+        train, val = split_fraction(train, cfg.val_fraction, cfg.seed)
+        source = f"{cfg.val_fraction:.0%} of {cfg.data} held out"
+    elif "val" in splits:
+        val, source = splits["val"], f"{cfg.data} val split"
+    else:
+        train, val = split_fraction(train, 0.1, cfg.seed)
+        source = f"10% of {cfg.data} held out (no val split found)"
+    if val is None or not len(val):
+        raise ConfigError(f"validation source {cfg.val or cfg.data} has no images")
+    if tuple(val.classes) != tuple(train.classes) and not cfg.classes:
+        raise ConfigError(f"validation classes {val.classes} differ from training classes "
+                          f"{train.classes}; pass --classes to choose common ones")
+    if cfg.classes:
+        train, val = select_classes(train, cfg.classes), select_classes(val, cfg.classes)
+    if cfg.balance:
+        train = balance(train, cfg.balance, cfg.seed)
+    if len(train) < cfg.batch_size // 4 or len(set(train.labels.tolist())) < 2:
+        raise ConfigError(f"only {len(train)} training images in {len(set(train.labels.tolist()))} "
+                          "class(es); need at least 2 classes with images")
+    return train, val, source
+
+
+def load_init(path: Path) -> tuple[str, dict, dict]:
+    """(arch, model_args, state_dict) from one of our .pt checkpoints or .onnx models."""
+    if not path.is_file():
+        raise ConfigError(f"--init-from {path} does not exist")
+    if path.suffix == ".onnx":
+        from .export import onnx_state_dict
+
+        weights, meta = onnx_state_dict(path)
+        return meta["arch"], meta.get("model_args", {}), weights
+    try:
+        ckpt = torch.load(path, map_location="cpu", weights_only=False)
+        return ckpt["arch"], ckpt.get("model_args", {}), ckpt["model"]
+    except (KeyError, TypeError, RuntimeError, OSError) as exc:
+        raise ModelError(f"--init-from {path} is not an emotiscope checkpoint ({exc})") from exc
+
+
+def build_initial_model(cfg: TrainConfig, num_classes: int):
+    """A fresh model, or one initialised from --init-from (the classifier head is reset if the
+    number of classes differs). Returns (model, model_args)."""
+    if not cfg.init_from:
+        return build_model(cfg.arch, num_classes, 1, **cfg.model_args), dict(cfg.model_args)
+    arch, args, weights = load_init(Path(cfg.init_from))
+    cfg.arch = arch
+    model = build_model(arch, num_classes, 1, **args)
+    own = model.state_dict()
+    usable = {k: v for k, v in weights.items() if k in own and own[k].shape == v.shape}
+    missing = sorted(set(own) - set(usable))
+    model.load_state_dict(usable, strict=False)
+    log.warning("initialised from %s: %d tensors loaded, %d fresh (%s)", cfg.init_from,
+                len(usable), len(missing), ", ".join(missing[:4]))
+    return model, args
+
+
+def new_run_dir(out: Path, name: str) -> Path:
+    """A new folder out/<date-time>-<name>[-k]; never an existing one."""
+    stamp = dt.datetime.now().strftime("%Y%m%d-%H%M%S")
+    out.mkdir(parents=True, exist_ok=True)
+    for k in range(1, 1000):
+        path = out / (f"{stamp}-{name}" if k == 1 else f"{stamp}-{name}-{k}")
+        try:
+            path.mkdir()
+            return path
+        except FileExistsError:
+            continue
+    raise ConfigError(f"cannot create a new run folder in {out}")

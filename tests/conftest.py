@@ -1,0 +1,26 @@
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).parent))
+
+from fixtures.tiny_model import make_tiny_model  # noqa: E402
+
+SHARED = Path(__file__).resolve().parents[1].parent / "shared"
+SAMPLE_CSV = SHARED / "datasets" / "fer2013-sample.csv"
+
+
+@pytest.fixture(scope="session")
+def tiny_model_path(tmp_path_factory) -> Path:
+    """A 7-label tiny ONNX model with emotiscope metadata (random weights)."""
+    return make_tiny_model(tmp_path_factory.mktemp("models") / "tiny.onnx")
+
+
+@pytest.fixture(scope="session")
+def sample_csv() -> Path:
+    if not SAMPLE_CSV.is_file():
+        pytest.skip(f"{SAMPLE_CSV} not present (../shared beside the checkout)")
+    return SAMPLE_CSV
