@@ -117,15 +117,20 @@ def _decode_pixels(path: Path, pixels: list[str]) -> np.ndarray:
         i = int(bad[0])
         raise DataError(f"{path} row {i + 2}: {counts[i]} pixel values, expected 2304 (48x48); "
                         "fix or remove that row")
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", DeprecationWarning)
-        flat = np.fromstring(" ".join(pixels), dtype=np.int32, sep=" ")
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", DeprecationWarning)
+            flat = np.fromstring(" ".join(pixels), dtype=np.int32, sep=" ")
+    except ValueError:  # recent numpy raises on a non-numeric token (older versions warned)
+        flat = np.zeros(0, np.int32)
     if flat.size != n * 2304:
         for i, p in enumerate(pixels):
             if not all(t.isdigit() for t in p.split()):
                 raise DataError(f"{path} row {i + 2}: non-numeric pixel values; "
                                 "pixels must be integers 0-255 separated by spaces")
-    if flat.size != n * 2304 or flat.min(initial=0) < 0 or flat.max(initial=0) > 255:
+        raise DataError(f"{path}: pixel values could not be parsed; each row needs 2304 integers "
+                        "0-255 separated by single spaces")
+    if flat.min(initial=0) < 0 or flat.max(initial=0) > 255:
         i = int(np.flatnonzero(((flat < 0) | (flat > 255)).reshape(n, -1).any(1))[0])
         raise DataError(f"{path} row {i + 2}: pixel values outside 0-255")
     return flat.astype(np.uint8).reshape(n, 48, 48)
@@ -246,6 +251,9 @@ def load_any(path: Path, size: int = 48, strict: bool = False,
              use_cache: bool = True) -> dict[str, FaceSet]:
     """A fer2013-style CSV file or an image-folder layout."""
     path = Path(path)
+    if not path.exists():
+        raise DataError(f"data path {path} does not exist; pass fer2013.csv or a folder of class "
+                        "folders (train/<class>/*.jpg)")
     if path.is_file() and path.suffix.lower() == ".csv":
         return load_csv(path, size, use_cache)
     if path.is_dir():

@@ -73,7 +73,8 @@ def onnx_state_dict(path: Path) -> tuple[dict, dict]:
     try:
         proto = onnx.load(str(path))
     except Exception as exc:  # onnx raises DecodeError and others
-        raise ModelError(f"cannot read ONNX model {path} ({exc}); pass a model exported by emotiscope") from exc
+        raise ModelError(f"cannot read ONNX model {path} ({exc}); "
+                         "pass a model exported by emotiscope") from exc
     props = {p.key: p.value for p in proto.metadata_props}
     if METADATA_KEY not in props:
         raise ModelError(f"{path} has no emotiscope metadata; --init-from takes our .pt or .onnx")

@@ -75,7 +75,7 @@ def make_optimizer(model, cfg: TrainConfig, steps: int):
 class Trainer:
     """Holds the model, optimiser, data and state of one run; `fit()` runs the remaining epochs."""
 
-    def __init__(self, cfg: TrainConfig, run_dir: Path, command: str) -> None:
+    def __init__(self, cfg: TrainConfig, run_dir: Path | None, command: str) -> None:
         self.cfg, self.run_dir, self.command = cfg, run_dir, command
         self.device = pick_device(cfg.device)
         if cfg.threads:
@@ -153,6 +153,8 @@ class Trainer:
     def checkpoint(self) -> dict:
         return {"model": self.model.state_dict(), "optimizer": self.opt.state_dict(),
                 "scheduler": self.sched.state_dict(), "gen": self.gen.get_state(),
+                "rng": torch.get_rng_state(),  # dropout draws from the global generator
+                "cuda_rng": torch.cuda.get_rng_state(self.device) if self.device.type == "cuda" else None,
                 "epoch": self.epoch, "best_acc": self.best_acc, "best_epoch": self.best_epoch,
                 "history": self.history, "config": self.cfg.to_dict(), "arch": self.cfg.arch,
                 "model_args": self.model_args, "labels": list(self.train_set.classes),
@@ -163,6 +165,10 @@ class Trainer:
         self.opt.load_state_dict(ckpt["optimizer"])
         self.sched.load_state_dict(ckpt["scheduler"])
         self.gen.set_state(ckpt["gen"])
+        if "rng" in ckpt:  # so a resumed run repeats the uninterrupted one exactly
+            torch.set_rng_state(ckpt["rng"])
+        if ckpt.get("cuda_rng") is not None and self.device.type == "cuda":
+            torch.cuda.set_rng_state(ckpt["cuda_rng"], self.device)
         self.epoch, self.history = ckpt["epoch"], ckpt["history"]
         self.best_acc, self.best_epoch = ckpt["best_acc"], ckpt["best_epoch"]
 
@@ -227,9 +233,11 @@ class Trainer:
 def train(cfg: TrainConfig, command: str = "", on_epoch_end=None) -> Path:
     """Start a new run; returns its folder."""
     cfg.validate()
-    run_dir = new_run_dir(Path(cfg.out), cfg.name or cfg.arch)
+    # Data and model first: a bad option must not leave an empty run folder behind, and the
+    # config written is the effective one (--init-from sets arch and model_args).
+    trainer = Trainer(cfg, None, command)
+    run_dir = trainer.run_dir = new_run_dir(Path(cfg.out), cfg.name or cfg.arch)
     write_json(cfg.to_dict(), run_dir / "config.json")
-    trainer = Trainer(cfg, run_dir, command)
     _describe(trainer)
     trainer.fit(on_epoch_end)
     trainer.finish()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import pickle
 from pathlib import Path
 
 import torch
@@ -57,11 +58,14 @@ def load_init(path: Path) -> tuple[str, dict, dict]:
         from .export import onnx_state_dict
 
         weights, meta = onnx_state_dict(path)
+        if "arch" not in meta:
+            raise ModelError(f"--init-from {path} has no 'arch' in its metadata; pass a model "
+                             "exported by `emotiscope train` or `emotiscope export`")
         return meta["arch"], meta.get("model_args", {}), weights
     try:
         ckpt = torch.load(path, map_location="cpu", weights_only=False)
         return ckpt["arch"], ckpt.get("model_args", {}), ckpt["model"]
-    except (KeyError, TypeError, RuntimeError, OSError) as exc:
+    except (KeyError, TypeError, RuntimeError, OSError, EOFError, pickle.UnpicklingError) as exc:
         raise ModelError(f"--init-from {path} is not an emotiscope checkpoint ({exc})") from exc
 
 
@@ -71,7 +75,7 @@ def build_initial_model(cfg: TrainConfig, num_classes: int):
     if not cfg.init_from:
         return build_model(cfg.arch, num_classes, 1, **cfg.model_args), dict(cfg.model_args)
     arch, args, weights = load_init(Path(cfg.init_from))
-    cfg.arch = arch
+    cfg.arch, cfg.model_args = arch, dict(args)  # resume rebuilds the model from cfg
     model = build_model(arch, num_classes, 1, **args)
     own = model.state_dict()
     usable = {k: v for k, v in weights.items() if k in own and own[k].shape == v.shape}

@@ -1,0 +1,76 @@
+"""Classifier throughput through ONNX Runtime: faces/s at batch 1 and batch 64.
+
+Uses --model, else the bundled model, else a randomly initialised compact model exported to a
+temporary file (speed does not depend on the weights). Prints numbers; never run as a test.
+
+    python benchmarks/bench_classifier.py [--model PATH] [--threads N] [--seconds 3]
+"""
+
+from __future__ import annotations
+
+import argparse
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+from emotiscope.classify import EmotionClassifier
+from emotiscope.errors import ModelError
+from emotiscope.model_file import bundled_model_path
+
+
+def random_compact_model(folder: Path) -> Path:
+    """Export an untrained compact model with valid metadata (needs the [train] extra)."""
+    from emotiscope.preprocess import InputSpec
+    from emotiscope.training import export
+    from emotiscope.training.data import FER_CSV_NAMES
+    from emotiscope.training.models import build_model, count_macs
+
+    labels = sorted(FER_CSV_NAMES)
+    model = build_model("compact", len(labels)).eval()
+    meta = export.build_metadata(labels, InputSpec(), "compact", {}, {"note": "random weights"},
+                                 {"macs": count_macs(model)})
+    path = folder / "random-compact.onnx"
+    export.export_onnx(model, path, meta)
+    return path
+
+
+def faces_per_second(clf: EmotionClassifier, batch: int, seconds: float) -> float:
+    spec = clf.info.spec
+    x = np.random.default_rng(0).normal(size=(batch, spec.channels, spec.size, spec.size))
+    x = x.astype(np.float32)
+    clf.predict_batch(x)  # warm-up
+    n, t0 = 0, time.perf_counter()
+    while time.perf_counter() - t0 < seconds:
+        clf.predict_batch(x)
+        n += batch
+    return n / (time.perf_counter() - t0)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--model", help="an .onnx exported by emotiscope (default: bundled)")
+    parser.add_argument("--threads", type=int, help="ONNX Runtime intra-op threads")
+    parser.add_argument("--seconds", type=float, default=3.0, help="time per batch size")
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as tmp:
+        model = args.model
+        if model is None:
+            try:
+                model = bundled_model_path()
+            except ModelError:
+                model = random_compact_model(Path(tmp))
+                print("no bundled model: timing a randomly initialised compact model")
+        clf = EmotionClassifier(model, threads=args.threads)
+        macs = clf.info.metadata.get("metrics", {}).get("macs")
+        print(f"model {clf.info.path.name} ({clf.info.metadata.get('arch')}, "
+              f"{f'{macs / 1e6:.1f} M MACs/face, ' if macs else ''}input {clf.info.spec.size}px "
+              f"x{clf.info.spec.channels}), threads {args.threads or 'default'}")
+        for batch in (1, 64):
+            fps = faces_per_second(clf, batch, args.seconds)
+            print(f"batch {batch:3d}: {fps:9.1f} faces/s  ({1000 * batch / fps:.2f} ms per batch)")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,68 @@
+"""Training throughput (images/s) on this CPU for each architecture.
+
+A few SGD steps at batch 128 on random 48x48 faces, through the same pieces the training loop
+uses: augment_batch -> normalize -> forward -> label-smoothed cross-entropy -> backward -> step.
+Prints numbers; never run as a test.
+
+    python benchmarks/bench_train.py [--arch compact resnet] [--steps 5] [--batch 128] [--threads 2]
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+
+import torch
+import torch.nn.functional as F
+
+from emotiscope.preprocess import normalize
+from emotiscope.training.augment import AugmentConfig, augment_batch
+from emotiscope.training.config import TrainConfig
+from emotiscope.training.loop import make_optimizer
+from emotiscope.training.models import build_model, count_macs
+
+
+def bench(arch: str, steps: int, batch: int, warmup: int = 1) -> tuple[float, float]:
+    """(training images/s, augmentation share of the step time) for one architecture."""
+    gen = torch.Generator().manual_seed(0)
+    model = build_model(arch, 7).train()
+    cfg = TrainConfig(arch=arch, batch_size=batch)
+    opt, sched = make_optimizer(model, cfg, steps + warmup)
+    faces = torch.randint(0, 256, (batch, 48, 48), generator=gen, dtype=torch.uint8)
+    labels = torch.randint(0, 7, (batch,), generator=gen)
+    aug_time = total = 0.0
+    for step in range(warmup + steps):
+        t0 = time.perf_counter()
+        x = augment_batch(faces.float()[:, None], AugmentConfig(), gen)
+        t1 = time.perf_counter()
+        loss = F.cross_entropy(model(normalize(x, 0.5, 0.25)), labels, label_smoothing=0.1)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        sched.step()
+        if step >= warmup:
+            aug_time += t1 - t0
+            total += time.perf_counter() - t0
+    return steps * batch / total, aug_time / total
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--arch", nargs="+", default=["compact", "resnet"])
+    parser.add_argument("--steps", type=int, default=5)
+    parser.add_argument("--batch", type=int, default=128)
+    parser.add_argument("--threads", type=int, default=2)
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    print(f"torch {torch.__version__}, {args.threads} thread(s), batch {args.batch}, "
+          f"{args.steps} timed step(s) after 1 warm-up, augmentation on")
+    for arch in args.arch:
+        macs = count_macs(build_model(arch, 7))
+        ips, aug = bench(arch, args.steps, args.batch)
+        epoch_min = 28709 / ips / 60
+        print(f"{arch:8s} {macs / 1e6:7.1f} M MACs/face  {ips:8.1f} train images/s  "
+              f"(augmentation {aug:.0%} of step time; one FER-2013 epoch ~ {epoch_min:.1f} min)")
+
+
+if __name__ == "__main__":
+    main()

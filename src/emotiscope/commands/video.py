@@ -1,0 +1,183 @@
+"""`emotiscope video IN`: tracked faces and smoothed emotions through a video file.
+
+Writes an annotated copy (-o), per-frame face rows (--csv, or JSON lines on stdout with
+--json) and a timeline plot (--plot), then prints a per-person summary. On any error the
+outputs are closed properly, so what was processed so far stays readable.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import sys
+from pathlib import Path
+
+from ..errors import ConfigError, DependencyError, EmotiscopeError, InputError
+
+HELP = "track faces through a video file: annotated copy, timeline CSV, plot, summary"
+
+
+def register(subparsers) -> None:
+    p = subparsers.add_parser("video", help=HELP, description=HELP)
+    p.add_argument("input", metavar="IN", help="video file (anything OpenCV's FFmpeg decodes)")
+    p.add_argument("-o", "--output", metavar="OUT", help="annotated copy: .mp4 (mp4v) or .avi")
+    p.add_argument("--csv", metavar="PATH", help="one row per face per frame")
+    p.add_argument("--json", action="store_true",
+                   help="print the rows as JSON lines on stdout, then a summary line")
+    p.add_argument("--plot", metavar="PNG", help="emotion mix over time per person (matplotlib)")
+    add_tracking_options(p, detect_every=5)
+    p.add_argument("--force", action="store_true", help="overwrite existing outputs")
+    p.set_defaults(func=run)
+
+
+def add_tracking_options(p: argparse.ArgumentParser, detect_every: int) -> None:
+    """Model, detector and tracking flags shared with `emotiscope webcam`."""
+    p.add_argument("--model", metavar="ONNX", help="model file (default: bundled)")
+    p.add_argument("--detector", default="auto", help="auto, yunet or haar (default: auto)")
+    p.add_argument("--detect-every", type=int, default=detect_every, metavar="N",
+                   help=f"run the face detector every N frames, track in between "
+                        f"(default: {detect_every}; 1 = every frame)")
+    p.add_argument("--detect-size", type=int, default=480, metavar="PIXELS",
+                   help="longest side of the copy the detector sees (default: 480; smaller is "
+                        "faster but misses small faces; 0 = full resolution)")
+    p.add_argument("--smooth", type=float, default=0.5, metavar="SECONDS",
+                   help="time constant of the probability smoothing (default: 0.5; 0 = off)")
+    p.add_argument("--keep-for", type=float, default=1.0, metavar="SECONDS",
+                   help="how long a hidden face keeps its id (default: 1.0)")
+
+
+def check_tracking_options(args) -> None:
+    if args.detect_every < 1:
+        raise ConfigError(f"--detect-every must be 1 or more, got {args.detect_every}")
+    if args.detect_size < 0:
+        raise ConfigError(f"--detect-size must be >= 0 pixels, got {args.detect_size}")
+    if args.smooth < 0 or args.keep_for < 0:
+        raise ConfigError(f"--smooth and --keep-for must be >= 0 seconds, got {args.smooth} "
+                          f"and {args.keep_for}")
+
+
+def make_analyzer(args):
+    """EmotionRecognizer + VideoAnalyzer from the shared flags."""
+    from ..pipeline import EmotionRecognizer
+    from ..video import VideoAnalyzer
+
+    recognizer = EmotionRecognizer(model=args.model, detector=args.detector,
+                                   max_side=args.detect_size)
+    return VideoAnalyzer(recognizer, detect_every=args.detect_every, smooth=args.smooth,
+                         keep_for=args.keep_for)
+
+
+def _check_outputs(args) -> None:
+    from ..frames import FOURCC, check_output
+
+    given = [p for p in (args.output, args.csv, args.plot) if p]
+    source = Path(args.input).resolve()
+    resolved = [Path(p).resolve() for p in given]
+    if source in resolved:
+        raise ConfigError(f"an output would overwrite the input {args.input}; choose another path")
+    if len(set(resolved)) < len(resolved):
+        raise ConfigError("-o, --csv and --plot must be different files")
+    if args.output and Path(args.output).suffix.lower() not in FOURCC:
+        raise ConfigError(f"-o {args.output}: unsupported extension; use .mp4 or .avi")
+    if args.plot:
+        try:
+            import matplotlib  # noqa: F401
+        except ImportError as exc:
+            raise DependencyError("--plot needs matplotlib: pip install matplotlib") from exc
+    for path in given:
+        check_output(path, args.force)
+
+
+def run(args) -> int:
+    from ..frames import VideoSource
+    from ..timeline import Timeline
+
+    check_tracking_options(args)
+    if not Path(args.input).is_file():
+        raise InputError(f"video file {args.input} does not exist; check the path")
+    _check_outputs(args)
+    with VideoSource(args.input) as source:
+        analyzer = make_analyzer(args)
+        if not source.fps_known:
+            print(f"warning: {args.input} does not state its frame rate; times assume "
+                  f"{source.fps:g} fps", file=sys.stderr)
+        timeline = Timeline(analyzer.labels, source.fps)
+        _process(source, analyzer, timeline, args)
+        frames, truncated, expected = source.frames_read, source.truncated, source.frame_count
+    _report(timeline, args)
+    if truncated:
+        raise InputError(f"{args.input} ended after {frames} of {expected} frames (truncated or "
+                         "corrupt); the outputs cover the frames that could be read")
+    return 0
+
+
+def _process(source, analyzer, timeline, args) -> None:
+    """Decode -> analyse -> write rows and the annotated video; outputs closed on any error."""
+    from tqdm import tqdm
+
+    from ..draw import annotate
+    from ..frames import VideoWriter
+    from ..timeline import RowWriter
+    from ..video import BackgroundWriter
+
+    labels = analyzer.labels
+    with contextlib.ExitStack() as stack:
+        video = None
+        if args.output:
+            video = BackgroundWriter(VideoWriter(args.output, source.fps, source.size),
+                                     lambda r: annotate(r.image, r.faces, labels=labels,
+                                                        min_side=0))
+            stack.callback(video.close)
+        rows = []
+        if args.csv:
+            stream = _open_text(args.csv)
+            stack.callback(_guarded, stream.close, args.csv)
+            rows.append((RowWriter(stream, labels, "csv"), args.csv))
+        if args.json:
+            rows.append((RowWriter(sys.stdout, labels, "json"), "stdout"))
+        bar = stack.enter_context(tqdm(total=source.frame_count, unit="frame", disable=None,
+                                       desc=Path(args.input).name, dynamic_ncols=True))
+        for result in analyzer.run(source, source.fps):
+            timeline.add(result.time, result.faces)
+            for writer, name in rows:
+                _guarded(writer.add, name, result.time, result.index, result.faces)
+            if video is not None:
+                video.submit(result)
+            bar.update()
+        for writer, name in rows:
+            _guarded(writer.flush, name)
+
+
+def _open_text(path: str):
+    try:
+        return open(path, "w", newline="", encoding="utf-8")
+    except OSError as exc:
+        raise InputError(f"cannot write {path}: {exc.strerror}; choose another path") from exc
+
+
+def _guarded(func, name: str, *args) -> None:
+    """Turn a failed write (disk full, pipe closed) into a one-line error."""
+    try:
+        func(*args)
+    except OSError as exc:
+        raise EmotiscopeError(f"cannot write {name}: {exc.strerror or exc}; free space or choose "
+                              "another path (rows written so far are kept)") from exc
+
+
+def _report(timeline, args) -> None:
+    from ..timeline import format_summary, plot_timeline
+
+    people = timeline.summary()
+    duration = timeline.frames / timeline.fps
+    if args.plot:
+        plot_timeline(timeline, args.plot)
+    if args.json:
+        print(json.dumps({"summary": [p.as_dict() for p in people], "frames": timeline.frames,
+                          "seconds": round(duration, 3), "fps": timeline.fps}))
+    else:
+        print(format_summary(people, duration))
+    done = [f"{name} {path}" for name, path in
+            (("video", args.output), ("rows", args.csv), ("plot", args.plot)) if path]
+    if done:
+        print(f"wrote {', '.join(done)} ({timeline.frames} frames)", file=sys.stderr)

@@ -1,0 +1,262 @@
+"""Video frames in and out: files, cameras and stream URLs; .mp4/.avi writers.
+
+Frames are RGB uint8 HxWx3 arrays everywhere in emotiscope; OpenCV's BGR stays inside this
+module. Sizes are (width, height) in pixels, frame rates in frames per second.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from .errors import ConfigError, EmotiscopeError, InputError, OutputExistsError
+
+FOURCC = {".mp4": "mp4v", ".avi": "MJPG"}  # codecs every opencv-python wheel can write
+DEFAULT_FPS = 30.0
+
+
+def parse_source(source: str | int | os.PathLike) -> int | str:
+    """'0' or 0 -> camera index 0; anything else is a file path or a stream URL."""
+    if isinstance(source, int):
+        return source
+    text = os.fspath(source).strip()
+    return int(text) if text.isdigit() else text
+
+
+def is_url(source: int | str) -> bool:
+    return isinstance(source, str) and "://" in source
+
+
+def _open_capture(source: int | str) -> cv2.VideoCapture:
+    """cv2.VideoCapture with OpenCV's own log lines muted while opening: a failure becomes
+    one InputError that says what to do instead."""
+    from cv2.utils import logging as cv_logging
+
+    level = cv_logging.getLogLevel()
+    cv_logging.setLogLevel(cv_logging.LOG_LEVEL_SILENT)
+    try:
+        return cv2.VideoCapture(source)
+    finally:
+        cv_logging.setLogLevel(level)
+
+
+class VideoSource:
+    """Frames from a video file, a camera index or a stream URL, as RGB uint8 HxWx3.
+
+    Opening reads the first frame, so a source that cannot deliver one fails here with an
+    InputError. `fps` falls back to 30 when the source does not report a rate (`fps_known`).
+    `frame_count` is the container's count for files, None for cameras and streams.
+    """
+
+    def __init__(self, source: str | int | os.PathLike) -> None:
+        self.source = parse_source(source)
+        self.is_camera = isinstance(self.source, int)
+        self.is_file = not self.is_camera and not is_url(self.source)
+        if self.is_file and not Path(self.source).is_file():
+            raise InputError(f"video file {self.source} does not exist; check the path")
+        if self.is_file and Path(self.source).stat().st_size == 0:
+            raise InputError(f"video file {self.source} is empty (0 bytes); check the path")
+        self._cap = _open_capture(self.source)
+        if not self._cap.isOpened():
+            self._cap.release()
+            raise InputError(self._cannot_open())
+        fps = self._cap.get(cv2.CAP_PROP_FPS)
+        self.fps_known = bool(np.isfinite(fps) and 1.0 <= fps <= 1000.0)
+        self.fps = float(fps) if self.fps_known else DEFAULT_FPS
+        count = int(self._cap.get(cv2.CAP_PROP_FRAME_COUNT)) if self.is_file else 0
+        self.frame_count: int | None = count if count > 0 else None
+        self.frames_read = 0
+        self._first = self._decode()
+        if self._first is None:
+            self.close()
+            raise InputError(self._no_frames())
+        self.size = (self._first.shape[1], self._first.shape[0])
+
+    def _cannot_open(self) -> str:
+        if self.is_camera:
+            return (f"cannot open camera {self.source}: no camera at that index or it is in use; "
+                    "try --camera 1, a stream URL or a video file")
+        if not self.is_file:
+            return f"cannot open stream {self.source}: check the address and that it is reachable"
+        return (f"cannot open video {self.source}: not a video, corrupt or truncated, or a codec "
+                "OpenCV's FFmpeg cannot decode; re-encode it: ffmpeg -i IN -c:v libx264 out.mp4")
+
+    def _no_frames(self) -> str:
+        if self.is_camera:
+            return (f"camera {self.source} opened but sent no frame; it may be in use by another "
+                    "program or need a moment: try again, or --camera 1")
+        return (f"{self.source} has no decodable frames (empty, corrupt, or an unsupported "
+                "codec); re-encode it: ffmpeg -i IN -c:v libx264 out.mp4")
+
+    def _decode(self) -> np.ndarray | None:
+        try:
+            ok, bgr = self._cap.read()
+        except cv2.error:  # some corrupt streams raise instead of returning False
+            return None
+        if not ok or bgr is None or bgr.size == 0:
+            return None
+        if bgr.ndim == 2:
+            return cv2.cvtColor(bgr, cv2.COLOR_GRAY2RGB)
+        return cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
+
+    def read(self) -> np.ndarray | None:
+        """The next frame, or None at the end of the source (or when a camera disconnects)."""
+        if self._first is not None:
+            frame, self._first = self._first, None
+        else:
+            frame = self._decode() if self._cap is not None else None
+        if frame is not None:
+            self.frames_read += 1
+        return frame
+
+    def __iter__(self) -> Iterator[np.ndarray]:
+        while (frame := self.read()) is not None:
+            yield frame
+
+    @property
+    def truncated(self) -> bool:
+        """True when a file ended before the frame count its container announced."""
+        return bool(self.frame_count and self.frames_read < self.frame_count - 1)
+
+    def describe(self) -> str:
+        if self.is_camera:
+            return f"camera {self.source}"
+        return str(self.source)
+
+    def close(self) -> None:
+        if self._cap is not None:
+            self._cap.release()
+            self._cap = None
+
+    def __enter__(self) -> VideoSource:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
+def check_output(path: str | os.PathLike, force: bool = False) -> Path:
+    """Refuse an existing output without `force`, and outputs that cannot be written."""
+    out = Path(path)
+    if out.is_dir():
+        raise InputError(f"output {out} is a folder; give a file name")
+    if out.exists() and not force:
+        raise OutputExistsError(f"output {out} already exists; pass --force to overwrite it")
+    folder = out.parent if str(out.parent) else Path(".")
+    if not folder.is_dir():
+        raise InputError(f"cannot write {out}: folder {folder} does not exist; create it first")
+    if not os.access(folder, os.W_OK) or (out.exists() and not os.access(out, os.W_OK)):
+        raise InputError(f"cannot write {out}: permission denied; choose another path")
+    return out
+
+
+class VideoWriter:
+    """Writes RGB frames to .mp4 (mp4v) or .avi (MJPG) with a fixed size and frame rate.
+
+    Always close it (or use `with`): closing finalises the container, so everything written
+    before an error stays playable.
+    """
+
+    def __init__(self, path: str | os.PathLike, fps: float, size: tuple[int, int]) -> None:
+        self.path = Path(path)
+        code = FOURCC.get(self.path.suffix.lower())
+        if code is None:
+            raise ConfigError(f"cannot write video {self.path}: unsupported extension "
+                              f"{self.path.suffix!r}; use .mp4 (mp4v) or .avi (MJPG)")
+        self.size, self.fps, self.frames_written = (int(size[0]), int(size[1])), float(fps), 0
+        self._writer = cv2.VideoWriter(str(self.path), cv2.VideoWriter_fourcc(*code),
+                                       self.fps, self.size)
+        if not self._writer.isOpened():
+            self._writer.release()
+            raise InputError(f"cannot write video {self.path}: OpenCV could not open a {code} "
+                             "encoder there; check the folder is writable, or try .avi")
+
+    def write(self, frame: np.ndarray) -> None:
+        """Append one RGB uint8 frame; frames of another size are resized to fit."""
+        if self._writer is None:
+            raise EmotiscopeError(f"video {self.path} is already closed")
+        if (frame.shape[1], frame.shape[0]) != self.size:
+            frame = cv2.resize(frame, self.size, interpolation=cv2.INTER_AREA)
+        self._writer.write(cv2.cvtColor(frame, cv2.COLOR_RGB2BGR))
+        self.frames_written += 1
+
+    def close(self) -> None:
+        """Finalise the file; raises if frames were written but nothing reached the disk."""
+        if self._writer is None:
+            return
+        self._writer.release()
+        self._writer = None
+        if self.frames_written and (not self.path.is_file() or self.path.stat().st_size == 0):
+            raise EmotiscopeError(f"writing video {self.path} failed (disk full?); free space "
+                                  "or choose another path")
+
+    def __enter__(self) -> VideoWriter:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
+class LatestFrameReader:
+    """Reads a source in a thread and keeps only the newest frame, so a slow consumer skips
+    frames instead of falling behind. Files are paced at their frame rate, like a camera.
+
+    `latest()` waits for a frame newer than the last one returned: (frame, index), or None
+    once the source has ended (or after `timeout` seconds). `disconnected` tells a camera or
+    stream that stopped.
+    """
+
+    def __init__(self, source: VideoSource, realtime: bool | None = None) -> None:
+        self.source = source
+        self.realtime = source.is_file if realtime is None else realtime
+        self.disconnected = False
+        self._frame: np.ndarray | None = None
+        self._index, self._taken = -1, -1
+        self._ended = False
+        self._cond = threading.Condition()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._loop, name="emotiscope-reader", daemon=True)
+        self._thread.start()
+
+    def _loop(self) -> None:
+        start = time.perf_counter()
+        index = 0
+        while not self._stop.is_set():
+            frame = self.source.read()
+            if frame is None:
+                self.disconnected = not self.source.is_file
+                break
+            if self.realtime:
+                delay = start + index / self.source.fps - time.perf_counter()
+                if delay > 0:
+                    self._stop.wait(delay)
+            with self._cond:
+                self._frame, self._index = frame, index
+                self._cond.notify_all()
+            index += 1
+        with self._cond:
+            self._ended = True
+            self._cond.notify_all()
+
+    def latest(self, timeout: float | None = None) -> tuple[np.ndarray, int] | None:
+        with self._cond:
+            self._cond.wait_for(lambda: self._index > self._taken or self._ended, timeout)
+            if self._index <= self._taken:
+                return None
+            self._taken = self._index
+            return self._frame, self._index
+
+    @property
+    def ended(self) -> bool:
+        """True once the source has no more frames (end of file, or a camera that stopped)."""
+        return self._ended
+
+    def close(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=5.0)

@@ -1,0 +1,173 @@
+"""Per-frame face rows (CSV or JSON lines), per-person summaries and a timeline plot.
+
+A row is one face in one frame: time (seconds), frame (index from 0), track_id, the box
+(x, y, w, h in frame pixels, top-left origin), the smoothed label and its score, then one
+probability column per label in the model's order.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import IO
+
+import numpy as np
+
+from .errors import DependencyError
+from .types import FaceEmotion
+
+BASE_COLUMNS = ("time", "frame", "track_id", "x", "y", "w", "h", "label", "score")
+
+
+def csv_header(labels: Sequence[str]) -> list[str]:
+    return [*BASE_COLUMNS, *labels]
+
+
+def face_row(time: float, frame: int, face: FaceEmotion, labels: Sequence[str]) -> list:
+    """One CSV row; probabilities rounded to 4 decimals, time to milliseconds."""
+    b = face.box
+    return [f"{time:.3f}", frame, face.track_id, b.x, b.y, b.w, b.h, face.label,
+            f"{face.score:.4f}", *(f"{face.scores[label]:.4f}" for label in labels)]
+
+
+def face_record(time: float, frame: int, face: FaceEmotion) -> dict:
+    """One JSON-lines record: the CSV row's fields with `box` and `scores` as objects."""
+    return {"time": round(time, 3), "frame": frame, **face.as_dict()}
+
+
+class RowWriter:
+    """Writes face rows to an open text stream as CSV (header first) or JSON lines.
+
+    Flushes every `flush_every` frames, so a crash or a full disk leaves complete rows.
+    """
+
+    def __init__(self, stream: IO[str], labels: Sequence[str], fmt: str = "csv",
+                 flush_every: int = 30) -> None:
+        if fmt not in ("csv", "json"):
+            raise ValueError(f"fmt must be 'csv' or 'json', got {fmt!r}")
+        self.stream, self.labels, self.fmt = stream, tuple(labels), fmt
+        self.flush_every, self.frames = flush_every, 0
+        self._csv = csv.writer(stream, lineterminator="\n") if fmt == "csv" else None
+        if self._csv is not None:
+            self._csv.writerow(csv_header(self.labels))
+
+    def add(self, time: float, frame: int, faces: Sequence[FaceEmotion]) -> None:
+        for face in faces:
+            if self._csv is not None:
+                self._csv.writerow(face_row(time, frame, face, self.labels))
+            else:
+                self.stream.write(json.dumps(face_record(time, frame, face)) + "\n")
+        self.frames += 1
+        if self.frames % self.flush_every == 0:
+            self.stream.flush()
+
+    def flush(self) -> None:
+        self.stream.flush()
+
+
+@dataclass
+class PersonSummary:
+    """One tracked person: seconds on screen, the emotion shown longest, share of each."""
+
+    track_id: int
+    first_seen: float
+    last_seen: float
+    seconds: float
+    dominant: str
+    shares: dict[str, float]
+
+    def as_dict(self) -> dict:
+        return {"track_id": self.track_id, "first_seen": round(self.first_seen, 3),
+                "last_seen": round(self.last_seen, 3), "seconds": round(self.seconds, 3),
+                "dominant": self.dominant,
+                "shares": {k: round(v, 4) for k, v in self.shares.items()}}
+
+
+@dataclass
+class _Series:
+    times: list[float] = field(default_factory=list)
+    probs: list[np.ndarray] = field(default_factory=list)
+    label_frames: dict[str, int] = field(default_factory=dict)
+
+
+class Timeline:
+    """Collects every tracked face over a video; frames last 1 / fps seconds each."""
+
+    def __init__(self, labels: Sequence[str], fps: float) -> None:
+        self.labels, self.fps = tuple(labels), float(fps)
+        self.series: dict[int, _Series] = {}
+        self.frames = 0
+
+    def add(self, time: float, faces: Sequence[FaceEmotion]) -> None:
+        self.frames += 1
+        for face in faces:
+            s = self.series.setdefault(face.track_id if face.track_id is not None else 0,
+                                       _Series())
+            s.times.append(time)
+            s.probs.append(np.array([face.scores[label] for label in self.labels], np.float32))
+            s.label_frames[face.label] = s.label_frames.get(face.label, 0) + 1
+
+    def summary(self) -> list[PersonSummary]:
+        """One entry per track, the longest on screen first."""
+        out = []
+        for track_id, s in self.series.items():
+            seen = len(s.times)
+            shares = {label: s.label_frames.get(label, 0) / seen for label in self.labels}
+            dominant = max(self.labels, key=lambda label: shares[label])
+            out.append(PersonSummary(track_id, s.times[0], s.times[-1], seen / self.fps,
+                                     dominant, shares))
+        return sorted(out, key=lambda p: (-p.seconds, p.track_id))
+
+
+def format_summary(people: Sequence[PersonSummary], duration: float) -> str:
+    """A plain-text table: one line per person with the shares above 1 %."""
+    if not people:
+        return f"no faces found in {duration:.1f} s of video"
+    lines = [f"{len(people)} {'person' if len(people) == 1 else 'people'} "
+             f"in {duration:.1f} s of video:"]
+    for p in people:
+        mix = ", ".join(f"{label} {share:.0%}" for label, share in
+                        sorted(p.shares.items(), key=lambda kv: -kv[1]) if share >= 0.01)
+        lines.append(f"  #{p.track_id}: {p.seconds:.1f} s seen ({p.first_seen:.1f}-"
+                     f"{p.last_seen:.1f} s), mostly {p.dominant}; {mix}")
+    return "\n".join(lines)
+
+
+def plot_timeline(timeline: Timeline, path, max_people: int = 8) -> None:
+    """Stacked-area plot of each person's smoothed emotion mix over time, saved to `path`."""
+    try:
+        import matplotlib
+    except ImportError as exc:
+        raise DependencyError("--plot needs matplotlib: pip install matplotlib "
+                              "(or pip install 'emotiscope[dev]')") from exc
+    matplotlib.use("Agg", force=False)
+    import matplotlib.pyplot as plt
+
+    from .draw import label_colour
+
+    people = timeline.summary()[:max_people]
+    rows = max(1, len(people))
+    fig, axes = plt.subplots(rows, 1, figsize=(10, 1.2 + 1.6 * rows), sharex=True,
+                             squeeze=False)
+    colours = [np.array(label_colour(label, timeline.labels)) / 255 for label in timeline.labels]
+    for ax, person in zip(axes[:len(people), 0], people, strict=True):
+        s = timeline.series[person.track_id]
+        times = [*s.times, s.times[-1] + 1 / timeline.fps]  # the last frame lasts 1/fps too
+        probs = np.array([*s.probs, s.probs[-1]]).T
+        ax.stackplot(times, probs, colors=colours, step="post")
+        ax.set_ylim(0, 1)
+        ax.set_ylabel(f"#{person.track_id}")
+        ax.set_title(f"person #{person.track_id}: mostly {person.dominant}", fontsize=9,
+                     loc="left")
+    if not people:
+        axes[0, 0].text(0.5, 0.5, "no faces found", ha="center", va="center")
+    axes[-1, 0].set_xlim(0, timeline.frames / timeline.fps or 1.0)
+    axes[-1, 0].set_xlabel("time (s)")
+    handles = [plt.Rectangle((0, 0), 1, 1, color=c) for c in colours]
+    fig.legend(handles, timeline.labels, loc="upper center", ncol=len(timeline.labels),
+               fontsize=8, frameon=False)
+    fig.tight_layout(rect=(0, 0, 1, 1 - 0.35 / fig.get_figheight()))
+    fig.savefig(path, dpi=100)
+    plt.close(fig)

@@ -1,0 +1,216 @@
+"""Faces and emotions through a video: detect every N frames, follow faces in between.
+
+    >>> from emotiscope.pipeline import EmotionRecognizer
+    >>> from emotiscope.video import VideoAnalyzer
+    >>> analyzer = VideoAnalyzer(EmotionRecognizer(), detect_every=5, smooth=0.5)
+    >>> for result in analyzer.run_file("talk.mp4"):
+    ...     print(result.time, [(f.track_id, f.label) for f in result.faces])
+
+Between detections each face box is moved by the median optical flow of corner points
+inside it (pyramidal Lucas-Kanade), which costs about a millisecond where the detector costs
+tens. Every frame's faces are classified in one batch; `track.FaceTracker` gives them ids
+and smooths their probabilities. Decoding and encoding run in their own threads, joined by
+bounded queues, so they overlap with inference (OpenCV and ONNX Runtime release the GIL).
+"""
+
+from __future__ import annotations
+
+import os
+import queue
+import threading
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
+
+import cv2
+import numpy as np
+
+from .frames import VideoSource, VideoWriter
+from .track import FaceTracker
+from .types import Box, FaceEmotion
+
+_DONE = object()
+
+
+@dataclass
+class FrameResult:
+    """One analysed frame: index from 0, time in seconds, the RGB image and its faces."""
+
+    index: int
+    time: float
+    image: np.ndarray = field(repr=False)
+    faces: list[FaceEmotion]
+    detected: bool = False  # True when the face detector ran on this frame
+
+
+def clip_box(box: Box, width: int, height: int, min_side: int = 4) -> Box | None:
+    """The part of `box` inside a width x height frame, or None if (almost) nothing is."""
+    x0, y0 = max(box.x, 0), max(box.y, 0)
+    x1, y1 = min(box.x + box.w, width), min(box.y + box.h, height)
+    if x1 - x0 < min_side or y1 - y0 < min_side or (x1 - x0) * (y1 - y0) < box.area / 4:
+        return None
+    return Box(x0, y0, x1 - x0, y1 - y0, box.score)
+
+
+def shift_box(prev_grey: np.ndarray, grey: np.ndarray, box: Box) -> Box:
+    """Move `box` from the previous grey frame to this one by the median optical flow of the
+    corners inside it; its size follows the spread of those points (0.8x..1.25x per frame).
+    Returns the box unchanged where too few points can be followed."""
+    h, w = grey.shape
+    x0, y0 = max(box.x, 0), max(box.y, 0)
+    x1, y1 = min(box.x + box.w, w), min(box.y + box.h, h)
+    if x1 - x0 < 8 or y1 - y0 < 8:
+        return box
+    points = cv2.goodFeaturesToTrack(prev_grey[y0:y1, x0:x1], 40, 0.01,
+                                     max(2.0, min(x1 - x0, y1 - y0) / 12))
+    if points is None or len(points) < 4:
+        return box
+    points = (points + np.float32([x0, y0])).astype(np.float32)
+    moved, status, _ = cv2.calcOpticalFlowPyrLK(prev_grey, grey, points, None,
+                                                winSize=(15, 15), maxLevel=2)
+    ok = status.ravel() == 1
+    if ok.sum() < 4:
+        return box
+    before, after = points[ok].reshape(-1, 2), moved[ok].reshape(-1, 2)
+    dx, dy = np.median(after - before, axis=0)
+    spread0 = np.median(np.linalg.norm(before - np.median(before, axis=0), axis=1))
+    spread1 = np.median(np.linalg.norm(after - np.median(after, axis=0), axis=1))
+    scale = float(np.clip(spread1 / spread0, 0.8, 1.25)) if spread0 > 1 else 1.0
+    cx, cy = box.x + box.w / 2 + dx, box.y + box.h / 2 + dy
+    bw, bh = max(1, round(box.w * scale)), max(1, round(box.h * scale))
+    return Box(round(cx - bw / 2), round(cy - bh / 2), bw, bh, box.score)
+
+
+def threaded(items: Iterable, maxsize: int = 8) -> Iterator:
+    """Iterate `items` in a background thread, `maxsize` ahead at most; errors re-raise here.
+    Leaving the loop early stops the producer."""
+    q: queue.Queue = queue.Queue(maxsize)
+    stop = threading.Event()
+
+    def put(item) -> bool:
+        """Queue an item unless the consumer has gone; False once it has."""
+        while not stop.is_set():
+            try:
+                q.put(item, timeout=0.1)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def produce() -> None:
+        try:
+            for item in items:
+                if not put(item):
+                    return
+            put(_DONE)
+        except BaseException as exc:  # noqa: BLE001 - handed to the consumer
+            put(exc)
+
+    thread = threading.Thread(target=produce, name="emotiscope-decode", daemon=True)
+    thread.start()
+    try:
+        while (item := q.get()) is not _DONE:
+            if isinstance(item, BaseException):
+                raise item
+            yield item
+    finally:
+        stop.set()
+        thread.join(timeout=5.0)
+
+
+class BackgroundWriter:
+    """Renders and writes frames in a thread: `submit(result)`; `close()` finalises the video
+    and re-raises any error from the thread. `render` maps a FrameResult to an RGB image."""
+
+    def __init__(self, writer: VideoWriter, render: Callable[[FrameResult], np.ndarray],
+                 maxsize: int = 8) -> None:
+        self.writer, self.render = writer, render
+        self._queue: queue.Queue = queue.Queue(maxsize)
+        self._error: BaseException | None = None
+        self._thread = threading.Thread(target=self._loop, name="emotiscope-encode", daemon=True)
+        self._thread.start()
+
+    def _loop(self) -> None:
+        while (result := self._queue.get()) is not _DONE:
+            if self._error is None:
+                try:
+                    self.writer.write(self.render(result))
+                except BaseException as exc:  # noqa: BLE001 - re-raised by submit/close
+                    self._error = exc
+
+    def submit(self, result: FrameResult) -> None:
+        if self._error is not None:
+            raise self._error
+        self._queue.put(result)
+
+    def close(self) -> None:
+        if self._thread.is_alive():
+            self._queue.put(_DONE)
+            self._thread.join()
+        try:
+            self.writer.close()
+        finally:
+            if self._error is not None:
+                raise self._error
+
+
+class VideoAnalyzer:
+    """Runs a recognizer over frames: detection every `detect_every` frames, optical-flow
+    tracking in between, tracked ids, probabilities smoothed over `smooth` seconds; a face
+    unseen for more than `keep_for` seconds loses its id.
+
+    `recognizer` needs `labels`, `detect(image) -> list[Box]` and
+    `classify(image, boxes) -> list[FaceEmotion]` (see pipeline.EmotionRecognizer).
+    """
+
+    def __init__(self, recognizer, *, detect_every: int = 5, smooth: float = 0.5,
+                 keep_for: float = 1.0) -> None:
+        if detect_every < 1:
+            raise ValueError(f"detect_every must be >= 1, got {detect_every}")
+        self.recognizer = recognizer
+        self.labels = tuple(recognizer.labels)
+        self.detect_every = detect_every
+        self.tracker = FaceTracker(self.labels, smooth=smooth, keep_for=keep_for)
+        self.reset()
+
+    def reset(self) -> None:
+        """Start a new stream: forget tracks, ids and the previous frame."""
+        self.tracker.reset()
+        self._prev_grey: np.ndarray | None = None
+        self._boxes: list[Box] = []
+        self._count = 0
+
+    def boxes_for(self, image: np.ndarray, grey: np.ndarray) -> tuple[list[Box], bool]:
+        """This frame's face boxes and whether the detector produced them."""
+        fresh = self._prev_grey is None or self._prev_grey.shape != grey.shape
+        if fresh or self._count % self.detect_every == 0:
+            # score 0.0 marks a whole small image assumed to be a face crop (detect.py):
+            # never the case for a video frame.
+            return [b for b in self.recognizer.detect(image) if b.score > 0.0], True
+        height, width = grey.shape
+        moved = (clip_box(shift_box(self._prev_grey, grey, b), width, height) for b in self._boxes)
+        return [b for b in moved if b is not None], False
+
+    def process(self, image: np.ndarray, time: float) -> tuple[list[FaceEmotion], bool]:
+        """One RGB frame at `time` seconds -> tracked, smoothed faces, and whether detected."""
+        grey = cv2.cvtColor(image, cv2.COLOR_RGB2GRAY)
+        boxes, detected = self.boxes_for(image, grey)
+        classified = self.recognizer.classify(image, boxes) if boxes else []
+        boxes = [f.box for f in classified]
+        probs = np.array([[f.scores[label] for label in self.labels] for f in classified],
+                         dtype=np.float64).reshape(len(classified), len(self.labels))
+        faces = self.tracker.update(boxes, probs, time)
+        self._prev_grey, self._boxes, self._count = grey, boxes, self._count + 1
+        return faces, detected
+
+    def run(self, frames: Iterable[np.ndarray], fps: float) -> Iterator[FrameResult]:
+        """Analyse RGB frames at `fps` frames per second, decoding them in a thread."""
+        self.reset()
+        for index, image in enumerate(threaded(frames)):
+            time = index / fps
+            faces, detected = self.process(image, time)
+            yield FrameResult(index, time, image, faces, detected)
+
+    def run_file(self, path: str | os.PathLike) -> Iterator[FrameResult]:
+        """Analyse a video file (or camera index / stream URL) frame by frame."""
+        with VideoSource(path) as source:
+            yield from self.run(source, source.fps)

@@ -1,0 +1,101 @@
+from __future__ import annotations
+
+import pytest
+
+torch = pytest.importorskip("torch")
+
+from emotiscope.training.augment import (  # noqa: E402
+    AugmentConfig,
+    augment_batch,
+    random_affine,
+    random_crop,
+    random_erase,
+)
+
+OFF = dict(flip=0, rotate=0, shift=0, scale=0, crop_pad=0, erase=0, jitter=0)
+
+
+def gen(seed: int = 0) -> torch.Generator:
+    return torch.Generator().manual_seed(seed)
+
+
+def faces(n: int = 8, size: int = 48, seed: int = 0) -> torch.Tensor:
+    """uint8-range float faces N x 1 x S x S with structure (not symmetric left-right)."""
+    return torch.randint(0, 256, (n, 1, size, size), generator=gen(seed)).float()
+
+
+def test_default_augment_keeps_shape_dtype_and_range():
+    x = faces(16)
+    y = augment_batch(x, AugmentConfig(), gen())
+    assert y.shape == x.shape and y.dtype == torch.float32
+    assert float(y.min()) >= 0 and float(y.max()) <= 255
+    assert not torch.equal(y, x)
+
+
+def test_augment_is_deterministic_for_a_seed():
+    x = faces()
+    a = augment_batch(x, AugmentConfig(), gen(5))
+    b = augment_batch(x, AugmentConfig(), gen(5))
+    c = augment_batch(x, AugmentConfig(), gen(6))
+    assert torch.equal(a, b)
+    assert not torch.equal(a, c)
+
+
+def test_everything_off_is_identity():
+    x = faces()
+    torch.testing.assert_close(augment_batch(x, AugmentConfig(**OFF), gen()), x)
+
+
+def test_flip_with_p1_flips_every_face():
+    x = faces()
+    y = augment_batch(x, AugmentConfig(**{**OFF, "flip": 1.0}), gen())
+    assert torch.equal(y, x.flip(-1))
+
+
+def test_identity_affine_changes_nothing():
+    x = faces()
+    # grid_sample at the identity grid: exact up to float rounding (far below one grey level)
+    torch.testing.assert_close(random_affine(x, AugmentConfig(**OFF), gen()), x, atol=1e-2, rtol=0)
+
+
+def test_affine_moves_pixels():
+    x = faces()
+    y = random_affine(x, AugmentConfig(**{**OFF, "rotate": 15.0, "shift": 0.1}), gen())
+    assert y.shape == x.shape
+    assert (y - x).abs().mean() > 10
+
+
+def test_random_crop_is_a_shifted_window_of_the_padded_face():
+    x = faces(6, size=12)
+    pad = 3
+    y = random_crop(x, pad, gen())
+    padded = torch.nn.functional.pad(x, (pad,) * 4, mode="reflect")
+    offsets = set()
+    for i in range(len(x)):
+        matches = [(oy, ox) for oy in range(2 * pad + 1) for ox in range(2 * pad + 1)
+                   if torch.equal(y[i], padded[i, :, oy:oy + 12, ox:ox + 12])]
+        assert matches, f"face {i} is not a window of its padded face"
+        offsets.add(matches[0])
+    assert len(offsets) > 1  # offsets are random per face
+
+
+def test_erase_with_p1_changes_a_box_of_2_to_20_percent():
+    x = torch.full((32, 1, 48, 48), 255.0)  # noise is < 255, so every erased pixel differs
+    y = random_erase(x, 1.0, gen())
+    changed = (y != x).flatten(1).sum(1).float() / (48 * 48)
+    assert bool((changed > 0).all())
+    assert float(changed.max()) <= 0.21
+    assert float(y.min()) >= 0 and float(y.max()) <= 255
+
+
+def test_erase_with_p0_changes_nothing():
+    x = faces()
+    assert torch.equal(random_erase(x, 0.0, gen()), x)
+
+
+def test_jitter_stays_in_range():
+    x = torch.cat([torch.zeros(4, 1, 48, 48), torch.full((4, 1, 48, 48), 255.0)])
+    x[:, :, :24] = 128
+    y = augment_batch(x, AugmentConfig(**{**OFF, "jitter": 0.9}), gen())
+    assert float(y.min()) >= 0 and float(y.max()) <= 255
+    assert not torch.equal(y, x)

@@ -1,0 +1,150 @@
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+from fixtures import videos
+
+from emotiscope.errors import ConfigError, InputError, OutputExistsError
+from emotiscope.frames import (
+    LatestFrameReader,
+    VideoSource,
+    VideoWriter,
+    check_output,
+    parse_source,
+)
+
+
+@pytest.fixture(scope="module")
+def clips(tmp_path_factory) -> dict[str, Path]:
+    import cv2
+
+    folder = tmp_path_factory.mktemp("clips")
+    out = {"mp4": videos.write_video(folder / "pan.mp4", videos.pan_frames(20)),
+           "avi": videos.write_video(folder / "pan.avi", videos.pan_frames(20))}
+    avi = out["avi"].read_bytes()
+    broken = {"half": ("avi", avi[: len(avi) // 2]),  # AVI: frames before the cut stay readable
+              "halfmp4": ("mp4", out["mp4"].read_bytes()[:3000]),  # MP4: index at the end lost
+              "codec": ("avi", avi.replace(b"MJPG", b"QQQQ")),  # a codec FFmpeg does not know
+              "noise": ("mp4", np.random.default_rng(0).bytes(4000)), "empty": ("mp4", b"")}
+    for name, (ext, data) in broken.items():
+        out[name] = folder / f"{name}.{ext}"
+        out[name].write_bytes(data)
+    out["zero"] = folder / "zero.avi"
+    cv2.VideoWriter(str(out["zero"]), cv2.VideoWriter_fourcc(*"MJPG"), 15, (320, 240)).release()
+    return out
+
+
+def test_parse_source():
+    assert parse_source("0") == 0 and parse_source(2) == 2 and parse_source(" 1 ") == 1
+    assert parse_source("rtsp://cam/1") == "rtsp://cam/1"
+    assert parse_source(Path("a.mp4")) == "a.mp4"
+
+
+@pytest.mark.parametrize("kind", ["mp4", "avi"])
+def test_source_reads_every_frame_as_rgb(clips, kind):
+    with VideoSource(clips[kind]) as source:
+        assert source.fps == pytest.approx(15.0) and source.fps_known
+        assert source.size == (320, 240) and source.frame_count == 20
+        frames = list(source)
+    assert len(frames) == 20 == source.frames_read and not source.truncated
+    assert frames[0].dtype == np.uint8 and frames[0].shape == (240, 320, 3)
+    # the background is RGB (70, 90, 110): blue must stay the largest channel
+    r, g, b = frames[0][5, 5].astype(int)
+    assert abs(r - 70) < 8 and abs(b - 110) < 8
+
+
+def test_truncated_avi_reads_what_is_there(clips):
+    with VideoSource(clips["half"]) as source:
+        n = sum(1 for _ in source)
+        assert 0 < n < 20 and source.truncated
+
+
+@pytest.mark.parametrize("name, words", [
+    ("halfmp4", "cannot open video"), ("codec", "cannot open video"),
+    ("noise", "cannot open video"), ("empty", "is empty"), ("zero", "no decodable frames")])
+def test_unusable_videos_fail_in_one_line(clips, name, words):
+    with pytest.raises(InputError, match=words) as info:
+        VideoSource(clips[name])
+    assert "\n" not in str(info.value)
+    assert name == "empty" or "ffmpeg -i" in str(info.value)  # says how to fix it
+
+
+def test_missing_file_and_camera(tmp_path):
+    with pytest.raises(InputError, match="does not exist"):
+        VideoSource(tmp_path / "nope.mp4")
+    with pytest.raises(InputError, match="cannot open camera 97"):
+        VideoSource(97)
+
+
+def test_check_output(tmp_path):
+    target = tmp_path / "out.mp4"
+    assert check_output(target) == target
+    target.write_bytes(b"x")
+    with pytest.raises(OutputExistsError, match="--force"):
+        check_output(target)
+    assert check_output(target, force=True) == target
+    with pytest.raises(InputError, match="does not exist"):
+        check_output(tmp_path / "no" / "out.mp4")
+    with pytest.raises(InputError, match="does not exist"):
+        check_output(target / "inside.mp4")  # the "folder" is a file
+    with pytest.raises(InputError, match="is a folder"):
+        check_output(tmp_path)
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root may write anywhere")
+def test_check_output_unwritable(tmp_path):
+    locked = tmp_path / "locked"
+    locked.mkdir(mode=0o500)
+    with pytest.raises(InputError, match="permission denied"):
+        check_output(locked / "out.mp4")
+
+
+@pytest.mark.parametrize("suffix", [".mp4", ".avi"])
+def test_writer_round_trip(tmp_path, suffix):
+    frames = videos.pan_frames(12)
+    path = tmp_path / f"w{suffix}"
+    with VideoWriter(path, 12.5, (320, 240)) as writer:
+        for frame in frames[:-1]:
+            writer.write(frame)
+        writer.write(frames[-1][:200, :300])  # a wrong-sized frame is resized, not dropped
+    assert writer.frames_written == 12 == videos.count_frames(path)
+    with VideoSource(path) as source:
+        assert source.fps == pytest.approx(12.5) and source.size == (320, 240)
+
+
+def test_writer_errors(tmp_path):
+    with pytest.raises(ConfigError, match=r"\.mp4"):
+        VideoWriter(tmp_path / "w.mkv", 10, (32, 32))
+    with pytest.raises(InputError, match="cannot write video"):
+        VideoWriter(tmp_path / "missing" / "w.mp4", 10, (32, 32))
+    writer = VideoWriter(tmp_path / "w.avi", 10, (32, 32))
+    writer.close()
+    writer.close()  # idempotent
+    with pytest.raises(Exception, match="closed"):
+        writer.write(np.zeros((32, 32, 3), np.uint8))
+
+
+def test_latest_frame_reader_skips_to_the_newest(clips):
+    with VideoSource(clips["avi"]) as source:
+        reader = LatestFrameReader(source, realtime=False)
+        first = reader.latest(timeout=10)
+        assert first is not None and first[0].shape == (240, 320, 3)
+        reader._thread.join(timeout=10)  # let it read everything while we "work"
+        assert reader.ended and not reader.disconnected
+        frame, index = reader.latest(timeout=10)
+        assert index == 19  # the newest: everything in between was skipped
+        assert reader.latest(timeout=1) is None
+        reader.close()
+
+
+def test_latest_frame_reader_marks_a_stream_that_stops(clips, monkeypatch):
+    monkeypatch.setattr("emotiscope.frames.is_url", lambda source: True)  # pretend it's a stream
+    with VideoSource(clips["avi"]) as source:
+        reader = LatestFrameReader(source)
+        while reader.latest(timeout=10) is not None:
+            pass
+        reader.close()
+    assert reader.ended and reader.disconnected

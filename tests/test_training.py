@@ -1,0 +1,284 @@
+"""End-to-end training on tiny data: outputs, run folders, resume, export parity, --init-from, CLI."""
+
+from __future__ import annotations
+
+import datetime
+import hashlib
+import json
+from pathlib import Path
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+pytest.importorskip("onnx")
+pytest.importorskip("matplotlib")
+
+import cv2  # noqa: E402
+from fixtures.tiny_model import make_tiny_model  # noqa: E402
+
+from emotiscope.classify import EmotionClassifier  # noqa: E402
+from emotiscope.cli import main  # noqa: E402
+from emotiscope.errors import ConfigError, ModelError  # noqa: E402
+from emotiscope.preprocess import InputSpec, normalize  # noqa: E402
+from emotiscope.training import export, loop, setup  # noqa: E402
+from emotiscope.training.config import TrainConfig  # noqa: E402
+from emotiscope.training.data import load_csv  # noqa: E402
+from emotiscope.training.models import build_model  # noqa: E402
+
+# A very small compact network keeps every run to a second or two on a busy 2-core CPU.
+TINY = {"widths": [8, 8, 16, 16], "depths": [1, 1, 1, 1]}
+OUTPUTS = ("best.pt", "last.pt", "model.onnx", "curves.png", "confusion.png", "history.json",
+           "config.json", "report.json")
+CONV = "features.0.0.weight"  # the first conv of CompactCNN
+
+# torch's TorchScript ONNX exporter (export.py uses it on purpose) warns on every export.
+pytestmark = [pytest.mark.filterwarnings("ignore:You are using the legacy TorchScript"),
+              pytest.mark.filterwarnings("ignore:The feature will be removed")]
+
+
+@pytest.fixture(scope="module", autouse=True)
+def cache_in_tmp(tmp_path_factory):
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("EMOTISCOPE_CACHE", str(tmp_path_factory.mktemp("cache")))
+        yield
+
+
+def config(data, out, **overrides) -> TrainConfig:
+    base = dict(data=str(data), epochs=1, batch_size=32, out=str(out), threads=1,
+                model_args=dict(TINY), seed=0)
+    return TrainConfig(**{**base, **overrides})
+
+
+def sha(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def load_ckpt(path: Path) -> dict:
+    return torch.load(path, map_location="cpu", weights_only=False)
+
+
+def torch_model(ckpt: dict):
+    model = build_model(ckpt["arch"], len(ckpt["labels"]), 1, **ckpt["model_args"])
+    model.load_state_dict(ckpt["model"])
+    return model.eval()
+
+
+@pytest.fixture(scope="module")
+def base_run(sample_csv, tmp_path_factory) -> Path:
+    """One finished one-epoch run on the sample CSV, shared by the read-only tests below."""
+    return loop.train(config(sample_csv, tmp_path_factory.mktemp("runs"), name="base"),
+                      command="emotiscope train sample.csv --epochs 1")
+
+
+def test_one_epoch_run_writes_every_output(base_run):
+    assert sorted(p.name for p in base_run.iterdir()) == sorted(OUTPUTS)
+    history = json.loads((base_run / "history.json").read_text())
+    assert len(history) == 1 and history[0]["epoch"] == 1
+    assert {"train_loss", "train_acc", "val_loss", "val_acc", "val_macro_f1", "lr"} <= set(history[0])
+    cfg = TrainConfig.from_dict(json.loads((base_run / "config.json").read_text()))
+    assert cfg.epochs == 1 and cfg.model_args == TINY and cfg.name == "base"
+    for png in ("curves.png", "confusion.png"):
+        img = cv2.imread(str(base_run / png))
+        assert img is not None and min(img.shape[:2]) > 100
+    ckpt = load_ckpt(base_run / "best.pt")
+    assert ckpt["epoch"] == 1 and ckpt["labels"] == sorted(ckpt["labels"]) and len(ckpt["labels"]) == 7
+    assert ckpt["best_acc"] == history[0]["val_acc"]
+
+
+def test_report_has_metrics_and_export_parity(base_run):
+    report = json.loads((base_run / "report.json").read_text())
+    assert 0 <= report["accuracy"] <= 1 and 0 <= report["macro_f1"] <= 1
+    assert report["n"] == 175 and report["epochs_run"] == 1
+    assert report["export"]["parity_max_abs_diff"] <= export.PARITY_TOL
+    assert report["export"]["sha256"] == sha(base_run / "model.onnx")
+
+
+def test_onnx_loads_in_classifier_with_contract_from_metadata(base_run, sample_csv):
+    ckpt = load_ckpt(base_run / "best.pt")
+    clf = EmotionClassifier(base_run / "model.onnx", threads=1)
+    assert list(clf.labels) == ckpt["labels"]
+    assert clf.info.spec == InputSpec.from_dict(ckpt["spec"])
+    assert clf.info.spec.margin == pytest.approx(0.1) and clf.info.spec.channels == 1
+    meta = clf.info.metadata
+    assert meta["arch"] == "compact" and meta["model_args"] == TINY
+    assert meta["training"]["command"] == "emotiscope train sample.csv --epochs 1"
+    report = json.loads((base_run / "report.json").read_text())
+    assert meta["metrics"]["validation"]["accuracy"] == report["accuracy"]
+    # Inference preprocessing + ONNX == training normalisation + torch, on real faces.
+    faces = load_csv(sample_csv)["val"].images[:16]
+    probs = clf.predict_crops(list(faces))
+    spec = clf.info.spec
+    with torch.no_grad():
+        x = normalize(torch.from_numpy(faces).float()[:, None], spec.mean, spec.std)
+        ref = torch.softmax(torch_model(ckpt)(x), 1).numpy()
+    np.testing.assert_allclose(probs, ref, atol=1e-4)
+
+
+def test_parity_check_passes_and_catches_a_mismatch(base_run):
+    ckpt = load_ckpt(base_run / "best.pt")
+    model, spec = torch_model(ckpt), InputSpec.from_dict(ckpt["spec"])
+    assert export.parity_check(model, base_run / "model.onnx", spec) <= export.PARITY_TOL
+    with torch.no_grad():
+        model.classifier.bias += 0.01
+    with pytest.raises(ModelError, match="differs from torch"):
+        export.parity_check(model, base_run / "model.onnx", spec)
+
+
+def test_second_run_never_overwrites_the_first(base_run, sample_csv):
+    before = {name: sha(base_run / name) for name in OUTPUTS}
+    second = loop.train(config(sample_csv, base_run.parent, name="base", seed=1))
+    assert second != base_run and second.parent == base_run.parent
+    assert {name: sha(base_run / name) for name in OUTPUTS} == before
+    assert (second / "model.onnx").is_file()
+
+
+def test_new_run_dir_adds_a_suffix_within_the_same_second(tmp_path, monkeypatch):
+    frozen = datetime.datetime(2024, 1, 2, 3, 4, 5)
+    monkeypatch.setattr(setup, "dt", SimpleNamespace(
+        datetime=SimpleNamespace(now=lambda: frozen)))
+    first = setup.new_run_dir(tmp_path, "x")
+    (first / "keep.txt").write_text("mine")
+    names = [first.name] + [setup.new_run_dir(tmp_path, "x").name for _ in range(2)]
+    assert names == ["20240102-030405-x", "20240102-030405-x-2", "20240102-030405-x-3"]
+    assert (first / "keep.txt").read_text() == "mine"
+
+
+def interrupt_after(epoch: int, seen: dict):
+    def hook(trainer):
+        seen["run_dir"] = trainer.run_dir
+        if trainer.epoch == epoch:
+            raise KeyboardInterrupt
+    return hook
+
+
+def test_resume_finishes_an_interrupted_run(sample_csv, tmp_path):
+    seen: dict = {}
+    with pytest.raises(KeyboardInterrupt):
+        loop.train(config(sample_csv, tmp_path, epochs=2), on_epoch_end=interrupt_after(1, seen))
+    run_dir = seen["run_dir"]
+    first = json.loads((run_dir / "history.json").read_text())
+    assert len(first) == 1 and not (run_dir / "model.onnx").exists()
+    assert load_ckpt(run_dir / "last.pt")["epoch"] == 1
+
+    assert loop.resume(run_dir) == run_dir
+    history = json.loads((run_dir / "history.json").read_text())
+    assert [row["epoch"] for row in history] == [1, 2]
+    assert history[0] == first[0]
+    assert load_ckpt(run_dir / "last.pt")["epoch"] == 2
+    assert json.loads((run_dir / "report.json").read_text())["epochs_run"] == 2
+    assert all((run_dir / name).is_file() for name in OUTPUTS)
+    assert [p.name for p in run_dir.parent.iterdir()] == [run_dir.name]  # resumed in place
+
+
+def test_resume_matches_an_uninterrupted_run(sample_csv, tmp_path):
+    straight = loop.train(config(sample_csv, tmp_path / "a", epochs=2))
+    seen: dict = {}
+    with pytest.raises(KeyboardInterrupt):
+        loop.train(config(sample_csv, tmp_path / "b", epochs=2), on_epoch_end=interrupt_after(1, seen))
+    resumed = loop.resume(seen["run_dir"])
+    drop_time = lambda rows: [{k: v for k, v in r.items() if k != "seconds"} for r in rows]  # noqa: E731
+    read = lambda d: drop_time(json.loads((d / "history.json").read_text()))  # noqa: E731
+    assert read(resumed) == read(straight)
+
+
+def test_resume_without_a_checkpoint(tmp_path):
+    with pytest.raises(ConfigError, match="no last.pt"):
+        loop.resume(tmp_path)
+
+
+@pytest.mark.parametrize("source", ["best.pt", "model.onnx"])
+def test_init_from_copies_weights_and_resets_the_head(base_run, sample_csv, source):
+    src = load_ckpt(base_run / "best.pt")  # model.onnx holds the same (best) weights
+    cfg = config(sample_csv, base_run.parent, arch="resnet", model_args={},
+                 init_from=str(base_run / source), classes=["happy", "sad"])
+    model, args = setup.build_initial_model(cfg, 2)
+    state = model.state_dict()
+    assert cfg.arch == "compact" and args == TINY  # architecture comes from the source
+    torch.testing.assert_close(state[CONV], src["model"][CONV], rtol=0, atol=0)
+    torch.testing.assert_close(state["features.0.1.running_mean"],
+                               src["model"]["features.0.1.running_mean"], rtol=0, atol=0)
+    assert state["classifier.weight"].shape == (2, 16)  # fresh head for 2 classes
+
+
+def test_init_from_onnx_fine_tunes_on_a_class_subset(base_run, sample_csv, tmp_path):
+    cfg = config(sample_csv, tmp_path, arch="resnet", model_args={},
+                 init_from=str(base_run / "model.onnx"), classes=["happy", "sad"], epochs=2)
+    seen: dict = {}
+    with pytest.raises(KeyboardInterrupt):
+        loop.train(cfg, on_epoch_end=interrupt_after(1, seen))
+    run_dir = loop.resume(seen["run_dir"])  # the run must rebuild the source's architecture
+    clf = EmotionClassifier(run_dir / "model.onnx", threads=1)
+    assert clf.labels == ("happy", "sad")
+    assert clf.info.metadata["model_args"] == TINY
+    saved = json.loads((run_dir / "config.json").read_text())
+    assert saved["arch"] == "compact" and saved["model_args"] == TINY
+    assert saved["classes"] == ["happy", "sad"] and run_dir.name.endswith("-compact")
+
+
+def test_init_from_bad_sources(tmp_path, sample_csv, tiny_model_path):
+    cfg = config(sample_csv, tmp_path, init_from=str(tmp_path / "nosuch.pt"))
+    with pytest.raises(ConfigError, match="nosuch.pt does not exist"):
+        setup.build_initial_model(cfg, 7)
+    junk = tmp_path / "junk.pt"
+    torch.save({"weights": 1}, junk)
+    with pytest.raises(ModelError, match="not an emotiscope checkpoint"):
+        setup.build_initial_model(config(sample_csv, tmp_path, init_from=str(junk)), 7)
+    for garbage in (b"", b"not a checkpoint", b"PK\x03\x04 not a zip either"):
+        junk.write_bytes(garbage)
+        with pytest.raises(ModelError, match="not an emotiscope checkpoint"):
+            setup.build_initial_model(config(sample_csv, tmp_path, init_from=str(junk)), 7)
+    with pytest.raises(ConfigError, match="unknown architecture 'tiny-test'"):
+        setup.build_initial_model(config(sample_csv, tmp_path, init_from=str(tiny_model_path)), 7)
+    no_arch = make_tiny_model(tmp_path / "no_arch.onnx", metadata={
+        "labels": ["a", "b"], "input": {"size": 48, "channels": 1, "mean": 0.5, "std": 0.25}})
+    with pytest.raises(ModelError, match="no 'arch'"):
+        setup.build_initial_model(config(sample_csv, tmp_path, init_from=str(no_arch)), 7)
+
+
+# --- the CLI, in-process -------------------------------------------------------------------------
+
+def test_cli_train_prints_the_run_dir(sample_csv, tmp_path, capsys):
+    code = main(["train", str(sample_csv), "--epochs", "1", "--batch-size", "16", "--threads", "1",
+                 "--classes", "happy,sad", "--out", str(tmp_path), "--name", "cli"])
+    out = capsys.readouterr().out.strip().splitlines()
+    assert code == 0
+    run_dir = Path(out[-1])
+    assert run_dir.parent == tmp_path and run_dir.name.endswith("-cli")
+    assert all((run_dir / name).is_file() for name in OUTPUTS)
+    assert EmotionClassifier(run_dir / "model.onnx", threads=1).labels == ("happy", "sad")
+
+
+@pytest.mark.parametrize("args, code, fragment", [
+    (["--epochs", "0"], 2, "--epochs 0 must be at least 1"),
+    (["--classes", "happy,nosuch"], 2, "nosuch"),
+    (["--balance", "most"], 2, "--balance 'most'"),
+    (["--val-fraction", "1.5"], 2, "--val-fraction 1.5"),
+    (["--arch", "vgg99"], 2, "unknown architecture 'vgg99'"),
+    (["--init-from", "nosuch.onnx"], 2, "nosuch.onnx does not exist"),
+])
+def test_cli_train_bad_options(sample_csv, tmp_path, capsys, args, code, fragment):
+    assert main(["train", str(sample_csv), "--out", str(tmp_path), *args]) == code
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("emotiscope train: error:") and fragment in err[0]
+    assert not any(tmp_path.iterdir()), "a failed start left a run folder behind"
+
+
+@pytest.mark.parametrize("argv, code, fragment", [
+    (["train", "{tmp}/nosuch.csv"], 1, "nosuch.csv does not exist"),
+    (["train"], 2, "train needs DATA"),
+    (["train", "--resume", "{tmp}"], 2, "no last.pt"),
+])
+def test_cli_train_missing_inputs(tmp_path, capsys, argv, code, fragment):
+    argv = [a.format(tmp=tmp_path) for a in argv] + ["--out", str(tmp_path / "runs")]
+    assert main(argv) == code
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("emotiscope train: error:") and fragment in err[0]
+
+
+def test_cli_rejects_an_unknown_optimizer(sample_csv, capsys):
+    with pytest.raises(SystemExit) as exit_:
+        main(["train", str(sample_csv), "--optimizer", "rmsprop"])
+    assert exit_.value.code == 2
+    assert "rmsprop" in capsys.readouterr().err

@@ -1,0 +1,167 @@
+from __future__ import annotations
+
+import cv2
+import numpy as np
+import pytest
+from fixtures import videos
+
+from emotiscope.frames import VideoWriter
+from emotiscope.types import Box, FaceEmotion
+from emotiscope.video import (
+    BackgroundWriter,
+    FrameResult,
+    VideoAnalyzer,
+    clip_box,
+    shift_box,
+    threaded,
+)
+
+
+@pytest.fixture(scope="module")
+def recognizer(tiny_model_path):
+    from emotiscope.pipeline import EmotionRecognizer
+
+    return EmotionRecognizer(model=tiny_model_path)
+
+
+class FakeRecognizer:
+    """Fixed boxes; probabilities scripted per call, to test the analyzer's bookkeeping."""
+
+    labels = ("calm", "joy")
+
+    def __init__(self, boxes, script):
+        self.boxes, self.script, self.calls, self.detections = boxes, list(script), 0, 0
+
+    def detect(self, image):
+        self.detections += 1
+        return list(self.boxes)
+
+    def classify(self, image, boxes):
+        joy = self.script[self.calls % len(self.script)]
+        self.calls += 1
+        return [FaceEmotion(b, "joy" if joy > 0.5 else "calm", {"calm": 1 - joy, "joy": joy})
+                for b in boxes]
+
+
+def texture(seed=0, size=(240, 320)) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    small = rng.integers(0, 255, (size[0] // 8, size[1] // 8), dtype=np.uint8)
+    return cv2.GaussianBlur(cv2.resize(small, size[::-1], interpolation=cv2.INTER_NEAREST),
+                            (5, 5), 0)
+
+
+def test_clip_box():
+    assert clip_box(Box(-10, -10, 50, 50), 100, 100) == Box(0, 0, 40, 40)
+    assert clip_box(Box(90, 90, 50, 50), 100, 100) is None  # mostly outside
+    assert clip_box(Box(10, 10, 20, 20, 0.7), 100, 100) == Box(10, 10, 20, 20, 0.7)
+
+
+def test_shift_box_follows_motion():
+    grey = texture()
+    moved = np.roll(grey, (3, 6), axis=(0, 1))  # 6 px right, 3 px down
+    box = Box(100, 80, 60, 60, 0.9)
+    shifted = shift_box(grey, moved, box)
+    assert abs(shifted.x - 106) <= 1 and abs(shifted.y - 83) <= 1
+    assert abs(shifted.w - 60) <= 2 and shifted.score == 0.9
+    flat = np.full_like(grey, 128)  # nothing to follow: the box stays
+    assert shift_box(flat, flat, box) == box
+
+
+def test_threaded_keeps_order_and_raises():
+    assert list(threaded(iter(range(50)), maxsize=2)) == list(range(50))
+
+    def broken():
+        yield 1
+        raise RuntimeError("decoder died")
+
+    with pytest.raises(RuntimeError, match="decoder died"):
+        list(threaded(broken()))
+    taken = []
+    for item in threaded(iter(range(1000)), maxsize=2):  # leaving early stops the producer
+        taken.append(item)
+        if item == 3:
+            break
+    assert taken == [0, 1, 2, 3]
+
+
+def test_background_writer(tmp_path):
+    frames = videos.pan_frames(8)
+    path = tmp_path / "bg.avi"
+    bg = BackgroundWriter(VideoWriter(path, 10, (320, 240)), lambda r: r.image)
+    for i, frame in enumerate(frames):
+        bg.submit(FrameResult(i, i / 10, frame, []))
+    bg.close()
+    assert videos.count_frames(path) == 8
+
+    def explode(result):
+        raise ValueError("render failed")
+
+    bg = BackgroundWriter(VideoWriter(tmp_path / "x.avi", 10, (320, 240)), explode)
+    bg.submit(FrameResult(0, 0.0, frames[0], []))
+    with pytest.raises(ValueError, match="render failed"):
+        bg.close()
+
+
+def test_detects_every_n_frames_and_tracks_between():
+    fake = FakeRecognizer([Box(100, 80, 60, 60, 0.9)], [0.9])
+    analyzer = VideoAnalyzer(fake, detect_every=4)
+    frames = [np.dstack([texture()] * 3)] * 10
+    results = list(analyzer.run(frames, fps=10))
+    assert [r.detected for r in results] == [i % 4 == 0 for i in range(10)]
+    assert fake.detections == 3 and fake.calls == 10  # classified every frame
+    assert [r.index for r in results] == list(range(10))
+    assert [r.time for r in results] == pytest.approx([i / 10 for i in range(10)])
+    assert all(len(r.faces) == 1 and r.faces[0].track_id == 1 for r in results)
+
+
+def test_smoothing_in_the_analyzer_removes_a_one_frame_flip():
+    script = [0.1] * 10 + [0.95] + [0.1] * 9  # "joy" for one frame only
+    frames = [np.dstack([texture()] * 3)] * 20
+    smooth = VideoAnalyzer(FakeRecognizer([Box(100, 80, 60, 60)], script), smooth=0.5)
+    raw = VideoAnalyzer(FakeRecognizer([Box(100, 80, 60, 60)], script), smooth=0.0)
+    assert {r.faces[0].label for r in smooth.run(frames, fps=30)} == {"calm"}
+    assert [r.faces[0].label for r in raw.run(frames, fps=30)][10] == "joy"
+
+
+def test_assumed_face_crops_are_not_faces_in_video():
+    fake = FakeRecognizer([Box(0, 0, 320, 240, 0.0)], [0.5])  # detect.py's tight-crop guess
+    results = list(VideoAnalyzer(fake).run([np.dstack([texture()] * 3)] * 3, fps=10))
+    assert all(r.faces == [] for r in results)
+
+
+def test_bad_detect_every():
+    with pytest.raises(ValueError):
+        VideoAnalyzer(FakeRecognizer([], [0.5]), detect_every=0)
+
+
+def test_one_face_panning_keeps_one_id(recognizer):
+    analyzer = VideoAnalyzer(recognizer, detect_every=5)
+    results = list(analyzer.run(videos.pan_frames(30), fps=15))
+    assert all(len(r.faces) == 1 for r in results)
+    assert {r.faces[0].track_id for r in results} == {1}
+    xs = [r.faces[0].box.x for r in results]
+    assert xs[-1] - xs[0] > 80  # the box followed the face (4 px per frame)
+    for r in results:
+        assert set(r.faces[0].scores) == set(recognizer.labels)
+        assert sum(r.faces[0].scores.values()) == pytest.approx(1.0, abs=1e-5)
+
+
+def test_two_faces_keep_their_ids(recognizer):
+    analyzer = VideoAnalyzer(recognizer, detect_every=3)
+    results = list(analyzer.run(videos.two_face_frames(30), fps=15))
+    for r in results:
+        by_side = sorted(r.faces, key=lambda f: f.box.x)
+        assert [f.track_id for f in by_side] == [1, 2], f"frame {r.index}"
+
+
+def test_a_cut_gives_a_new_id(recognizer):
+    results = list(VideoAnalyzer(recognizer, detect_every=1).run(videos.cut_frames(30), fps=15))
+    ids = [[f.track_id for f in r.faces] for r in results]
+    assert ids[:15] == [[1]] * 15 and ids[15:] == [[2]] * 15
+
+
+def test_run_file(recognizer, tmp_path):
+    path = videos.write_video(tmp_path / "pan.avi", videos.pan_frames(12))
+    results = list(VideoAnalyzer(recognizer).run_file(path))
+    assert len(results) == 12 and results[-1].time == pytest.approx(11 / 15)
+    assert results[0].image.shape == (240, 320, 3)

@@ -1,0 +1,146 @@
+from __future__ import annotations
+
+import csv
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from fixtures import videos
+
+from emotiscope.cli import main
+from emotiscope.timeline import BASE_COLUMNS
+
+FRAMES = 24
+
+
+@pytest.fixture(scope="module")
+def clips(tmp_path_factory) -> dict[str, Path]:
+    folder = tmp_path_factory.mktemp("cli-clips")
+    two = videos.write_video(folder / "two.avi", videos.two_face_frames(FRAMES))
+    data = two.read_bytes()
+    (folder / "half.avi").write_bytes(data[: len(data) // 2])
+    (folder / "codec.avi").write_bytes(data.replace(b"MJPG", b"QQQQ"))
+    (folder / "noise.mp4").write_bytes(b"\x00\x01garbage" * 500)
+    import cv2
+
+    cv2.VideoWriter(str(folder / "zero.avi"), cv2.VideoWriter_fourcc(*"MJPG"), 15,
+                    (320, 240)).release()
+    return {"two": two, "pan": videos.write_video(folder / "pan.mp4", videos.pan_frames(FRAMES)),
+            **{name: folder / f"{name}.{ext}" for name, ext in
+               [("half", "avi"), ("codec", "avi"), ("noise", "mp4"), ("zero", "avi")]}}
+
+
+def video(args, model) -> list[str]:
+    return ["video", *map(str, args), "--model", str(model)]
+
+
+def test_outputs_have_one_entry_per_frame(clips, tiny_model_path, tmp_path, capsys):
+    out, rows, plot = tmp_path / "a.mp4", tmp_path / "t.csv", tmp_path / "t.png"
+    code = main(video([clips["two"], "-o", out, "--csv", rows, "--plot", plot], tiny_model_path))
+    printed = capsys.readouterr().out
+    assert code == 0
+    assert videos.count_frames(out) == FRAMES
+    table = list(csv.reader(rows.open()))
+    from emotiscope.classify import EmotionClassifier
+
+    labels = EmotionClassifier(tiny_model_path).labels
+    assert table[0] == [*BASE_COLUMNS, *labels]
+    body = table[1:]
+    assert len(body) == 2 * FRAMES  # two faces in every frame
+    assert sorted({int(r[1]) for r in body}) == list(range(FRAMES))
+    assert {r[2] for r in body} == {"1", "2"}
+    assert plot.read_bytes()[:4] == b"\x89PNG"
+    assert "2 people in 1.6 s of video" in printed and "#1: 1.6 s seen" in printed
+
+
+def test_json_lines_and_summary(clips, tiny_model_path, capsys):
+    assert main(video([clips["pan"], "--json", "--detect-every", "2", "--smooth", "0"],
+                      tiny_model_path)) == 0
+    lines = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    faces, summary = lines[:-1], lines[-1]
+    assert len(faces) == FRAMES and [f["frame"] for f in faces] == list(range(FRAMES))
+    assert {f["track_id"] for f in faces} == {1}
+    assert summary["frames"] == FRAMES and summary["summary"][0]["track_id"] == 1
+    assert sum(summary["summary"][0]["shares"].values()) == pytest.approx(1.0, abs=1e-3)
+
+
+def test_existing_output_is_refused_without_force(clips, tiny_model_path, tmp_path, capsys):
+    out = tmp_path / "a.avi"
+    out.write_bytes(b"keep me")
+    assert main(video([clips["pan"], "-o", out], tiny_model_path)) == 1
+    assert "already exists; pass --force" in capsys.readouterr().err
+    assert out.read_bytes() == b"keep me"
+    assert main(video([clips["pan"], "-o", out, "--force"], tiny_model_path)) == 0
+    assert videos.count_frames(out) == FRAMES
+
+
+@pytest.mark.parametrize("name, message", [
+    ("missing", "does not exist"), ("noise", "cannot open video"),
+    ("codec", "cannot open video"), ("zero", "no decodable frames")])
+def test_unusable_input(clips, tiny_model_path, tmp_path, capsys, name, message):
+    source = clips.get(name, tmp_path / "missing.mp4")
+    assert main(video([source, "--csv", tmp_path / "t.csv"], tiny_model_path)) == 1
+    err = capsys.readouterr().err.strip()
+    assert message in err and len(err.splitlines()) == 1
+
+
+def test_truncated_input_keeps_what_was_read(clips, tiny_model_path, tmp_path, capsys):
+    out, rows = tmp_path / "a.avi", tmp_path / "t.csv"
+    assert main(video([clips["half"], "-o", out, "--csv", rows], tiny_model_path)) == 1
+    assert "truncated" in capsys.readouterr().err
+    read = videos.count_frames(clips["half"])
+    assert 0 < read < FRAMES
+    assert videos.count_frames(out) == read
+    assert len(rows.read_text().splitlines()) == 1 + 2 * read
+
+
+def test_failure_mid_video_leaves_valid_outputs(clips, tiny_model_path, tmp_path, monkeypatch,
+                                                capsys):
+    from emotiscope.video import VideoAnalyzer
+
+    original = VideoAnalyzer.process
+
+    def failing(self, image, time):
+        if self._count == 10:
+            raise KeyboardInterrupt
+        return original(self, image, time)
+
+    monkeypatch.setattr(VideoAnalyzer, "process", failing)
+    out, rows = tmp_path / "a.mp4", tmp_path / "t.csv"
+    assert main(video([clips["two"], "-o", out, "--csv", rows], tiny_model_path)) == 130
+    assert videos.count_frames(out) == 10  # a playable file with the frames done
+    assert len(rows.read_text().splitlines()) == 1 + 2 * 10
+
+
+@pytest.mark.parametrize("flags, message", [
+    (["-o", "{tmp}/none/a.mp4"], "folder"), (["-o", "{tmp}/a.mkv"], "use .mp4 or .avi"),
+    (["--detect-every", "0"], "--detect-every"), (["--smooth", "-1"], "--smooth"),
+    (["-o", "{tmp}/a.mp4", "--csv", "{tmp}/a.mp4"], "different files")])
+def test_bad_options(clips, tiny_model_path, tmp_path, capsys, flags, message):
+    flags = [f.replace("{tmp}", str(tmp_path)) for f in flags]
+    assert main(video([clips["pan"], *flags], tiny_model_path)) in (1, 2)
+    assert message in capsys.readouterr().err
+
+
+def test_output_over_input_is_refused(clips, tiny_model_path, capsys):
+    assert main(video([clips["pan"], "-o", clips["pan"], "--force"], tiny_model_path)) == 2
+    assert "overwrite the input" in capsys.readouterr().err
+
+
+@pytest.mark.skipif(not Path("/dev/full").exists(), reason="needs /dev/full")
+def test_disk_full(clips, tiny_model_path, capsys):
+    assert main(video([clips["pan"], "--csv", "/dev/full", "--force"], tiny_model_path)) == 1
+    err = capsys.readouterr().err
+    assert "No space left" in err and len(err.strip().splitlines()) == 1
+
+
+def test_subprocess(clips, tiny_model_path, tmp_path):
+    rows = tmp_path / "t.csv"
+    done = subprocess.run([sys.executable, "-m", "emotiscope.cli",
+                           *video([clips["pan"], "--csv", rows], tiny_model_path)],
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert "1 person" in done.stdout
+    assert len(rows.read_text().splitlines()) == 1 + FRAMES

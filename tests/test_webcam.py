@@ -1,0 +1,115 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+from fixtures import videos
+
+from emotiscope.cli import main
+from emotiscope.commands import webcam
+from emotiscope.types import Box, FaceEmotion
+
+FRAMES = 20
+
+
+@pytest.fixture(scope="module")
+def camera_file(tmp_path_factory) -> Path:
+    """A short video standing in for a camera (read in real time, 30 fps)."""
+    folder = tmp_path_factory.mktemp("camera")
+    return videos.write_video(folder / "cam.avi", videos.two_face_frames(FRAMES), fps=30)
+
+
+def cam(args, model) -> list[str]:
+    return ["webcam", *map(str, args), "--model", str(model)]
+
+
+def test_headless_run_records_every_camera_frame(camera_file, tiny_model_path, tmp_path,
+                                                 capsys):
+    out = tmp_path / "rec.mp4"
+    assert main(cam(["--camera", camera_file, "--no-window", "--record", out],
+                    tiny_model_path)) == 0
+    err = capsys.readouterr().err
+    assert f"of {FRAMES} from" in err and "recording saved" in err
+    # frames skipped to keep up are repeated, so the recording keeps the camera's timing
+    assert videos.count_frames(out) == FRAMES
+
+
+def test_recording_is_not_overwritten(camera_file, tiny_model_path, tmp_path, capsys):
+    out = tmp_path / "rec.avi"
+    out.write_bytes(b"old")
+    assert main(cam(["--camera", camera_file, "--no-window", "--record", out],
+                    tiny_model_path)) == 1
+    assert "--force" in capsys.readouterr().err and out.read_bytes() == b"old"
+
+
+def test_no_camera(tiny_model_path, capsys):
+    assert main(cam(["--camera", "97", "--no-window"], tiny_model_path)) == 1
+    err = capsys.readouterr().err
+    assert "cannot open camera 97" in err and len(err.strip().splitlines()) == 1
+
+
+def test_disconnect_mid_stream_keeps_the_recording(camera_file, tiny_model_path, tmp_path,
+                                                   monkeypatch, capsys):
+    monkeypatch.setattr("emotiscope.frames.is_url", lambda source: True)  # a "stream" that stops
+    out = tmp_path / "rec.avi"
+    assert main(cam(["--camera", camera_file, "--no-window", "--record", out],
+                    tiny_model_path)) == 1
+    err = capsys.readouterr().err
+    assert "stopped sending frames" in err and "complete up to there" in err
+    assert videos.count_frames(out) == FRAMES
+
+
+def test_window_without_gui_support_says_what_to_install(camera_file, tiny_model_path,
+                                                         monkeypatch, capsys):
+    monkeypatch.setattr("cv2.getBuildInformation", lambda: "  GUI:      NONE\n")
+    assert main(cam(["--camera", camera_file], tiny_model_path)) == 1
+    err = capsys.readouterr().err
+    assert "pip install opencv-python" in err and "emotiscope serve" in err
+
+
+def test_gui_problem(monkeypatch):
+    monkeypatch.setattr("cv2.getBuildInformation", lambda: "  GUI:      GTK3\n")
+    monkeypatch.setattr("sys.platform", "linux")
+    monkeypatch.delenv("DISPLAY", raising=False)
+    monkeypatch.delenv("WAYLAND_DISPLAY", raising=False)
+    assert "DISPLAY" in webcam.gui_problem()
+    monkeypatch.setenv("DISPLAY", ":0")
+    assert webcam.gui_problem() is None
+
+
+def face(side: int, label: str = "joy") -> FaceEmotion:
+    return FaceEmotion(Box(10, 40, side, side), label, {label: 0.8, "calm": 0.2})
+
+
+def test_main_face_is_the_largest():
+    assert webcam.main_face([face(20), face(60, "calm"), face(30)]).label == "calm"
+    assert webcam.main_face([]) is None
+
+
+def test_banner_darkens_the_top_only():
+    image = np.full((240, 320, 3), 200, np.uint8)
+    out = webcam.draw_banner(image.copy(), [face(50)], fps=29.7)
+    assert out[-1].mean() == 200  # untouched below the banner
+    assert out[:10].mean() < 150  # darkened strip with text
+    empty = webcam.draw_banner(image.copy(), [], fps=0.0)
+    assert not np.array_equal(out[:30], empty[:30])  # says something different with no face
+
+
+def test_window_keys(monkeypatch, tmp_path, capsys):
+    import cv2
+
+    keys = iter([ord("s"), -1, ord("q"), 27])
+    monkeypatch.setattr(cv2, "imshow", lambda name, image: None)
+    monkeypatch.setattr(cv2, "waitKey", lambda delay: next(keys))
+    monkeypatch.setattr(cv2, "getWindowProperty", lambda name, prop: 1.0)
+    view = np.full((48, 64, 3), 90, np.uint8)
+    assert webcam._window(view, tmp_path) is False  # s: snapshot, keep going
+    snaps = list(tmp_path.glob("emotiscope-*.png"))
+    assert len(snaps) == 1 and str(snaps[0]) in capsys.readouterr().err
+    assert webcam._window(view, tmp_path) is False  # no key
+    assert webcam._window(view, tmp_path) is True  # q
+    assert webcam._window(view, tmp_path) is True  # Esc
+    monkeypatch.setattr(cv2, "waitKey", lambda delay: -1)
+    monkeypatch.setattr(cv2, "getWindowProperty", lambda name, prop: 0.0)
+    assert webcam._window(view, tmp_path) is True  # window closed with the mouse
