@@ -193,9 +193,10 @@ def test_init_from_copies_weights_and_resets_the_head(base_run, sample_csv, sour
     src = load_ckpt(base_run / "best.pt")  # model.onnx holds the same (best) weights
     cfg = config(sample_csv, base_run.parent, arch="resnet", model_args={},
                  init_from=str(base_run / source), classes=["happy", "sad"])
-    model, args = setup.build_initial_model(cfg, 2)
+    model, args, source_spec = setup.build_initial_model(cfg, 2)
     state = model.state_dict()
     assert cfg.arch == "compact" and args == TINY  # architecture comes from the source
+    assert source_spec["mean"] == src["spec"]["mean"]  # normalisation comes from the source too
     torch.testing.assert_close(state[CONV], src["model"][CONV], rtol=0, atol=0)
     torch.testing.assert_close(state["features.0.1.running_mean"],
                                src["model"]["features.0.1.running_mean"], rtol=0, atol=0)
@@ -212,6 +213,8 @@ def test_init_from_onnx_fine_tunes_on_a_class_subset(base_run, sample_csv, tmp_p
     clf = EmotionClassifier(run_dir / "model.onnx", threads=1)
     assert clf.labels == ("happy", "sad")
     assert clf.info.metadata["model_args"] == TINY
+    source = EmotionClassifier(base_run / "model.onnx", threads=1).info.spec
+    assert (clf.info.spec.mean, clf.info.spec.std) == (source.mean, source.std)
     saved = json.loads((run_dir / "config.json").read_text())
     assert saved["arch"] == "compact" and saved["model_args"] == TINY
     assert saved["classes"] == ["happy", "sad"] and run_dir.name.endswith("-compact")

@@ -37,7 +37,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
+    argv = sys.argv[1:] if argv is None else list(argv)
     args = parser.parse_args(argv)
+    args.argv = argv  # the command line as given, recorded by `train` in the model
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
                         format="emotiscope: %(message)s")
     try:

@@ -76,7 +76,7 @@ def run(args: argparse.Namespace) -> int:
     else:
         if not args.data:
             raise ConfigError("train needs DATA (fer2013.csv or a folder) or --resume RUN_DIR")
-        command = "emotiscope " + shlex.join(sys.argv[1:]) if sys.argv[1:2] == ["train"] else ""
+        command = "emotiscope " + shlex.join(getattr(args, "argv", sys.argv[1:]))
         run_dir = loop.train(_config(args), command=command)
     print(run_dir)
     return 0

@@ -83,9 +83,10 @@ class Trainer:
         torch.manual_seed(cfg.seed)
         self.train_set, self.val_set, self.val_source = prepare_data(cfg)
         imgs = self.train_set.images
-        self.spec = InputSpec(size=cfg.size, channels=1, mean=round(float(imgs.mean()) / 255, 4),
-                              std=round(float(imgs.std()) / 255, 4), margin=cfg.crop_margin)
-        self.model, self.model_args = build_initial_model(cfg, len(self.train_set.classes))
+        self.model, self.model_args, source = build_initial_model(cfg, len(self.train_set.classes))
+        mean, std = (source["mean"], source["std"]) if source else (imgs.mean() / 255, imgs.std() / 255)
+        self.spec = InputSpec(size=cfg.size, channels=1, mean=round(float(mean), 4),
+                              std=round(float(std), 4), margin=cfg.crop_margin)
         self.model.to(self.device)
         self.steps_per_epoch = math.ceil(len(self.train_set) / cfg.batch_size)
         self.opt, self.sched = make_optimizer(self.model, cfg, cfg.epochs * self.steps_per_epoch)
@@ -162,6 +163,7 @@ class Trainer:
 
     def load_state(self, ckpt: dict) -> None:
         self.model.load_state_dict(ckpt["model"])
+        self.spec = InputSpec.from_dict(ckpt["spec"])
         self.opt.load_state_dict(ckpt["optimizer"])
         self.sched.load_state_dict(ckpt["scheduler"])
         self.gen.set_state(ckpt["gen"])

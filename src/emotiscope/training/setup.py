@@ -50,8 +50,9 @@ def prepare_data(cfg: TrainConfig) -> tuple[FaceSet, FaceSet, str]:
     return train, val, source
 
 
-def load_init(path: Path) -> tuple[str, dict, dict]:
-    """(arch, model_args, state_dict) from one of our .pt checkpoints or .onnx models."""
+def load_init(path: Path) -> tuple[str, dict, dict, dict | None]:
+    """(arch, model_args, state_dict, input spec dict) from one of our .pt checkpoints or .onnx
+    models."""
     if not path.is_file():
         raise ConfigError(f"--init-from {path} does not exist")
     if path.suffix == ".onnx":
@@ -61,20 +62,21 @@ def load_init(path: Path) -> tuple[str, dict, dict]:
         if "arch" not in meta:
             raise ModelError(f"--init-from {path} has no 'arch' in its metadata; pass a model "
                              "exported by `emotiscope train` or `emotiscope export`")
-        return meta["arch"], meta.get("model_args", {}), weights
+        return meta["arch"], meta.get("model_args", {}), weights, meta.get("input")
     try:
         ckpt = torch.load(path, map_location="cpu", weights_only=False)
-        return ckpt["arch"], ckpt.get("model_args", {}), ckpt["model"]
+        return ckpt["arch"], ckpt.get("model_args", {}), ckpt["model"], ckpt.get("spec")
     except (KeyError, TypeError, RuntimeError, OSError, EOFError, pickle.UnpicklingError) as exc:
         raise ModelError(f"--init-from {path} is not an emotiscope checkpoint ({exc})") from exc
 
 
 def build_initial_model(cfg: TrainConfig, num_classes: int):
     """A fresh model, or one initialised from --init-from (the classifier head is reset if the
-    number of classes differs). Returns (model, model_args)."""
+    number of classes differs). Returns (model, model_args, the source's input spec dict or None:
+    a fine-tuned model keeps its source's normalisation)."""
     if not cfg.init_from:
-        return build_model(cfg.arch, num_classes, 1, **cfg.model_args), dict(cfg.model_args)
-    arch, args, weights = load_init(Path(cfg.init_from))
+        return build_model(cfg.arch, num_classes, 1, **cfg.model_args), dict(cfg.model_args), None
+    arch, args, weights, source_spec = load_init(Path(cfg.init_from))
     cfg.arch, cfg.model_args = arch, dict(args)  # resume rebuilds the model from cfg
     model = build_model(arch, num_classes, 1, **args)
     own = model.state_dict()
@@ -83,7 +85,7 @@ def build_initial_model(cfg: TrainConfig, num_classes: int):
     model.load_state_dict(usable, strict=False)
     log.warning("initialised from %s: %d tensors loaded, %d fresh (%s)", cfg.init_from,
                 len(usable), len(missing), ", ".join(missing[:4]))
-    return model, args
+    return model, args, source_spec
 
 
 def new_run_dir(out: Path, name: str) -> Path:

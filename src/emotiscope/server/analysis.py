@@ -1,0 +1,121 @@
+"""The work behind one request, run in a worker thread: bytes -> checked image -> faces.
+
+Only bytes that arrived in the request body are ever decoded: the service never opens a
+path or URL a client sends. Boxes are in pixels of the decoded image, top-left origin.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from dataclasses import dataclass, field
+
+import cv2
+import numpy as np
+
+from .. import __version__
+from ..draw import annotate as draw
+from ..draw import label_colour
+from ..errors import InputError
+from ..io import _format_name as image_format  # private today: a public name is requested
+from ..io import declared_size, load_image
+from .http_errors import ApiError
+
+MEDIA_TYPES = {"jpeg": "image/jpeg", "png": "image/png"}
+
+
+def ms_since(start: float) -> float:
+    """Milliseconds since `start` (a time.perf_counter() value), rounded to 0.01."""
+    return round((time.perf_counter() - start) * 1000.0, 2)
+
+
+def encode(image_rgb: np.ndarray, fmt: str) -> bytes:
+    """RGB uint8 image -> JPEG (quality 90) or PNG bytes.
+
+    Belongs in io.py (the one place that knows OpenCV's BGR order) once it has an encoder.
+    """
+    bgr = cv2.cvtColor(image_rgb, cv2.COLOR_RGB2BGR)
+    params = [cv2.IMWRITE_JPEG_QUALITY, 90] if fmt == "jpeg" else []
+    ok, buf = cv2.imencode(".jpg" if fmt == "jpeg" else ".png", bgr, params)
+    if not ok:
+        raise RuntimeError(f"could not encode the annotated image as {fmt}")
+    return buf.tobytes()
+
+
+def model_card(recognizer) -> dict:
+    """What GET /v1/model reports: the model file's contract and provenance (no local paths)."""
+    info = recognizer.classifier.info
+    meta = info.metadata
+    detector = recognizer.detector
+    return {
+        "name": info.path.name, "sha256": info.sha256, "labels": list(info.labels),
+        "input": info.spec.to_dict(), "arch": meta.get("arch"), "version": meta.get("version"),
+        "created": meta.get("created"), "training": meta.get("training", {}),
+        "metrics": meta.get("metrics", {}),
+        "colours": {label: "#" + bytes(label_colour(label, info.labels)).hex()
+                    for label in info.labels},
+        "detector": getattr(detector, "name", type(detector).__name__),
+        "emotiscope_version": __version__,
+    }
+
+
+@dataclass
+class Analyzer:
+    """Checks and analyses uploaded image bytes with one shared recognizer.
+
+    The recognizer is used by one thread at a time (face detectors are not all thread-safe);
+    decoding and encoding of other requests overlap with it.
+    """
+
+    recognizer: object
+    max_pixels: int
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def check(self, data: bytes) -> str:
+        """The image format; 415 for non-images, 413 for too many pixels (from the header)."""
+        if not data:
+            raise ApiError(422, "the request has no image: send the image bytes as the body "
+                                "or as the multipart field 'file'")
+        kind = image_format(data)
+        if kind is None:
+            raise ApiError(415, "not a supported image: send JPEG, PNG, WebP, BMP, TIFF, GIF "
+                                "or PNM bytes")
+        size = declared_size(data)
+        if size is not None and size[0] * size[1] > self.max_pixels:
+            raise ApiError(413, f"image is {size[0]}x{size[1]} pixels, over the "
+                                f"{self.max_pixels / 1e6:g} megapixel limit: downscale it")
+        return kind.lower()
+
+    def decode(self, data: bytes) -> tuple[np.ndarray, str]:
+        """RGB uint8 image and its format; 422 when it cannot be decoded."""
+        kind = self.check(data)
+        try:
+            image = load_image(data, max_pixels=self.max_pixels)
+        except InputError as exc:
+            raise ApiError(422, f"corrupt or truncated {kind} image: it cannot be decoded "
+                                "(re-save or re-export it)") from exc
+        return image, kind
+
+    def analyze(self, data: bytes, annotate: str | None = None) -> tuple[dict, bytes | None]:
+        """JSON-ready result for one image, and the annotated image if `annotate` names a format."""
+        start = time.perf_counter()
+        image, kind = self.decode(data)
+        timings = {"decode": ms_since(start)}
+        with self.lock:
+            t = time.perf_counter()
+            boxes = self.recognizer.detect(image)
+            timings["detect"] = ms_since(t)
+            t = time.perf_counter()
+            faces = self.recognizer.classify(image, boxes)
+            timings["classify"] = ms_since(t)
+        picture = None
+        if annotate:
+            t = time.perf_counter()
+            picture = encode(draw(image, faces, labels=self.recognizer.labels), annotate)
+            timings["annotate"] = ms_since(t)
+        timings["total"] = ms_since(start)
+        result = {"image": {"width": int(image.shape[1]), "height": int(image.shape[0]),
+                            "format": kind},
+                  "faces": [face.as_dict() for face in faces],
+                  "labels": list(self.recognizer.labels), "timings_ms": timings}
+        return result, picture

@@ -1,0 +1,74 @@
+"""JSON errors for the web service: one shape for every failure, never a traceback.
+
+Every error response body is `{"error": {"status": 413, "type": "payload_too_large",
+"message": "..."}}`, where the message says what was wrong and how to fix it, in one line.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException
+
+from ..errors import InputError
+
+log = logging.getLogger("emotiscope.server")
+
+TYPES = {400: "bad_request", 404: "not_found", 405: "method_not_allowed",
+         413: "payload_too_large", 415: "unsupported_media_type", 422: "unprocessable",
+         500: "internal_error", 503: "busy"}
+
+
+class ApiError(Exception):
+    """An error the service reports to its client as JSON with an HTTP status."""
+
+    def __init__(self, status: int, message: str, headers: dict[str, str] | None = None):
+        super().__init__(message)
+        self.status = status
+        self.message = message
+        self.headers = headers or {}
+
+
+def error_body(status: int, message: str) -> dict:
+    return {"error": {"status": status, "type": TYPES.get(status, "error"), "message": message}}
+
+
+def error_response(status: int, message: str, headers: dict[str, str] | None = None):
+    return JSONResponse(error_body(status, message), status_code=status, headers=headers)
+
+
+def _validation_message(exc: RequestValidationError) -> str:
+    parts = []
+    for err in exc.errors()[:3]:
+        where = ".".join(str(p) for p in err.get("loc", ()) if p not in ("query", "body"))
+        parts.append(f"{where or 'request'}: {err.get('msg', 'invalid')}")
+    return "invalid request: " + "; ".join(parts)
+
+
+def install_handlers(app: FastAPI) -> None:
+    """Map every exception to the JSON error shape; unexpected ones become a bare 500."""
+
+    @app.exception_handler(ApiError)
+    async def _api(_: Request, exc: ApiError):
+        return error_response(exc.status, exc.message, exc.headers)
+
+    @app.exception_handler(InputError)
+    async def _input(_: Request, exc: InputError):
+        return error_response(422, str(exc).splitlines()[0] if str(exc) else "invalid image")
+
+    @app.exception_handler(RequestValidationError)
+    async def _validation(_: Request, exc: RequestValidationError):
+        return error_response(422, _validation_message(exc))
+
+    @app.exception_handler(HTTPException)
+    async def _http(_: Request, exc: HTTPException):
+        message = exc.detail if isinstance(exc.detail, str) else "request failed"
+        return error_response(exc.status_code, message, getattr(exc, "headers", None))
+
+    @app.exception_handler(Exception)
+    async def _crash(request: Request, exc: Exception):
+        log.exception("internal error on %s %s", request.method, request.url.path)
+        return error_response(500, "internal error; the server log has the details")

@@ -1,0 +1,143 @@
+"""The page in a real headless Chromium: upload a photo, then live mode on a fake camera.
+
+Needs Debian's `chromium` (.ci/run installs it) and Playwright for Python (the dev extra);
+Playwright drives the system browser, it never downloads one. Screenshots are written to
+artifacts/ (or $EMOTISCOPE_ARTIFACTS) for people to look at.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import time
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+from emotiscope.io import sample_image_path
+
+CHROMIUM = "/usr/bin/chromium"
+ARTIFACTS = Path(os.environ.get("EMOTISCOPE_ARTIFACTS",
+                                Path(__file__).resolve().parents[1] / "artifacts"))
+BROWSER_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+TIMEOUT_MS = 60_000
+
+if not (Path(CHROMIUM).is_file() or shutil.which("chromium")):
+    pytest.skip("chromium is not installed (apt-get install -y chromium; .ci/run does it)",
+                allow_module_level=True)
+sync_api = pytest.importorskip("playwright.sync_api",
+                               reason="playwright is not installed (pip install -e '.[dev]')")
+pytest.importorskip("uvicorn", reason="the [serve] extra is not installed")
+
+
+def write_y4m(path: Path, frames: list[np.ndarray], fps: int = 10) -> Path:
+    """RGB frames (even sides) -> a YUV4MPEG2 file, 4:2:0: what Chromium's fake camera plays."""
+    height, width = frames[0].shape[:2]
+    with open(path, "wb") as out:
+        out.write(f"YUV4MPEG2 W{width} H{height} F{fps}:1 Ip A1:1 C420jpeg\n".encode())
+        for frame in frames:
+            out.write(b"FRAME\n" + cv2.cvtColor(frame, cv2.COLOR_RGB2YUV_I420).tobytes())
+    return path
+
+
+@pytest.fixture(scope="module")
+def recognizer(tiny_model_path):
+    from emotiscope.pipeline import EmotionRecognizer
+
+    return EmotionRecognizer(model=tiny_model_path)
+
+
+@pytest.fixture(scope="module")
+def server_url(recognizer):
+    """The service on a free 127.0.0.1 port, in a thread, for this module's tests."""
+    from fixtures.server import running
+
+    from emotiscope.server import create_app
+
+    with running(create_app(recognizer)) as url:
+        yield url
+
+
+@pytest.fixture(scope="module")
+def camera_video(tmp_path_factory) -> Path:
+    from fixtures.videos import two_face_frames
+
+    return write_y4m(tmp_path_factory.mktemp("camera") / "two_faces.y4m", two_face_frames(20))
+
+
+@pytest.fixture()
+def page(camera_video):
+    args = [*BROWSER_ARGS, "--use-fake-ui-for-media-stream", "--use-fake-device-for-media-stream",
+            f"--use-file-for-fake-video-capture={camera_video}"]
+    with sync_api.sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=args)
+        tab = browser.new_page(viewport={"width": 1200, "height": 900})
+        tab.set_default_timeout(TIMEOUT_MS)
+        problems: list[str] = []
+        tab.on("pageerror", lambda exc: problems.append(f"page error: {exc}"))
+        tab.on("console", lambda m: m.type == "error" and problems.append(f"console: {m.text}"))
+        tab.problems = problems
+        yield tab
+        browser.close()
+
+
+def screenshot(page, name: str) -> Path:
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    path = ARTIFACTS / name
+    page.screenshot(path=str(path), full_page=True)
+    print(f"screenshot: {path}")
+    return path
+
+
+def test_upload_a_photo_shows_the_face_table(page, server_url, recognizer):
+    photo = sample_image_path()
+    expected = recognizer(photo)
+    assert expected, "the sample photo should have faces"
+    page.goto(server_url + "/")
+    page.wait_for_selector("#model-info:has-text('tiny.onnx')")
+    page.set_input_files("#file-input", str(photo))
+    page.wait_for_selector(f"#photo-result[data-faces='{len(expected)}']:not([hidden])")
+    rows = page.locator("#faces-table tbody tr")
+    assert rows.count() == len(expected)
+    for i, face in enumerate(expected):
+        row = rows.nth(i)
+        assert row.get_attribute("data-label") == face.label
+        assert row.locator(".bar").count() == len(recognizer.labels)
+        assert f"{face.label} {round(face.score * 100)}%" in row.inner_text()
+    canvas = page.locator("#photo-canvas")
+    assert canvas.get_attribute("width") == str(load_size(photo)[0])
+    screenshot(page, "browser-photo.png")
+    assert page.problems == []
+
+
+def test_live_camera_draws_boxes_and_pause_stops_sending(page, server_url):
+    page.goto(server_url + "/")
+    page.click("#tab-live")
+    page.click("#cam-start")
+    page.wait_for_selector("#overlay:not([data-faces-drawn='0'])")
+    page.wait_for_selector("#live-status:not([data-frames='0']):not([data-frames='1'])"
+                           ":not([data-frames='2'])")
+    assert int(page.get_attribute("#overlay", "data-faces-drawn")) == 2  # two faces in the video
+    screenshot(page, "browser-live.png")
+
+    page.click("#cam-pause")
+    time.sleep(0.5)  # a frame already in flight may still land
+    frames = page.get_attribute("#live-status", "data-frames")
+    time.sleep(1.5)  # 7 frames would be sent in this time at 5 per second
+    assert page.get_attribute("#live-status", "data-frames") == frames
+    assert page.inner_text("#cam-pause") == "Resume"
+    page.click("#cam-pause")
+    page.wait_for_selector(f"#live-status:not([data-frames='{frames}'])")
+    page.click("#cam-stop")
+    assert page.get_attribute("#overlay", "data-faces-drawn") == "0"
+    assert page.problems == []
+
+
+def load_size(path: Path) -> tuple[int, int]:
+    from emotiscope.io import load_image
+
+    height, width = load_image(path).shape[:2]
+    return width, height
