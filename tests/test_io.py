@@ -1,0 +1,209 @@
+from __future__ import annotations
+
+import struct
+import zlib
+
+import cv2
+import numpy as np
+import pytest
+
+from emotiscope.errors import InputError, OutputExistsError
+from emotiscope.io import (
+    declared_size,
+    encode_image,
+    image_format,
+    iter_image_paths,
+    load_image,
+    sample_image_path,
+    save_image,
+)
+
+# Left half red, right half blue (RGB): any channel swap or flip shows.
+RGB = np.zeros((40, 60, 3), np.uint8)
+RGB[:, :30] = (255, 0, 0)
+RGB[:, 30:] = (0, 0, 255)
+
+
+def _encoded(image_rgb: np.ndarray, suffix: str) -> bytes:
+    return encode_image(image_rgb, suffix)
+
+
+def _close(a: np.ndarray, b: np.ndarray, tol: int = 0) -> bool:
+    """Same shape; largest difference <= tol (lossless) or, for tol > 0, mean difference <= tol
+    (lossy codecs blur the colour edge). A swapped channel or a flip differs by ~170."""
+    diff = np.abs(a.astype(int) - b.astype(int)) if a.shape == b.shape else None
+    return diff is not None and (diff.max() == 0 if tol == 0 else diff.mean() <= tol)
+
+
+@pytest.mark.parametrize("suffix", [".png", ".bmp", ".tif", ".webp", ".ppm"])
+def test_lossless_formats_round_trip_as_rgb(tmp_path, suffix):
+    path = tmp_path / f"x{suffix}"
+    path.write_bytes(_encoded(RGB, suffix))
+    image = load_image(path)
+    assert image.dtype == np.uint8 and _close(image, RGB, tol=0 if suffix != ".webp" else 8)
+
+
+def test_jpeg_path_bytes_and_str_agree(tmp_path):
+    path = tmp_path / "x.jpg"
+    path.write_bytes(_encoded(RGB, ".jpg"))
+    from_path, from_str = load_image(path), load_image(str(path))
+    assert _close(from_path, RGB, tol=12)
+    assert np.array_equal(from_path, load_image(path.read_bytes()))
+    assert np.array_equal(from_path, from_str)
+
+
+def test_grey_and_16_bit_and_alpha_become_rgb_uint8():
+    grey = cv2.cvtColor(RGB, cv2.COLOR_RGB2GRAY)
+    assert _close(load_image(_encoded(grey, ".png")), cv2.cvtColor(grey, cv2.COLOR_GRAY2RGB), 0)
+    deep = (RGB.astype(np.uint16) * 257)
+    assert _close(load_image(_encoded(deep, ".png")), RGB, tol=0)
+    rgba = np.dstack([RGB, np.full(RGB.shape[:2], 255, np.uint8)])
+    ok, png = cv2.imencode(".png", cv2.cvtColor(rgba, cv2.COLOR_RGBA2BGRA))
+    assert _close(load_image(png.tobytes()), RGB, tol=0)
+
+
+def test_cmyk_jpeg_and_exif_orientation():
+    pil = pytest.importorskip("PIL.Image")
+    import io as std_io
+
+    buffer = std_io.BytesIO()
+    pil.fromarray(RGB).convert("CMYK").save(buffer, "JPEG", quality=95)
+    assert _close(load_image(buffer.getvalue()), RGB, tol=12)
+    exif = pil.Exif()
+    exif[0x0112] = 6  # stored sideways: rotate 90 degrees clockwise to display
+    buffer = std_io.BytesIO()
+    pil.fromarray(RGB).save(buffer, "JPEG", quality=95, exif=exif.tobytes())
+    upright = load_image(buffer.getvalue())
+    assert _close(upright, np.rot90(RGB, k=-1), tol=12)
+
+
+@pytest.mark.parametrize("array, expected", [
+    (np.full((4, 5), 7, np.uint8), 7),
+    (np.full((4, 5, 1), 7, np.uint8), 7),
+    (np.full((4, 5, 2), 7, np.uint8), 7),
+    (np.full((4, 5, 4), 7, np.uint8), 7),
+    (np.full((4, 5, 3), 65535, np.uint16), 255),
+    (np.full((4, 5, 3), 0.5, np.float32), 128),
+    (np.ones((4, 5), bool), 255),
+])
+def test_arrays_of_any_common_layout(array, expected):
+    image = load_image(array)
+    assert image.shape == (4, 5, 3) and image.dtype == np.uint8 and (image == expected).all()
+
+
+def test_rgb_uint8_array_is_taken_as_rgb():
+    assert np.array_equal(load_image(RGB), RGB)
+
+
+@pytest.mark.parametrize("bad, words", [
+    (np.zeros((4, 5, 5), np.uint8), "shape"),
+    (np.zeros((0, 5, 3), np.uint8), "shape"),
+    (np.zeros((4, 5, 3), np.int64), "pixel type"),
+    (12, "int"),
+])
+def test_bad_arrays_and_types(bad, words):
+    with pytest.raises(InputError, match=words):
+        load_image(bad)
+
+
+def test_missing_empty_folder_and_non_image_files(tmp_path):
+    with pytest.raises(InputError, match="does not exist"):
+        load_image(tmp_path / "nope.jpg")
+    with pytest.raises(InputError, match="is a folder"):
+        load_image(tmp_path)
+    (tmp_path / "empty.jpg").write_bytes(b"")
+    with pytest.raises(InputError, match="empty"):
+        load_image(tmp_path / "empty.jpg")
+    (tmp_path / "notes.jpg").write_text("not a picture at all\n" * 20)
+    with pytest.raises(InputError, match="not an image"):
+        load_image(tmp_path / "notes.jpg")
+    with pytest.raises(InputError, match="empty"):
+        load_image(b"")
+
+
+@pytest.mark.parametrize("suffix", [".jpg", ".png"])
+def test_truncated_files_are_reported_as_corrupt(tmp_path, suffix):
+    noise = np.random.default_rng(0).integers(0, 256, (200, 200, 3), dtype=np.uint8)
+    data = _encoded(noise, suffix)
+    path = tmp_path / f"cut{suffix}"
+    path.write_bytes(data[: len(data) // 2])
+    with pytest.raises(InputError, match="truncated or corrupt") as info:
+        load_image(path)
+    assert str(path) in str(info.value) and "\n" not in str(info.value)
+
+
+def _png_header(width: int, height: int) -> bytes:
+    ihdr = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+    chunk = struct.pack(">I", len(ihdr)) + b"IHDR" + ihdr
+    return b"\x89PNG\r\n\x1a\n" + chunk + struct.pack(">I", zlib.crc32(b"IHDR" + ihdr))
+
+
+def test_decompression_bomb_refused_from_the_header_with_the_limit_named():
+    with pytest.raises(InputError, match="limit of 50 megapixels"):
+        load_image(_png_header(20_000, 20_000))
+    with pytest.raises(InputError, match="limit of 0.001 megapixels"):
+        load_image(_encoded(np.zeros((40, 40, 3), np.uint8), ".png"), max_pixels=1000)
+    assert load_image(_encoded(np.zeros((40, 40, 3), np.uint8), ".png"), max_pixels=1600).shape \
+        == (40, 40, 3)
+
+
+@pytest.mark.parametrize("suffix, kind", [(".png", "PNG"), (".jpg", "JPEG"), (".bmp", "BMP"),
+                                          (".webp", "WebP"), (".tif", "TIFF"), (".ppm", "PNM")])
+def test_header_sizes_match_the_decoded_images(suffix, kind):
+    image = np.zeros((37, 53, 3), np.uint8)
+    data = _encoded(image, suffix)
+    assert image_format(data) == kind
+    assert tuple(declared_size(data)) == (53, 37)
+
+
+def test_header_sizes_of_gif_and_lossless_webp():
+    pil = pytest.importorskip("PIL.Image")
+    import io as std_io
+
+    for fmt, options in (("GIF", {}), ("WEBP", {"lossless": True})):
+        buffer = std_io.BytesIO()
+        pil.new("RGB", (53, 37)).save(buffer, fmt, **options)
+        assert tuple(declared_size(buffer.getvalue())) == (53, 37)
+
+
+def test_unknown_header_size_is_none():
+    assert declared_size(b"hello") is None and image_format(b"hello") is None
+
+
+def test_iter_image_paths_files_folders_globs(tmp_path):
+    (tmp_path / "a" / "deep").mkdir(parents=True)
+    (tmp_path / ".hidden").mkdir()
+    for name in ("a/2.png", "a/deep/1.JPG", "a/notes.txt", ".hidden/x.png", "b.jpg", "c.bin"):
+        (tmp_path / name).write_bytes(b"x")
+    found = list(iter_image_paths([tmp_path / "a", tmp_path / "c.bin", str(tmp_path / "*.jpg"),
+                                   tmp_path / "a" / "2.png"]))
+    assert found == [tmp_path / "a" / "2.png", tmp_path / "a" / "deep" / "1.JPG",
+                     tmp_path / "c.bin", tmp_path / "b.jpg"]
+
+
+def test_iter_image_paths_reports_missing_inputs(tmp_path):
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(InputError, match="does not exist"):
+        list(iter_image_paths([tmp_path / "missing.jpg"]))
+    errors = []
+    found = list(iter_image_paths([tmp_path / "empty", str(tmp_path / "*.png"), tmp_path / "m"],
+                                  on_error=lambda item, exc: errors.append(str(exc))))
+    assert found == []
+    assert [("holds no images" in e, "matches no files" in e, "does not exist" in e)
+            for e in errors] == [(True, False, False), (False, True, False), (False, False, True)]
+
+
+def test_save_image_refuses_to_overwrite(tmp_path):
+    path = save_image(tmp_path / "sub" / "out.png", RGB)
+    assert np.array_equal(load_image(path), RGB)
+    with pytest.raises(OutputExistsError, match="--force"):
+        save_image(path, RGB)
+    save_image(path, RGB[:, ::-1], overwrite=True)
+    assert np.array_equal(load_image(path), RGB[:, ::-1])
+    with pytest.raises(InputError, match="cannot encode"):
+        encode_image(RGB, ".nope")
+
+
+def test_sample_photo_is_shipped():
+    image = load_image(sample_image_path())
+    assert image.shape[2] == 3 and min(image.shape[:2]) >= 300

