@@ -300,5 +300,3 @@ def save_image(path: str | os.PathLike, image: np.ndarray, *, overwrite: bool = 
                          "folder") from None
     return path
 
-
-_format_name = image_format  # old private name, still imported by server/analysis.py

@@ -88,3 +88,12 @@ def parse_metadata(custom: dict[str, str], path: Path) -> tuple[tuple[str, ...],
     if len(labels) < 2 or len(set(labels)) != len(labels):
         raise ModelError(f"model {path} lists labels {list(labels)}: need 2 or more distinct labels")
     return labels, spec, meta
+
+
+def model_card(info: ModelInfo) -> dict:
+    """The model's contract and provenance as plain data (`info` and GET /v1/model show it)."""
+    meta = info.metadata
+    return {"name": info.path.name, "sha256": info.sha256, "arch": meta.get("arch"),
+            "version": meta.get("version"), "created": meta.get("created"),
+            "labels": list(info.labels), "input": info.spec.to_dict(),
+            "metrics": meta.get("metrics", {}), "training": meta.get("training", {})}

@@ -5,8 +5,6 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-import numpy as np
-
 from ..errors import ConfigError
 from ._out import check_new
 
@@ -52,6 +50,8 @@ def run_stats(args: argparse.Namespace) -> int:
 
 
 def run_samples(args: argparse.Namespace) -> int:
+    import numpy as np
+
     from ..training.data import load_any
     from ..training.plots import save_grid
 

@@ -21,14 +21,10 @@ def register(subparsers) -> None:
 def model_card(model=None) -> dict:
     """Everything `info` shows, as plain data."""
     from ..classify import EmotionClassifier
+    from ..model_file import model_card as card
 
     info = EmotionClassifier(model, threads=1).info
-    meta = info.metadata
-    return {"model": str(info.path), "sha256": info.sha256, "arch": meta.get("arch"),
-            "version": meta.get("version"), "created": meta.get("created"),
-            "labels": list(info.labels), "input": info.spec.to_dict(),
-            "metrics": meta.get("metrics", {}), "training": meta.get("training", {}),
-            "detector": _detector(), "versions": _versions()}
+    return {"model": str(info.path), **card(info), "detector": _detector(), "versions": _versions()}
 
 
 def _detector() -> str:

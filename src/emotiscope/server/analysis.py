@@ -10,15 +10,14 @@ import threading
 import time
 from dataclasses import dataclass, field
 
-import cv2
 import numpy as np
 
 from .. import __version__
 from ..draw import annotate as draw
 from ..draw import label_colour
 from ..errors import InputError
-from ..io import _format_name as image_format  # private today: a public name is requested
-from ..io import declared_size, load_image
+from ..io import declared_size, encode_image, image_format, load_image
+from ..model_file import model_card as card
 from .http_errors import ApiError
 
 MEDIA_TYPES = {"jpeg": "image/jpeg", "png": "image/png"}
@@ -29,29 +28,12 @@ def ms_since(start: float) -> float:
     return round((time.perf_counter() - start) * 1000.0, 2)
 
 
-def encode(image_rgb: np.ndarray, fmt: str) -> bytes:
-    """RGB uint8 image -> JPEG (quality 90) or PNG bytes.
-
-    Belongs in io.py (the one place that knows OpenCV's BGR order) once it has an encoder.
-    """
-    bgr = cv2.cvtColor(image_rgb, cv2.COLOR_RGB2BGR)
-    params = [cv2.IMWRITE_JPEG_QUALITY, 90] if fmt == "jpeg" else []
-    ok, buf = cv2.imencode(".jpg" if fmt == "jpeg" else ".png", bgr, params)
-    if not ok:
-        raise RuntimeError(f"could not encode the annotated image as {fmt}")
-    return buf.tobytes()
-
-
 def model_card(recognizer) -> dict:
     """What GET /v1/model reports: the model file's contract and provenance (no local paths)."""
     info = recognizer.classifier.info
-    meta = info.metadata
     detector = recognizer.detector
     return {
-        "name": info.path.name, "sha256": info.sha256, "labels": list(info.labels),
-        "input": info.spec.to_dict(), "arch": meta.get("arch"), "version": meta.get("version"),
-        "created": meta.get("created"), "training": meta.get("training", {}),
-        "metrics": meta.get("metrics", {}),
+        **card(info),
         "colours": {label: "#" + bytes(label_colour(label, info.labels)).hex()
                     for label in info.labels},
         "detector": getattr(detector, "name", type(detector).__name__),
@@ -111,7 +93,8 @@ class Analyzer:
         picture = None
         if annotate:
             t = time.perf_counter()
-            picture = encode(draw(image, faces, labels=self.recognizer.labels), annotate)
+            picture = encode_image(draw(image, faces, labels=self.recognizer.labels),
+                                   ".jpg" if annotate == "jpeg" else ".png", quality=90)
             timings["annotate"] = ms_since(t)
         timings["total"] = ms_since(start)
         result = {"image": {"width": int(image.shape[1]), "height": int(image.shape[0]),
