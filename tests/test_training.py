@@ -47,7 +47,7 @@ def cache_in_tmp(tmp_path_factory):
 
 def config(data, out, **overrides) -> TrainConfig:
     base = dict(data=str(data), epochs=1, batch_size=32, out=str(out), threads=1,
-                model_args=dict(TINY), seed=0)
+                model_args=dict(TINY), seed=0, crop_margin=0.15)
     return TrainConfig(**{**base, **overrides})
 
 
@@ -100,7 +100,7 @@ def test_onnx_loads_in_classifier_with_contract_from_metadata(base_run, sample_c
     clf = EmotionClassifier(base_run / "model.onnx", threads=1)
     assert list(clf.labels) == ckpt["labels"]
     assert clf.info.spec == InputSpec.from_dict(ckpt["spec"])
-    assert clf.info.spec.margin == pytest.approx(0.1) and clf.info.spec.channels == 1
+    assert clf.info.spec.margin == pytest.approx(0.15) and clf.info.spec.channels == 1
     meta = clf.info.metadata
     assert meta["arch"] == "compact" and meta["model_args"] == TINY
     assert meta["training"]["command"] == "emotiscope train sample.csv --epochs 1"

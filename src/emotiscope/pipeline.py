@@ -18,7 +18,7 @@ import numpy as np
 from .classify import EmotionClassifier
 from .detect import FaceDetector, make_detector
 from .io import DEFAULT_MAX_PIXELS, ImageSource, load_image
-from .preprocess import square_crop
+from .preprocess import face_crop
 from .types import Box, FaceEmotion
 
 
@@ -58,7 +58,7 @@ class EmotionRecognizer:
         if not boxes:
             return []
         margin = self.classifier.info.spec.margin
-        crops = [_face_crop(image, box, margin) for box in boxes]
+        crops = [face_crop(image, box, margin) for box in boxes]
         probs = self.classifier.predict_crops(crops, flip_tta=self.flip_tta)
         labels = self.labels
         return [FaceEmotion(box=box, label=labels[int(np.argmax(row))],
@@ -75,15 +75,6 @@ class EmotionRecognizer:
         for frame in frames:
             rgb = load_image(frame, max_pixels=self.max_pixels)
             yield rgb, self.classify(rgb, self.detect(rgb))
-
-
-def _face_crop(image: np.ndarray, box: Box, margin: float) -> np.ndarray:
-    # A box covering the whole image means the image is already a face crop (detect.py's
-    # tight-crop rule): use it as it is, as training does, rather than padding it with a margin.
-    height, width = image.shape[:2]
-    if (box.x, box.y, box.w, box.h) == (0, 0, width, height):
-        return image
-    return square_crop(image, box, margin)
 
 
 def analyze(image: ImageSource, **options) -> list[FaceEmotion]:

@@ -29,7 +29,7 @@ class InputSpec:
     channels: int = 1
     mean: float = 0.5
     std: float = 0.25
-    margin: float = 0.1
+    margin: float = 0.0
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -79,6 +79,15 @@ def square_crop(image: np.ndarray, box: Box, margin: float) -> np.ndarray:
     return crop
 
 
+def face_crop(image: np.ndarray, box: Box, margin: float) -> np.ndarray:
+    """The face a model sees: a box covering the whole image means the image is already a face
+    crop (detect.py's tight-crop rule), used as it is, as in training; otherwise square_crop."""
+    height, width = image.shape[:2]
+    if (box.x, box.y, box.w, box.h) == (0, 0, width, height):
+        return image
+    return square_crop(image, box, margin)
+
+
 def resize_face(face: np.ndarray, size: int, channels: int = 1) -> np.ndarray:
     """Any-size grey/colour face -> uint8 size x size (x3) in the model's colour space."""
     face = to_channels(np.ascontiguousarray(face), channels)
@@ -107,4 +116,4 @@ def prepare_crops(crops: Iterable[np.ndarray], spec: InputSpec) -> np.ndarray:
 
 def prepare_faces(image: np.ndarray, boxes: Sequence[Box], spec: InputSpec) -> np.ndarray:
     """Crop every box of an RGB/grey image with the model's margin -> model input batch."""
-    return prepare_crops((square_crop(image, b, spec.margin) for b in boxes), spec)
+    return prepare_crops((face_crop(image, b, spec.margin) for b in boxes), spec)

@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import argparse
 import json
+import pickle
+import shlex
+from dataclasses import replace
 from pathlib import Path
 
-from ..errors import DependencyError, ModelError
+from ..errors import ConfigError, DependencyError, ModelError
 from ._out import check_new
 
 
@@ -15,6 +18,8 @@ def register(sub) -> None:
     p.add_argument("checkpoint", help="best.pt or last.pt from a run folder")
     p.add_argument("-o", "--output", help="the .onnx to write (default: beside the checkpoint)")
     p.add_argument("--force", action="store_true", help="overwrite an existing output")
+    p.add_argument("--crop-margin", type=float,
+                   help="set the face-box margin the model asks for at inference (default: as trained)")
     p.set_defaults(func=run)
 
 
@@ -24,7 +29,7 @@ def run(args: argparse.Namespace) -> int:
 
         from ..preprocess import InputSpec
         from ..training import export
-        from ..training.models import build_model
+        from ..training.models import build_model, count_macs
     except ImportError as exc:
         raise DependencyError("export needs torch and onnx: pip install torch==2.13.0 "
                               "'emotiscope[train]'") from exc
@@ -35,19 +40,30 @@ def run(args: argparse.Namespace) -> int:
     try:
         ckpt = torch.load(src, map_location="cpu", weights_only=False)
         labels, spec, arch = ckpt["labels"], InputSpec.from_dict(ckpt["spec"]), ckpt["arch"]
-    except (KeyError, TypeError, RuntimeError, OSError, AttributeError) as exc:
+    except (KeyError, TypeError, RuntimeError, OSError, AttributeError, EOFError,
+            pickle.UnpicklingError) as exc:
         raise ModelError(f"{src} is not an emotiscope checkpoint ({exc})") from exc
-    model = build_model(arch, len(labels), spec.channels, **ckpt.get("model_args", {}))
-    model.load_state_dict(ckpt["model"])
+    try:
+        model = build_model(arch, len(labels), spec.channels, **ckpt.get("model_args", {}))
+        model.load_state_dict(ckpt["model"])
+    except (KeyError, TypeError, RuntimeError) as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise ModelError(f"{src} holds no weights that fit its architecture {arch!r} ({first}); "
+                         "pass best.pt or last.pt from a run folder") from exc
+    if args.crop_margin is not None:
+        if args.crop_margin < 0:
+            raise ConfigError(f"--crop-margin {args.crop_margin} must be >= 0")
+        spec = replace(spec, margin=args.crop_margin)
     report_file = src.parent / "report.json"
     validation = {"accuracy": ckpt.get("best_acc")}
     if report_file.is_file():
         report = json.loads(report_file.read_text())
         validation = {k: report[k] for k in ("accuracy", "macro_f1", "n", "per_class") if k in report}
     training = {"command": ckpt.get("command", ""), "config": ckpt.get("config", {}),
-                "best_epoch": ckpt.get("best_epoch"), "epochs_run": ckpt.get("epoch")}
-    meta = export.build_metadata(labels, spec, arch, ckpt.get("model_args", {}), training,
-                                 {"validation": validation})
+                "best_epoch": ckpt.get("best_epoch"), "epochs_run": ckpt.get("epoch"),
+                "export_command": "emotiscope " + shlex.join(getattr(args, "argv", []))}
+    metrics = {"validation": validation, "macs": count_macs(model, spec.size, spec.channels)}
+    meta = export.build_metadata(labels, spec, arch, ckpt.get("model_args", {}), training, metrics)
     result = export.export_onnx(model, out, meta)
     print(f"{out}  sha256 {result['sha256']}  parity {result['parity_max_abs_diff']:.1e}")
     return 0

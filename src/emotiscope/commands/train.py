@@ -21,8 +21,9 @@ def register(sub) -> None:
     g.add_argument("--classes", help="comma-separated subset, e.g. happy,sad,neutral")
     g.add_argument("--balance", help="'min' (cut every class to the rarest) or N images per class")
     g.add_argument("--strict", action="store_true", help="fail on unreadable images instead of skipping")
-    g.add_argument("--crop-margin", type=float, default=0.1,
-                   help="face-box margin per side the model expects at inference (default 0.1)")
+    g.add_argument("--crop-margin", type=float, default=0.0,
+                   help="margin per side added to detected face boxes at inference, as a fraction "
+                   "of the box (default 0: FER-2013 crops match YuNet boxes, see MODEL_CARD.md)")
     m = p.add_argument_group("model and optimisation")
     m.add_argument("--arch", default="compact", help="compact (CPU) or resnet (GPU)")
     m.add_argument("--init-from", help="fine-tune from one of our .pt checkpoints or .onnx models")

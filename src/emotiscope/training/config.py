@@ -32,7 +32,7 @@ class TrainConfig:
     device: str = "auto"
     amp: bool = True                  # bfloat16 autocast on CUDA; ignored on CPU
     threads: int | None = None
-    crop_margin: float = 0.1
+    crop_margin: float = 0.0
     size: int = 48
     out: str = "runs"
     name: str | None = None

@@ -122,7 +122,7 @@ def is_photo_folder(root: Path, limit: int = 20) -> bool:
 def photo_faces(root: Path, recognizer, size: int):
     """Class folders of photos -> (largest-face crops or None where no face, labels, classes)."""
     from ..io import load_image
-    from ..preprocess import resize_face, square_crop
+    from ..preprocess import face_crop, resize_face
 
     classes = tuple(sorted(d.name for d in root.iterdir() if d.is_dir()))
     if not classes:
@@ -134,7 +134,7 @@ def photo_faces(root: Path, recognizer, size: int):
             image = load_image(f)
             boxes = recognizer.detect(image)
             box = max(boxes, key=lambda b: b.area) if boxes else None
-            faces.append(None if box is None else resize_face(square_crop(image, box, margin), size))
+            faces.append(None if box is None else resize_face(face_crop(image, box, margin), size))
             labels.append(k)
             files.append(str(f))
     return faces, np.array(labels, np.int64), classes, files
@@ -149,6 +149,9 @@ def evaluate(model, data: Path, split: str | None = None, tta: str = "none",
     size, labels = classifier.info.spec.size, classifier.labels
     data = Path(data)
     photos = faces == "detect" or (faces == "auto" and data.is_dir() and is_photo_folder(data))
+    if photos and not data.is_dir():
+        raise ConfigError(f"--faces detect needs class folders of photos ({data}/<class>/*.jpg); "
+                          f"{data} is not a folder")
     if photos:
         return _evaluate_photos(classifier, data, tta, detector)
     splits = load_any(data, size)

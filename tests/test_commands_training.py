@@ -1,0 +1,268 @@
+"""The training-side commands through the CLI: `data stats|samples`, `evaluate`, `export`.
+
+In-process via emotiscope.cli.main, plus one subprocess call; tiny random-weight models."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+pytest.importorskip("matplotlib")
+
+from fixtures.tiny_model import FER_LABELS  # noqa: E402
+
+from emotiscope.classify import EmotionClassifier  # noqa: E402
+from emotiscope.cli import main  # noqa: E402
+from emotiscope.training import loop  # noqa: E402
+from emotiscope.training.config import TrainConfig  # noqa: E402
+
+pytestmark = [pytest.mark.filterwarnings("ignore:You are using the legacy TorchScript"),
+              pytest.mark.filterwarnings("ignore:The feature will be removed")]
+
+
+@pytest.fixture(autouse=True)
+def cache_in_tmp(tmp_path, monkeypatch):
+    monkeypatch.setenv("EMOTISCOPE_CACHE", str(tmp_path / "cache"))
+
+
+def error_line(capsys, command: str) -> str:
+    """The one line a failed command prints on stderr."""
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1, err
+    assert err[0].startswith(f"emotiscope {command}: error: ")
+    return err[0]
+
+
+def png(path: Path) -> np.ndarray:
+    image = cv2.imread(str(path))
+    assert image is not None, f"{path} is not a readable image"
+    return image
+
+
+# --- data stats ----------------------------------------------------------------------------------
+
+def test_data_stats_prints_counts_and_writes_the_chart(sample_csv, tmp_path, capsys):
+    chart = tmp_path / "charts" / "counts.png"
+    assert main(["data", "stats", str(sample_csv), "--out", str(chart)]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0].split() == ["class", "train", "val"]
+    rows = {line.split()[0]: line.split()[1:] for line in lines[1:] if line.strip()}
+    for name in FER_LABELS:
+        assert rows[name] == ["25", "25"]
+    assert rows["total"] == ["175", "175"]
+    assert rows["chart:"] == [str(chart)]
+    assert min(png(chart).shape[:2]) > 100
+
+
+def test_data_stats_refuses_to_overwrite_without_force(sample_csv, tmp_path, capsys):
+    chart = tmp_path / "counts.png"
+    chart.write_bytes(b"keep me")
+    assert main(["data", "stats", str(sample_csv), "--out", str(chart)]) == 1
+    line = error_line(capsys, "data")
+    assert str(chart) in line and "already exists" in line and "--force" in line
+    assert chart.read_bytes() == b"keep me"
+    assert main(["data", "stats", str(sample_csv), "--out", str(chart), "--force"]) == 0
+    png(chart)
+
+
+def test_data_stats_on_a_missing_path(tmp_path, capsys):
+    assert main(["data", "stats", str(tmp_path / "nosuch.csv"), "--out", str(tmp_path / "c.png")]) == 1
+    assert "nosuch.csv does not exist" in error_line(capsys, "data")
+    assert not (tmp_path / "c.png").exists()
+
+
+# --- data samples --------------------------------------------------------------------------------
+
+def test_data_samples_one_class(sample_csv, tmp_path, capsys):
+    grid = tmp_path / "happy.png"
+    assert main(["data", "samples", str(sample_csv), "--class", "happy", "-n", "3",
+                 "--out", str(grid)]) == 0
+    assert capsys.readouterr().out.strip() == f"3 faces from train: {grid}"
+    png(grid)
+
+
+def test_data_samples_every_class_and_split(sample_csv, tmp_path, capsys):
+    grid = tmp_path / "all.png"
+    assert main(["data", "samples", str(sample_csv), "-n", "2", "--split", "val",
+                 "--out", str(grid)]) == 0
+    assert capsys.readouterr().out.strip() == f"14 faces from val: {grid}"  # 2 x 7 classes
+    png(grid)
+    assert main(["data", "samples", str(sample_csv), "-n", "2", "--out", str(grid)]) == 1
+    assert "already exists" in error_line(capsys, "data")
+
+
+@pytest.mark.parametrize("args, fragment", [
+    (["--class", "bored"], "--class 'bored' is not in the data"),
+    (["-n", "0"], "-n 0 must be at least 1"),
+    (["--split", "test"], "--split 'test' not in"),
+])
+def test_data_samples_usage_errors_exit_2(sample_csv, tmp_path, capsys, args, fragment):
+    out = tmp_path / "grid.png"
+    assert main(["data", "samples", str(sample_csv), "--out", str(out), *args]) == 2
+    assert fragment in error_line(capsys, "data")
+    assert not out.exists()
+
+
+# --- evaluate ------------------------------------------------------------------------------------
+
+def test_evaluate_json(sample_csv, tiny_model_path, capsys):
+    assert main(["evaluate", str(sample_csv), "--model", str(tiny_model_path), "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert isinstance(report, dict)
+    assert 0 <= report["accuracy"] <= 1 and 0 <= report["macro_f1"] <= 1
+    assert report["split"] == "val" and report["n"] == 175 and report["tta"] == "none"
+    assert report["labels"] == list(FER_LABELS)
+
+
+def test_evaluate_summary_table(sample_csv, tiny_model_path, capsys):
+    assert main(["evaluate", str(sample_csv), "--model", str(tiny_model_path),
+                 "--split", "train"]) == 0
+    out = capsys.readouterr().out
+    assert "[train]" in out and "macro-F1" in out and "n=175" in out
+    assert all(any(line.startswith(name) for line in out.splitlines()) for name in FER_LABELS)
+
+
+def test_evaluate_out_writes_files_and_never_overwrites(sample_csv, tiny_model_path, tmp_path,
+                                                        capsys):
+    out = tmp_path / "eval"
+    argv = ["evaluate", str(sample_csv), "--model", str(tiny_model_path), "--out", str(out), "--json"]
+    assert main(argv) == 0
+    printed = json.loads(capsys.readouterr().out)
+    assert json.loads((out / "report.json").read_text()) == printed
+    assert min(png(out / "confusion.png").shape[:2]) > 100
+    before = {name: (out / name).read_bytes() for name in ("report.json", "confusion.png")}
+
+    assert main(argv + ["--tta", "flip"]) == 1
+    assert "report.json already exists" in error_line(capsys, "evaluate")
+    assert {name: (out / name).read_bytes() for name in before} == before
+
+    (out / "report.json").unlink()  # the picture alone still blocks
+    assert main(argv) == 1
+    assert "confusion.png already exists" in error_line(capsys, "evaluate")
+
+    assert main(argv + ["--tta", "flip", "--force"]) == 0
+    assert json.loads(capsys.readouterr().out)["tta"] == "flip"
+    assert json.loads((out / "report.json").read_text())["tta"] == "flip"
+
+
+@pytest.mark.parametrize("argv, code, fragment", [
+    (["--model", "{tmp}/nosuch.onnx"], 1, "nosuch.onnx does not exist"),
+    (["--split", "test", "--model", "{model}"], 2, "--split 'test' not in"),
+    (["--faces", "detect", "--model", "{model}"], 2, "--faces detect needs class folders"),
+])
+def test_evaluate_errors(sample_csv, tiny_model_path, tmp_path, capsys, argv, code, fragment):
+    argv = [a.format(tmp=tmp_path, model=tiny_model_path) for a in argv]
+    assert main(["evaluate", str(sample_csv), *argv]) == code
+    assert fragment in error_line(capsys, "evaluate")
+
+
+def test_evaluate_bad_tta_is_a_usage_error(sample_csv, capsys):
+    with pytest.raises(SystemExit) as exit_:
+        main(["evaluate", str(sample_csv), "--tta", "rotate"])
+    assert exit_.value.code == 2 and "rotate" in capsys.readouterr().err
+
+
+def test_evaluate_in_a_subprocess(sample_csv, tiny_model_path, tmp_path):
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path),
+           "EMOTISCOPE_CACHE": str(tmp_path / "cache")}
+    done = subprocess.run([sys.executable, "-m", "emotiscope.cli", "evaluate", str(sample_csv),
+                           "--model", str(tiny_model_path), "--tta", "flip", "--json"],
+                          capture_output=True, text=True, timeout=120, env=env)
+    assert done.returncode == 0, done.stderr
+    report = json.loads(done.stdout)
+    assert report["tta"] == "flip" and report["n"] == 175 and "macro_f1" in report
+
+
+# --- export --------------------------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def run_dir(sample_csv, tmp_path_factory) -> Path:
+    """A finished one-epoch tiny training run (best.pt, report.json, ...)."""
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("EMOTISCOPE_CACHE", str(tmp_path_factory.mktemp("cache")))
+        cfg = TrainConfig(data=str(sample_csv), epochs=1, batch_size=32, threads=1,
+                          model_args={"widths": [8, 8, 16, 16]},
+                          out=str(tmp_path_factory.mktemp("runs")), name="export")
+        return loop.train(cfg, command="emotiscope train sample.csv --epochs 1")
+
+
+def test_export_writes_a_model_with_the_checkpoints_contract(run_dir, tmp_path, capsys):
+    out = tmp_path / "exported.onnx"
+    assert main(["export", str(run_dir / "best.pt"), "-o", str(out)]) == 0
+    printed = capsys.readouterr().out
+    assert str(out) in printed and "sha256" in printed and "parity" in printed
+    ckpt = torch.load(run_dir / "best.pt", map_location="cpu", weights_only=False)
+    clf = EmotionClassifier(out, threads=1)
+    assert list(clf.labels) == ckpt["labels"]
+    assert clf.info.spec.to_dict() == ckpt["spec"]
+    assert clf.info.sha256 in printed
+    meta = clf.info.metadata
+    assert meta["training"]["command"] == "emotiscope train sample.csv --epochs 1"
+    report = json.loads((run_dir / "report.json").read_text())
+    assert meta["metrics"]["validation"]["accuracy"] == report["accuracy"]
+    # the same weights as the model the run exported itself
+    faces = list(np.random.default_rng(0).integers(0, 256, (4, 48, 48), dtype=np.uint8))
+    np.testing.assert_allclose(clf.predict_crops(faces),
+                               EmotionClassifier(run_dir / "model.onnx", threads=1).predict_crops(faces),
+                               atol=1e-5)
+
+
+def test_export_never_overwrites_without_force(run_dir, tmp_path, capsys):
+    ckpt = tmp_path / "best.pt"
+    ckpt.write_bytes((run_dir / "best.pt").read_bytes())
+    assert main(["export", str(ckpt)]) == 0  # default output: beside the checkpoint
+    default = tmp_path / "best.onnx"
+    written = default.read_bytes()
+    capsys.readouterr()
+    assert main(["export", str(ckpt)]) == 1
+    assert "best.onnx already exists" in error_line(capsys, "export")
+    assert default.read_bytes() == written
+    default.write_bytes(b"old")
+    assert main(["export", str(ckpt), "--force"]) == 0
+    assert EmotionClassifier(default, threads=1).labels == tuple(
+        torch.load(ckpt, map_location="cpu", weights_only=False)["labels"])
+
+
+@pytest.mark.parametrize("content", ["dict", b"", b"just some text\n", b"PK\x03\x04 no zip",
+                                     "random"])
+def test_export_refuses_a_non_checkpoint(tmp_path, capsys, content):
+    junk = tmp_path / "junk.pt"
+    if content == "dict":
+        torch.save({"weights": 1}, junk)
+    elif content == "random":
+        junk.write_bytes(np.random.default_rng(2).bytes(512))
+    else:
+        junk.write_bytes(content)
+    assert main(["export", str(junk), "-o", str(tmp_path / "out.onnx")]) == 1
+    assert "is not an emotiscope checkpoint" in error_line(capsys, "export")
+    assert not (tmp_path / "out.onnx").exists()
+
+
+@pytest.mark.parametrize("change", [
+    {"model": {"x": torch.zeros(1)}},      # weights of something else
+    {"model": None},                       # no weights at all
+    {"model_args": {"bogus": 3}},          # arguments the architecture does not take
+])
+def test_export_refuses_weights_that_do_not_fit(run_dir, tmp_path, capsys, change):
+    ckpt = torch.load(run_dir / "best.pt", map_location="cpu", weights_only=False)
+    ckpt.update(change)
+    if change.get("model", 0) is None:
+        del ckpt["model"]
+    bad = tmp_path / "bad.pt"
+    torch.save(ckpt, bad)
+    assert main(["export", str(bad), "-o", str(tmp_path / "out.onnx")]) == 1
+    assert "holds no weights that fit its architecture 'compact'" in error_line(capsys, "export")
+    assert not (tmp_path / "out.onnx").exists()
+
+
+def test_export_missing_checkpoint(tmp_path, capsys):
+    assert main(["export", str(tmp_path / "nosuch.pt")]) == 1
+    assert "nosuch.pt does not exist" in error_line(capsys, "export")

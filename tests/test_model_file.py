@@ -1,0 +1,184 @@
+"""model_file.py: where the model comes from, its checksum, and the contract in its metadata."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+from types import SimpleNamespace
+
+import pytest
+
+from emotiscope import model_file
+from emotiscope.errors import ModelError
+from emotiscope.model_file import (
+    ENV_VAR,
+    METADATA_KEY,
+    ModelInfo,
+    file_sha256,
+    model_card,
+    parse_metadata,
+    resolve_model_path,
+    verify_checksum,
+)
+from emotiscope.preprocess import InputSpec
+
+INPUT = {"size": 48, "channels": 1, "mean": 0.5, "std": 0.25, "margin": 0.2}
+
+
+def touch(path: Path, data: bytes = b"model") -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(data)
+    return path
+
+
+@pytest.fixture
+def bundled(tmp_path, monkeypatch) -> Path:
+    """A stand-in for the installed package: emotiscope/models/ under tmp_path, initially empty."""
+    package = tmp_path / "package"
+    (package / "models").mkdir(parents=True)
+    monkeypatch.setattr(model_file, "resources", SimpleNamespace(files=lambda name: package))
+    monkeypatch.delenv(ENV_VAR, raising=False)
+    return package / "models"
+
+
+def one_line(exc: pytest.ExceptionInfo) -> str:
+    message = str(exc.value)
+    assert "\n" not in message
+    return message
+
+
+# --- resolve_model_path --------------------------------------------------------------------------
+
+def test_argument_wins_over_the_environment_and_the_bundled_model(tmp_path, bundled, monkeypatch):
+    touch(bundled / "2024-01-01.onnx")
+    monkeypatch.setenv(ENV_VAR, str(touch(tmp_path / "env.onnx")))
+    arg = touch(tmp_path / "arg.onnx")
+    assert resolve_model_path(arg) == arg
+    assert resolve_model_path(str(arg)) == arg
+
+
+def test_environment_wins_over_the_bundled_model(tmp_path, bundled, monkeypatch):
+    touch(bundled / "2024-01-01.onnx")
+    env = touch(tmp_path / "env.onnx")
+    monkeypatch.setenv(ENV_VAR, str(env))
+    assert resolve_model_path() == env
+    assert resolve_model_path(None) == env
+
+
+def test_bundled_model_is_the_newest_dated_file(bundled, monkeypatch):
+    for name in ("2024-06-30.onnx", "2025-01-15.onnx", "2024-12-31.onnx", "2026-01-01.onnx.sha256"):
+        touch(bundled / name)
+    assert resolve_model_path() == bundled / "2025-01-15.onnx"
+    monkeypatch.setenv(ENV_VAR, "")  # empty counts as unset
+    assert resolve_model_path() == bundled / "2025-01-15.onnx"
+
+
+def test_no_bundled_model_says_how_to_fix_it(bundled):
+    with pytest.raises(ModelError, match="no bundled model") as err:
+        resolve_model_path()
+    assert "--model" in one_line(err)
+
+
+@pytest.mark.parametrize("via_env", [False, True])
+def test_missing_model_file(tmp_path, bundled, monkeypatch, via_env):
+    missing = tmp_path / "nosuch.onnx"
+    touch(bundled / "2024-01-01.onnx")  # a bundled model must not hide the mistake
+    if via_env:
+        monkeypatch.setenv(ENV_VAR, str(missing))
+    with pytest.raises(ModelError, match="nosuch.onnx does not exist") as err:
+        resolve_model_path(None if via_env else missing)
+    assert "emotiscope export" in one_line(err)
+
+
+def test_a_folder_is_not_a_model(tmp_path, bundled):
+    with pytest.raises(ModelError, match="does not exist"):
+        resolve_model_path(tmp_path)
+
+
+# --- checksum ------------------------------------------------------------------------------------
+
+def test_file_sha256(tmp_path):
+    path = touch(tmp_path / "m.onnx", b"abc" * 1000)
+    assert file_sha256(path) == hashlib.sha256(b"abc" * 1000).hexdigest()
+
+
+@pytest.mark.parametrize("sidecar", ["{digest}", "{digest}\n", "{DIGEST}  m.onnx\n"])
+def test_matching_sidecar_passes(tmp_path, sidecar):
+    path = touch(tmp_path / "m.onnx")
+    digest = file_sha256(path)
+    (tmp_path / "m.onnx.sha256").write_text(sidecar.format(digest=digest, DIGEST=digest.upper()))
+    verify_checksum(path, digest)
+    verify_checksum(touch(tmp_path / "other.onnx"), "anything")  # no sidecar: nothing to check
+
+
+@pytest.mark.parametrize("sidecar", ["0" * 64, "", "not-a-digest  m.onnx"])
+def test_sidecar_mismatch_is_a_model_error(tmp_path, sidecar):
+    path = touch(tmp_path / "m.onnx")
+    (tmp_path / "m.onnx.sha256").write_text(sidecar)
+    with pytest.raises(ModelError, match="fails its checksum") as err:
+        verify_checksum(path, file_sha256(path))
+    assert "reinstall or re-export" in one_line(err)
+
+
+# --- parse_metadata ------------------------------------------------------------------------------
+
+def metadata(**fields) -> dict[str, str]:
+    return {METADATA_KEY: json.dumps({"labels": ["calm", "happy", "sad"], "input": INPUT, **fields})}
+
+
+def test_parse_metadata_reads_labels_spec_and_everything_else(tmp_path):
+    labels, spec, meta = parse_metadata(metadata(arch="compact", metrics={"acc": 0.7}),
+                                        tmp_path / "m.onnx")
+    assert labels == ("calm", "happy", "sad")
+    assert spec == InputSpec(48, 1, 0.5, 0.25, 0.2)
+    assert meta["arch"] == "compact" and meta["metrics"] == {"acc": 0.7}
+
+
+@pytest.mark.parametrize("custom, fragment", [
+    ({}, "has no 'emotiscope' metadata"),
+    ({"other": "{}"}, "has no 'emotiscope' metadata"),
+    ({METADATA_KEY: "{not json"}, "malformed 'emotiscope' metadata"),
+    ({METADATA_KEY: json.dumps({"input": INPUT})}, "malformed"),                     # no labels
+    ({METADATA_KEY: json.dumps({"labels": ["a", "b"]})}, "malformed"),               # no input
+    ({METADATA_KEY: json.dumps(["a", "b"])}, "malformed"),                           # not an object
+    ({METADATA_KEY: json.dumps({"labels": ["happy"], "input": INPUT})}, "need 2 or more"),
+    ({METADATA_KEY: json.dumps({"labels": [], "input": INPUT})}, "need 2 or more"),
+    ({METADATA_KEY: json.dumps({"labels": ["a", "b", "a"], "input": INPUT})}, "distinct labels"),
+])
+def test_parse_metadata_errors(tmp_path, custom, fragment):
+    with pytest.raises(ModelError, match=fragment) as err:
+        parse_metadata(custom, tmp_path / "m.onnx")
+    assert "m.onnx" in one_line(err)
+
+
+def test_parse_metadata_bad_input_spec(tmp_path):
+    custom = {METADATA_KEY: json.dumps({"labels": ["a", "b"], "input": {"size": 48}})}
+    with pytest.raises(ModelError, match="input spec .* is invalid") as err:
+        parse_metadata(custom, tmp_path / "m.onnx")
+    assert "emotiscope export" in one_line(err)
+
+
+# --- model_card ----------------------------------------------------------------------------------
+
+def test_model_card_fields(tmp_path):
+    meta = {"labels": ["calm", "happy"], "input": INPUT, "arch": "compact", "version": "0.1",
+            "created": "2025-01-01T00:00:00+00:00", "metrics": {"validation": {"accuracy": 0.68}},
+            "training": {"command": "emotiscope train x.csv"}}
+    info = ModelInfo(path=tmp_path / "2025-01-01.onnx", labels=("calm", "happy"),
+                     spec=InputSpec.from_dict(INPUT), sha256="ab" * 32, metadata=meta)
+    card = model_card(info)
+    assert card == {"name": "2025-01-01.onnx", "sha256": "ab" * 32, "arch": "compact",
+                    "version": "0.1", "created": "2025-01-01T00:00:00+00:00",
+                    "labels": ["calm", "happy"], "input": INPUT,
+                    "metrics": {"validation": {"accuracy": 0.68}},
+                    "training": {"command": "emotiscope train x.csv"}}
+    json.dumps(card)  # plain data
+
+
+def test_model_card_with_sparse_metadata(tmp_path):
+    info = ModelInfo(path=tmp_path / "m.onnx", labels=("a", "b"), spec=InputSpec(), sha256="0" * 64)
+    card = model_card(info)
+    assert card["arch"] is None and card["version"] is None and card["created"] is None
+    assert card["metrics"] == {} and card["training"] == {}
+    assert card["input"] == InputSpec().to_dict() and card["labels"] == ["a", "b"]
