@@ -15,6 +15,7 @@ import time
 
 import numpy as np
 import scenes
+from bench_classifier import faces_per_second
 
 from emotiscope.pipeline import EmotionRecognizer
 
@@ -35,14 +36,6 @@ def frame_row(recognizer: EmotionRecognizer, frame: np.ndarray, repeat: int) -> 
     classify_ms = median_ms(lambda: recognizer.classify(frame, boxes), repeat)
     total_ms = median_ms(lambda: recognizer(frame), repeat)
     return len(boxes), detect_ms, classify_ms, total_ms
-
-
-def faces_per_second(recognizer: EmotionRecognizer, batch: int, repeat: int) -> float:
-    spec = recognizer.classifier.info.spec
-    shape = (batch, spec.channels, spec.size, spec.size)
-    inputs = np.random.default_rng(0).normal(0, 1, shape).astype(np.float32)
-    ms = median_ms(lambda: recognizer.classifier.predict_batch(inputs), repeat)
-    return batch / ms * 1000
 
 
 def main() -> None:
@@ -67,7 +60,7 @@ def main() -> None:
     print(f"\nmodel: {info.path.name} ({info.metadata.get('arch')}), "
           f"input {info.spec.size}x{info.spec.size}x{info.spec.channels}")
     for batch in (1, 64):
-        rate = faces_per_second(recognizer, batch, args.repeat)
+        rate = faces_per_second(recognizer.classifier, batch, seconds=2.0)
         print(f"classification alone, batch {batch}: {rate:,.0f} faces/s")
 
 

