@@ -20,6 +20,14 @@ def tiny_model_path(tmp_path_factory) -> Path:
 
 
 @pytest.fixture(scope="session")
+def recognizer(tiny_model_path):
+    """An EmotionRecognizer with the default detector and the tiny random-weight model."""
+    from emotiscope.pipeline import EmotionRecognizer
+
+    return EmotionRecognizer(model=tiny_model_path)
+
+
+@pytest.fixture(scope="session")
 def sample_csv() -> Path:
     if not SAMPLE_CSV.is_file():
         pytest.skip(f"{SAMPLE_CSV} not present (../shared beside the checkout)")

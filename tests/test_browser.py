@@ -44,13 +44,6 @@ def write_y4m(path: Path, frames: list[np.ndarray], fps: int = 10) -> Path:
 
 
 @pytest.fixture(scope="module")
-def recognizer(tiny_model_path):
-    from emotiscope.pipeline import EmotionRecognizer
-
-    return EmotionRecognizer(model=tiny_model_path)
-
-
-@pytest.fixture(scope="module")
 def server_url(recognizer):
     """The service on a free 127.0.0.1 port, in a thread, for this module's tests."""
     from fixtures.server import running

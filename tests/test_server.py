@@ -20,7 +20,6 @@ pytest.importorskip("python_multipart")
 from fastapi.testclient import TestClient  # noqa: E402
 
 from emotiscope.io import load_image, sample_image_path  # noqa: E402
-from emotiscope.pipeline import EmotionRecognizer  # noqa: E402
 from emotiscope.server import create_app  # noqa: E402
 from emotiscope.server.routes import STATIC  # noqa: E402
 
@@ -36,11 +35,6 @@ def face_photo_path() -> Path:
 @pytest.fixture(scope="module")
 def photo() -> bytes:
     return face_photo_path().read_bytes()
-
-
-@pytest.fixture(scope="module")
-def recognizer(tiny_model_path):
-    return EmotionRecognizer(model=tiny_model_path)
 
 
 @pytest.fixture(scope="module")
