@@ -66,7 +66,8 @@ def verify_checksum(path: Path, sha256: str) -> None:
     sidecar = path.with_name(path.name + ".sha256")
     if not sidecar.is_file():
         return
-    expected = sidecar.read_text().split()[0].strip().lower() if sidecar.read_text().strip() else ""
+    fields = sidecar.read_text().split()
+    expected = fields[0].lower() if fields else ""
     if expected != sha256:
         raise ModelError(f"model {path} fails its checksum ({sha256[:12]}... != {expected[:12]}... "
                          f"in {sidecar.name}); the file is corrupt: reinstall or re-export it")

@@ -18,7 +18,7 @@ import numpy as np
 from .classify import EmotionClassifier
 from .detect import FaceDetector, make_detector
 from .io import DEFAULT_MAX_PIXELS, ImageSource, load_image
-from .preprocess import face_crop
+from .preprocess import prepare_faces
 from .types import Box, FaceEmotion
 
 
@@ -57,9 +57,8 @@ class EmotionRecognizer:
         """Classify every box of an RGB uint8 image, all faces in one batch."""
         if not boxes:
             return []
-        margin = self.classifier.info.spec.margin
-        crops = [face_crop(image, box, margin) for box in boxes]
-        probs = self.classifier.predict_crops(crops, flip_tta=self.flip_tta)
+        batch = prepare_faces(image, boxes, self.classifier.info.spec)
+        probs = self.classifier.predict_batch(batch, flip_tta=self.flip_tta)
         labels = self.labels
         return [FaceEmotion(box=box, label=labels[int(np.argmax(row))],
                             scores={label: float(p) for label, p in zip(labels, row, strict=True)})

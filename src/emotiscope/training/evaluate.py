@@ -107,11 +107,11 @@ def map_labels(fs: FaceSet, model_labels: tuple[str, ...]) -> np.ndarray:
 
 def is_photo_folder(root: Path, limit: int = 20) -> bool:
     """True when the images look like full photos (larger than 96 px or far from square)."""
+    import cv2
+
     for i, f in enumerate(p for p in sorted(root.rglob("*")) if p.suffix.lower() in IMAGE_EXTS):
         if i >= limit:
             break
-        import cv2
-
         img = cv2.imread(str(f), cv2.IMREAD_UNCHANGED)
         if img is not None and (max(img.shape[:2]) > 96 or
                                 abs(img.shape[0] - img.shape[1]) > 0.2 * max(img.shape[:2])):
