@@ -37,6 +37,17 @@ def register(sub) -> None:
     m.add_argument("--class-weights", action="store_true", help="weight the loss by class rarity")
     m.add_argument("--patience", type=int, default=0, help="early stopping; 0 = off")
     m.add_argument("--no-augment", action="store_true", help="turn all augmentation off")
+    m.add_argument("--augment", metavar="K=V,...",
+                   help="change augmentation settings, e.g. erase=0.25,rotate=10 (keys: flip, rotate, "
+                   "shift, scale, crop_pad, erase, jitter)")
+    m.add_argument("--distill", metavar="TEACHER.onnx",
+                   help="learn also from a teacher model's soft targets (knowledge distillation)")
+    m.add_argument("--distill-tta", default="multicrop", choices=["none", "flip", "multicrop"],
+                   help="teacher views averaged into each soft target (default multicrop)")
+    m.add_argument("--distill-weight", type=float, default=0.5,
+                   help="share of the loss from the teacher (default 0.5)")
+    m.add_argument("--ema", type=float, default=0.0, metavar="DECAY",
+                   help="validate and export a moving average of the weights, e.g. 0.999; 0 = off")
     r = p.add_argument_group("run")
     r.add_argument("--seed", type=int, default=0)
     r.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:1 ...")
@@ -53,15 +64,40 @@ def _config(args: argparse.Namespace):
 
     lr = args.lr if args.lr is not None else (0.1 if args.optimizer == "sgd" else 0.002)
     augment = AugmentConfig(0, 0, 0, 0, 0, 0, 0) if args.no_augment else AugmentConfig()
+    if args.augment:
+        augment = parse_augment(args.augment, augment)
     return TrainConfig(
         data=args.data, val=args.val, val_fraction=args.val_fraction,
         classes=[c.strip() for c in args.classes.split(",") if c.strip()] if args.classes else None,
         balance=args.balance, strict=args.strict, arch=args.arch, init_from=args.init_from,
         epochs=args.epochs, batch_size=args.batch_size, optimizer=args.optimizer, lr=lr,
         weight_decay=args.weight_decay, schedule=args.schedule, label_smoothing=args.label_smoothing,
-        class_weights=args.class_weights, patience=args.patience, seed=args.seed,
+        class_weights=args.class_weights, patience=args.patience, distill=args.distill,
+        distill_tta=args.distill_tta, distill_weight=args.distill_weight, ema=args.ema, seed=args.seed,
         device=args.device, amp=not args.no_amp, threads=args.threads, crop_margin=args.crop_margin,
         out=args.out, name=args.name, augment=augment)
+
+
+def parse_augment(text: str, base):
+    """'erase=0.25,rotate=10' -> a copy of the AugmentConfig `base` with those fields changed."""
+    from dataclasses import fields, replace
+
+    from ..errors import ConfigError
+
+    types = {f.name: (int if f.type in (int, "int") else float) for f in fields(base)}
+    changes = {}
+    for item in filter(None, (part.strip() for part in text.split(","))):
+        key, _, value = item.partition("=")
+        key = key.strip().replace("-", "_")
+        if key not in types:
+            raise ConfigError(f"--augment {item!r}: unknown key; use {', '.join(types)}")
+        try:
+            changes[key] = types[key](value)
+        except ValueError:
+            raise ConfigError(f"--augment {item!r}: {value!r} is not a {types[key].__name__}") from None
+        if changes[key] < 0:
+            raise ConfigError(f"--augment {item!r}: values must be >= 0")
+    return replace(base, **changes)
 
 
 def run(args: argparse.Namespace) -> int:

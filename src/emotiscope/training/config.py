@@ -28,6 +28,10 @@ class TrainConfig:
     label_smoothing: float = 0.1
     class_weights: bool = False
     patience: int = 0                 # early stopping after this many epochs without gain; 0 = off
+    distill: str | None = None        # teacher .onnx: soft targets mixed into the loss
+    distill_tta: str = "multicrop"    # teacher views averaged for its soft targets
+    distill_weight: float = 0.5       # share of the loss from the teacher's soft targets
+    ema: float = 0.0                  # per-step decay of a weight average used for val/export; 0 = off
     seed: int = 0
     device: str = "auto"
     amp: bool = True                  # bfloat16 autocast on CUDA; ignored on CPU
@@ -49,6 +53,8 @@ class TrainConfig:
             (0 <= self.label_smoothing < 1, f"--label-smoothing {self.label_smoothing} must be in [0, 1)"),
             (self.crop_margin >= 0, f"--crop-margin {self.crop_margin} must be >= 0"),
             (self.patience >= 0, f"--patience {self.patience} must be >= 0"),
+            (0 <= self.distill_weight <= 1, f"--distill-weight {self.distill_weight} must be in [0, 1]"),
+            (0 <= self.ema < 1, f"--ema {self.ema} must be in [0, 1), e.g. 0.999"),
         ]
         for ok, message in checks:
             if not ok:

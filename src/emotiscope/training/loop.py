@@ -26,6 +26,7 @@ from . import export, plots
 from .augment import augment_batch
 from .config import TrainConfig
 from .data import FaceSet
+from .distill import WeightAverage, soft_cross_entropy, teacher_targets
 from .evaluate import classification_report
 from .models import count_macs
 from .setup import build_initial_model, new_run_dir, prepare_data
@@ -95,6 +96,21 @@ class Trainer:
         self.x_train = torch.from_numpy(imgs).to(self.device)
         self.y_train = torch.from_numpy(self.train_set.labels).to(self.device)
         self.loss_weight = self._class_weights() if cfg.class_weights else None
+        self.soft = (torch.from_numpy(teacher_targets(cfg.distill, self.train_set, cfg.distill_tta))
+                     .to(self.device) if cfg.distill else None)
+        self.average = WeightAverage(self.model, cfg.ema) if cfg.ema else None
+
+    @property
+    def eval_model(self) -> torch.nn.Module:
+        """The weights validated, checkpointed as "model" and exported: the average when --ema."""
+        return self.average.model if self.average else self.model
+
+    def _loss(self, logits: torch.Tensor, y: torch.Tensor, idx: torch.Tensor) -> torch.Tensor:
+        loss = F.cross_entropy(logits, y, weight=self.loss_weight, label_smoothing=self.cfg.label_smoothing)
+        if self.soft is None:
+            return loss
+        w = self.cfg.distill_weight
+        return (1 - w) * loss + w * soft_cross_entropy(logits, self.soft[idx])
 
     def _class_weights(self) -> torch.Tensor:
         counts = np.bincount(self.train_set.labels, minlength=len(self.train_set.classes))
@@ -120,12 +136,13 @@ class Trainer:
             x, y = self._inputs(self.x_train[idx], train=True), self.y_train[idx]
             with self._autocast():
                 logits = self.model(x)
-            loss = F.cross_entropy(logits.float(), y, weight=self.loss_weight,
-                                   label_smoothing=self.cfg.label_smoothing)
+            loss = self._loss(logits.float(), y, idx)
             self.opt.zero_grad(set_to_none=True)
             loss.backward()
             self.opt.step()
             self.sched.step()
+            if self.average:
+                self.average.update(self.model)
             total_loss += loss.item() * len(y)
             correct += (logits.argmax(1) == y).sum().item()
             seen += len(y)
@@ -136,12 +153,12 @@ class Trainer:
     @torch.no_grad()
     def predict(self, fs: FaceSet, batch: int = 512) -> np.ndarray:
         """Logits for a FaceSet (no augmentation)."""
-        self.model.eval()
+        model = self.eval_model.eval()
         out = []
         for i in range(0, len(fs), batch):
             x = self._inputs(torch.from_numpy(fs.images[i:i + batch]).to(self.device), train=False)
             with self._autocast():
-                out.append(self.model(x).float().cpu())
+                out.append(model(x).float().cpu())
         return torch.cat(out).numpy() if out else np.zeros((0, len(fs.classes)), np.float32)
 
     def validate(self) -> dict:
@@ -152,7 +169,9 @@ class Trainer:
         return {"val_loss": loss, "val_acc": report["accuracy"], "val_macro_f1": report["macro_f1"]}
 
     def checkpoint(self) -> dict:
-        return {"model": self.model.state_dict(), "optimizer": self.opt.state_dict(),
+        return {"model": self.eval_model.state_dict(), "optimizer": self.opt.state_dict(),
+                "live": self.model.state_dict() if self.average else None,
+                "average": self.average.state_dict() if self.average else None,
                 "scheduler": self.sched.state_dict(), "gen": self.gen.get_state(),
                 "rng": torch.get_rng_state(),  # dropout draws from the global generator
                 "cuda_rng": torch.cuda.get_rng_state(self.device) if self.device.type == "cuda" else None,
@@ -162,7 +181,9 @@ class Trainer:
                 "spec": self.spec.to_dict(), "command": self.command}
 
     def load_state(self, ckpt: dict) -> None:
-        self.model.load_state_dict(ckpt["model"])
+        self.model.load_state_dict(ckpt.get("live") or ckpt["model"])
+        if self.average and ckpt.get("average"):
+            self.average.load_state_dict(ckpt["average"])
         self.spec = InputSpec.from_dict(ckpt["spec"])
         self.opt.load_state_dict(ckpt["optimizer"])
         self.sched.load_state_dict(ckpt["scheduler"])
@@ -213,6 +234,7 @@ class Trainer:
         """Load the best weights, write curves, confusion matrix, report and the ONNX model."""
         best = torch.load(self.run_dir / "best.pt", map_location="cpu", weights_only=False)
         self.model.load_state_dict(best["model"])
+        self.average = None  # best["model"] already holds the averaged weights when --ema
         logits = self.predict(self.val_set)
         report = classification_report(self.val_set.labels, logits.argmax(1), self.val_set.classes)
         report["best_epoch"], report["epochs_run"] = self.best_epoch, self.epoch

@@ -1,0 +1,137 @@
+"""Knowledge distillation from a teacher ONNX model, weight averaging (--ema) and --augment."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+pytest.importorskip("onnx")
+pytest.importorskip("matplotlib")
+
+from fixtures.tiny_model import FER_LABELS, make_tiny_model  # noqa: E402
+
+from emotiscope.classify import EmotionClassifier  # noqa: E402
+from emotiscope.cli import main  # noqa: E402
+from emotiscope.errors import ConfigError  # noqa: E402
+from emotiscope.training import loop  # noqa: E402
+from emotiscope.training.augment import AugmentConfig  # noqa: E402
+from emotiscope.training.config import TrainConfig  # noqa: E402
+from emotiscope.training.data import FaceSet, load_csv  # noqa: E402
+from emotiscope.training.distill import soft_cross_entropy, teacher_targets  # noqa: E402
+from emotiscope.training.evaluate import predict_faces  # noqa: E402
+
+TINY = {"widths": [8, 8, 16, 16], "depths": [1, 1, 1, 1]}
+pytestmark = [pytest.mark.filterwarnings("ignore:You are using the legacy TorchScript"),
+              pytest.mark.filterwarnings("ignore:The feature will be removed")]
+
+
+@pytest.fixture(scope="module", autouse=True)
+def cache_in_tmp(tmp_path_factory):
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("EMOTISCOPE_CACHE", str(tmp_path_factory.mktemp("cache")))
+        yield
+
+
+def config(data, out, **overrides) -> TrainConfig:
+    base = dict(data=str(data), epochs=1, batch_size=32, out=str(out), threads=1,
+                model_args=dict(TINY), seed=0)
+    return TrainConfig(**{**base, **overrides})
+
+
+def faces(n: int = 12, classes=("happy", "sad", "angry"), seed: int = 0) -> FaceSet:
+    rng = np.random.default_rng(seed)
+    return FaceSet(rng.integers(0, 256, (n, 48, 48), dtype=np.uint8),
+                   np.arange(n) % len(classes), tuple(classes))
+
+
+def test_teacher_targets_follow_the_data_class_order(tiny_model_path):
+    fs = faces()
+    targets = teacher_targets(tiny_model_path, fs, "flip")
+    assert targets.shape == (12, 3) and targets.dtype == np.float32
+    np.testing.assert_allclose(targets.sum(1), 1, atol=1e-5)
+    full = predict_faces(EmotionClassifier(tiny_model_path, threads=1), fs.images, "flip")
+    cols = [FER_LABELS.index(c) for c in fs.classes]
+    expected = full[:, cols] / full[:, cols].sum(1, keepdims=True)
+    np.testing.assert_allclose(targets, expected, rtol=1e-5)
+    assert not np.allclose(targets, teacher_targets(tiny_model_path, fs, "none"))  # views count
+
+
+@pytest.mark.parametrize("make, fs, fragment", [
+    (lambda d: d / "teacher.pt", faces(), "pass an .onnx model"),
+    (lambda d: make_tiny_model(d / "small.onnx", size=32), faces(), "takes 32px faces"),
+    (lambda d: make_tiny_model(d / "ab.onnx", labels=("a", "b")), faces(), "no label for happy"),
+])
+def test_teacher_mismatches_are_config_errors(tmp_path, make, fs, fragment):
+    with pytest.raises(ConfigError, match=fragment):
+        teacher_targets(make(tmp_path), fs, "none")
+
+
+def test_soft_cross_entropy_is_the_hard_loss_for_one_hot_targets():
+    logits = torch.randn(5, 7, generator=torch.Generator().manual_seed(0))
+    y = torch.tensor([0, 3, 6, 2, 1])
+    hard = torch.nn.functional.cross_entropy(logits, y)
+    torch.testing.assert_close(soft_cross_entropy(logits, torch.eye(7)[y]), hard)
+
+
+def test_distilled_run_learns_from_the_teacher(sample_csv, tmp_path, tiny_model_path):
+    """With the full weight on the teacher, the student's predictions move towards the teacher's
+    (random) judgement and away from what the labels alone teach."""
+    runs = {w: loop.train(config(sample_csv, tmp_path / str(w), epochs=6, distill=str(tiny_model_path),
+                                 distill_weight=w, lr=0.05, label_smoothing=0.0))
+            for w in (0.0, 1.0)}
+    val = load_csv(sample_csv, 48)["val"]
+    teacher = predict_faces(EmotionClassifier(tiny_model_path, threads=1), val.images, "multicrop")
+    agree = {w: float((predict_faces(EmotionClassifier(d / "model.onnx", threads=1), val.images)
+                       .argmax(1) == teacher.argmax(1)).mean()) for w, d in runs.items()}
+    assert agree[1.0] > agree[0.0] + 0.1, agree
+    saved = json.loads((runs[1.0] / "config.json").read_text())
+    assert saved["distill"] == str(tiny_model_path) and saved["distill_tta"] == "multicrop"
+
+
+def test_ema_checkpoints_the_average_and_resumes_exactly(sample_csv, tmp_path):
+    straight = loop.train(config(sample_csv, tmp_path / "a", epochs=2, ema=0.9))
+    ckpt = torch.load(straight / "last.pt", map_location="cpu", weights_only=False)
+    conv = "features.0.0.weight"
+    assert not torch.equal(ckpt["model"][conv], ckpt["live"][conv])  # the average, not the live weights
+    torch.testing.assert_close(ckpt["model"][conv], ckpt["average"]["module." + conv])
+    seen: dict = {}
+
+    def stop(trainer):
+        seen["run_dir"] = trainer.run_dir
+        if trainer.epoch == 1:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        loop.train(config(sample_csv, tmp_path / "b", epochs=2, ema=0.9), on_epoch_end=stop)
+    resumed = loop.resume(seen["run_dir"])
+    read = lambda d: [{k: v for k, v in r.items() if k != "seconds"}  # noqa: E731
+                      for r in json.loads((d / "history.json").read_text())]
+    assert read(resumed) == read(straight)
+
+
+def test_cli_augment_settings_reach_the_config(sample_csv, tmp_path, capsys):
+    code = main(["train", str(sample_csv), "--epochs", "1", "--batch-size", "32", "--threads", "1",
+                 "--augment", "erase=0.25, rotate=10,crop-pad=2", "--out", str(tmp_path)])
+    run_dir = Path(capsys.readouterr().out.strip().splitlines()[-1])
+    assert code == 0
+    saved = json.loads((run_dir / "config.json").read_text())["augment"]
+    assert saved == {**AugmentConfig().__dict__, "erase": 0.25, "rotate": 10.0, "crop_pad": 2}
+
+
+@pytest.mark.parametrize("args, fragment", [
+    (["--augment", "blur=1"], "'blur=1': unknown key"),
+    (["--augment", "erase=lots"], "'lots' is not a float"),
+    (["--augment", "rotate=-5"], "must be >= 0"),
+    (["--distill-weight", "1.5"], "--distill-weight 1.5 must be in [0, 1]"),
+    (["--ema", "1"], "--ema 1.0 must be in [0, 1)"),
+    (["--distill", "nosuch.pt"], "pass an .onnx model"),
+])
+def test_cli_bad_distill_and_augment_options(sample_csv, tmp_path, capsys, args, fragment):
+    assert main(["train", str(sample_csv), "--out", str(tmp_path), *args]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("emotiscope train: error:") and fragment in err[0]
+    assert not any(tmp_path.iterdir()), "a failed start left a run folder behind"
