@@ -32,7 +32,7 @@ def test_bundled_model_carries_its_contract(bundled):
     assert meta["arch"] == "compact" and meta["metrics"]["macs"] <= 50e6  # <= 100 MFLOPs
     assert meta["training"]["command"].startswith("emotiscope train ")
     validation = meta["metrics"]["validation"]
-    assert validation["accuracy"] >= 0.66 and set(validation["per_class"]) == set(FER_LABELS)
+    assert validation["accuracy"] >= 0.68 and set(validation["per_class"]) == set(FER_LABELS)
 
 
 def test_bundled_model_on_the_sample_csv(sample_csv, tmp_path, monkeypatch, capsys):
@@ -41,5 +41,5 @@ def test_bundled_model_on_the_sample_csv(sample_csv, tmp_path, monkeypatch, caps
     assert main(["evaluate", str(sample_csv), "--json"]) == 0
     report = json.loads(capsys.readouterr().out)
     assert report["split"] == "val" and report["n"] == 175
-    assert report["accuracy"] >= 0.57
+    assert report["accuracy"] >= 0.60
     assert report["per_class"]["happy"]["recall"] >= 0.75

@@ -59,9 +59,8 @@ def run(args: argparse.Namespace) -> int:
     if report_file.is_file():
         report = json.loads(report_file.read_text())
         validation = {k: report[k] for k in ("accuracy", "macro_f1", "n", "per_class") if k in report}
-    training = {"command": ckpt.get("command", ""), "config": ckpt.get("config", {}),
-                "best_epoch": ckpt.get("best_epoch"), "epochs_run": ckpt.get("epoch"),
-                "export_command": "emotiscope " + shlex.join(getattr(args, "argv", []))}
+    training = export.training_record(ckpt, export_command="emotiscope " +
+                                      shlex.join(getattr(args, "argv", [])))
     metrics = {"validation": validation, "macs": count_macs(model, spec.size, spec.channels)}
     meta = export.build_metadata(labels, spec, arch, ckpt.get("model_args", {}), training, metrics)
     result = export.export_onnx(model, out, meta)

@@ -26,6 +26,12 @@ def build_metadata(labels, spec: InputSpec, arch: str, model_args: dict, trainin
             "version": __version__, "torch_version": torch.__version__}
 
 
+def training_record(ckpt: dict, **extra) -> dict:
+    """The "training" metadata of a model from its checkpoint dict: command, config, epochs."""
+    return {"command": ckpt.get("command", ""), "config": ckpt.get("config", {}),
+            "best_epoch": ckpt.get("best_epoch"), "epochs_run": ckpt.get("epoch"), **extra}
+
+
 def parity_check(model: torch.nn.Module, path: Path, spec: InputSpec, batch: int = 5) -> float:
     """Max |onnxruntime - torch| on a random batch; raises ModelError above PARITY_TOL."""
     import onnxruntime as ort

@@ -244,9 +244,9 @@ class Trainer:
         metrics = {"validation": {k: report[k] for k in ("accuracy", "macro_f1", "n", "per_class")},
                    "macs": count_macs(self.model.cpu(), self.spec.size, self.spec.channels)}
         metrics["validation"]["source"] = self.val_source
-        training = {"command": self.command, "config": self.cfg.to_dict(),
-                    "best_epoch": self.best_epoch, "epochs_run": self.epoch,
-                    "train_counts": self.train_set.counts()}
+        state = {"command": self.command, "config": self.cfg.to_dict(),
+                 "best_epoch": self.best_epoch, "epoch": self.epoch}
+        training = export.training_record(state, train_counts=self.train_set.counts())
         meta = export.build_metadata(self.train_set.classes, self.spec, self.cfg.arch,
                                      self.model_args, training, metrics)
         report["export"] = export.export_onnx(self.model, self.run_dir / "model.onnx", meta)
