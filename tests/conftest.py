@@ -32,3 +32,11 @@ def sample_csv() -> Path:
     if not SAMPLE_CSV.is_file():
         pytest.skip(f"{SAMPLE_CSV} not present (../shared beside the checkout)")
     return SAMPLE_CSV
+
+
+@pytest.fixture(scope="module")
+def isolated_cache(tmp_path_factory):
+    """$EMOTISCOPE_CACHE in a fresh folder for one test module."""
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("EMOTISCOPE_CACHE", str(tmp_path_factory.mktemp("cache")))
+        yield

@@ -13,33 +13,18 @@ pytest.importorskip("onnx")
 pytest.importorskip("matplotlib")
 
 from fixtures.tiny_model import FER_LABELS, make_tiny_model  # noqa: E402
+from fixtures.training import TRAINING_MARKS, config  # noqa: E402
 
 from emotiscope.classify import EmotionClassifier  # noqa: E402
 from emotiscope.cli import main  # noqa: E402
 from emotiscope.errors import ConfigError  # noqa: E402
 from emotiscope.training import loop  # noqa: E402
 from emotiscope.training.augment import AugmentConfig  # noqa: E402
-from emotiscope.training.config import TrainConfig  # noqa: E402
 from emotiscope.training.data import FaceSet, load_csv  # noqa: E402
 from emotiscope.training.distill import soft_cross_entropy, teacher_targets  # noqa: E402
 from emotiscope.training.evaluate import predict_faces  # noqa: E402
 
-TINY = {"widths": [8, 8, 16, 16], "depths": [1, 1, 1, 1]}
-pytestmark = [pytest.mark.filterwarnings("ignore:You are using the legacy TorchScript"),
-              pytest.mark.filterwarnings("ignore:The feature will be removed")]
-
-
-@pytest.fixture(scope="module", autouse=True)
-def cache_in_tmp(tmp_path_factory):
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("EMOTISCOPE_CACHE", str(tmp_path_factory.mktemp("cache")))
-        yield
-
-
-def config(data, out, **overrides) -> TrainConfig:
-    base = dict(data=str(data), epochs=1, batch_size=32, out=str(out), threads=1,
-                model_args=dict(TINY), seed=0)
-    return TrainConfig(**{**base, **overrides})
+pytestmark = TRAINING_MARKS
 
 
 def faces(n: int = 12, classes=("happy", "sad", "angry"), seed: int = 0) -> FaceSet:

@@ -17,6 +17,7 @@ pytest.importorskip("matplotlib")
 
 import cv2  # noqa: E402
 from fixtures.tiny_model import make_tiny_model  # noqa: E402
+from fixtures.training import TINY, TRAINING_MARKS, config  # noqa: E402
 
 from emotiscope.classify import EmotionClassifier  # noqa: E402
 from emotiscope.cli import main  # noqa: E402
@@ -27,28 +28,11 @@ from emotiscope.training.config import TrainConfig  # noqa: E402
 from emotiscope.training.data import load_csv  # noqa: E402
 from emotiscope.training.models import build_model  # noqa: E402
 
-# A very small compact network keeps every run to a second or two on a busy 2-core CPU.
-TINY = {"widths": [8, 8, 16, 16], "depths": [1, 1, 1, 1]}
 OUTPUTS = ("best.pt", "last.pt", "model.onnx", "curves.png", "confusion.png", "history.json",
            "config.json", "report.json")
 CONV = "features.0.0.weight"  # the first conv of CompactCNN
 
-# torch's TorchScript ONNX exporter (export.py uses it on purpose) warns on every export.
-pytestmark = [pytest.mark.filterwarnings("ignore:You are using the legacy TorchScript"),
-              pytest.mark.filterwarnings("ignore:The feature will be removed")]
-
-
-@pytest.fixture(scope="module", autouse=True)
-def cache_in_tmp(tmp_path_factory):
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("EMOTISCOPE_CACHE", str(tmp_path_factory.mktemp("cache")))
-        yield
-
-
-def config(data, out, **overrides) -> TrainConfig:
-    base = dict(data=str(data), epochs=1, batch_size=32, out=str(out), threads=1,
-                model_args=dict(TINY), seed=0, crop_margin=0.15)
-    return TrainConfig(**{**base, **overrides})
+pytestmark = TRAINING_MARKS
 
 
 def sha(path: Path) -> str:
