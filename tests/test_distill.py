@@ -120,3 +120,29 @@ def test_cli_bad_distill_and_augment_options(sample_csv, tmp_path, capsys, args,
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and err[0].startswith("emotiscope train: error:") and fragment in err[0]
     assert not any(tmp_path.iterdir()), "a failed start left a run folder behind"
+
+
+def test_cli_widths_and_depths_build_that_network(sample_csv, tmp_path, capsys):
+    code = main(["train", str(sample_csv), "--epochs", "1", "--batch-size", "32", "--threads", "1",
+                 "--widths", "8,12,16", "--depths", "1,1,2", "--out", str(tmp_path)])
+    run_dir = Path(capsys.readouterr().out.strip().splitlines()[-1])
+    assert code == 0
+    assert json.loads((run_dir / "config.json").read_text())["model_args"] == {
+        "widths": [8, 12, 16], "depths": [1, 1, 2]}
+    state = torch.load(run_dir / "best.pt", map_location="cpu", weights_only=True)["model"]
+    convs = [v.shape[0] for k, v in state.items() if k.startswith("features.") and k.endswith("0.weight")
+             and v.ndim == 4]
+    assert convs == [8, 12, 16, 16]
+
+
+@pytest.mark.parametrize("args, fragment", [
+    (["--widths", "8,x"], "comma-separated whole numbers"),
+    (["--widths", "8,0,8,8"], "at least 1"),
+    (["--widths", "8,8,8"], "must give 4 stages"),
+    (["--widths", "8,8,8", "--depths", "1,1"], "the same number of stages"),
+])
+def test_cli_bad_widths_and_depths(sample_csv, tmp_path, capsys, args, fragment):
+    assert main(["train", str(sample_csv), "--out", str(tmp_path), *args]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and fragment in err[0]
+    assert not any(tmp_path.iterdir())

@@ -26,6 +26,11 @@ def register(sub) -> None:
                    "of the box (default 0: FER-2013 crops match YuNet boxes, see MODEL_CARD.md)")
     m = p.add_argument_group("model and optimisation")
     m.add_argument("--arch", default="compact", help="compact (CPU) or resnet (GPU)")
+    m.add_argument("--widths", metavar="W,W,...",
+                   help="channels per stage of the compact/resnet network, e.g. 40,80,160,240 "
+                   "(default 24,48,96,144 compact, 64,128,256,512 resnet)")
+    m.add_argument("--depths", metavar="D,D,...",
+                   help="convolutions (compact) or blocks (resnet) per stage, e.g. 1,2,2,2")
     m.add_argument("--init-from", help="fine-tune from one of our .pt checkpoints or .onnx models")
     m.add_argument("--epochs", type=int, default=60)
     m.add_argument("--batch-size", type=int, default=128)
@@ -69,13 +74,39 @@ def _config(args: argparse.Namespace):
     return TrainConfig(
         data=args.data, val=args.val, val_fraction=args.val_fraction,
         classes=[c.strip() for c in args.classes.split(",") if c.strip()] if args.classes else None,
-        balance=args.balance, strict=args.strict, arch=args.arch, init_from=args.init_from,
+        balance=args.balance, strict=args.strict, arch=args.arch, model_args=model_args(args),
+        init_from=args.init_from,
         epochs=args.epochs, batch_size=args.batch_size, optimizer=args.optimizer, lr=lr,
         weight_decay=args.weight_decay, schedule=args.schedule, label_smoothing=args.label_smoothing,
         class_weights=args.class_weights, patience=args.patience, distill=args.distill,
         distill_tta=args.distill_tta, distill_weight=args.distill_weight, ema=args.ema, seed=args.seed,
         device=args.device, amp=not args.no_amp, threads=args.threads, crop_margin=args.crop_margin,
         out=args.out, name=args.name, augment=augment)
+
+
+def model_args(args: argparse.Namespace) -> dict:
+    """--widths/--depths as the architecture's constructor arguments (compact: depths, resnet: blocks)."""
+    from ..errors import ConfigError
+
+    out: dict = {}
+    for flag, text in (("--widths", args.widths), ("--depths", args.depths)):
+        if not text:
+            continue
+        try:
+            values = [int(v) for v in text.split(",")]
+        except ValueError:
+            raise ConfigError(f"{flag} {text!r}: give comma-separated whole numbers, e.g. 1,2,2,2") from None
+        if not values or min(values) < 1:
+            raise ConfigError(f"{flag} {text!r}: every value must be at least 1")
+        key = "widths" if flag == "--widths" else ("blocks" if args.arch == "resnet" else "depths")
+        out[key] = values
+    lengths = {len(v) for v in out.values()}
+    if len(lengths) > 1:
+        raise ConfigError(f"--widths {args.widths} and --depths {args.depths} need the same number of stages")
+    if len(out) == 1 and lengths != {4}:
+        raise ConfigError("--widths or --depths alone must give 4 stages (the default number); "
+                          "pass both to change the number of stages")
+    return out
 
 
 def parse_augment(text: str, base):

@@ -34,7 +34,7 @@ class TrainConfig:
     ema: float = 0.0                  # per-step decay of a weight average used for val/export; 0 = off
     seed: int = 0
     device: str = "auto"
-    amp: bool = True                  # bfloat16 autocast on CUDA; ignored on CPU
+    amp: bool = True                  # bfloat16 autocast on CUDA and on CPUs with native bf16
     threads: int | None = None
     crop_margin: float = 0.0
     size: int = 48

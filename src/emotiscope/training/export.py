@@ -53,7 +53,7 @@ def export_onnx(model: torch.nn.Module, path: Path, metadata: dict) -> dict:
     import onnx
 
     spec = InputSpec.from_dict(metadata["input"])
-    model = model.cpu().eval()
+    model = model.cpu().eval().to(memory_format=torch.contiguous_format)
     path = Path(path)
     tmp = path.with_name(path.name + ".tmp")
     dummy = torch.zeros(1, spec.channels, spec.size, spec.size)
