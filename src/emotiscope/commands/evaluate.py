@@ -33,6 +33,10 @@ def print_summary(report: dict) -> None:
     for name, m in report["per_class"].items():
         print(f"{name:<10} {m['precision']:>9.3f} {m['recall']:>7.3f} {m['f1']:>6.3f} {m['support']:>8}")
     print(f"accuracy {report['accuracy']:.4f}  macro-F1 {report['macro_f1']:.4f}  n={report['n']}")
+    if report.get("duplicate_free"):
+        d = report["duplicate_free"]
+        print(f"without the {d['excluded']} faces with a near-twin in train: accuracy {d['accuracy']:.4f}  "
+              f"macro-F1 {d['macro_f1']:.4f}  n={d['n']}")
     if report.get("no_face"):
         print(f"{len(report['no_face'])} image(s) with no face found (counted wrong):")
         for f in report["no_face"]:

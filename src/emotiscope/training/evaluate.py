@@ -161,7 +161,23 @@ def evaluate(model, data: Path, split: str | None = None, tta: str = "none",
     report = classification_report(y_true, probs.argmax(1), labels)
     report.update(_header(classifier, data, name, tta, "crops"))
     report["skipped"] = fs.skipped
+    if name != "train" and "train" in splits:
+        report["duplicate_free"] = duplicate_free(fs.images, splits["train"].images, y_true,
+                                                  probs.argmax(1), labels)
     return report
+
+
+def duplicate_free(faces: np.ndarray, train_faces: np.ndarray, y_true: np.ndarray,
+                   y_pred: np.ndarray, labels) -> dict:
+    """Accuracy and macro-F1 without the faces that have a near-twin in the training split."""
+    from .duplicates import THRESHOLD, near_duplicates
+
+    twin = near_duplicates(faces, train_faces)
+    kept = classification_report(y_true[~twin], y_pred[~twin], labels)
+    return {"accuracy": kept["accuracy"], "macro_f1": kept["macro_f1"], "n": kept["n"],
+            "excluded": int(twin.sum()), "threshold": THRESHOLD,
+            "accuracy_on_excluded": round(float((y_true[twin] == y_pred[twin]).mean()), 4)
+            if twin.any() else None}
 
 
 def _evaluate_photos(classifier, data: Path, tta: str, detector: str) -> dict:
