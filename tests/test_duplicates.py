@@ -20,7 +20,8 @@ def smooth_faces(n: int, seed: int) -> np.ndarray:
 
 
 def jpeg(face: np.ndarray, quality: int = 60) -> np.ndarray:
-    return cv2.imdecode(cv2.imencode(".jpg", face, [cv2.IMWRITE_JPEG_QUALITY, quality])[1], cv2.IMREAD_GRAYSCALE)
+    encoded = cv2.imencode(".jpg", face, [cv2.IMWRITE_JPEG_QUALITY, quality])[1]
+    return cv2.imdecode(encoded, cv2.IMREAD_GRAYSCALE)
 
 
 def test_thumbnails_are_standardised():
