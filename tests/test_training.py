@@ -96,8 +96,18 @@ def test_onnx_loads_in_classifier_with_contract_from_metadata(base_run, sample_c
     spec = clf.info.spec
     with torch.no_grad():
         x = normalize(torch.from_numpy(faces).float()[:, None], spec.mean, spec.std)
-        ref = torch.softmax(torch_model(ckpt)(x), 1).numpy()
+        ref = torch.softmax(torch_model(ckpt)(x) / clf.info.temperature, 1).numpy()
     np.testing.assert_allclose(probs, ref, atol=1e-4)
+
+
+def test_export_fits_a_temperature_on_the_validation_faces(base_run):
+    meta = EmotionClassifier(base_run / "model.onnx").info.metadata
+    cal = meta["metrics"]["calibration"]
+    assert meta["temperature"] == cal["temperature"] > 0
+    assert cal["fitted_on"] == meta["metrics"]["validation"]["source"]
+    assert cal["nll_after"] <= cal["nll_before"] + 1e-6  # the fit minimises the NLL
+    report = json.loads((base_run / "report.json").read_text())
+    assert report["calibration"] == cal
 
 
 def test_parity_check_passes_and_catches_a_mismatch(base_run):

@@ -15,8 +15,10 @@ from .model_file import ModelInfo, file_sha256, parse_metadata, resolve_model_pa
 from .preprocess import prepare_crops
 
 
-def softmax(logits: np.ndarray) -> np.ndarray:
-    z = logits - logits.max(axis=1, keepdims=True)
+def softmax(logits: np.ndarray, temperature: float = 1.0) -> np.ndarray:
+    """Probabilities from N x K logits, divided by the model's calibration temperature first."""
+    z = logits / temperature
+    z = z - z.max(axis=1, keepdims=True)
     e = np.exp(z)
     return e / e.sum(axis=1, keepdims=True)
 
@@ -38,6 +40,15 @@ def _session(path, threads: int | None):
                          "pass a model exported by `emotiscope export`") from exc
 
 
+def read_temperature(meta: dict, path) -> float:
+    """The calibration temperature in the model's metadata (1.0 when it has none)."""
+    value = meta.get("temperature", 1.0)
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0.01 <= value <= 100:
+        raise ModelError(f"model {path} has temperature {value!r} in its metadata; it must be a number "
+                         "in [0.01, 100]: re-export the model")
+    return float(value)
+
+
 class EmotionClassifier:
     """Face crops -> label probabilities, with the contract read from the model file."""
 
@@ -48,7 +59,8 @@ class EmotionClassifier:
         self.session = _session(path, threads)
         custom = self.session.get_modelmeta().custom_metadata_map
         labels, spec, meta = parse_metadata(custom, path)
-        self.info = ModelInfo(path=path, labels=labels, spec=spec, sha256=digest, metadata=meta)
+        self.info = ModelInfo(path=path, labels=labels, spec=spec, sha256=digest, metadata=meta,
+                              temperature=read_temperature(meta, path))
         self._input = self.session.get_inputs()[0].name
         out_dim = self.session.get_outputs()[0].shape[-1]
         if isinstance(out_dim, int) and out_dim != len(labels):
@@ -58,14 +70,17 @@ class EmotionClassifier:
     def labels(self) -> tuple[str, ...]:
         return self.info.labels
 
-    def predict_batch(self, batch: np.ndarray, flip_tta: bool = False) -> np.ndarray:
-        """Normalised NxCxSxS float32 input -> Nxlabels probabilities (rows sum to 1)."""
+    def predict_batch(self, batch: np.ndarray, flip_tta: bool = False,
+                      temperature: float | None = None) -> np.ndarray:
+        """Normalised NxCxSxS float32 input -> Nxlabels probabilities (rows sum to 1), calibrated
+        with the model's temperature unless another is given (1.0 = the raw softmax)."""
         if len(batch) == 0:
             return np.zeros((0, len(self.labels)), np.float32)
-        probs = softmax(self.session.run(None, {self._input: batch})[0])
+        t = self.info.temperature if temperature is None else temperature
+        probs = softmax(self.session.run(None, {self._input: batch})[0], t)
         if flip_tta:
             flipped = np.ascontiguousarray(batch[..., ::-1])
-            probs = (probs + softmax(self.session.run(None, {self._input: flipped})[0])) / 2
+            probs = (probs + softmax(self.session.run(None, {self._input: flipped})[0], t)) / 2
         return probs.astype(np.float32)
 
     def predict_crops(self, crops: Sequence[np.ndarray], flip_tta: bool = False) -> np.ndarray:

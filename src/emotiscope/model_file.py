@@ -30,6 +30,7 @@ class ModelInfo:
     spec: InputSpec
     sha256: str
     metadata: dict = field(default_factory=dict, repr=False)
+    temperature: float = 1.0  # logits are divided by it before the softmax (calibration)
 
 
 def bundled_model_path() -> Path:
@@ -96,5 +97,5 @@ def model_card(info: ModelInfo) -> dict:
     meta = info.metadata
     return {"name": info.path.name, "sha256": info.sha256, "arch": meta.get("arch"),
             "version": meta.get("version"), "created": meta.get("created"),
-            "labels": list(info.labels), "input": info.spec.to_dict(),
+            "labels": list(info.labels), "input": info.spec.to_dict(), "temperature": info.temperature,
             "metrics": meta.get("metrics", {}), "training": meta.get("training", {})}

@@ -21,7 +21,8 @@ def register(sub) -> None:
     p.add_argument("--faces", default="auto", choices=["auto", "crops", "detect"],
                    help="images are face crops, or photos to detect faces in (auto: by image size)")
     p.add_argument("--detector", default="auto", help="face detector for photos (auto, yunet, haar)")
-    p.add_argument("--out", help="folder for report.json and confusion.png (not written if omitted)")
+    p.add_argument("--out", help="folder for report.json, confusion.png and reliability.png "
+                   "(not written if omitted)")
     p.add_argument("--force", action="store_true", help="overwrite files in --out")
     p.add_argument("--json", action="store_true", help="print the JSON report to stdout")
     p.set_defaults(func=run)
@@ -33,6 +34,10 @@ def print_summary(report: dict) -> None:
     for name, m in report["per_class"].items():
         print(f"{name:<10} {m['precision']:>9.3f} {m['recall']:>7.3f} {m['f1']:>6.3f} {m['support']:>8}")
     print(f"accuracy {report['accuracy']:.4f}  macro-F1 {report['macro_f1']:.4f}  n={report['n']}")
+    if report.get("calibration"):
+        c = report["calibration"]
+        raw = f" (raw softmax {c['ece_uncalibrated']:.3f})" if "ece_uncalibrated" in c else ""
+        print(f"expected calibration error {c['ece']:.3f}{raw}, temperature {c['temperature']:g}")
     if report.get("duplicate_free"):
         d = report["duplicate_free"]
         print(f"without the {d['excluded']} faces with a near-twin in train: accuracy {d['accuracy']:.4f}  "
@@ -50,13 +55,16 @@ def run(args: argparse.Namespace) -> int:
         out = Path(args.out)
         report_path = check_new(out / "report.json", args.force)
         picture = check_new(out / "confusion.png", args.force)
+        diagram = check_new(out / "reliability.png", args.force)
     report = evaluate(args.model, Path(args.data), args.split, args.tta, args.faces, args.detector)
     if args.out:
-        from ..training.plots import plot_confusion
+        from ..training.plots import plot_confusion, plot_reliability
 
         report_path.write_text(json.dumps(report, indent=2))
-        plot_confusion(report["confusion"], report["labels"], picture,
-                       f"{Path(args.data).name} [{report['split']}]: {report['accuracy']:.1%}")
+        title = f"{Path(args.data).name} [{report['split']}]"
+        plot_confusion(report["confusion"], report["labels"], picture, f"{title}: {report['accuracy']:.1%}")
+        if report.get("calibration"):
+            plot_reliability(report["calibration"], diagram, title)
     if args.json:
         print(json.dumps(report))
     else:

@@ -74,6 +74,7 @@ def format_card(card: dict) -> str:
     rows = [("model", card["model"]), ("sha256", card["sha256"]), ("arch", card["arch"]),
             ("version", card["version"]), ("created", card["created"]),
             ("labels", ", ".join(card["labels"])), ("input", _describe_input(card["input"])),
+            ("confidence", f"softmax(logits / {card.get('temperature', 1.0):g}) (calibration temperature)"),
             ("detector", card["detector"])]
     sections = [("metrics", card["metrics"]), ("training", card["training"]),
                 ("versions", card["versions"])]

@@ -70,15 +70,18 @@ def tta_views(faces: np.ndarray, mode: str, shift: int = 3) -> list[np.ndarray]:
     return [np.ascontiguousarray(v) for v in views]
 
 
-def predict_faces(classifier, faces: np.ndarray, tta: str = "none", batch: int = 256) -> np.ndarray:
-    """Mean probabilities over the TTA views for uint8 N x S x S faces at the model's size."""
+def predict_faces(classifier, faces: np.ndarray, tta: str = "none", batch: int = 256,
+                  temperature: float | None = None) -> np.ndarray:
+    """Mean probabilities over the TTA views for uint8 N x S x S faces at the model's size
+    (calibrated with the model's temperature unless `temperature` is given)."""
     from ..preprocess import batch_input
 
     spec = classifier.info.spec
     out = []
     for i in range(0, len(faces), batch):
         chunk = faces[i:i + batch]
-        probs = [classifier.predict_batch(batch_input(list(v), spec)) for v in tta_views(chunk, tta)]
+        probs = [classifier.predict_batch(batch_input(list(v), spec), temperature=temperature)
+                 for v in tta_views(chunk, tta)]
         out.append(np.mean(probs, axis=0))
     return np.concatenate(out) if out else np.zeros((0, len(classifier.labels)), np.float32)
 
@@ -161,10 +164,23 @@ def evaluate(model, data: Path, split: str | None = None, tta: str = "none",
     report = classification_report(y_true, probs.argmax(1), labels)
     report.update(_header(classifier, data, name, tta, "crops"))
     report["skipped"] = fs.skipped
+    report["calibration"] = calibration(classifier, fs.images, y_true, probs, tta)
     if name != "train" and "train" in splits:
         report["duplicate_free"] = duplicate_free(fs.images, splits["train"].images, y_true,
                                                   probs.argmax(1), labels)
     return report
+
+
+def calibration(classifier, faces: np.ndarray, y_true: np.ndarray, probs: np.ndarray, tta: str) -> dict:
+    """ECE and reliability bins of the reported probabilities, and the ECE of the raw softmax
+    (temperature 1) when the model carries another temperature."""
+    from .calibrate import reliability
+
+    out = {"temperature": classifier.info.temperature, **reliability(probs, y_true)}
+    if classifier.info.temperature != 1.0:
+        raw = predict_faces(classifier, faces, tta, temperature=1.0)
+        out["ece_uncalibrated"] = reliability(raw, y_true)["ece"]
+    return out
 
 
 def duplicate_free(faces: np.ndarray, train_faces: np.ndarray, y_true: np.ndarray,
@@ -190,9 +206,12 @@ def _evaluate_photos(classifier, data: Path, tta: str, detector: str) -> dict:
     y_pred = np.full(len(y_true), -1)  # no face found: counted as wrong
     if found.any():
         stack = np.stack([c for c in crops if c is not None])
-        y_pred[found] = predict_faces(classifier, stack, tta).argmax(1)
+        probs = predict_faces(classifier, stack, tta)
+        y_pred[found] = probs.argmax(1)
     report = classification_report(y_true, y_pred, classifier.labels)
     report.update(_header(classifier, data, "photos", tta, "detected"))
+    if found.any():
+        report["calibration"] = calibration(classifier, stack, y_true[found], probs, tta)
     report["no_face"] = [f for f, ok in zip(files, found, strict=True) if not ok]
     return report
 

@@ -22,7 +22,7 @@ from tqdm import tqdm
 
 from ..errors import ConfigError
 from ..preprocess import InputSpec, normalize
-from . import export, plots
+from . import calibrate, export, plots
 from .augment import augment_batch
 from .config import TrainConfig
 from .data import FaceSet
@@ -245,17 +245,20 @@ class Trainer:
         logits = self.predict(self.val_set)
         report = classification_report(self.val_set.labels, logits.argmax(1), self.val_set.classes)
         report["best_epoch"], report["epochs_run"] = self.best_epoch, self.epoch
+        report["calibration"] = calibrate.calibration_record(logits, self.val_set.labels, self.val_source)
         plots.plot_curves(self.history, self.run_dir / "curves.png")
         plots.plot_confusion(report["confusion"], self.val_set.classes, self.run_dir / "confusion.png",
                              f"Validation, best epoch {self.best_epoch}: {report['accuracy']:.1%}")
         metrics = {"validation": {k: report[k] for k in ("accuracy", "macro_f1", "n", "per_class")},
                    "macs": count_macs(self.model.cpu(), self.spec.size, self.spec.channels)}
         metrics["validation"]["source"] = self.val_source
+        metrics["calibration"] = report["calibration"]
         state = {"command": self.command, "config": self.cfg.to_dict(),
                  "best_epoch": self.best_epoch, "epoch": self.epoch}
         training = export.training_record(state, train_counts=self.train_set.counts())
         meta = export.build_metadata(self.train_set.classes, self.spec, self.cfg.arch,
                                      self.model_args, training, metrics)
+        meta["temperature"] = report["calibration"]["temperature"]
         report["export"] = export.export_onnx(self.model, self.run_dir / "model.onnx", meta)
         write_json(report, self.run_dir / "report.json")
         return report

@@ -62,6 +62,27 @@ def plot_confusion(cm, labels, path: Path, title: str = "Confusion matrix") -> P
     return path
 
 
+def plot_reliability(calibration: dict, path: Path, title: str = "Reliability") -> Path:
+    """Accuracy against mean confidence per confidence bin (bars), the diagonal = perfect."""
+    plt = _plt()
+    bins = calibration["bins"]
+    fig, ax = plt.subplots(figsize=(4.5, 4.5))
+    centers = [(b["low"] + b["high"]) / 2 for b in bins]
+    widths = [b["high"] - b["low"] for b in bins]
+    ax.bar(centers, [b["accuracy"] for b in bins], width=widths, edgecolor="black", alpha=0.7,
+           label="accuracy in bin")
+    ax.plot([b["confidence"] for b in bins], [b["confidence"] for b in bins], "r.", label="mean confidence")
+    ax.plot([0, 1], [0, 1], "k--", lw=1, label="perfect calibration")
+    ax.set(xlim=(0, 1), ylim=(0, 1), xlabel="confidence of the top label", ylabel="accuracy",
+           title=f"{title}\nECE {calibration['ece']:.3f}, temperature {calibration['temperature']:g}")
+    ax.legend(loc="upper left", fontsize=8)
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return path
+
+
 def plot_counts(counts: dict[str, dict[str, int]], path: Path) -> Path:
     """Grouped bars: images per class for each split."""
     plt = _plt()
