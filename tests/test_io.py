@@ -1,7 +1,9 @@
 from __future__ import annotations
 
+import os
 import struct
 import zlib
+from pathlib import Path
 
 import cv2
 import numpy as np
@@ -207,3 +209,37 @@ def test_save_image_refuses_to_overwrite(tmp_path):
 def test_sample_photo_is_shipped():
     image = load_image(sample_image_path())
     assert image.shape[2] == 3 and min(image.shape[:2]) >= 300
+
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="needs POSIX FIFOs and /dev/zero")
+def test_fifos_devices_loops_and_broken_links_are_named_not_missing(tmp_path):
+    fifo = tmp_path / "pipe.jpg"
+    os.mkfifo(fifo)  # reading it would block forever: no writer
+    (tmp_path / "loop.jpg").symlink_to(tmp_path / "loop.jpg")
+    (tmp_path / "dangling.jpg").symlink_to(tmp_path / "gone.jpg")
+    cases = {fifo: "named pipe", Path("/dev/zero"): "a device",
+             tmp_path / "loop.jpg": "symbolic links", tmp_path / "dangling.jpg": "broken symbolic link"}
+    for path, words in cases.items():
+        with pytest.raises(InputError, match=words) as info:
+            load_image(path)
+        assert "does not exist" not in str(info.value)
+        with pytest.raises(InputError, match=words):  # as `emotiscope predict` meets them
+            list(iter_image_paths([path]))
+    with pytest.raises(InputError, match="is a folder"):
+        load_image(tmp_path)
+
+
+def test_decoder_warnings_do_not_reach_the_terminal(capfd):
+    rng = np.random.default_rng(1)
+    jpeg = _encoded(rng.integers(0, 256, (64, 64, 3), dtype=np.uint8), ".jpg")
+    scan = jpeg.index(b"\xff\xda") + 300
+    damaged = jpeg[:scan] + b"\xff\xd0\xff\xd5" + jpeg[scan:]  # libjpeg: "Corrupt JPEG data"
+    png = _encoded(np.zeros((8, 8, 3), np.uint8), ".png")
+    chunk = b"tEXtkey\x00value"
+    bad_crc = struct.pack(">I", len(chunk) - 4) + chunk + struct.pack(">I", zlib.crc32(chunk) ^ 1)
+    for data in (damaged, png[:33] + bad_crc + png[33:]):  # libpng: "tEXt: CRC error"
+        assert load_image(data).shape[2] == 3
+    with pytest.raises(InputError):
+        load_image(png[: len(png) // 2])  # libpng: "PNG input buffer is incomplete"
+    captured = capfd.readouterr()
+    assert captured.err == "" and captured.out == ""

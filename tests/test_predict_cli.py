@@ -109,6 +109,16 @@ def test_huge_image_is_refused_with_the_limit(tmp_path, capsys, model_args):
     assert "limit of 0.5 megapixels" in capsys.readouterr().err
 
 
+def test_strip_png_is_refused_quickly_with_one_line(tmp_path, capsys, model_args):
+    # 100000x3: enlarging it for the annotated copy once tried to allocate 5.7 GB.
+    path = tmp_path / "strip.png"
+    path.write_bytes(encode_image(np.zeros((3, 100_000, 3), np.uint8), ".png"))
+    code = main(["predict", str(path), "--out", str(tmp_path / "out"), *model_args])
+    err = capsys.readouterr().err
+    assert code == 1 and "aspect ratio above 50:1" in err and "Traceback" not in err
+    assert not list((tmp_path / "out").rglob("*.png"))
+
+
 def test_sample_option(capsys, model_args):
     assert main(["predict", "--sample", "--json", *model_args]) == 0
     assert len(_json_lines(capsys.readouterr().out)) == 2

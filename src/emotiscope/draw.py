@@ -16,6 +16,8 @@ PALETTE: tuple[tuple[int, int, int], ...] = (
     (0, 114, 178), (213, 94, 0), (204, 121, 167), (255, 255, 255),
 )
 MIN_SIDE = 240  # smaller images are enlarged so that labels stay readable
+# ... but never beyond this longest side: a 3 px high strip is not blown up to gigabytes.
+MAX_ENLARGED_SIDE = 2048
 
 
 def label_colour(label: str, labels: Sequence[str] | None = None) -> tuple[int, int, int]:
@@ -31,11 +33,13 @@ def annotate(image: np.ndarray, faces: Sequence[FaceEmotion], *,
 
     Labels read "happy 87%" (plus "#3" when the face has a track id), one colour per label
     (pass the model's `labels` for a fixed order). Images whose shorter side is below
-    `min_side` pixels are enlarged first, so the result may be larger than the input.
+    `min_side` pixels are enlarged first, so the result may be larger than the input, up to
+    MAX_ENLARGED_SIDE pixels on its longer side (never more pixels than max(input, 2048x2048)).
     """
     import cv2
 
-    scale = max(1.0, min_side / max(1, min(image.shape[:2])))
+    short, long = min(image.shape[:2]), max(image.shape[:2])
+    scale = max(1.0, min(min_side / max(1, short), MAX_ENLARGED_SIDE / max(1, long)))
     out = np.ascontiguousarray(image[:, :, :3] if image.ndim == 3 else
                                cv2.cvtColor(image, cv2.COLOR_GRAY2RGB)).copy()
     if scale > 1.0:

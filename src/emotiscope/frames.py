@@ -15,7 +15,9 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from ._quiet import quiet_native_output
 from .errors import ConfigError, EmotiscopeError, InputError, OutputExistsError
+from .io import DEFAULT_MAX_PIXELS, check_size, not_a_file
 
 FOURCC = {".mp4": "mp4v", ".avi": "MJPG"}  # codecs every opencv-python wheel can write
 DEFAULT_FPS = 30.0
@@ -34,16 +36,14 @@ def is_url(source: int | str) -> bool:
 
 
 def _open_capture(source: int | str) -> cv2.VideoCapture:
-    """cv2.VideoCapture with OpenCV's own log lines muted while opening: a failure becomes
-    one InputError that says what to do instead."""
-    from cv2.utils import logging as cv_logging
-
-    level = cv_logging.getLogLevel()
-    cv_logging.setLogLevel(cv_logging.LOG_LEVEL_SILENT)
-    try:
+    """cv2.VideoCapture with OpenCV's and FFmpeg's own log lines kept off the terminal while
+    opening: a failure becomes one InputError that says what to do instead."""
+    # FFmpeg's per-frame complaints about damaged streams ("marker does not match f_code", one
+    # line per frame) would bury ours; OpenCV reads this once, when it first loads FFmpeg.
+    # Set OPENCV_FFMPEG_LOGLEVEL yourself (e.g. 16, errors) to see them.
+    os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "-8")
+    with quiet_native_output():
         return cv2.VideoCapture(source)
-    finally:
-        cv_logging.setLogLevel(level)
 
 
 class VideoSource:
@@ -52,31 +52,47 @@ class VideoSource:
     Opening reads the first frame, so a source that cannot deliver one fails here with an
     InputError. `fps` falls back to 30 when the source does not report a rate (`fps_known`).
     `frame_count` is the container's count for files, None for cameras and streams.
+    Frames above `max_pixels` (width * height) are refused when the source opens, before
+    the first one is decoded where the container states the size.
     """
 
-    def __init__(self, source: str | int | os.PathLike) -> None:
+    def __init__(self, source: str | int | os.PathLike, *,
+                 max_pixels: int = DEFAULT_MAX_PIXELS) -> None:
         self.source = parse_source(source)
         self.is_camera = isinstance(self.source, int)
         self.is_file = not self.is_camera and not is_url(self.source)
-        if self.is_file and not Path(self.source).is_file():
-            raise InputError(f"video file {self.source} does not exist; check the path")
+        if self.is_file and (reason := not_a_file(Path(self.source))):
+            raise InputError(f"video {reason}")
         if self.is_file and Path(self.source).stat().st_size == 0:
             raise InputError(f"video file {self.source} is empty (0 bytes); check the path")
         self._cap = _open_capture(self.source)
         if not self._cap.isOpened():
             self._cap.release()
             raise InputError(self._cannot_open())
+        self._check_size(int(self._cap.get(cv2.CAP_PROP_FRAME_WIDTH)),
+                         int(self._cap.get(cv2.CAP_PROP_FRAME_HEIGHT)), max_pixels)
         fps = self._cap.get(cv2.CAP_PROP_FPS)
         self.fps_known = bool(np.isfinite(fps) and 1.0 <= fps <= 1000.0)
         self.fps = float(fps) if self.fps_known else DEFAULT_FPS
         count = int(self._cap.get(cv2.CAP_PROP_FRAME_COUNT)) if self.is_file else 0
         self.frame_count: int | None = count if count > 0 else None
         self.frames_read = 0
-        self._first = self._decode()
+        with quiet_native_output():
+            self._first = self._decode()
         if self._first is None:
             self.close()
             raise InputError(self._no_frames())
         self.size = (self._first.shape[1], self._first.shape[0])
+        self._check_size(*self.size, max_pixels)
+
+    def _check_size(self, width: int, height: int, max_pixels: int) -> None:
+        """InputError (source closed) for frames above the pixel limit or beyond 50:1."""
+        try:
+            if width > 0 and height > 0:
+                check_size(width, height, f"video {self.describe()}", max_pixels)
+        except InputError:
+            self.close()
+            raise
 
     def _cannot_open(self) -> str:
         if self.is_camera:

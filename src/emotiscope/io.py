@@ -2,8 +2,9 @@
 
 Colour order is RGB everywhere in emotiscope; BGR (OpenCV's order) exists only inside this
 module. Decoding applies EXIF orientation, converts CMYK, grey and 16-bit images, and drops
-alpha (the colour under transparent pixels is kept). A header check refuses images above a
-pixel limit before decoding them, so a small file cannot expand into gigabytes.
+alpha (the colour under transparent pixels is kept). Only formats whose size can be read from
+the header are decoded (see imageheader.py), and the pixel limit and aspect-ratio limit are
+checked first, so a small file cannot expand into gigabytes.
 """
 
 from __future__ import annotations
@@ -11,18 +12,26 @@ from __future__ import annotations
 import glob
 import os
 import re
-import struct
+import stat
 from collections.abc import Callable, Iterable, Iterator
 from importlib import resources
 from pathlib import Path
 
 import numpy as np
 
+from ._quiet import quiet_native_output
 from .errors import InputError, OutputExistsError
+from .imageheader import ACCEPTED, declared_size, image_format, other_format, read_header  # noqa: F401
+
+# declared_size and image_format are re-exported above: callers import them from here.
 
 DEFAULT_MAX_PIXELS = 50_000_000
+# Wider or taller than 50:1 is refused before decoding. The widest ordinary photos, 360-degree
+# panoramas, are about 10:1; a 50:1 strip shrunk to the detector's 640 px is 13 px tall, below
+# any detectable face; and strips are what upscaling and resizing bombs are made of.
+MAX_ASPECT = 50
 IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".jpe", ".png", ".bmp", ".dib", ".webp", ".tif",
-                            ".tiff", ".gif", ".pbm", ".pgm", ".ppm", ".pnm"})
+                            ".tiff", ".gif", ".pbm", ".pgm", ".ppm", ".pnm", ".pam"})
 _GLOB_CHARS = re.compile(r"[*?\[]")
 ImageSource = str | os.PathLike | bytes | bytearray | memoryview | np.ndarray
 
@@ -50,18 +59,45 @@ def load_image(source: ImageSource, *, max_pixels: int = DEFAULT_MAX_PIXELS) -> 
                      "pass a file path, encoded image bytes or a numpy array")
 
 
+def not_a_file(path: Path) -> str | None:
+    """Why `path` is not a readable regular file (one line, with the fix), or None if it is."""
+    try:
+        mode = path.stat().st_mode
+    except FileNotFoundError:
+        if path.is_symlink():
+            return f"{path} is a broken symbolic link (to {os.readlink(path)}); fix or remove the link"
+        hint = " (URLs are not fetched: download the file first)" if "://" in str(path) else ""
+        return f"{path} does not exist{hint}; check the path"
+    except OSError as exc:  # a symbolic link loop, a name too long, a folder we may not enter
+        return f"cannot open {path}: {exc.strerror or exc}; check the path"
+    if stat.S_ISREG(mode):
+        return None
+    if stat.S_ISDIR(mode):
+        return f"{path} is a folder, not a file; give a file in it"
+    kind = ("a named pipe (FIFO)" if stat.S_ISFIFO(mode) else "a device" if stat.S_ISCHR(mode)
+            or stat.S_ISBLK(mode) else "a socket" if stat.S_ISSOCK(mode) else "not a regular file")
+    return f"{path} is {kind}, not a file; save the data to a file first"
+
+
 def _read_file(path: Path) -> bytes:
     if path.is_dir():
         raise InputError(f"{path} is a folder, not an image; pass image files, or give the folder "
                          "to `emotiscope predict`, which searches it")
+    reason = not_a_file(path)
+    if reason:
+        raise InputError(reason)
     try:
-        data = path.read_bytes()
-    except FileNotFoundError:
-        hint = " (URLs are not fetched: download the image first)" if "://" in str(path) else ""
-        raise InputError(f"{path} does not exist{hint}; check the path") from None
+        # O_NONBLOCK: a FIFO swapped in after the check above cannot block the open.
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_BINARY", 0))
     except OSError as exc:
         raise InputError(f"cannot read {path}: {exc.strerror or exc}; check its permissions") from None
-    return data
+    with open(fd, "rb") as f:
+        if not stat.S_ISREG(os.fstat(f.fileno()).st_mode):
+            raise InputError(f"{path} is not a regular file; save the data to a file first")
+        try:
+            return f.read()
+        except OSError as exc:
+            raise InputError(f"cannot read {path}: {exc.strerror or exc}; check the disk") from None
 
 
 def _decode(data: bytes, name: str, max_pixels: int) -> np.ndarray:
@@ -69,48 +105,53 @@ def _decode(data: bytes, name: str, max_pixels: int) -> np.ndarray:
 
     if not data:
         raise InputError(f"{name} is empty (0 bytes); it is not an image")
-    size = declared_size(data)
-    if size is not None:
-        _check_pixels(size[0], size[1], name, max_pixels)
-    # OpenCV logs its own decoder warnings to stderr; our InputError says it better.
-    previous = cv2.utils.logging.getLogLevel()
-    cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_SILENT)
-    try:
-        # ANYDEPTH|ANYCOLOR keeps 16-bit and grey as they are and applies EXIF orientation
-        # (IMREAD_UNCHANGED would skip the orientation).
-        flags = cv2.IMREAD_ANYDEPTH | cv2.IMREAD_ANYCOLOR
-        image = cv2.imdecode(np.frombuffer(data, np.uint8), flags)
-    except cv2.error:
-        image = None
-    finally:
-        cv2.utils.logging.setLogLevel(previous)
+    header = read_header(data)
+    if header is None:
+        other = other_format(data)
+        what = f"a {other} image" if other else "not an image format emotiscope reads"
+        raise InputError(f"{name} is {what} (it reads {ACCEPTED}, whose size can be checked "
+                         "before decoding); convert it to JPEG or PNG")
+    if header.size is None:
+        raise InputError(f"{name} looks like a {header.format} but its header is corrupt or "
+                         "truncated (no valid image size); re-export it")
+    check_size(*header.size, name, max_pixels)
+    if header.channels is not None and not 1 <= header.channels <= 4:
+        raise InputError(f"{name} is a TIFF with {header.channels} channels; emotiscope reads grey, "
+                         "grey+alpha, RGB and RGBA (1-4 channels): save it as an RGB image")
+    with quiet_native_output():  # libjpeg/libpng warnings: our InputError says it better
+        try:
+            # ANYDEPTH|ANYCOLOR keeps 16-bit and grey as they are and applies EXIF orientation
+            # (IMREAD_UNCHANGED would skip the orientation).
+            flags = cv2.IMREAD_ANYDEPTH | cv2.IMREAD_ANYCOLOR
+            image = cv2.imdecode(np.frombuffer(data, np.uint8), flags)
+        except cv2.error:
+            image = None
     if image is None:
-        raise InputError(_undecodable_message(data, name))
-    _check_pixels(image.shape[1], image.shape[0], name, max_pixels)
-    if image.ndim == 3:
+        raise InputError(f"{name} looks like a {header.format} but cannot be decoded: it is "
+                         "truncated or corrupt; re-export it")
+    check_size(image.shape[1], image.shape[0], name, max_pixels)
+    # OpenCV returns PAM samples in file order, which is RGB(A) by the PAM standard.
+    if image.ndim == 3 and header.format != "PAM":
         code = cv2.COLOR_BGRA2RGBA if image.shape[2] == 4 else cv2.COLOR_BGR2RGB
         image = cv2.cvtColor(image, code)
     return _array_to_rgb(image, name)
 
 
-def _check_pixels(width: int, height: int, name: str, max_pixels: int) -> None:
+def check_size(width: int, height: int, name: str, max_pixels: int) -> None:
+    """InputError for images above `max_pixels` (decompression bombs) or beyond MAX_ASPECT:1."""
     if width * height > max_pixels:
         raise InputError(
             f"{name} is {width}x{height} ({width * height / 1e6:.1f} megapixels), above the limit of "
             f"{max_pixels / 1e6:g} megapixels that guards against decompression bombs; shrink the "
             "image or raise the limit (max_pixels=..., --max-megapixels)")
-
-
-def _undecodable_message(data: bytes, name: str) -> str:
-    kind = image_format(data)
-    if kind is None:
-        return (f"{name} is not an image OpenCV can read (supported: JPEG, PNG, WebP, BMP, TIFF, "
-                "GIF, PNM); convert it to JPEG or PNG")
-    return f"{name} looks like a {kind} but cannot be decoded: it is truncated or corrupt; re-export it"
+    if max(width, height) > MAX_ASPECT * max(1, min(width, height)):
+        raise InputError(
+            f"{name} is {width}x{height}, an aspect ratio above {MAX_ASPECT}:1 (a strip, not a "
+            "photo; no face fits in it); crop it to the part with faces")
 
 
 def _array_to_rgb(image: np.ndarray, name: str) -> np.ndarray:
-    """Grey (+alpha) / RGB (+alpha) array of uint8, uint16, bool or float (0..1) -> RGB uint8."""
+    """Grey (+alpha) / RGB (+alpha) array of uint8, uint16, bool or float -> RGB uint8."""
     import cv2
 
     if image.ndim == 3 and image.shape[2] in (1, 2, 4):
@@ -132,93 +173,13 @@ def _to_uint8(image: np.ndarray, name: str) -> np.ndarray:
     if image.dtype == np.bool_:
         return image.astype(np.uint8) * 255
     if np.issubdtype(image.dtype, np.floating):
-        return (np.clip(np.nan_to_num(image), 0.0, 1.0) * 255.0 + 0.5).astype(np.uint8)
-    raise InputError(f"{name} has pixel type {image.dtype}; expected uint8, uint16 or float in 0..1")
-
-
-# -- image size from the file header, before decoding -------------------------------------------
-
-def image_format(data: bytes) -> str | None:
-    """"JPEG", "PNG", "GIF", "BMP", "WebP", "TIFF" or "PNM" from the magic bytes, else None."""
-    if data[:8] == b"\x89PNG\r\n\x1a\n":
-        return "PNG"
-    if data[:3] == b"\xff\xd8\xff":
-        return "JPEG"
-    if data[:6] in (b"GIF87a", b"GIF89a"):
-        return "GIF"
-    if data[:2] == b"BM":
-        return "BMP"
-    if data[:4] == b"RIFF" and data[8:12] == b"WEBP":
-        return "WebP"
-    if data[:4] in (b"II*\x00", b"MM\x00*"):
-        return "TIFF"
-    if re.match(rb"P[1-6]\s", data[:3]):
-        return "PNM"
-    return None
-
-
-def declared_size(data: bytes) -> tuple[int, int] | None:
-    """(width, height) read from the header, or None when the format or header is unknown."""
-    kind = image_format(data)
-    try:
-        if kind == "PNG":
-            return struct.unpack(">II", data[16:24])
-        if kind == "GIF":
-            return struct.unpack("<HH", data[6:10])
-        if kind == "BMP":
-            width, height = struct.unpack("<ii", data[18:26])
-            return abs(width), abs(height)
-        reader = {"JPEG": _jpeg_size, "WebP": _webp_size, "TIFF": _tiff_size, "PNM": _pnm_size}
-        return reader[kind](data) if kind in reader else None
-    except struct.error:  # header shorter than it claims: let the decoder report it
-        return None
-
-
-def _jpeg_size(data: bytes) -> tuple[int, int] | None:
-    i = 2
-    while i + 9 <= len(data):
-        if data[i] != 0xFF:
-            return None
-        marker = data[i + 1]
-        if marker == 0xFF:
-            i += 1
-            continue
-        if 0xC0 <= marker <= 0xCF and marker not in (0xC4, 0xC8, 0xCC):  # start of frame
-            height, width = struct.unpack(">HH", data[i + 5:i + 9])
-            return width, height
-        i += 2 + struct.unpack(">H", data[i + 2:i + 4])[0]
-    return None
-
-
-def _webp_size(data: bytes) -> tuple[int, int] | None:
-    chunk = data[12:16]
-    if chunk == b"VP8X":
-        return (int.from_bytes(data[24:27], "little") + 1, int.from_bytes(data[27:30], "little") + 1)
-    if chunk == b"VP8L":
-        bits = int.from_bytes(data[21:25], "little")
-        return (bits & 0x3FFF) + 1, ((bits >> 14) & 0x3FFF) + 1
-    if chunk == b"VP8 ":
-        width, height = struct.unpack("<HH", data[26:30])
-        return width & 0x3FFF, height & 0x3FFF
-    return None
-
-
-def _tiff_size(data: bytes) -> tuple[int, int] | None:
-    order = "<" if data[:2] == b"II" else ">"
-    ifd = struct.unpack(order + "I", data[4:8])[0]
-    (count,) = struct.unpack(order + "H", data[ifd:ifd + 2])
-    found: dict[int, int] = {}
-    for k in range(count):
-        tag, kind = struct.unpack(order + "HH", data[ifd + 2 + 12 * k:ifd + 6 + 12 * k])
-        value = data[ifd + 10 + 12 * k:ifd + 14 + 12 * k]
-        if tag in (256, 257):
-            found[tag] = struct.unpack(order + ("H" if kind == 3 else "I"), value[:2 if kind == 3 else 4])[0]
-    return (found[256], found[257]) if len(found) == 2 else None
-
-
-def _pnm_size(data: bytes) -> tuple[int, int] | None:
-    match = re.match(rb"P[1-6](?:\s+|#[^\n]*\n)+(\d+)(?:\s+|#[^\n]*\n)+(\d+)", data[:1024])
-    return (int(match.group(1)), int(match.group(2))) if match else None
+        # Float images come as 0..1 (OpenCV, scikit-image) or as 0..255 (float TIFFs, arrays
+        # computed from uint8): above 1 means the 0..255 convention.
+        image = np.nan_to_num(image.astype(np.float32, copy=False), nan=0.0, posinf=255.0)
+        scale = 1.0 if image.size and float(image.max()) > 1.0 else 255.0
+        return (np.clip(image * scale, 0.0, 255.0) + 0.5).astype(np.uint8)
+    raise InputError(f"{name} has pixel type {image.dtype}; expected uint8, uint16 or float "
+                     "(0..1, or 0..255 when any value is above 1)")
 
 
 # -- many inputs, and writing results -----------------------------------------------------------
@@ -261,7 +222,7 @@ def _expand(item: str) -> list[Path]:
         if not found:
             raise InputError(f"pattern {item!r} matches no files; check the pattern")
         return found
-    raise InputError(f"{path} does not exist; check the path")
+    raise InputError(not_a_file(path) or f"{path} is not a file or folder; check the path")
 
 
 def _is_image_file(path: Path, root: Path) -> bool:

@@ -91,11 +91,12 @@ def _check_outputs(args) -> None:
 
 def run(args) -> int:
     from ..frames import VideoSource
+    from ..io import not_a_file
     from ..timeline import Timeline
 
     check_tracking_options(args)
-    if not Path(args.input).is_file():
-        raise InputError(f"video file {args.input} does not exist; check the path")
+    if reason := not_a_file(Path(args.input)):
+        raise InputError(f"video {reason}")
     _check_outputs(args)
     with VideoSource(args.input) as source:
         analyzer = make_analyzer(args)
