@@ -70,7 +70,7 @@ def test_out_writes_annotated_copies_and_never_overwrites(tmp_path, capsys, mode
     annotated = load_image(out / "a.jpg")
     assert annotated.shape == load_image(SAMPLE).shape
     assert not np.array_equal(annotated, load_image(SAMPLE))
-    assert (out / "sub" / "b.png").is_file()  # no GIF encoder: written as PNG
+    assert (out / "sub" / "b.gif.png").is_file()  # no GIF encoder: written as PNG
     capsys.readouterr()
     assert main(["predict", str(photos), "--out", str(out), *model_args]) == 1
     assert "already exist" in capsys.readouterr().err

@@ -19,6 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from .errors import InputError, OutputExistsError
+from .outputs import write_bytes
 
 DEFAULT_MAX_PIXELS = 50_000_000
 IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".jpe", ".png", ".bmp", ".dib", ".webp", ".tif",
@@ -291,12 +292,6 @@ def save_image(path: str | os.PathLike, image: np.ndarray, *, overwrite: bool = 
     if path.exists() and not overwrite:
         raise OutputExistsError(f"{path} already exists; pass --force (overwrite=True) to replace "
                                 "it or choose another output folder")
-    data = encode_image(image, path.suffix or ".png")
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_bytes(data)
-    except OSError as exc:
-        raise InputError(f"cannot write {path}: {exc.strerror or exc}; choose another output "
-                         "folder") from None
-    return path
+    # temp file + rename: a run killed mid-write never leaves a truncated image behind
+    return write_bytes(path, encode_image(image, path.suffix or ".png"))
 
