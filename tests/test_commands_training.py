@@ -199,7 +199,7 @@ def test_export_writes_a_model_with_the_checkpoints_contract(run_dir, tmp_path, 
     assert main(["export", str(run_dir / "best.pt"), "-o", str(out)]) == 0
     printed = capsys.readouterr().out
     assert str(out) in printed and "sha256" in printed and "parity" in printed
-    ckpt = torch.load(run_dir / "best.pt", map_location="cpu", weights_only=False)
+    ckpt = torch.load(run_dir / "best.pt", map_location="cpu", weights_only=True)
     clf = EmotionClassifier(out, threads=1)
     assert list(clf.labels) == ckpt["labels"]
     assert clf.info.spec.to_dict() == ckpt["spec"]
@@ -228,7 +228,7 @@ def test_export_never_overwrites_without_force(run_dir, tmp_path, capsys):
     default.write_bytes(b"old")
     assert main(["export", str(ckpt), "--force"]) == 0
     assert EmotionClassifier(default, threads=1).labels == tuple(
-        torch.load(ckpt, map_location="cpu", weights_only=False)["labels"])
+        torch.load(ckpt, map_location="cpu", weights_only=True)["labels"])
 
 
 @pytest.mark.parametrize("content", ["dict", b"", b"just some text\n", b"PK\x03\x04 no zip",
@@ -252,7 +252,7 @@ def test_export_refuses_a_non_checkpoint(tmp_path, capsys, content):
     {"model_args": {"bogus": 3}},          # arguments the architecture does not take
 ])
 def test_export_refuses_weights_that_do_not_fit(run_dir, tmp_path, capsys, change):
-    ckpt = torch.load(run_dir / "best.pt", map_location="cpu", weights_only=False)
+    ckpt = torch.load(run_dir / "best.pt", map_location="cpu", weights_only=True)
     ckpt.update(change)
     if change.get("model", 0) is None:
         del ckpt["model"]

@@ -32,7 +32,7 @@ def run(args: argparse.Namespace) -> int:
         raise DependencyError("export needs torch and onnx: pip install torch==2.13.0 "
                               "'emotiscope[train]'") from exc
     src = Path(args.checkpoint)
-    ckpt = load_checkpoint(src)
+    ckpt = load_checkpoint(src, ("arch", "labels", "spec"))  # bad weights: see below
     out = check_new(Path(args.output) if args.output else src.with_suffix(".onnx"), args.force,
                     "--output")
     labels, spec, arch = ckpt["labels"], InputSpec.from_dict(ckpt["spec"]), ckpt["arch"]

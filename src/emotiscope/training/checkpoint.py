@@ -53,7 +53,8 @@ def load_checkpoint(path: str | Path, need: tuple[str, ...] = MODEL_KEYS, flag: 
 
 def _reason(exc: Exception) -> str:
     text = str(exc)
-    unsafe = re.search(r"unsupported GLOBAL (\S+)", text)
+    # torch words it "unsupported GLOBAL posix.system ..." or "Unsupported global: GLOBAL exec ..."
+    unsafe = re.search(r"unsupported (?:global: )?GLOBAL ([\w.]+)", text, re.IGNORECASE)
     if unsafe:
         return f"it asks to run {unsafe.group(1)} when loaded, which is refused for safety"
     if isinstance(exc, EOFError) or not text.strip():
