@@ -107,9 +107,9 @@ def check_graph(path: Path, inputs, outputs, labels: tuple[str, ...], spec: Inpu
     colour = "grey" if spec.channels == 1 else "RGB"
     if (inputs[0].type != "tensor(float)" or len(shape) != 4
             or any(isinstance(d, int) and d != w for d, w in zip(shape[1:], want[1:], strict=True))):
-        raise ModelError(f"model {path} takes a {_shape_text(shape)} {inputs[0].type} input but its "
-                         f"metadata says N x {spec.channels}x{spec.size}x{spec.size} float "
-                         f"({colour}): {fix}")
+        kind = inputs[0].type.removeprefix("tensor(").removesuffix(")")
+        raise ModelError(f"model {path} takes a {_shape_text(shape)} {kind} input but its metadata "
+                         f"says Nx{spec.channels}x{spec.size}x{spec.size} float ({colour}): {fix}")
     if isinstance(shape[0], int):
         raise ModelError(f"model {path} has a fixed batch size of {shape[0]}; emotiscope needs a "
                          "dynamic batch dimension: re-export it with `emotiscope export`")
