@@ -9,6 +9,7 @@ from dataclasses import replace
 from pathlib import Path
 
 from ..errors import ConfigError, DependencyError, ModelError
+from ..outputs import display
 from ._out import check_new
 
 
@@ -61,5 +62,5 @@ def run(args: argparse.Namespace) -> int:
     metrics = {"validation": validation, "macs": count_macs(model, spec.size, spec.channels)}
     meta = export.build_metadata(labels, spec, arch, ckpt.get("model_args", {}), training, metrics)
     result = export.export_onnx(model, out, meta)
-    print(f"{out}  sha256 {result['sha256']}  parity {result['parity_max_abs_diff']:.1e}")
+    print(f"{display(out)}  sha256 {result['sha256']}  parity {result['parity_max_abs_diff']:.1e}")
     return 0
