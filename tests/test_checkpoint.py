@@ -117,7 +117,7 @@ def test_resume_of_a_finished_run_does_nothing(finished_run, capsys):
     assert main(["train", "--resume", str(finished_run)]) == 0
     captured = capsys.readouterr()
     assert captured.out.strip() == str(finished_run)
-    assert "already finished (1 epochs, model.onnx written); nothing to do" in captured.err
+    assert "already finished at epoch 1/1 and wrote model.onnx; nothing to do" in captured.err
     assert {p.name: (p.read_bytes(), p.stat().st_mtime_ns) for p in finished_run.iterdir()} == before
 
 
@@ -130,3 +130,18 @@ def test_resume_of_a_run_killed_while_finishing_only_writes_its_results(data, tm
     assert (run / "model.onnx").is_file()
     assert json.loads((run / "report.json").read_text())["epochs_run"] == 1
     assert (run / "history.json").read_bytes() == history  # no epoch was trained again
+
+
+def test_resume_of_an_early_stopped_run_does_nothing(finished_run, tmp_path, capsys):
+    run = tmp_path / "run"
+    run.mkdir()
+    for p in finished_run.iterdir():
+        (run / p.name).write_bytes(p.read_bytes())
+    ckpt = load_checkpoint(run / "last.pt", RESUME_KEYS)
+    ckpt["config"].update(epochs=60, patience=1)  # stopped after epoch 1 without a gain
+    ckpt["best_epoch"] = 0
+    torch.save(ckpt, run / "last.pt")
+    onnx_before = (run / "model.onnx").stat().st_mtime_ns
+    assert main(["train", "--resume", str(run)]) == 0
+    assert "already finished at epoch 1/60" in capsys.readouterr().err
+    assert (run / "model.onnx").stat().st_mtime_ns == onnx_before

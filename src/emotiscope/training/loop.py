@@ -281,8 +281,8 @@ def resume(run_dir: Path, on_epoch_end=None) -> Path:
     epoch, best = ckpt["epoch"], ckpt["best_epoch"]
     done = epoch >= cfg.epochs or bool(cfg.patience and epoch - best >= cfg.patience)
     if done and (run_dir / "model.onnx").is_file():
-        tqdm.write(f"{run_dir} already finished ({epoch} epochs, model.onnx written); nothing to "
-                   "do: start a new run to train more", file=sys.stderr)
+        tqdm.write(f"{run_dir} already finished at epoch {epoch}/{cfg.epochs} and wrote model.onnx; "
+                   "nothing to do: start a new run to train more", file=sys.stderr)
         return run_dir
     cfg.init_from = None  # weights come from the checkpoint
     trainer = Trainer(cfg, run_dir, ckpt.get("command", ""))
