@@ -6,7 +6,7 @@ import json
 
 import numpy as np
 import pytest
-from fixtures.tiny_model import FER_LABELS, make_tiny_model
+from fixtures.tiny_model import FER_LABELS, make_nan_model, make_pooled_model, make_tiny_model
 
 from emotiscope.classify import EmotionClassifier, softmax
 from emotiscope.errors import ModelError
@@ -143,3 +143,49 @@ def test_metadata_is_kept_whole(tmp_path):
             "metrics": {"validation": {"accuracy": 0.5}}, "anything": [1, 2]}
     clf = EmotionClassifier(make_tiny_model(tmp_path / "m.onnx", labels=THREE, metadata=meta))
     assert json.loads(json.dumps(clf.info.metadata)) == meta
+
+
+# --- the graph must agree with its metadata (crafted tiny models) --------------------------------
+
+@pytest.mark.parametrize("shape, n_out, fragment", [
+    (["N", 3, 64, 64], 7, "takes a Nx3x64x64 float input but its metadata says Nx1x48x48 float"),
+    (["N", 1, 64, 64], 7, "takes a Nx1x64x64"),
+    ([1, 1, 48, 48], 7, "has a fixed batch size of 1"),
+    (["N", 1, 48, 48], 5, "outputs 5 scores but lists 7 labels"),
+    (["N", 48, 48], 7, "takes a Nx48x48"),
+])
+def test_a_graph_that_disagrees_with_its_metadata_is_refused_on_load(tmp_path, shape, n_out,
+                                                                     fragment):
+    path = make_pooled_model(tmp_path / "bad.onnx", shape, n_out)
+    with pytest.raises(ModelError, match=fragment) as err:
+        EmotionClassifier(path, threads=1)
+    assert "\n" not in str(err.value) and "emotiscope export" in str(err.value)
+
+
+@pytest.mark.parametrize("change, fragment", [
+    ({"size": 100000}, "size 8-512"),
+    ({"size": 4}, "size 8-512"),
+    ({"margin": 50.0}, "margin 0-2.0"),
+    ({"margin": -1.0}, "margin 0-2.0"),
+    ({"std": float("inf")}, "std > 0"),
+])
+def test_absurd_input_sizes_and_margins_are_refused(tmp_path, change, fragment):
+    meta = {"labels": list(FER_LABELS),
+            "input": {"size": 48, "channels": 1, "mean": 0.5, "std": 0.25, **change}}
+    path = make_tiny_model(tmp_path / "absurd.onnx", metadata=meta)
+    with pytest.raises(ModelError, match=fragment):
+        EmotionClassifier(path, threads=1)
+
+
+def test_the_bounds_keep_the_models_we_make(tmp_path):
+    meta = {"labels": list(FER_LABELS),
+            "input": {"size": 512, "channels": 3, "mean": 0.5, "std": 0.25, "margin": 2.0}}
+    assert EmotionClassifier(make_pooled_model(tmp_path / "big.onnx", ["N", 3, 512, 512], meta=meta),
+                             threads=1).info.spec.size == 512
+
+
+def test_nan_scores_are_a_model_error_not_a_result(tmp_path):
+    clf = EmotionClassifier(make_nan_model(tmp_path / "nan.onnx"), threads=1)
+    with pytest.raises(ModelError, match="returned NaN or infinite scores") as err:
+        clf.predict_crops(list(faces(2)))
+    assert "\n" not in str(err.value)

@@ -199,7 +199,7 @@ def test_export_writes_a_model_with_the_checkpoints_contract(run_dir, tmp_path, 
     assert main(["export", str(run_dir / "best.pt"), "-o", str(out)]) == 0
     printed = capsys.readouterr().out
     assert str(out) in printed and "sha256" in printed and "parity" in printed
-    ckpt = torch.load(run_dir / "best.pt", map_location="cpu", weights_only=False)
+    ckpt = torch.load(run_dir / "best.pt", map_location="cpu", weights_only=True)
     clf = EmotionClassifier(out, threads=1)
     assert list(clf.labels) == ckpt["labels"]
     assert clf.info.spec.to_dict() == ckpt["spec"]
@@ -228,7 +228,7 @@ def test_export_never_overwrites_without_force(run_dir, tmp_path, capsys):
     default.write_bytes(b"old")
     assert main(["export", str(ckpt), "--force"]) == 0
     assert EmotionClassifier(default, threads=1).labels == tuple(
-        torch.load(ckpt, map_location="cpu", weights_only=False)["labels"])
+        torch.load(ckpt, map_location="cpu", weights_only=True)["labels"])
 
 
 @pytest.mark.parametrize("content", ["dict", b"", b"just some text\n", b"PK\x03\x04 no zip",
@@ -252,7 +252,7 @@ def test_export_refuses_a_non_checkpoint(tmp_path, capsys, content):
     {"model_args": {"bogus": 3}},          # arguments the architecture does not take
 ])
 def test_export_refuses_weights_that_do_not_fit(run_dir, tmp_path, capsys, change):
-    ckpt = torch.load(run_dir / "best.pt", map_location="cpu", weights_only=False)
+    ckpt = torch.load(run_dir / "best.pt", map_location="cpu", weights_only=True)
     ckpt.update(change)
     if change.get("model", 0) is None:
         del ckpt["model"]
@@ -266,3 +266,63 @@ def test_export_refuses_weights_that_do_not_fit(run_dir, tmp_path, capsys, chang
 def test_export_missing_checkpoint(tmp_path, capsys):
     assert main(["export", str(tmp_path / "nosuch.pt")]) == 1
     assert "nosuch.pt does not exist" in error_line(capsys, "export")
+
+
+# --- outputs that cannot be written, names that are not UTF-8 ------------------------------------
+
+@pytest.fixture
+def faces_data(tmp_path) -> Path:
+    from fixtures.training import face_folders
+
+    return face_folders(tmp_path / "data")
+
+
+@pytest.mark.parametrize("verb", ["data stats", "evaluate", "train"])
+def test_an_unwritable_out_is_one_line_before_any_work(verb, faces_data, tiny_model_path,
+                                                       tmp_path, capsys):
+    blocker = tmp_path / "a-file"
+    blocker.write_text("x")
+    out = blocker / "sub"
+    argv = {"data stats": ["data", "stats", str(faces_data), "--out", str(out / "c.png")],
+            "evaluate": ["evaluate", str(faces_data), "--model", str(tiny_model_path),
+                         "--out", str(out)],
+            "train": ["train", str(faces_data), "--epochs", "1", "--batch-size", "8",
+                      "--out", str(out)]}[verb]
+    assert main(argv) == 1
+    line = error_line(capsys, argv[0])
+    assert f"--out {out}" in line and "is a file, not a folder" in line
+    assert blocker.read_text() == "x"
+
+
+def test_a_write_failing_after_the_work_is_one_line_too(faces_data, tmp_path, capsys, monkeypatch):
+    """The folder was writable when checked but the chart cannot be written (disk full...)."""
+    import emotiscope.outputs
+
+    def full(*args):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(emotiscope.outputs.os, "replace", full)
+    chart = tmp_path / "charts" / "c.png"
+    assert main(["data", "stats", str(faces_data), "--out", str(chart)]) == 1
+    assert "cannot write" in error_line(capsys, "data")
+    assert os.listdir(chart.parent) == []  # neither the chart nor its temporary file
+
+
+def test_data_stats_and_train_with_names_that_are_not_utf8(tmp_path):
+    from fixtures.training import face_folders
+
+    data = face_folders(os.fsencode(tmp_path / "data"), classes=(b"happy", b"s\xe9d"))
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path), "PYTHONIOENCODING": "utf-8",
+           "EMOTISCOPE_CACHE": str(tmp_path / "cache")}
+    cli = [sys.executable, "-m", "emotiscope.cli"]
+    done = subprocess.run([*cli, "data", "stats", os.fsdecode(data), "--out",
+                           str(tmp_path / "c.png")], capture_output=True, timeout=120, env=env)
+    assert done.returncode == 0, done.stderr.decode(errors="replace")
+    assert "s\\xe9d" in done.stdout.decode("utf-8")
+    done = subprocess.run([*cli, "train", os.fsdecode(data), "--epochs", "1", "--batch-size", "8",
+                           "--threads", "1", "--widths", "8,8,16,16", "--depths", "1,1,1,1",
+                           "--out", str(tmp_path / "runs")],
+                          capture_output=True, timeout=300, env=env)
+    assert done.returncode == 0, done.stderr.decode(errors="replace")
+    run = Path(done.stdout.decode("utf-8").strip())
+    assert EmotionClassifier(run / "model.onnx", threads=1).labels == ("happy", "s\\xe9d")

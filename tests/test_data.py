@@ -251,6 +251,31 @@ def test_unreadable_images_are_skipped_and_counted(tmp_path, cache_in_tmp):
     assert "--strict" in str(err.value) and "\n" not in str(err.value)
 
 
+def test_a_class_whose_images_are_all_unreadable_is_an_error(tmp_path):
+    root = make_tree(tmp_path / "faces")
+    for f in (root / "val" / "sad").iterdir():
+        f.write_bytes(b"not an image")
+    with pytest.raises(DataError, match="none of its 3 image") as err:
+        load_folder(root, use_cache=False)
+    assert str(root / "val" / "sad") in str(err.value) and "\n" not in str(err.value)
+
+
+def test_names_that_are_not_utf8_load_and_hash(tmp_path, cache_in_tmp):
+    """A class folder and a file named with byte 0xE9: loaded, cached, and printable."""
+    import os
+
+    root = make_tree(tmp_path / "faces")
+    for split in ("train", "val"):
+        os.rename(os.fsencode(root / split / "sad"), os.fsencode(root / split) + b"/s\xe9d")
+        first = os.fsencode(root / split / "happy" / "happy0.png")
+        os.rename(first, first.replace(b"happy0", b"h\xe9ppy0"))
+    for _ in range(2):  # built, then from the cache
+        splits = load_folder(root)
+        assert splits["train"].classes == ("happy", "neutral", "s\\xe9d")
+        assert splits["train"].counts()["s\\xe9d"] == 3 and len(splits["val"]) == 9
+        "".join(splits["train"].classes).encode("utf-8")
+
+
 def test_empty_class_folder(tmp_path):
     root = make_tree(tmp_path / "faces")
     (root / "train" / "fear").mkdir()

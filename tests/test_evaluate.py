@@ -5,6 +5,7 @@ check structure and consistency, not accuracy."""
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import cv2
@@ -288,6 +289,30 @@ def test_evaluate_photos_with_flip_and_forced_detection(tiny_model_path, photo_f
     report = evaluate(tiny_model_path, root, tta="flip", faces="detect", detector="haar")
     assert report["tta"] == "flip" and report["no_face"] == [str(blank)]
     assert np.array(report["confusion"]).sum() == 4
+
+
+def test_a_corrupt_photo_is_skipped_counted_and_listed(tiny_model_path, photo_folders, capsys):
+    root, _ = photo_folders
+    corrupt = root / "happy" / "corrupt.jpg"
+    corrupt.write_bytes((root / "sad" / "hopper_big.jpg").read_bytes()[:2000])
+    (root / "sad" / "empty.png").write_bytes(b"")
+    report = evaluate(tiny_model_path, root, detector="haar")
+    assert report["skipped"] == [str(corrupt), str(root / "sad" / "empty.png")]
+    assert report["n"] == 4  # the readable photos only
+    from emotiscope.commands.evaluate import print_summary
+
+    print_summary(report)
+    out = capsys.readouterr().out
+    assert "2 unreadable image(s) skipped (not counted):" in out and str(corrupt) in out
+
+
+def test_photo_folders_with_names_that_are_not_utf8(tiny_model_path, photo_folders):
+    root, _ = photo_folders
+    os.rename(os.fsencode(root / "sad" / "blank.png"), os.fsencode(root / "sad") + b"/bl\xe9nk.png")
+    report = evaluate(tiny_model_path, root, detector="haar")  # auto: reads the image sizes
+    assert report["faces"] == "detected" and report["n"] == 4
+    assert report["no_face"] == [str(root / "sad" / "bl\\xe9nk.png")]
+    json.dumps(report, ensure_ascii=False).encode("utf-8")  # printable as is
 
 
 def test_evaluate_missing_data(tiny_model_path, tmp_path):

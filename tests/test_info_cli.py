@@ -35,3 +35,12 @@ def test_info_with_a_bad_model_exits_1(tmp_path, capsys):
     bad.write_bytes(b"nope")
     assert main(["info", "--model", str(bad)]) == 1
     assert "emotiscope info: error:" in capsys.readouterr().err
+
+
+def test_info_refuses_a_graph_that_disagrees_with_its_metadata(tmp_path, capsys):
+    from fixtures.tiny_model import make_pooled_model
+
+    bad = make_pooled_model(tmp_path / "colour64.onnx", ["N", 3, 64, 64])  # metadata: 48 grey
+    assert main(["info", "--model", str(bad)]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "takes a Nx3x64x64 float input" in err[0]

@@ -70,7 +70,7 @@ def test_out_writes_annotated_copies_and_never_overwrites(tmp_path, capsys, mode
     annotated = load_image(out / "a.jpg")
     assert annotated.shape == load_image(SAMPLE).shape
     assert not np.array_equal(annotated, load_image(SAMPLE))
-    assert (out / "sub" / "b.png").is_file()  # no GIF encoder: written as PNG
+    assert (out / "sub" / "b.gif.png").is_file()  # no GIF encoder: written as PNG
     capsys.readouterr()
     assert main(["predict", str(photos), "--out", str(out), *model_args]) == 1
     assert "already exist" in capsys.readouterr().err
@@ -84,6 +84,83 @@ def test_out_folder_inside_the_input_folder_is_not_read_again(tmp_path, capsys, 
                      *model_args])
         assert code == 0
     assert {r["file"] for r in _json_lines(capsys.readouterr().out)} == {str(tmp_path / "a.jpg")}
+
+
+def test_out_names_stay_unique_when_formats_share_a_name(tmp_path, capsys, model_args):
+    """x.gif cannot be written as GIF: its copy is x.gif.png, never x.png's copy."""
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    image = load_image(SAMPLE)
+    (photos / "x.png").write_bytes(encode_image(image, ".png"))
+    (photos / "x.gif").write_bytes(encode_image(image[:, ::-1], ".png"))  # different content
+    out = tmp_path / "out"
+    for force in ([], ["--force"]):
+        assert main(["predict", str(photos), "--out", str(out), *force, *model_args]) == 0
+        assert sorted(p.name for p in out.iterdir()) == ["x.gif.png", "x.png"]
+        assert not np.array_equal(load_image(out / "x.png"), load_image(out / "x.gif.png"))
+    capsys.readouterr()
+    assert main(["predict", str(photos), "--out", str(out), *model_args]) == 1  # no --force
+    assert "2 output file(s) already exist" in capsys.readouterr().err
+
+
+def test_plan_outputs_numbers_any_remaining_clash(tmp_path):
+    from emotiscope.commands.predict import plan_outputs
+
+    for name in ("x.gif", "x.gif.png"):  # both would be x.gif.png
+        (tmp_path / name).write_bytes(b"")
+    plan = plan_outputs([tmp_path / "x.gif", tmp_path / "x.gif.png"], tmp_path / "out", False)
+    assert sorted(p.name for p in plan.values()) == ["x.gif-2.png", "x.gif.png"]
+
+
+def test_out_dot_inside_the_input_folder(tmp_path, capsys, model_args, monkeypatch):
+    """`predict . --out .` would replace the photos: refused in one line, nothing written.
+    `predict photos --out .` from above them analyses them and writes the copies."""
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    (photos / "a.jpg").write_bytes(Path(SAMPLE).read_bytes())
+    monkeypatch.chdir(photos)
+    assert main(["predict", ".", "--out", ".", *model_args]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "would replace the input image" in err[0] and "annotated" in err[0]
+    assert main(["predict", ".", "--out", ".", "--force", *model_args]) == 2
+    assert (photos / "a.jpg").read_bytes() == Path(SAMPLE).read_bytes()
+    monkeypatch.chdir(tmp_path)
+    assert main(["predict", "photos", "--out", ".", "--json", *model_args]) == 0
+    assert [r["file"] for r in _json_lines(capsys.readouterr().out)][0] == "photos/a.jpg"
+    assert (tmp_path / "a.jpg").is_file()
+
+
+def test_a_model_giving_nan_is_one_error_line_and_no_result(tmp_path, capsys):
+    from fixtures.tiny_model import make_nan_model
+
+    model = make_nan_model(tmp_path / "nan.onnx")
+    assert main(["predict", SAMPLE, "--json", "--model", str(model), "--detector", "haar"]) == 1
+    out, err = capsys.readouterr()
+    assert "NaN" not in out and "nan" not in out
+    assert err.strip().splitlines() == [err.strip()]
+    assert "returned NaN or infinite scores" in err
+
+
+def test_names_that_are_not_utf8_print_in_every_format(tmp_path, model_args):
+    """A Latin-1 file name (byte 0xE9): table, JSON and CSV stay valid UTF-8, with a \\xe9."""
+    folder = os.fsencode(tmp_path / "photos")
+    os.mkdir(folder)
+    with open(os.path.join(folder, b"caf\xe9.jpg"), "wb") as fh:
+        fh.write(Path(SAMPLE).read_bytes())
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path), "PYTHONIOENCODING": "utf-8"}
+    base = [sys.executable, "-m", "emotiscope.cli", "predict", str(tmp_path / "photos"), *model_args]
+    for k, form in enumerate(([], ["--json"], ["--csv"])):
+        done = subprocess.run(base + form + ["--out", str(tmp_path / f"out{k}")],
+                              capture_output=True, timeout=120, env=env)
+        assert done.returncode == 0, done.stderr.decode(errors="replace")
+        text = done.stdout.decode("utf-8")  # strict: raises on invalid UTF-8
+        if form == ["--json"]:
+            assert json.loads(text.splitlines()[0])["file"].endswith("caf\\xe9.jpg")
+        elif form == ["--csv"]:
+            assert list(csv.reader(io.StringIO(text)))[1][0].endswith("caf\\xe9.jpg")
+        else:
+            assert "caf\\xe9.jpg" in text
+    assert os.listdir(os.fsencode(tmp_path / "out0")) == [b"caf\xe9.jpg"]  # the real name
 
 
 def test_bad_inputs_fail_alone_and_the_batch_goes_on(tmp_path, capsys, model_args):

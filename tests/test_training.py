@@ -40,7 +40,7 @@ def sha(path: Path) -> str:
 
 
 def load_ckpt(path: Path) -> dict:
-    return torch.load(path, map_location="cpu", weights_only=False)
+    return torch.load(path, map_location="cpu", weights_only=True)
 
 
 def torch_model(ckpt: dict):

@@ -11,7 +11,14 @@ from collections.abc import Sequence
 import numpy as np
 
 from .errors import ModelError
-from .model_file import ModelInfo, file_sha256, parse_metadata, resolve_model_path, verify_checksum
+from .model_file import (
+    ModelInfo,
+    check_graph,
+    file_sha256,
+    parse_metadata,
+    resolve_model_path,
+    verify_checksum,
+)
 from .preprocess import prepare_crops
 
 
@@ -61,10 +68,8 @@ class EmotionClassifier:
         labels, spec, meta = parse_metadata(custom, path)
         self.info = ModelInfo(path=path, labels=labels, spec=spec, sha256=digest, metadata=meta,
                               temperature=read_temperature(meta, path))
+        check_graph(path, self.session.get_inputs(), self.session.get_outputs(), labels, spec)
         self._input = self.session.get_inputs()[0].name
-        out_dim = self.session.get_outputs()[0].shape[-1]
-        if isinstance(out_dim, int) and out_dim != len(labels):
-            raise ModelError(f"model {path} outputs {out_dim} scores but lists {len(labels)} labels")
 
     @property
     def labels(self) -> tuple[str, ...]:
@@ -77,11 +82,23 @@ class EmotionClassifier:
         if len(batch) == 0:
             return np.zeros((0, len(self.labels)), np.float32)
         t = self.info.temperature if temperature is None else temperature
-        probs = softmax(self.session.run(None, {self._input: batch})[0], t)
+        probs = self._run(batch, t)
         if flip_tta:
-            flipped = np.ascontiguousarray(batch[..., ::-1])
-            probs = (probs + softmax(self.session.run(None, {self._input: flipped})[0], t)) / 2
+            probs = (probs + self._run(np.ascontiguousarray(batch[..., ::-1]), t)) / 2
         return probs.astype(np.float32)
+
+    def _run(self, batch: np.ndarray, temperature: float) -> np.ndarray:
+        """Probabilities for one batch; ModelError when the model gives wrong-shaped or
+        non-finite scores (a NaN must never be printed as a result)."""
+        logits = self.session.run(None, {self._input: batch})[0]
+        path, k = self.info.path, len(self.labels)
+        if logits.shape != (len(batch), k):
+            raise ModelError(f"model {path} returned scores of shape {logits.shape} for "
+                             f"{len(batch)} faces and {k} labels; re-export it with `emotiscope export`")
+        if not np.isfinite(logits).all():
+            raise ModelError(f"model {path} returned NaN or infinite scores; the model is broken: "
+                             "retrain or re-export it, or use the bundled model")
+        return softmax(logits, temperature)
 
     def predict_crops(self, crops: Sequence[np.ndarray], flip_tta: bool = False) -> np.ndarray:
         """Face crops (any size, grey or RGB uint8) -> probabilities."""

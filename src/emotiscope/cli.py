@@ -41,6 +41,10 @@ def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
     args = parser.parse_args(argv)
     args.argv = argv  # the command line as given, recorded by `train` in the model
+    if getattr(sys.stdout, "errors", None) == "strict" and hasattr(sys.stdout, "reconfigure"):
+        # A file name that is not valid UTF-8 reaches Python as lone surrogates; commands print
+        # names through outputs.display, and this keeps any other one from crashing the print.
+        sys.stdout.reconfigure(errors="backslashreplace")
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
                         format="emotiscope: %(message)s")
     try:

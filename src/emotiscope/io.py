@@ -22,6 +22,7 @@ import numpy as np
 from ._quiet import quiet_native_output
 from .errors import InputError, OutputExistsError
 from .imageheader import ACCEPTED, declared_size, image_format, other_format, read_header  # noqa: F401
+from .outputs import write_bytes
 
 # declared_size and image_format are re-exported above: callers import them from here.
 
@@ -252,12 +253,6 @@ def save_image(path: str | os.PathLike, image: np.ndarray, *, overwrite: bool = 
     if path.exists() and not overwrite:
         raise OutputExistsError(f"{path} already exists; pass --force (overwrite=True) to replace "
                                 "it or choose another output folder")
-    data = encode_image(image, path.suffix or ".png")
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_bytes(data)
-    except OSError as exc:
-        raise InputError(f"cannot write {path}: {exc.strerror or exc}; choose another output "
-                         "folder") from None
-    return path
+    # temp file + rename: a run killed mid-write never leaves a truncated image behind
+    return write_bytes(path, encode_image(image, path.suffix or ".png"))
 

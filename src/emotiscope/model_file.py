@@ -92,6 +92,35 @@ def parse_metadata(custom: dict[str, str], path: Path) -> tuple[tuple[str, ...],
     return labels, spec, meta
 
 
+def _shape_text(shape) -> str:
+    return "x".join(str(d) if isinstance(d, int) else "N" for d in shape) or "a scalar"
+
+
+def check_graph(path: Path, inputs, outputs, labels: tuple[str, ...], spec: InputSpec) -> None:
+    """The graph must take one float N x C x S x S batch (any N) and give N x len(labels) scores,
+    as the metadata says. `inputs`/`outputs`: onnxruntime NodeArgs (.shape, .type); a dimension
+    that is not a number is symbolic (dynamic)."""
+    fix = "the graph and its metadata disagree; re-export the model with `emotiscope export`"
+    if len(inputs) != 1 or not outputs:
+        raise ModelError(f"model {path} has {len(inputs)} inputs and {len(outputs)} outputs; "
+                         f"an emotiscope model has one image input and a score output: {fix}")
+    shape, want = list(inputs[0].shape), [None, spec.channels, spec.size, spec.size]
+    colour = "grey" if spec.channels == 1 else "RGB"
+    if (inputs[0].type != "tensor(float)" or len(shape) != 4
+            or any(isinstance(d, int) and d != w for d, w in zip(shape[1:], want[1:], strict=True))):
+        kind = inputs[0].type.removeprefix("tensor(").removesuffix(")")
+        raise ModelError(f"model {path} takes a {_shape_text(shape)} {kind} input but its metadata "
+                         f"says Nx{spec.channels}x{spec.size}x{spec.size} float ({colour}): {fix}")
+    if isinstance(shape[0], int):
+        raise ModelError(f"model {path} has a fixed batch size of {shape[0]}; emotiscope needs a "
+                         "dynamic batch dimension: re-export it with `emotiscope export`")
+    out = list(outputs[0].shape)
+    if len(out) != 2 or (isinstance(out[1], int) and out[1] != len(labels)):
+        shown = out[1] if len(out) == 2 else f"a {_shape_text(out)} array of"
+        raise ModelError(f"model {path} outputs {shown} scores but lists {len(labels)} labels in its "
+                         f"metadata: {fix}")
+
+
 def model_card(info: ModelInfo) -> dict:
     """The model's contract and provenance as plain data (`info` and GET /v1/model show it)."""
     meta = info.metadata

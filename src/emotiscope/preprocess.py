@@ -6,6 +6,7 @@ Model input is float32 NxCxSxS, normalised as (pixel / 255 - mean) / std.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass
 
@@ -14,6 +15,11 @@ import numpy as np
 
 from .errors import ModelError
 from .types import Box
+
+# Bounds on a model's input contract, so that a crafted file cannot make every face a huge
+# allocation: 512x512 is over 100 times the bundled model's 48x48 pixels, and a margin of 2
+# already makes the crop five times the face box's side.
+MIN_SIZE, MAX_SIZE, MAX_MARGIN = 8, 512, 2.0
 
 
 @dataclass(frozen=True)
@@ -43,9 +49,12 @@ class InputSpec:
         except (KeyError, TypeError, ValueError) as exc:
             raise ModelError(f"model input spec {data!r} is invalid ({exc}); "
                              "re-export the model with `emotiscope export`") from exc
-        if spec.channels not in (1, 3) or spec.size < 8 or spec.std <= 0:
+        if (spec.channels not in (1, 3) or not MIN_SIZE <= spec.size <= MAX_SIZE
+                or not 0 < spec.std < math.inf or not math.isfinite(spec.mean)
+                or not 0 <= spec.margin <= MAX_MARGIN):
             raise ModelError(f"model input spec {data!r} is unsupported: need channels 1 or 3, "
-                             "size >= 8 and std > 0")
+                             f"size {MIN_SIZE}-{MAX_SIZE}, a finite mean, std > 0 and margin "
+                             f"0-{MAX_MARGIN}")
         return spec
 
 

@@ -16,6 +16,7 @@ from typing import IO
 import numpy as np
 
 from .errors import DependencyError
+from .outputs import save_figure
 from .types import FaceEmotion
 
 BASE_COLUMNS = ("time", "frame", "track_id", "x", "y", "w", "h", "label", "score")
@@ -169,5 +170,7 @@ def plot_timeline(timeline: Timeline, path, max_people: int = 8) -> None:
     fig.legend(handles, timeline.labels, loc="upper center", ncol=len(timeline.labels),
                fontsize=8, frameon=False)
     fig.tight_layout(rect=(0, 0, 1, 1 - 0.35 / fig.get_figheight()))
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
+    try:
+        save_figure(fig, path, dpi=100)
+    finally:
+        plt.close(fig)

@@ -6,6 +6,7 @@ import argparse
 from pathlib import Path
 
 from ..errors import ConfigError
+from ..outputs import display
 from ._out import check_new
 
 
@@ -45,7 +46,7 @@ def run_stats(args: argparse.Namespace) -> int:
     if skipped:
         print(f"{skipped} unreadable image(s) skipped")
     plot_counts(counts, out)
-    print(f"chart: {out}")
+    print(f"chart: {display(out)}")
     return 0
 
 
@@ -71,5 +72,5 @@ def run_samples(args: argparse.Namespace) -> int:
              for i in rng.permutation(np.flatnonzero(fs.labels == fs.classes.index(c)))[:args.n]]
     save_grid(fs.images[picks], [fs.classes[fs.labels[i]] for i in picks], out,
               cols=min(args.n, 8) if args.cls else args.n)
-    print(f"{len(picks)} faces from {name}: {out}")
+    print(f"{len(picks)} faces from {name}: {display(out)}")
     return 0

@@ -6,6 +6,7 @@ import argparse
 import json
 from pathlib import Path
 
+from ..outputs import write_json
 from ._out import check_new
 
 
@@ -46,6 +47,10 @@ def print_summary(report: dict) -> None:
         print(f"{len(report['no_face'])} image(s) with no face found (counted wrong):")
         for f in report["no_face"]:
             print(f"  {f}")
+    if report.get("skipped"):
+        print(f"{len(report['skipped'])} unreadable image(s) skipped (not counted):")
+        for f in report["skipped"]:
+            print(f"  {f}")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -60,7 +65,7 @@ def run(args: argparse.Namespace) -> int:
     if args.out:
         from ..training.plots import plot_confusion, plot_reliability
 
-        report_path.write_text(json.dumps(report, indent=2))
+        write_json(report_path, report)
         title = f"{Path(args.data).name} [{report['split']}]"
         plot_confusion(report["confusion"], report["labels"], picture, f"{title}: {report['accuracy']:.1%}")
         if report.get("calibration"):

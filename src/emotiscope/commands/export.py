@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import argparse
 import json
-import pickle
 import shlex
 from dataclasses import replace
 from pathlib import Path
 
 from ..errors import ConfigError, DependencyError, ModelError
+from ..outputs import display
 from ._out import check_new
 
 
@@ -25,24 +25,18 @@ def register(sub) -> None:
 
 def run(args: argparse.Namespace) -> int:
     try:
-        import torch
-
-        from ..preprocess import InputSpec
+        from ..preprocess import MAX_MARGIN, InputSpec
         from ..training import export
+        from ..training.checkpoint import load_checkpoint
         from ..training.models import build_model, count_macs
     except ImportError as exc:
         raise DependencyError("export needs torch and onnx: pip install torch==2.13.0 "
                               "'emotiscope[train]'") from exc
     src = Path(args.checkpoint)
-    if not src.is_file():
-        raise ModelError(f"checkpoint {src} does not exist; pass best.pt from a run folder")
-    out = check_new(Path(args.output) if args.output else src.with_suffix(".onnx"), args.force)
-    try:
-        ckpt = torch.load(src, map_location="cpu", weights_only=False)
-        labels, spec, arch = ckpt["labels"], InputSpec.from_dict(ckpt["spec"]), ckpt["arch"]
-    except (KeyError, TypeError, RuntimeError, OSError, AttributeError, EOFError,
-            pickle.UnpicklingError) as exc:
-        raise ModelError(f"{src} is not an emotiscope checkpoint ({exc})") from exc
+    ckpt = load_checkpoint(src, ("arch", "labels", "spec"))  # bad weights: see below
+    out = check_new(Path(args.output) if args.output else src.with_suffix(".onnx"), args.force,
+                    "--output")
+    labels, spec, arch = ckpt["labels"], InputSpec.from_dict(ckpt["spec"]), ckpt["arch"]
     try:
         model = build_model(arch, len(labels), spec.channels, **ckpt.get("model_args", {}))
         model.load_state_dict(ckpt["model"])
@@ -51,18 +45,22 @@ def run(args: argparse.Namespace) -> int:
         raise ModelError(f"{src} holds no weights that fit its architecture {arch!r} ({first}); "
                          "pass best.pt or last.pt from a run folder") from exc
     if args.crop_margin is not None:
-        if args.crop_margin < 0:
-            raise ConfigError(f"--crop-margin {args.crop_margin} must be >= 0")
+        if not 0 <= args.crop_margin <= MAX_MARGIN:
+            raise ConfigError(f"--crop-margin {args.crop_margin} must be between 0 and {MAX_MARGIN}")
         spec = replace(spec, margin=args.crop_margin)
     report_file = src.parent / "report.json"
     validation = {"accuracy": ckpt.get("best_acc")}
     if report_file.is_file():
-        report = json.loads(report_file.read_text())
+        try:
+            report = json.loads(report_file.read_text())
+        except (OSError, ValueError) as exc:
+            raise ModelError(f"cannot read {report_file} beside the checkpoint ({exc}); fix or "
+                             "remove it") from None
         validation = {k: report[k] for k in ("accuracy", "macro_f1", "n", "per_class") if k in report}
     training = export.training_record(ckpt, export_command="emotiscope " +
                                       shlex.join(getattr(args, "argv", [])))
     metrics = {"validation": validation, "macs": count_macs(model, spec.size, spec.channels)}
     meta = export.build_metadata(labels, spec, arch, ckpt.get("model_args", {}), training, metrics)
     result = export.export_onnx(model, out, meta)
-    print(f"{out}  sha256 {result['sha256']}  parity {result['parity_max_abs_diff']:.1e}")
+    print(f"{display(out)}  sha256 {result['sha256']}  parity {result['parity_max_abs_diff']:.1e}")
     return 0

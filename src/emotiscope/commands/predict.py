@@ -16,6 +16,7 @@ import sys
 from pathlib import Path
 
 from ..errors import ConfigError, InputError, OutputExistsError
+from ..outputs import display
 
 HELP = "find faces in photos and recognise their emotions"
 WRITABLE = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff")
@@ -108,7 +109,7 @@ def run(args) -> int:
     unusable = len(failures)  # missing paths, empty folders, globs that match nothing
     outputs = {}
     if args.out is not None:
-        paths = [p for p in paths if not _inside(p, args.out)]  # never re-read our own results
+        paths = drop_earlier_outputs(paths, args.out)
         outputs = plan_outputs(paths, args.out, args.force)
     if paths:
         _analyse_all(paths, outputs, args, failures)
@@ -137,7 +138,7 @@ def _analyse_all(paths: list[Path], outputs: dict[Path, Path], args,
                 save_image(outputs[path], annotate(image, faces, labels=recognizer.labels),
                            overwrite=args.force)
         except InputError as exc:
-            failures.append((str(path), str(exc)))
+            failures.append((display(path), str(exc)))
             continue
         printer.add(path, faces)
         done, faces_total = done + 1, faces_total + len(faces)
@@ -153,7 +154,7 @@ class _Printer:
     def __init__(self, args, labels: tuple[str, ...], paths: list[Path], emit) -> None:
         self.form = "json" if args.json else "csv" if args.csv else "table"
         self.labels, self.emit = labels, emit
-        self.width = min(60, max(len(str(p)) for p in paths))
+        self.width = min(60, max(len(display(p)) for p in paths))
         if self.form == "csv":
             self._csv(["file", "face", "x", "y", "w", "h", "label", "score", *labels])
         elif self.form == "table":
@@ -161,7 +162,7 @@ class _Printer:
 
     def _name(self, path: Path) -> str:
         """The path, its start cut to fit the table's file column."""
-        text = str(path)
+        text = display(path)
         return text if len(text) <= self.width else "…" + text[len(text) - self.width + 1:]
 
     def add(self, path: Path, faces) -> None:
@@ -170,12 +171,12 @@ class _Printer:
         for k, face in enumerate(faces, start=1):
             box = face.box
             if self.form == "json":
-                record = {"file": str(path), "face": k, "box": box.as_dict(), "label": face.label,
+                record = {"file": display(path), "face": k, "box": box.as_dict(), "label": face.label,
                           "score": round(face.score, 4),
                           "scores": {name: round(p, 4) for name, p in face.scores.items()}}
                 self.emit(json.dumps(record))
             elif self.form == "csv":
-                self._csv([str(path), k, box.x, box.y, box.w, box.h, face.label,
+                self._csv([display(path), k, box.x, box.y, box.w, box.h, face.label,
                            f"{face.score:.4f}", *(f"{face.scores[n]:.4f}" for n in self.labels)])
             else:
                 self.emit(f"{self._name(path):<{self.width}}  {k:>4}  {face.label:<10} {face.score:>5.0%}"
@@ -187,31 +188,58 @@ class _Printer:
         self.emit(buffer.getvalue())
 
 
-def plan_outputs(paths: list[Path], out: Path, force: bool) -> dict[Path, Path]:
-    """Input -> annotated output path: the inputs' folder layout mirrored below `out`.
+def drop_earlier_outputs(paths: list[Path], out: Path) -> list[Path]:
+    """Leave out files below `out` when `out` is a sub-folder of the inputs' folder: they are
+    results of an earlier run (`predict photos/ --out photos/annotated`), not photos to analyse.
+    When `out` is the inputs' folder or above it, nothing is left out (plan_outputs then refuses
+    to write onto an input)."""
+    if not paths:
+        return paths
+    base = Path(os.path.commonpath([p.resolve().parent for p in paths]))
+    target = out.resolve()
+    if target == base or not target.is_relative_to(base):
+        return paths
+    return [p for p in paths if not p.resolve().is_relative_to(target)]
 
-    Raises OutputExistsError, before any work, if files would be overwritten without --force.
+
+def output_name(name: str) -> str:
+    """The annotated copy's file name: the input's name where we can write that format, else the
+    whole name + ".png" (x.gif -> x.gif.png, so it never meets x.png's copy)."""
+    return name if Path(name).suffix.lower() in WRITABLE else name + ".png"
+
+
+def plan_outputs(paths: list[Path], out: Path, force: bool) -> dict[Path, Path]:
+    """Input -> annotated output path: the inputs' folder layout mirrored below `out`, names from
+    `output_name` (any remaining clash gets -2, -3 ... before the suffix).
+
+    Raises, before any work, ConfigError if an output would replace an input, and
+    OutputExistsError if files would be overwritten without --force.
     """
     if out.exists() and not out.is_dir():
-        raise ConfigError(f"--out {out} is a file; give a folder")
+        raise ConfigError(f"--out {display(out)} is a file; give a folder")
     if not paths:
         return {}
     resolved = [p.resolve() for p in paths]
     base = Path(os.path.commonpath([p.parent for p in resolved]))
-    plan = {}
+    plan, taken = {}, set()
     for path, full in zip(paths, resolved, strict=True):
-        target = out / full.relative_to(base)
-        plan[path] = target if target.suffix.lower() in WRITABLE else target.with_suffix(".png")
-    existing = [str(t) for t in plan.values() if t.exists()]
+        target = out / full.relative_to(base).with_name(output_name(full.name))
+        stem, k = target.stem, 2
+        while target.resolve() in taken:
+            target, k = target.with_stem(f"{stem}-{k}"), k + 1
+        taken.add(target.resolve())
+        plan[path] = target
+    onto_input = [display(p) for p, t in plan.items() if t.resolve() in set(resolved)]
+    if onto_input:
+        raise ConfigError(f"--out {display(out)} would replace the input image {onto_input[0]} "
+                          "with its annotated copy; choose a folder that holds no inputs, e.g. "
+                          f"{display(out / 'annotated')}")
+    existing = [display(t) for t in plan.values() if t.exists()]
     if existing and not force:
         shown = ", ".join(existing[:3]) + (", ..." if len(existing) > 3 else "")
         raise OutputExistsError(f"{len(existing)} output file(s) already exist ({shown}); "
                                 "pass --force to overwrite them or choose another --out")
     return plan
-
-
-def _inside(path: Path, folder: Path) -> bool:
-    return path.resolve().is_relative_to(folder.resolve())
 
 
 def _report_failures(failures: list[tuple[str, str]], total: int) -> None:

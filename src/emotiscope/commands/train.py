@@ -7,6 +7,7 @@ import shlex
 import sys
 
 from ..errors import DependencyError
+from ..outputs import display
 
 
 def register(sub) -> None:
@@ -146,5 +147,5 @@ def run(args: argparse.Namespace) -> int:
             raise ConfigError("train needs DATA (fer2013.csv or a folder) or --resume RUN_DIR")
         command = "emotiscope " + shlex.join(getattr(args, "argv", sys.argv[1:]))
         run_dir = loop.train(_config(args), command=command)
-    print(run_dir)
+    print(display(run_dir))
     return 0

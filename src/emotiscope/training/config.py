@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field, fields
 
 from ..errors import ConfigError
+from ..preprocess import MAX_MARGIN
 from .augment import AugmentConfig
 
 
@@ -51,7 +52,8 @@ class TrainConfig:
             (self.schedule in ("onecycle", "cosine", "constant"),
              f"--schedule {self.schedule!r}: use onecycle, cosine or constant"),
             (0 <= self.label_smoothing < 1, f"--label-smoothing {self.label_smoothing} must be in [0, 1)"),
-            (self.crop_margin >= 0, f"--crop-margin {self.crop_margin} must be >= 0"),
+            (0 <= self.crop_margin <= MAX_MARGIN,
+             f"--crop-margin {self.crop_margin} must be between 0 and {MAX_MARGIN}"),
             (self.patience >= 0, f"--patience {self.patience} must be >= 0"),
             (0 <= self.distill_weight <= 1, f"--distill-weight {self.distill_weight} must be in [0, 1]"),
             (0 <= self.ema < 1, f"--ema {self.ema} must be in [0, 1), e.g. 0.999"),

@@ -18,6 +18,7 @@ import cv2
 import numpy as np
 
 from ..errors import ConfigError, DataError
+from ..outputs import display
 from ..preprocess import resize_face
 
 log = logging.getLogger(__name__)
@@ -80,7 +81,7 @@ def _cached(key: str, build):
 
 def _file_key(path: Path, size: int, extra: str = "") -> str:
     st = path.stat()
-    raw = f"{CACHE_VERSION}|{path.resolve()}|{st.st_size}|{st.st_mtime_ns}|{size}|{extra}"
+    raw = f"{CACHE_VERSION}|{display(path.resolve())}|{st.st_size}|{st.st_mtime_ns}|{size}|{extra}"
     return hashlib.sha1(raw.encode()).hexdigest()[:20]
 
 
@@ -188,7 +189,8 @@ def _read_face(path: Path, size: int) -> np.ndarray | None:
 def _class_dirs(root: Path) -> list[Path]:
     dirs = sorted(d for d in root.iterdir() if d.is_dir() and not d.name.startswith("."))
     if not dirs:
-        raise DataError(f"{root} has no class folders; expected {root}/<class>/*.jpg "
+        raise DataError(f"{display(root)} has no class folders; expected "
+                        f"{display(root)}/<class>/*.jpg "
                         "(one sub-folder per emotion)")
     return dirs
 
@@ -198,34 +200,41 @@ def _load_class_tree(root: Path, classes: tuple[str, ...], size: int, strict: bo
     for cls in classes:
         folder = root / cls
         if not folder.is_dir():
-            raise DataError(f"class folder {folder} is missing; every split needs the same classes "
+            raise DataError(f"class folder {display(folder)} is missing; every split needs the same classes "
                             f"({', '.join(classes)}), or pass --classes to choose a subset")
         files = sorted(p for p in folder.rglob("*") if p.suffix.lower() in IMAGE_EXTS)
         if not files:
-            raise DataError(f"class folder {folder} has no images (.jpg, .png, ...); add images or "
-                            "remove the folder")
+            raise DataError(f"class folder {display(folder)} has no images (.jpg, .png, ...); add "
+                            "images or remove the folder")
+        read = 0
         for f in files:
             face = _read_face(f, size)
             if face is None:
                 if strict:
-                    raise DataError(f"cannot decode image {f}; remove or replace it, or drop --strict "
-                                    "to skip unreadable images")
-                skipped.append(str(f))
+                    raise DataError(f"cannot decode image {display(f)}; remove or replace it, or "
+                                    "drop --strict to skip unreadable images")
+                skipped.append(display(f))
                 continue
             images.append(face)
             labels.append(classes.index(cls))
+            read += 1
+        if not read:
+            raise DataError(f"class folder {display(folder)}: none of its {len(files)} image(s) "
+                            f"can be decoded (e.g. {display(files[0].name)}); replace them or "
+                            "remove the folder")
     if skipped:
         log.warning("skipped %d unreadable image(s) under %s, e.g. %s", len(skipped), root, skipped[0])
     arr = np.stack(images) if images else np.zeros((0, size, size), np.uint8)
-    return FaceSet(arr, np.array(labels, np.int64), classes, skipped)
+    # class names come from folder names: keep them printable (the paths above use the raw ones)
+    return FaceSet(arr, np.array(labels, np.int64), tuple(display(c) for c in classes), skipped)
 
 
 def _tree_key(root: Path, size: int) -> str:
-    h = hashlib.sha1(f"{CACHE_VERSION}|{root.resolve()}|{size}".encode())
+    h = hashlib.sha1(f"{CACHE_VERSION}|{display(root.resolve())}|{size}".encode())
     for p in sorted(root.rglob("*")):
         if p.is_file():
             st = p.stat()
-            h.update(f"{p}|{st.st_size}|{st.st_mtime_ns}".encode())
+            h.update(os.fsencode(p) + f"|{st.st_size}|{st.st_mtime_ns}".encode())
     return h.hexdigest()[:20]
 
 

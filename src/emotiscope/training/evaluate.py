@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import ConfigError, DataError
+from ..outputs import display
 from .data import IMAGE_EXTS, FaceSet, load_any
 
 log = logging.getLogger(__name__)
@@ -109,38 +110,52 @@ def map_labels(fs: FaceSet, model_labels: tuple[str, ...]) -> np.ndarray:
 
 
 def is_photo_folder(root: Path, limit: int = 20) -> bool:
-    """True when the images look like full photos (larger than 96 px or far from square)."""
-    import cv2
+    """True when the images look like full photos (larger than 96 px or far from square).
 
-    for i, f in enumerate(p for p in sorted(root.rglob("*")) if p.suffix.lower() in IMAGE_EXTS):
+    Sizes come from the file headers; nothing is decoded (and no path goes to OpenCV, which
+    crashes on names that are not valid UTF-8)."""
+    from ..io import declared_size
+
+    files = (p for p in sorted(root.rglob("*")) if p.suffix.lower() in IMAGE_EXTS and p.is_file())
+    for i, f in enumerate(files):
         if i >= limit:
             break
-        img = cv2.imread(str(f), cv2.IMREAD_UNCHANGED)
-        if img is not None and (max(img.shape[:2]) > 96 or
-                                abs(img.shape[0] - img.shape[1]) > 0.2 * max(img.shape[:2])):
+        try:
+            size = declared_size(f.read_bytes())
+        except OSError:
+            continue
+        if size and (max(size) > 96 or abs(size[0] - size[1]) > 0.2 * max(size)):
             return True
     return False
 
 
 def photo_faces(root: Path, recognizer, size: int):
-    """Class folders of photos -> (largest-face crops or None where no face, labels, classes)."""
+    """Class folders of photos -> (largest-face crops or None where no face, labels, classes,
+    files, unreadable files). An image that cannot be read is listed and left out."""
+    from ..errors import InputError
     from ..io import load_image
     from ..preprocess import face_crop, resize_face
 
-    classes = tuple(sorted(d.name for d in root.iterdir() if d.is_dir()))
-    if not classes:
-        raise DataError(f"{root} has no class folders; expected {root}/<class>/*.jpg")
+    folders = sorted(d for d in root.iterdir() if d.is_dir() and not d.name.startswith("."))
+    if not folders:
+        raise DataError(f"{display(root)} has no class folders; expected {display(root)}/<class>/*.jpg")
     margin = recognizer.classifier.info.spec.margin
-    faces, labels, files = [], [], []
-    for k, cls in enumerate(classes):
-        for f in sorted(p for p in (root / cls).rglob("*") if p.suffix.lower() in IMAGE_EXTS):
-            image = load_image(f)
+    faces, labels, files, unreadable = [], [], [], []
+    for k, folder in enumerate(folders):
+        for f in sorted(p for p in folder.rglob("*") if p.suffix.lower() in IMAGE_EXTS):
+            try:
+                image = load_image(f)
+            except InputError as exc:
+                log.warning("skipping %s", exc)
+                unreadable.append(display(f))
+                continue
             boxes = recognizer.detect(image)
             box = max(boxes, key=lambda b: b.area) if boxes else None
             faces.append(None if box is None else resize_face(face_crop(image, box, margin), size))
             labels.append(k)
-            files.append(str(f))
-    return faces, np.array(labels, np.int64), classes, files
+            files.append(display(f))
+    classes = tuple(display(d.name) for d in folders)
+    return faces, np.array(labels, np.int64), classes, files, unreadable
 
 
 def evaluate(model, data: Path, split: str | None = None, tta: str = "none",
@@ -200,7 +215,10 @@ def _evaluate_photos(classifier, data: Path, tta: str, detector: str) -> dict:
     from ..pipeline import EmotionRecognizer
 
     recognizer = EmotionRecognizer(model=classifier.info.path, detector=detector)
-    crops, y, classes, files = photo_faces(data, recognizer, classifier.info.spec.size)
+    crops, y, classes, files, unreadable = photo_faces(data, recognizer, classifier.info.spec.size)
+    if not files:
+        raise DataError(f"no readable photos under {display(data)} ({len(unreadable)} unreadable); "
+                        "check the images")
     y_true = map_labels(FaceSet(np.zeros((len(y), 1, 1), np.uint8), y, classes), classifier.labels)
     found = np.array([c is not None for c in crops], bool)
     y_pred = np.full(len(y_true), -1)  # no face found: counted as wrong
@@ -213,10 +231,11 @@ def _evaluate_photos(classifier, data: Path, tta: str, detector: str) -> dict:
     if found.any():
         report["calibration"] = calibration(classifier, stack, y_true[found], probs, tta)
     report["no_face"] = [f for f, ok in zip(files, found, strict=True) if not ok]
+    report["skipped"] = unreadable
     return report
 
 
 def _header(classifier, data: Path, split: str, tta: str, faces: str) -> dict:
     info = classifier.info
-    return {"model": str(info.path), "model_sha256": info.sha256, "data": str(data),
+    return {"model": display(info.path), "model_sha256": info.sha256, "data": display(data),
             "split": split, "tta": tta, "faces": faces}

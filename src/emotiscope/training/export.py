@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import os
 from pathlib import Path
 
 import numpy as np
@@ -13,6 +12,7 @@ import torch
 from .. import __version__
 from ..errors import ModelError
 from ..model_file import METADATA_KEY, file_sha256
+from ..outputs import atomic_path
 from ..preprocess import InputSpec
 
 PARITY_TOL = 1e-4
@@ -55,19 +55,18 @@ def export_onnx(model: torch.nn.Module, path: Path, metadata: dict) -> dict:
     spec = InputSpec.from_dict(metadata["input"])
     model = model.cpu().eval().to(memory_format=torch.contiguous_format)
     path = Path(path)
-    tmp = path.with_name(path.name + ".tmp")
     dummy = torch.zeros(1, spec.channels, spec.size, spec.size)
-    # No constant folding: parameter names stay those of the state dict, so --init-from can read
-    # an .onnx back; ONNX Runtime fuses conv + batch norm itself when it loads the model.
-    torch.onnx.export(model, (dummy,), str(tmp), input_names=["input"], output_names=["logits"],
-                      dynamic_axes={"input": {0: "batch"}, "logits": {0: "batch"}},
-                      opset_version=17, dynamo=False, do_constant_folding=False)
-    proto = onnx.load(str(tmp))
-    onnx.helper.set_model_props(proto, {METADATA_KEY: json.dumps(metadata)})
-    proto.doc_string = f"emotiscope {metadata.get('arch')} emotion classifier"
-    onnx.save(proto, str(tmp))
-    diff = parity_check(model, tmp, spec)
-    os.replace(tmp, path)
+    with atomic_path(path) as tmp:  # a failed parity check leaves no model behind
+        # No constant folding: parameter names stay those of the state dict, so --init-from can
+        # read an .onnx back; ONNX Runtime fuses conv + batch norm itself when it loads the model.
+        torch.onnx.export(model, (dummy,), str(tmp), input_names=["input"], output_names=["logits"],
+                          dynamic_axes={"input": {0: "batch"}, "logits": {0: "batch"}},
+                          opset_version=17, dynamo=False, do_constant_folding=False)
+        proto = onnx.load(str(tmp))
+        onnx.helper.set_model_props(proto, {METADATA_KEY: json.dumps(metadata)})
+        proto.doc_string = f"emotiscope {metadata.get('arch')} emotion classifier"
+        onnx.save(proto, str(tmp))
+        diff = parity_check(model, tmp, spec)
     return {"sha256": file_sha256(path), "parity_max_abs_diff": diff}
 
 

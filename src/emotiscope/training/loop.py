@@ -7,10 +7,8 @@ model.onnx, confusion.png and report.json. Checkpoints are written atomically af
 
 from __future__ import annotations
 
-import json
 import logging
 import math
-import os
 import sys
 import time
 from pathlib import Path
@@ -21,9 +19,11 @@ import torch.nn.functional as F
 from tqdm import tqdm
 
 from ..errors import ConfigError
+from ..outputs import check_writable_folder, write_json
 from ..preprocess import InputSpec, normalize
 from . import calibrate, export, plots
 from .augment import augment_batch
+from .checkpoint import RESUME_KEYS, load_checkpoint, save_checkpoint
 from .config import TrainConfig
 from .data import FaceSet
 from .distill import WeightAverage, soft_cross_entropy, teacher_targets
@@ -32,18 +32,6 @@ from .models import count_macs
 from .setup import build_initial_model, new_run_dir, prepare_data
 
 log = logging.getLogger(__name__)
-
-
-def atomic_save(obj, path: Path) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    torch.save(obj, tmp)
-    os.replace(tmp, path)
-
-
-def write_json(obj, path: Path) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(obj, indent=2))
-    os.replace(tmp, path)
 
 
 def pick_device(name: str) -> torch.device:
@@ -222,9 +210,9 @@ class Trainer:
                 self.best_acc, self.best_epoch = row["val_acc"], self.epoch
             state = self.checkpoint()
             if improved:
-                atomic_save(state, self.run_dir / "best.pt")
-            atomic_save(state, self.run_dir / "last.pt")
-            write_json(self.history, self.run_dir / "history.json")
+                save_checkpoint(state, self.run_dir / "best.pt")
+            save_checkpoint(state, self.run_dir / "last.pt")
+            write_json(self.run_dir / "history.json", self.history)
             done = self.epoch - first
             eta = (time.perf_counter() - start) / done * (cfg.epochs - self.epoch)
             tqdm.write(f"epoch {self.epoch}/{cfg.epochs}  loss {train_loss:.3f}  acc {train_acc:.3f}  "
@@ -239,7 +227,7 @@ class Trainer:
 
     def finish(self) -> dict:
         """Load the best weights, write curves, confusion matrix, report and the ONNX model."""
-        best = torch.load(self.run_dir / "best.pt", map_location="cpu", weights_only=False)
+        best = load_checkpoint(self.run_dir / "best.pt")
         self.model.load_state_dict(best["model"])
         self.average = None  # best["model"] already holds the averaged weights when --ema
         logits = self.predict(self.val_set)
@@ -260,18 +248,19 @@ class Trainer:
                                      self.model_args, training, metrics)
         meta["temperature"] = report["calibration"]["temperature"]
         report["export"] = export.export_onnx(self.model, self.run_dir / "model.onnx", meta)
-        write_json(report, self.run_dir / "report.json")
+        write_json(self.run_dir / "report.json", report)
         return report
 
 
 def train(cfg: TrainConfig, command: str = "", on_epoch_end=None) -> Path:
     """Start a new run; returns its folder."""
     cfg.validate()
+    check_writable_folder(cfg.out, "--out")
     # Data and model first: a bad option must not leave an empty run folder behind, and the
     # config written is the effective one (--init-from sets arch and model_args).
     trainer = Trainer(cfg, None, command)
     run_dir = trainer.run_dir = new_run_dir(Path(cfg.out), cfg.name or cfg.arch)
-    write_json(cfg.to_dict(), run_dir / "config.json")
+    write_json(run_dir / "config.json", cfg.to_dict())
     _describe(trainer)
     trainer.fit(on_epoch_end)
     trainer.finish()
@@ -279,19 +268,31 @@ def train(cfg: TrainConfig, command: str = "", on_epoch_end=None) -> Path:
 
 
 def resume(run_dir: Path, on_epoch_end=None) -> Path:
-    """Continue a killed run from its last.pt (same folder, same config)."""
+    """Continue a killed run from its last.pt (same folder, same config). A run that finished
+    training and wrote model.onnx is left as it is (nothing to do); one killed while writing its
+    results only writes them."""
     run_dir = Path(run_dir)
     last = run_dir / "last.pt"
     if not last.is_file():
         raise ConfigError(f"--resume {run_dir}: no last.pt there; pass a run folder written by "
                           "`emotiscope train` that finished at least one epoch")
-    ckpt = torch.load(last, map_location="cpu", weights_only=False)
-    cfg = TrainConfig.from_dict(ckpt["config"])
+    ckpt = load_checkpoint(last, RESUME_KEYS, "--resume")
+    try:
+        cfg = TrainConfig.from_dict(ckpt["config"])
+    except (TypeError, ValueError, AttributeError) as exc:
+        raise ConfigError(f"--resume {last}: its config cannot be read ({exc}); start a new run") from None
+    epoch, best = ckpt["epoch"], ckpt["best_epoch"]
+    done = epoch >= cfg.epochs or bool(cfg.patience and epoch - best >= cfg.patience)
+    if done and (run_dir / "model.onnx").is_file():
+        tqdm.write(f"{run_dir} already finished at epoch {epoch}/{cfg.epochs} and wrote model.onnx; "
+                   "nothing to do: start a new run to train more", file=sys.stderr)
+        return run_dir
     cfg.init_from = None  # weights come from the checkpoint
     trainer = Trainer(cfg, run_dir, ckpt.get("command", ""))
     trainer.load_state(ckpt)
-    tqdm.write(f"resuming {run_dir} at epoch {trainer.epoch + 1}/{cfg.epochs}", file=sys.stderr)
-    trainer.fit(on_epoch_end)
+    if not done:
+        tqdm.write(f"resuming {run_dir} at epoch {trainer.epoch + 1}/{cfg.epochs}", file=sys.stderr)
+        trainer.fit(on_epoch_end)
     trainer.finish()
     return run_dir
 

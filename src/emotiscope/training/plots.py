@@ -7,6 +7,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import DependencyError
+from ..outputs import save_figure
 
 
 def _plt():
@@ -18,6 +19,14 @@ def _plt():
     except ImportError as exc:
         raise DependencyError("plots need matplotlib: pip install 'emotiscope[train]'") from exc
     return plt
+
+
+def _save(plt, fig, path: Path) -> Path:
+    """Write the figure atomically (format from the suffix) and free it, even on failure."""
+    try:
+        return save_figure(fig, path, dpi=100)
+    finally:
+        plt.close(fig)
 
 
 def plot_curves(history: list[dict], path: Path) -> Path:
@@ -35,9 +44,7 @@ def plot_curves(history: list[dict], path: Path) -> Path:
         ax.grid(alpha=0.3)
         ax.legend()
     fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
-    return path
+    return _save(plt, fig, path)
 
 
 def plot_confusion(cm, labels, path: Path, title: str = "Confusion matrix") -> Path:
@@ -57,9 +64,7 @@ def plot_confusion(cm, labels, path: Path, title: str = "Confusion matrix") -> P
             ax.text(j, i, f"{norm[i, j]:.0%}\n{cm[i, j]}", ha="center", va="center", fontsize=8,
                     color="white" if norm[i, j] > 0.5 else "black")
     fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
-    return path
+    return _save(plt, fig, path)
 
 
 def plot_reliability(calibration: dict, path: Path, title: str = "Reliability") -> Path:
@@ -95,9 +100,7 @@ def plot_counts(counts: dict[str, dict[str, int]], path: Path) -> Path:
     ax.set(ylabel="images", title="Images per class")
     ax.legend()
     fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
-    return path
+    return _save(plt, fig, path)
 
 
 def save_grid(faces: np.ndarray, titles: list[str], path: Path, cols: int = 8) -> Path:
@@ -111,6 +114,4 @@ def save_grid(faces: np.ndarray, titles: list[str], path: Path, cols: int = 8) -
         ax.imshow(face, cmap="gray", vmin=0, vmax=255)
         ax.set_title(title, fontsize=8)
     fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
-    return path
+    return _save(plt, fig, path)

@@ -4,12 +4,11 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
-import pickle
 from pathlib import Path
 
-import torch
-
-from ..errors import ConfigError, ModelError
+from ..errors import ConfigError, InputError, ModelError
+from ..outputs import check_writable_folder, display
+from .checkpoint import load_checkpoint
 from .config import TrainConfig
 from .data import FaceSet, balance, load_any, select_classes, split_fraction
 from .models import build_model
@@ -63,11 +62,8 @@ def load_init(path: Path) -> tuple[str, dict, dict, dict | None]:
             raise ModelError(f"--init-from {path} has no 'arch' in its metadata; pass a model "
                              "exported by `emotiscope train` or `emotiscope export`")
         return meta["arch"], meta.get("model_args", {}), weights, meta.get("input")
-    try:
-        ckpt = torch.load(path, map_location="cpu", weights_only=False)
-        return ckpt["arch"], ckpt.get("model_args", {}), ckpt["model"], ckpt.get("spec")
-    except (KeyError, TypeError, RuntimeError, OSError, EOFError, pickle.UnpicklingError) as exc:
-        raise ModelError(f"--init-from {path} is not an emotiscope checkpoint ({exc})") from exc
+    ckpt = load_checkpoint(path, ("model", "arch"), "--init-from")
+    return ckpt["arch"], ckpt.get("model_args", {}), ckpt["model"], ckpt.get("spec")
 
 
 def build_initial_model(cfg: TrainConfig, num_classes: int):
@@ -91,12 +87,16 @@ def build_initial_model(cfg: TrainConfig, num_classes: int):
 def new_run_dir(out: Path, name: str) -> Path:
     """A new folder out/<date-time>-<name>[-k]; never an existing one."""
     stamp = dt.datetime.now().strftime("%Y%m%d-%H%M%S")
-    out.mkdir(parents=True, exist_ok=True)
+    check_writable_folder(out, "--out")
     for k in range(1, 1000):
         path = out / (f"{stamp}-{name}" if k == 1 else f"{stamp}-{name}-{k}")
         try:
+            out.mkdir(parents=True, exist_ok=True)
             path.mkdir()
             return path
         except FileExistsError:
             continue
+        except OSError as exc:
+            raise InputError(f"--out {display(out)}: cannot create a run folder there "
+                             f"({exc.strerror or exc}); choose another folder") from None
     raise ConfigError(f"cannot create a new run folder in {out}")

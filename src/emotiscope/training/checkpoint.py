@@ -1,0 +1,64 @@
+"""Training checkpoints (.pt): the one place that writes and reads them.
+
+Reading never runs code from the file: `torch.load(weights_only=True)` rebuilds only tensors and
+plain Python data, which is all our checkpoints hold. A pickle that asks for anything else (a
+crafted file whose loading would execute a payload) is refused, like garbage, an empty file or
+someone else's checkpoint, with a one-line ModelError.
+"""
+
+from __future__ import annotations
+
+import re
+import warnings
+from pathlib import Path
+
+import torch
+
+from ..errors import ModelError
+from ..outputs import atomic_path, display
+
+# What `emotiscope export` and `train --init-from` need; `train --resume` needs RESUME_KEYS too.
+MODEL_KEYS = ("model", "arch", "labels", "spec")
+RESUME_KEYS = (*MODEL_KEYS, "config", "optimizer", "scheduler", "gen", "epoch", "history",
+               "best_acc", "best_epoch")
+HINT = "pass best.pt or last.pt from a run folder written by `emotiscope train`"
+
+
+def save_checkpoint(state: dict, path: Path) -> None:
+    """Write `state` atomically (a killed run keeps the previous checkpoint)."""
+    with atomic_path(path) as tmp:
+        torch.save(state, tmp)
+
+
+def load_checkpoint(path: str | Path, need: tuple[str, ...] = MODEL_KEYS, flag: str = "") -> dict:
+    """A checkpoint dict with at least the keys in `need`; ModelError (one line) for anything
+    else. `flag` names the option the path came from, for the message."""
+    path = Path(path)
+    what = f"{flag} {display(path)}" if flag else display(path)
+    if not path.is_file():
+        raise ModelError(f"{what} does not exist or is not a file; {HINT}")
+    try:
+        with warnings.catch_warnings():  # the weights-only unpickler warns on foreign pickles
+            warnings.simplefilter("ignore")
+            ckpt = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # torch raises UnpicklingError, RuntimeError, EOFError, OSError...
+        raise ModelError(f"{what} is not an emotiscope checkpoint ({_reason(exc)}); {HINT}") from None
+    if not isinstance(ckpt, dict):
+        raise ModelError(f"{what} holds a {type(ckpt).__name__}, not an emotiscope checkpoint; {HINT}")
+    missing = [k for k in need if k not in ckpt]
+    if missing:
+        raise ModelError(f"{what} is not an emotiscope checkpoint (no {', '.join(missing)}); {HINT}")
+    return ckpt
+
+
+def _reason(exc: Exception) -> str:
+    text = str(exc)
+    # torch words it "unsupported GLOBAL posix.system ..." or "Unsupported global: GLOBAL exec ..."
+    unsafe = re.search(r"unsupported (?:global: )?GLOBAL ([\w.]+)", text, re.IGNORECASE)
+    if unsafe:
+        return f"it asks to run {unsafe.group(1)} when loaded, which is refused for safety"
+    if isinstance(exc, EOFError) or not text.strip():
+        return "the file is empty or truncated"
+    if "Weights only load failed" in text:
+        return "not a torch checkpoint, or one holding more than tensors and plain data"
+    return text.strip().splitlines()[0][:120]
