@@ -53,10 +53,13 @@ class ServerConfig:
     max_pending_bytes: int = 256 * MB
     drain_bytes: int = 32 * MB
 
+    def upload_limit(self, path: str) -> int:
+        """The limit users set for a request to `path` (what error messages quote)."""
+        return self.max_batch_bytes if path == "/v1/analyze/batch" else self.max_upload_bytes
+
     def body_limit(self, path: str) -> int:
-        if path == "/v1/analyze/batch":
-            return self.max_batch_bytes + MULTIPART_SLACK
-        return self.max_upload_bytes + MULTIPART_SLACK
+        """The limit enforced on the body: the upload limit and room for multipart framing."""
+        return self.upload_limit(path) + MULTIPART_SLACK
 
 
 def _install(app: FastAPI, recognizer) -> None:

@@ -77,6 +77,7 @@ class _Upload:
     def __init__(self, scope, receive, config, budget: ByteBudget) -> None:
         self.scope, self.receive, self.budget = scope, receive, budget
         self.limit = config.body_limit(scope["path"])
+        self.quoted = config.upload_limit(scope["path"])  # the limit as the user set it
         self.drain_bytes = config.drain_bytes
         self.timeout = config.body_timeout_s
         self.deadline = asyncio.get_running_loop().time() + config.body_timeout_s
@@ -113,14 +114,14 @@ class _Upload:
                                     "in bytes")
             self.declared = int(declared)
             if self.declared > self.limit:
-                raise ApiError(413, too_large(self.limit))
+                raise ApiError(413, too_large(self.quoted))
             if not self.budget.fits(self.declared):
                 raise self.budget.busy()
         chunks = []
         while not self.complete:
             chunk = await self._next()
             if self.received > self.limit:
-                raise ApiError(413, too_large(self.limit))
+                raise ApiError(413, too_large(self.quoted))
             if not self.budget.take(len(chunk)):
                 raise self.budget.busy()
             self.held += len(chunk)
