@@ -189,7 +189,7 @@ async def slow_uploader(host: str, port: int, interval: float, stop_at: float,
                 await writer.drain()
                 try:
                     line = await asyncio.wait_for(reader.readline(), interval)
-                except TimeoutError:
+                except asyncio.TimeoutError:
                     continue
                 status = line.split()[1].decode() if line.startswith(b"HTTP/") else "closed"
                 seen[f"answered {status}"] += 1

@@ -91,10 +91,9 @@ class _Upload:
         remaining = self.deadline - asyncio.get_running_loop().time()
         try:
             if remaining <= 0:
-                raise TimeoutError
-            async with asyncio.timeout(remaining):
-                message = await self.receive()
-        except TimeoutError:
+                raise asyncio.TimeoutError
+            message = await asyncio.wait_for(self.receive(), remaining)
+        except asyncio.TimeoutError:  # not yet TimeoutError itself on Python 3.10
             of = f" of {self.declared}" if self.declared is not None else ""
             raise ApiError(408, f"the request body did not arrive within {self.timeout:g} s "
                                 f"({self.received}{of} bytes received): send it faster, or "
