@@ -322,8 +322,9 @@ def test_model_card_comes_from_the_model_file(client, recognizer, tiny_model_pat
 def test_healthz(client):
     response = client.get("/healthz")
     assert response.status_code == 200
-    assert response.json() == {"status": "ok", "model": "tiny.onnx", "in_flight": 0,
-                               "waiting": 0, "queue_limit": 256}
+    assert response.json() == {"status": "ok", "model": "tiny.onnx", "uploading": 0,
+                               "in_flight": 0, "waiting": 0, "queue_limit": 256,
+                               "held_bytes": 0}
 
 
 def test_the_model_loads_once_at_start_up(tiny_model_path, monkeypatch):
@@ -374,17 +375,19 @@ def test_static_files_cannot_escape_their_folder(client):
 # ---- `emotiscope serve` --------------------------------------------------------------------
 
 def test_serve_binds_to_localhost_by_default(tiny_model_path, monkeypatch):
-    import uvicorn
-
     from emotiscope.cli import main
+    from emotiscope.server import runner
 
     seen = {}
-    monkeypatch.setattr(uvicorn, "run", lambda app, **kw: seen.update(kw, app=app))
+    monkeypatch.setattr(runner, "bind", lambda host, port: seen.update(host=host, port=port)
+                        or socket.socket())
+    monkeypatch.setattr(runner, "serve", lambda app, sock, **kw: seen.update(kw, app=app))
     assert main(["serve", "--model", str(tiny_model_path), "--max-upload-mb", "2",
-                 "--workers-threads", "3"]) == 0
+                 "--workers-threads", "3", "--body-timeout", "7"]) == 0
     assert seen["host"] == "127.0.0.1" and seen["port"] == 8000
     config = seen["app"].state.config
     assert config.max_upload_bytes == 2 * 1024 * 1024 and config.max_concurrency == 3
+    assert config.body_timeout_s == 7 and config.max_pending_bytes >= 256 * 1024 * 1024
 
 
 def test_serve_without_the_extra_says_how_to_install_it(monkeypatch, capsys):
@@ -401,7 +404,8 @@ def test_serve_without_the_extra_says_how_to_install_it(monkeypatch, capsys):
 
 
 @pytest.mark.parametrize("args", [["--port", "0"], ["--port", "70000"], ["--max-upload-mb", "0"],
-                                  ["--workers-threads", "0"], ["--queue-limit", "-1"]])
+                                  ["--workers-threads", "0"], ["--queue-limit", "-1"],
+                                  ["--body-timeout", "0"], ["--max-pending-mb", "-1"]])
 def test_serve_rejects_bad_options(args, capsys):
     from emotiscope.cli import main
 

@@ -29,3 +29,7 @@ class OutputExistsError(EmotiscopeError):
 
 class DependencyError(EmotiscopeError):
     """An optional dependency (extra) is needed but not installed."""
+
+
+class ServiceError(EmotiscopeError):
+    """The web service cannot start: its address or port cannot be used."""

@@ -35,6 +35,13 @@ def register(subparsers) -> None:
                    help="images analysed at once (default: CPU cores, at most 4)")
     p.add_argument("--queue-limit", type=int, default=256, metavar="N",
                    help="requests allowed to wait; more get 503 + Retry-After (default 256)")
+    p.add_argument("--body-timeout", type=float, default=30.0, metavar="S",
+                   help="seconds a request's whole body may take to arrive; slower uploads "
+                        "get 408 (default 30)")
+    p.add_argument("--max-pending-mb", type=float, default=None, metavar="MB",
+                   help="memory for request bodies being received, waiting or analysed, in "
+                        "MB; uploads beyond it get 503 + Retry-After (default 256, or two "
+                        "of the largest batches if more)")
     p.set_defaults(func=run)
 
 
@@ -55,6 +62,10 @@ def _check(args: argparse.Namespace) -> None:
         raise ConfigError(f"--workers-threads {args.workers_threads} must be 1 or more")
     if args.queue_limit < 0:
         raise ConfigError(f"--queue-limit {args.queue_limit} must be 0 or more")
+    if not args.body_timeout > 0:
+        raise ConfigError(f"--body-timeout {args.body_timeout} must be above 0 seconds")
+    if args.max_pending_mb is not None and not args.max_pending_mb > 0:
+        raise ConfigError(f"--max-pending-mb {args.max_pending_mb} must be above 0")
 
 
 def _is_loopback(host: str) -> bool:
@@ -69,20 +80,27 @@ def _is_loopback(host: str) -> bool:
 def run(args: argparse.Namespace) -> int:
     _check(args)
     check_dependencies()
-    import uvicorn
-
     from ..pipeline import EmotionRecognizer
-    from ..server import create_app
+    from ..server import create_app, runner
 
-    recognizer = EmotionRecognizer(model=args.model, detector=args.detector)  # errors: exit 1
-    app = create_app(recognizer, max_upload_bytes=int(args.max_upload_mb * 1024 * 1024),
-                     max_concurrency=args.workers_threads, queue_limit=args.queue_limit)
+    mb = 1024 * 1024
+    pending = int(args.max_pending_mb * mb) if args.max_pending_mb else None
+    sock = runner.bind(args.host, args.port)  # a taken port: one line, exit 1
+    try:
+        recognizer = EmotionRecognizer(model=args.model, detector=args.detector)  # exit 1
+        app = create_app(recognizer, max_upload_bytes=int(args.max_upload_mb * mb),
+                         max_concurrency=args.workers_threads, queue_limit=args.queue_limit,
+                         body_timeout_s=args.body_timeout, max_pending_bytes=pending)
+    except BaseException:
+        sock.close()
+        raise
     shown = f"[{args.host}]" if ":" in args.host else args.host
     print(f"emotiscope serve: page http://{shown}:{args.port}/ , API docs "
           f"http://{shown}:{args.port}/docs ; Ctrl+C stops", file=sys.stderr)
     if not _is_loopback(args.host):
         print(f"emotiscope serve: warning: listening on {args.host}: other machines can reach "
               "it; browsers allow the camera only on https or localhost", file=sys.stderr)
-    uvicorn.run(app, host=args.host, port=args.port, log_level="info" if args.verbose else
-                "warning", access_log=bool(args.verbose), timeout_graceful_shutdown=5)
+    with sock:
+        runner.serve(app, sock, log_level="info" if args.verbose else "warning",
+                     access_log=bool(args.verbose), timeout_graceful_shutdown=5)
     return 0

@@ -20,9 +20,11 @@ from fastapi.staticfiles import StaticFiles
 from starlette.concurrency import run_in_threadpool
 
 from .. import __version__
+from ..errors import ConfigError
 from .analysis import Analyzer, model_card
+from .body import MB, BodyReader, ByteBudget
 from .http_errors import install_handlers
-from .limits import MB, BodyLimit, Gate, SecurityHeaders
+from .limits import Gate, SecurityHeaders
 from .routes import STATIC, router
 
 log = logging.getLogger("emotiscope.server")
@@ -32,7 +34,14 @@ MULTIPART_SLACK = 64 * 1024  # room for multipart boundaries and part headers
 
 @dataclass(frozen=True)
 class ServerConfig:
-    """Limits and resources. Bytes for sizes, pixels (width * height) for max_pixels."""
+    """Limits and resources. Bytes for sizes, pixels (width * height) for max_pixels.
+
+    body_timeout_s: a request's whole body must arrive within it (else 408).
+    max_pending_bytes: request bodies held in memory (being read, waiting or analysed)
+    together stay under it (else 503); multipart parsing may hold a second copy.
+    drain_bytes: at most this much of a refused upload is read and dropped so that the
+    client can read the error.
+    """
 
     max_upload_bytes: int = 10 * MB
     max_pixels: int = 40_000_000
@@ -40,11 +49,17 @@ class ServerConfig:
     queue_limit: int = 256
     max_batch_files: int = 16
     max_batch_bytes: int = 40 * MB
+    body_timeout_s: float = 30.0
+    max_pending_bytes: int = 256 * MB
+    drain_bytes: int = 32 * MB
+
+    def upload_limit(self, path: str) -> int:
+        """The limit users set for a request to `path` (what error messages quote)."""
+        return self.max_batch_bytes if path == "/v1/analyze/batch" else self.max_upload_bytes
 
     def body_limit(self, path: str) -> int:
-        if path == "/v1/analyze/batch":
-            return self.max_batch_bytes + MULTIPART_SLACK
-        return self.max_upload_bytes + MULTIPART_SLACK
+        """The limit enforced on the body: the upload limit and room for multipart framing."""
+        return self.upload_limit(path) + MULTIPART_SLACK
 
 
 def _install(app: FastAPI, recognizer) -> None:
@@ -65,13 +80,26 @@ def create_app(recognizer=None, *, model=None, detector: str = "auto",
                threads: int | None = None, max_upload_bytes: int = 10 * MB,
                max_pixels: int = 40_000_000, max_concurrency: int | None = None,
                queue_limit: int = 256, max_batch_files: int = 16,
-               max_batch_bytes: int | None = None) -> FastAPI:
-    """The web service. Without `recognizer`, one is built from `model`/`detector` at start-up."""
+               max_batch_bytes: int | None = None, body_timeout_s: float = 30.0,
+               max_pending_bytes: int | None = None, drain_bytes: int = 32 * MB) -> FastAPI:
+    """The web service. Without `recognizer`, one is built from `model`/`detector` at start-up.
+
+    `max_pending_bytes` defaults to 256 MB, or room for two of the largest batches if more.
+    """
+    max_batch_bytes = max_batch_bytes or 4 * max_upload_bytes
     config = ServerConfig(
         max_upload_bytes=max_upload_bytes, max_pixels=max_pixels,
         max_concurrency=max_concurrency or ServerConfig.max_concurrency,
         queue_limit=queue_limit, max_batch_files=max_batch_files,
-        max_batch_bytes=max_batch_bytes or 4 * max_upload_bytes)
+        max_batch_bytes=max_batch_bytes, body_timeout_s=body_timeout_s,
+        max_pending_bytes=max_pending_bytes or max(256 * MB, 2 * (max_batch_bytes
+                                                                  + MULTIPART_SLACK)),
+        drain_bytes=drain_bytes)
+    largest = config.body_limit("/v1/analyze/batch")
+    if config.max_pending_bytes < largest:
+        raise ConfigError(f"the upload memory budget ({config.max_pending_bytes / MB:.1f} MB) "
+                          f"is below the largest request body ({largest / MB:.1f} MB): raise "
+                          "--max-pending-mb or lower --max-upload-mb")
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):
@@ -91,12 +119,13 @@ def create_app(recognizer=None, *, model=None, detector: str = "auto",
                               "The browser page is at /; this document at /openapi.json.")
     app.state.config = config
     app.state.gate = Gate(config.max_concurrency, config.queue_limit)
+    app.state.budget = ByteBudget(config.max_pending_bytes)
     app.state.analyzer = None
     if recognizer is not None:
         _install(app, recognizer)
     install_handlers(app)
     app.include_router(router)
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
-    app.add_middleware(BodyLimit, limit_for=config.body_limit)
+    app.add_middleware(BodyReader, config=config, budget=app.state.budget)
     app.add_middleware(SecurityHeaders)
     return app

@@ -6,6 +6,7 @@ Every error response body is `{"error": {"status": 413, "type": "payload_too_lar
 
 from __future__ import annotations
 
+import json
 import logging
 
 from fastapi import FastAPI, Request
@@ -18,7 +19,8 @@ from ..errors import InputError
 log = logging.getLogger("emotiscope.server")
 
 TYPES = {400: "bad_request", 404: "not_found", 405: "method_not_allowed",
-         413: "payload_too_large", 415: "unsupported_media_type", 422: "unprocessable",
+         408: "request_timeout", 413: "payload_too_large", 415: "unsupported_media_type",
+         422: "unprocessable",
          500: "internal_error", 503: "busy"}
 
 
@@ -34,6 +36,23 @@ class ApiError(Exception):
 
 def error_body(status: int, message: str) -> dict:
     return {"error": {"status": status, "type": TYPES.get(status, "error"), "message": message}}
+
+
+def error_bytes(status: int, message: str) -> bytes:
+    return json.dumps(error_body(status, message)).encode()
+
+
+async def send_json_error(send, status: int, message: str,
+                          headers: dict[str, str] | None = None) -> None:
+    """Answer with the JSON error shape from ASGI middleware, and close the connection
+    (used before the request body has been read, or with part of it unread)."""
+    body = error_bytes(status, message)
+    extra = [(k.lower().encode(), v.encode()) for k, v in (headers or {}).items()]
+    await send({"type": "http.response.start", "status": status,
+                "headers": [(b"content-type", b"application/json"),
+                            (b"content-length", str(len(body)).encode()),
+                            (b"connection", b"close"), *extra]})
+    await send({"type": "http.response.body", "body": body})
 
 
 def error_response(status: int, message: str, headers: dict[str, str] | None = None):

@@ -1,57 +1,16 @@
-"""Limits that keep the service alive under abuse: body size and an admission gate.
+"""Limits that keep the service alive under abuse: an admission gate, security headers.
 
-BodyLimit is a plain ASGI middleware: it refuses a declared Content-Length over the limit
-before the body is read, and counts streamed bytes (chunked uploads) as they arrive.
 Gate admits `concurrency` requests to work at once and lets at most `queue_limit` more
-wait; the rest get 503 with Retry-After instead of piling up.
+wait; the rest get 503 with Retry-After instead of piling up. A request reaches the gate
+only once its body has been read (body.BodyReader), so slow uploads hold no place in it.
 """
 
 from __future__ import annotations
 
 import asyncio
-import json
-from collections.abc import Callable
 from contextlib import asynccontextmanager
 
-from .http_errors import ApiError, error_body
-
-MB = 1024 * 1024
-
-
-def too_large(limit: int) -> str:
-    return (f"request body is larger than the {limit / MB:.1f} MB limit; send a smaller or "
-            "downscaled image (start the server with --max-upload-mb to raise the limit)")
-
-
-class BodyLimit:
-    """ASGI middleware: 413 for bodies over `limit_for(path)` bytes, declared or streamed."""
-
-    def __init__(self, app, limit_for: Callable[[str], int]) -> None:
-        self.app = app
-        self.limit_for = limit_for
-
-    async def __call__(self, scope, receive, send):
-        if scope["type"] != "http":
-            return await self.app(scope, receive, send)
-        limit = self.limit_for(scope["path"])
-        declared = dict(scope["headers"]).get(b"content-length")
-        if declared is not None:
-            if not declared.isdigit():
-                return await _send_json(send, 400, "Content-Length is not a number")
-            if int(declared) > limit:
-                return await _send_json(send, 413, too_large(limit))
-        received = 0
-
-        async def limited_receive():
-            nonlocal received
-            message = await receive()
-            if message["type"] == "http.request":
-                received += len(message.get("body", b""))
-                if received > limit:
-                    raise ApiError(413, too_large(limit))
-            return message
-
-        await self.app(scope, limited_receive, send)
+from .http_errors import ApiError
 
 
 class SecurityHeaders:
@@ -80,15 +39,6 @@ class SecurityHeaders:
         await self.app(scope, receive, send_with_headers)
 
 
-async def _send_json(send, status: int, message: str) -> None:
-    body = json.dumps(error_body(status, message)).encode()
-    await send({"type": "http.response.start", "status": status,
-                "headers": [(b"content-type", b"application/json"),
-                            (b"content-length", str(len(body)).encode()),
-                            (b"connection", b"close")]})
-    await send({"type": "http.response.body", "body": body})
-
-
 class Gate:
     """At most `concurrency` requests work at once; at most `queue_limit` more wait."""
 
@@ -114,7 +64,7 @@ class Gate:
 
     @asynccontextmanager
     async def admit(self):
-        """Count a request from its arrival (before its body is read) until it is answered."""
+        """Count a request from when its body has been read until it is answered."""
         if self.pending >= self.concurrency + self.queue_limit:
             raise ApiError(503, f"server busy: {self.queue_limit} requests already wait; "
                                 f"retry in {self.retry_after_s} s",

@@ -160,10 +160,11 @@ async def model(request: Request) -> dict:
 
 @router.get("/healthz", response_model=Health)
 async def healthz(request: Request) -> dict:
-    """Liveness and load: requests in flight and waiting."""
+    """Liveness and load: uploads being read, requests in flight and waiting, bytes held."""
     state = _state(request)
-    return {"status": "ok", "model": state.card["name"], "in_flight": state.gate.pending,
-            "waiting": state.gate.waiting, "queue_limit": state.gate.queue_limit}
+    return {"status": "ok", "model": state.card["name"], "uploading": state.budget.reading,
+            "in_flight": state.gate.pending, "waiting": state.gate.waiting,
+            "queue_limit": state.gate.queue_limit, "held_bytes": state.budget.held}
 
 
 @router.get("/", include_in_schema=False)

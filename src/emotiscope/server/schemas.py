@@ -64,12 +64,14 @@ class BatchOut(BaseModel):
 class Health(BaseModel):
     status: str
     model: str
-    in_flight: int
+    uploading: int = Field(description="requests whose bodies are still arriving")
+    in_flight: int = Field(description="requests with their bodies read: waiting or working")
     waiting: int
     queue_limit: int
+    held_bytes: int = Field(description="bytes of request bodies held in memory")
 
 
 ERRORS = {code: {"model": ErrorOut, "description": text} for code, text in {
-    413: "body or image too large", 415: "not a supported image",
+    408: "the body did not arrive in time", 413: "body or image too large", 415: "not a supported image",
     422: "corrupt image or invalid parameter", 503: "busy: retry after Retry-After seconds",
 }.items()}
