@@ -46,13 +46,27 @@ def test_teacher_targets_follow_the_data_class_order(tiny_model_path):
 
 
 @pytest.mark.parametrize("make, fs, fragment", [
-    (lambda d: d / "teacher.pt", faces(), "pass an .onnx model"),
+    (lambda d: d / "teacher.h5", faces(), "pass an .onnx model of ours or a .pt checkpoint"),
     (lambda d: make_tiny_model(d / "small.onnx", size=32), faces(), "takes 32px faces"),
     (lambda d: make_tiny_model(d / "ab.onnx", labels=("a", "b")), faces(), "no label for happy"),
 ])
 def test_teacher_mismatches_are_config_errors(tmp_path, make, fs, fragment):
     with pytest.raises(ConfigError, match=fragment):
         teacher_targets(make(tmp_path), fs, "none")
+
+
+def test_a_checkpoint_teacher_matches_its_onnx_export_and_teachers_average(sample_csv, tmp_path,
+                                                                            tiny_model_path):
+    run = loop.train(config(sample_csv, tmp_path / "t", epochs=1))
+    fs = faces(classes=("happy", "sad", "angry", "neutral"))
+    from_pt = teacher_targets(str(run / "best.pt"), fs, "flip")
+    exported = EmotionClassifier(run / "model.onnx", threads=1)
+    raw = predict_faces(exported, fs.images, "flip", temperature=1.0)  # checkpoints carry no temperature
+    labels = list(exported.labels)
+    cols = [labels.index(c) for c in fs.classes]
+    np.testing.assert_allclose(from_pt, raw[:, cols] / raw[:, cols].sum(1, keepdims=True), atol=1e-4)
+    both = teacher_targets(f"{run / 'best.pt'}, {tiny_model_path}", fs, "flip")
+    np.testing.assert_allclose(both, (from_pt + teacher_targets(tiny_model_path, fs, "flip")) / 2, atol=1e-6)
 
 
 def test_soft_cross_entropy_is_the_hard_loss_for_one_hot_targets():
@@ -113,7 +127,7 @@ def test_cli_augment_settings_reach_the_config(sample_csv, tmp_path, capsys):
     (["--augment", "rotate=-5"], "must be >= 0"),
     (["--distill-weight", "1.5"], "--distill-weight 1.5 must be in [0, 1]"),
     (["--ema", "1"], "--ema 1.0 must be in [0, 1)"),
-    (["--distill", "nosuch.pt"], "pass an .onnx model"),
+    (["--distill", "nosuch.bin"], "pass an .onnx model"),
 ])
 def test_cli_bad_distill_and_augment_options(sample_csv, tmp_path, capsys, args, fragment):
     assert main(["train", str(sample_csv), "--out", str(tmp_path), *args]) == 2

@@ -49,7 +49,7 @@ def run(args: argparse.Namespace) -> int:
             raise ConfigError(f"--crop-margin {args.crop_margin} must be between 0 and {MAX_MARGIN}")
         spec = replace(spec, margin=args.crop_margin)
     report_file = src.parent / "report.json"
-    validation = {"accuracy": ckpt.get("best_acc")}
+    validation, calibration = {"accuracy": ckpt.get("best_acc")}, None
     if report_file.is_file():
         try:
             report = json.loads(report_file.read_text())
@@ -57,10 +57,15 @@ def run(args: argparse.Namespace) -> int:
             raise ModelError(f"cannot read {report_file} beside the checkpoint ({exc}); fix or "
                              "remove it") from None
         validation = {k: report[k] for k in ("accuracy", "macro_f1", "n", "per_class") if k in report}
+        # the temperature the run fitted belongs to the weights it exported: its best epoch
+        if report.get("calibration") and ckpt.get("epoch") == report.get("best_epoch"):
+            calibration = report["calibration"]
     training = export.training_record(ckpt, export_command="emotiscope " +
                                       shlex.join(getattr(args, "argv", [])))
     metrics = {"validation": validation, "macs": count_macs(model, spec.size, spec.channels)}
     meta = export.build_metadata(labels, spec, arch, ckpt.get("model_args", {}), training, metrics)
+    if calibration:
+        metrics["calibration"], meta["temperature"] = calibration, calibration["temperature"]
     result = export.export_onnx(model, out, meta)
     print(f"{display(out)}  sha256 {result['sha256']}  parity {result['parity_max_abs_diff']:.1e}")
     return 0

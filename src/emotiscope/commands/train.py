@@ -46,8 +46,9 @@ def register(sub) -> None:
     m.add_argument("--augment", metavar="K=V,...",
                    help="change augmentation settings, e.g. erase=0.25,rotate=10 (keys: flip, rotate, "
                    "shift, scale, crop_pad, erase, jitter)")
-    m.add_argument("--distill", metavar="TEACHER.onnx",
-                   help="learn also from a teacher model's soft targets (knowledge distillation)")
+    m.add_argument("--distill", metavar="TEACHER[,TEACHER...]",
+                   help="learn also from teachers' soft targets (knowledge distillation): .onnx "
+                   "models or .pt checkpoints of ours, comma-separated; several are averaged")
     m.add_argument("--distill-tta", default="multicrop", choices=["none", "flip", "multicrop"],
                    help="teacher views averaged into each soft target (default multicrop)")
     m.add_argument("--distill-weight", type=float, default=0.5,

@@ -29,7 +29,7 @@ class TrainConfig:
     label_smoothing: float = 0.1
     class_weights: bool = False
     patience: int = 0                 # early stopping after this many epochs without gain; 0 = off
-    distill: str | None = None        # teacher .onnx: soft targets mixed into the loss
+    distill: str | None = None        # teachers (.onnx/.pt, comma-separated): soft targets in the loss
     distill_tta: str = "multicrop"    # teacher views averaged for its soft targets
     distill_weight: float = 0.5       # share of the loss from the teacher's soft targets
     ema: float = 0.0                  # per-step decay of a weight average used for val/export; 0 = off

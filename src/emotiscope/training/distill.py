@@ -25,35 +25,97 @@ from .data import FaceSet
 log = logging.getLogger(__name__)
 
 
-def teacher_targets(path: str | Path, fs: FaceSet, tta: str) -> np.ndarray:
-    """N x K float32 probabilities of the teacher for the faces of `fs`, columns in the order of
-    fs.classes (the teacher's other labels are dropped and rows renormalised)."""
-    from ..classify import EmotionClassifier
-    from .evaluate import TTA_MODES, predict_faces
+def teacher_paths(spec: str | Path) -> list[Path]:
+    """'a.onnx,b.pt' -> the teacher files (one or several, averaged into one target)."""
+    paths = [Path(p.strip()) for p in str(spec).split(",") if p.strip()]
+    if not paths:
+        raise ConfigError("--distill needs one or more teacher files, e.g. a.onnx,b/best.pt")
+    for path in paths:
+        if path.suffix not in (".onnx", ".pt"):
+            raise ConfigError(f"--distill {path}: pass an .onnx model of ours or a .pt checkpoint "
+                              "from `emotiscope train` (several: comma-separated)")
+    return paths
 
-    path = Path(path)
-    if path.suffix != ".onnx":
-        raise ConfigError(f"--distill {path}: pass an .onnx model of ours; export a checkpoint first "
-                          "with `emotiscope export RUN/best.pt -o teacher.onnx`")
+
+def teacher_targets(spec: str | Path, fs: FaceSet, tta: str,
+                    device: str | torch.device = "cpu") -> np.ndarray:
+    """N x K float32 probabilities for the faces of `fs`, averaged over the teachers in `spec`
+    (comma-separated .onnx models or .pt checkpoints) and over the `tta` views, columns in the
+    order of fs.classes (a teacher's other labels are dropped and its rows renormalised).
+
+    An .onnx teacher runs in ONNX Runtime with its calibration temperature; a .pt checkpoint
+    runs in torch on `device` (a GPU run computes its teachers' targets there)."""
+    from .evaluate import TTA_MODES
+
     if tta not in TTA_MODES:
         raise ConfigError(f"--distill-tta {tta!r}: use one of {', '.join(TTA_MODES)}")
-    teacher = EmotionClassifier(path)
-    size = fs.images.shape[1]
-    if teacher.info.spec.size != size:
-        raise ConfigError(f"--distill {path} takes {teacher.info.spec.size}px faces, the training data "
-                          f"is {size}px; use a teacher trained at the same --size")
-    missing = [c for c in fs.classes if c not in teacher.labels]
+    paths = teacher_paths(spec)
+    total = np.zeros((len(fs), len(fs.classes)), np.float64)
+    for path in paths:
+        t0 = time.perf_counter()
+        print(f"teacher {path.name}: soft targets for {len(fs)} faces ({tta} views)...", file=sys.stderr)
+        run = _onnx_teacher if path.suffix == ".onnx" else _torch_teacher
+        probs = run(path, fs, tta, device)
+        agree = float((probs.argmax(1) == fs.labels).mean())
+        print(f"teacher targets ready in {time.perf_counter() - t0:.0f} s; teacher agrees with the "
+              f"training labels on {agree:.1%}", file=sys.stderr)
+        total += probs
+    total /= len(paths)
+    if len(paths) > 1:
+        agree = float((total.argmax(1) == fs.labels).mean())
+        print(f"{len(paths)} teachers averaged: agree with the training labels on {agree:.1%}",
+              file=sys.stderr)
+    return total.astype(np.float32)
+
+
+def _check_teacher(path: Path, size: int, labels, fs: FaceSet) -> list[int]:
+    """Column of each training class in the teacher's output; ConfigError on a mismatch."""
+    if size != fs.images.shape[1]:
+        raise ConfigError(f"--distill {path} takes {size}px faces, the training data is "
+                          f"{fs.images.shape[1]}px; use a teacher trained at the same --size")
+    missing = [c for c in fs.classes if c not in labels]
     if missing:
         raise ConfigError(f"--distill {path} has no label for {', '.join(missing)} (it knows "
-                          f"{', '.join(teacher.labels)}); distil only onto classes the teacher has")
-    t0 = time.perf_counter()
-    print(f"teacher {path.name}: soft targets for {len(fs)} faces ({tta} views)...", file=sys.stderr)
-    probs = predict_faces(teacher, fs.images, tta)[:, [teacher.labels.index(c) for c in fs.classes]]
-    probs /= probs.sum(1, keepdims=True)
-    agree = float((probs.argmax(1) == fs.labels).mean())
-    print(f"teacher targets ready in {time.perf_counter() - t0:.0f} s; teacher agrees with the "
-          f"training labels on {agree:.1%}", file=sys.stderr)
-    return probs.astype(np.float32)
+                          f"{', '.join(labels)}); distil only onto classes the teacher has")
+    return [list(labels).index(c) for c in fs.classes]
+
+
+def _renormalised(probs: np.ndarray, columns: list[int]) -> np.ndarray:
+    probs = np.asarray(probs, np.float64)[:, columns]
+    return probs / probs.sum(1, keepdims=True)
+
+
+def _onnx_teacher(path: Path, fs: FaceSet, tta: str, device) -> np.ndarray:
+    from ..classify import EmotionClassifier
+    from .evaluate import predict_faces
+
+    teacher = EmotionClassifier(path)
+    columns = _check_teacher(path, teacher.info.spec.size, teacher.labels, fs)
+    return _renormalised(predict_faces(teacher, fs.images, tta), columns)
+
+
+@torch.no_grad()
+def _torch_teacher(path: Path, fs: FaceSet, tta: str, device, batch: int = 1024) -> np.ndarray:
+    from ..preprocess import InputSpec, normalize
+    from .checkpoint import load_checkpoint
+    from .evaluate import tta_views
+    from .models import build_model
+
+    ckpt = load_checkpoint(path, flag="--distill")
+    spec = InputSpec.from_dict(ckpt["spec"])
+    columns = _check_teacher(path, spec.size, ckpt["labels"], fs)
+    model = build_model(ckpt["arch"], len(ckpt["labels"]), spec.channels, **ckpt.get("model_args", {}))
+    model.load_state_dict(ckpt["model"])
+    model.to(device).eval()
+    out = []
+    for i in range(0, len(fs), batch):
+        views = tta_views(fs.images[i:i + batch], tta)
+        probs = 0
+        for view in views:
+            x = normalize(torch.from_numpy(view).to(device).float()[:, None], spec.mean, spec.std)
+            probs = probs + torch.softmax(model(x).float(), 1)
+        out.append((probs / len(views)).cpu().numpy())
+    return _renormalised(np.concatenate(out), columns)
 
 
 def soft_cross_entropy(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:

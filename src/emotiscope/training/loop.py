@@ -93,7 +93,8 @@ class Trainer:
         self.x_train = torch.from_numpy(imgs).to(self.device)
         self.y_train = torch.from_numpy(self.train_set.labels).to(self.device)
         self.loss_weight = self._class_weights() if cfg.class_weights else None
-        self.soft = (torch.from_numpy(teacher_targets(cfg.distill, self.train_set, cfg.distill_tta))
+        self.soft = (torch.from_numpy(teacher_targets(cfg.distill, self.train_set, cfg.distill_tta,
+                                                     self.device))
                      .to(self.device) if cfg.distill else None)
         self.average = WeightAverage(self.model, cfg.ema) if cfg.ema else None
 
