@@ -113,7 +113,7 @@ def test_load_csv_second_load_comes_from_cache(sample_csv, cache_in_tmp, monkeyp
     def boom(*args, **kwargs):
         raise AssertionError("parsed the CSV again instead of using the cache")
 
-    monkeypatch.setattr(data, "_decode_pixels", boom)
+    monkeypatch.setattr(data, "decode_pixels", boom)
     second = load_csv(sample_csv)
     for split in first:
         np.testing.assert_array_equal(first[split].images, second[split].images)
@@ -177,6 +177,76 @@ def test_load_csv_header_only(tmp_path):
 def test_load_csv_missing_file(tmp_path):
     with pytest.raises(DataError, match="nosuch.csv does not exist"):
         load_csv(tmp_path / "nosuch.csv")
+
+
+# What spreadsheets and editors write: encodings, line ends, quoting, stray whitespace.
+RAMP = [str(v % 256) for v in range(2304)]  # distinct values, so a shifted parse shows
+
+
+def csv_text(rows: list[str], header: str = "emotion,pixels,Usage", end: str = "\n") -> str:
+    return end.join([header, *rows]) + end
+
+
+def loaded(path: Path) -> np.ndarray:
+    return load_csv(path, use_cache=False)["train"].images
+
+
+@pytest.mark.parametrize("encoding", ["utf-16", "utf-32", "utf-8-sig"])  # each with a BOM
+def test_load_csv_reads_unicode_text_with_a_byte_order_mark(tmp_path, encoding):
+    path = tmp_path / "u.csv"
+    path.write_bytes(csv_text([f"3,{' '.join(RAMP)},Training"]).encode(encoding))
+    np.testing.assert_array_equal(loaded(path)[0].ravel(), np.arange(2304) % 256)
+
+
+@pytest.mark.parametrize(("raw", "fragment"), [
+    (csv_text([f"3,{GOOD},Training"]).encode("utf-16-le"), "UTF-16 without a byte-order mark"),
+    (b"emotion,pixels,Usage\n3,\xff\xfe 1,Training\n", "not valid UTF-8 text"),
+    (b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR", "NUL bytes"),
+])
+def test_load_csv_text_it_cannot_read_is_one_clear_error(tmp_path, raw, fragment):
+    path = tmp_path / "enc.csv"
+    path.write_bytes(raw)
+    with pytest.raises(DataError) as err:
+        load_csv(path, use_cache=False)
+    message = str(err.value)
+    assert fragment in message and "save it as UTF-8" in message and "\n" not in message
+    assert str(path) in message and "codec" not in message
+
+
+def test_load_csv_accepts_crlf_quotes_and_spaces_after_commas(tmp_path):
+    path = tmp_path / "excel.csv"
+    rows = [f'3,"{" ".join(RAMP)}",Training', f'"4", "{GOOD}", "Training"']
+    path.write_bytes(csv_text(rows, header='"emotion", "pixels", "Usage"', end="\r\n")
+                     .encode("utf-8-sig"))
+    images = loaded(path)
+    np.testing.assert_array_equal(images[0].ravel(), np.arange(2304) % 256)
+    assert (images[1] == 128).all()
+
+
+@pytest.mark.parametrize("sep", ["  ", "\t", " \t "])
+def test_load_csv_pixels_may_be_separated_by_any_whitespace(tmp_path, sep):
+    pixels = " " + sep.join(RAMP[:100]) + " " + " ".join(RAMP[100:]) + sep  # and at both ends
+    path = write_csv(tmp_path / "ws.csv", [f"3,{pixels},Training", f"4,{GOOD},Training"])
+    images = loaded(path)
+    np.testing.assert_array_equal(images[0].ravel(), np.arange(2304) % 256)
+    assert (images[1] == 128).all()
+
+
+def test_load_csv_wrong_pixel_count_names_the_line_and_the_expected_count(tmp_path):
+    short = "  ".join(["7"] * 2303)  # double spaces do not change the count
+    path = tmp_path / "short.csv"
+    path.write_text(csv_text([f"3,{GOOD},Training", "", f"4,{short},Training"]))
+    with pytest.raises(DataError) as err:
+        load_csv(path, use_cache=False)
+    assert "row 4: 2303 pixel values, expected 2304" in str(err.value)  # line 4: after a blank
+
+
+def test_load_csv_unclosed_quote_is_a_clear_error(tmp_path):
+    path = tmp_path / "quote.csv"
+    path.write_text(csv_text([f'3,"{GOOD},Training', f"4,{GOOD},Training"]))
+    with pytest.raises(DataError, match=r"quote.csv row \d+: .*never closed") as err:
+        load_csv(path, use_cache=False)
+    assert "\n" not in str(err.value)
 
 
 # --- folders -------------------------------------------------------------------------------------

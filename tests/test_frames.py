@@ -1,6 +1,8 @@
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -125,6 +127,83 @@ def test_writer_errors(tmp_path):
     writer.close()  # idempotent
     with pytest.raises(Exception, match="closed"):
         writer.write(np.zeros((32, 32, 3), np.uint8))
+
+
+def hidden(folder: Path) -> list[str]:
+    return sorted(p.name for p in folder.iterdir() if p.name.startswith("."))
+
+
+def test_writer_shows_the_video_only_once_it_is_finalised(tmp_path):
+    path = tmp_path / "out.mp4"
+    path.write_bytes(b"the user's old video")  # as after check_output(..., force=True)
+    writer = VideoWriter(path, 10, (320, 240))
+    for frame in videos.pan_frames(5):
+        writer.write(frame)
+    [temp] = hidden(tmp_path)
+    assert temp.endswith(".tmp.mp4") and (tmp_path / temp).stat().st_size > 0
+    assert path.read_bytes() == b"the user's old video"  # untouched while writing
+    writer.close()
+    assert hidden(tmp_path) == [] and videos.count_frames(path) == 5
+
+
+def test_writer_discard_and_errors_leave_the_old_file(tmp_path):
+    path = tmp_path / "out.avi"
+    path.write_bytes(b"old")
+    writer = VideoWriter(path, 10, (32, 32))
+    writer.write(np.zeros((32, 32, 3), np.uint8))
+    writer.discard()
+    with pytest.raises(RuntimeError), VideoWriter(path, 10, (32, 32)) as failing:
+        failing.write(np.zeros((32, 32, 3), np.uint8))
+        raise RuntimeError("the analysis failed")
+    assert path.read_bytes() == b"old" and hidden(tmp_path) == []
+
+
+def test_writer_keeps_a_recording_stopped_with_ctrl_c(tmp_path):
+    path = tmp_path / "rec.avi"
+    with pytest.raises(KeyboardInterrupt), VideoWriter(path, 10, (32, 32)) as writer:
+        for _ in range(3):
+            writer.write(np.zeros((32, 32, 3), np.uint8))
+        raise KeyboardInterrupt
+    assert videos.count_frames(path) == 3 and hidden(tmp_path) == []
+
+
+def _python(script: str, cwd: Path) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-c", script], cwd=cwd, capture_output=True, text=True,
+                          timeout=120)
+
+
+def test_writer_killed_mid_way_leaves_no_output(tmp_path):
+    script = ("import os, signal, numpy as np\n"
+              "from emotiscope.frames import VideoWriter\n"
+              "w = VideoWriter('out.avi', 10, (32, 32))\n"
+              "w.write(np.zeros((32, 32, 3), np.uint8))\n"
+              "os.kill(os.getpid(), signal.SIGKILL)\n")
+    done = _python(script, tmp_path)
+    assert done.returncode == -9, done.stderr
+    assert not (tmp_path / "out.avi").exists()  # only the hidden temporary file is left
+
+
+def test_names_that_are_not_utf8_do_not_crash_opencv(tmp_path):
+    # OpenCV segfaults on such names (cvpath.py), so this runs in a child process.
+    try:
+        os.mkdir(os.path.join(os.fsencode(tmp_path), b"d\xe9j\xe0"))
+    except OSError:
+        pytest.skip("this file system refuses names that are not valid UTF-8")
+    script = ("import os, numpy as np\n"
+              "from emotiscope.frames import VideoSource, VideoWriter\n"
+              "for name in (b'caf\\xe9.avi', b'd\\xe9j\\xe0/caf\\xe9.mp4'):\n"
+              "    path = os.fsdecode(name)\n"
+              "    with VideoWriter(path, 10, (64, 48)) as w:\n"
+              "        for k in range(4):\n"
+              "            w.write(np.full((48, 64, 3), 60 * k, np.uint8))\n"
+              "    with VideoSource(path) as source:\n"
+              "        print(len(list(source)), source.describe())\n"
+              "print(sorted(os.listdir(b'.')), sorted(os.listdir(b'd\\xe9j\\xe0')))\n")
+    done = _python(script, tmp_path)
+    assert done.returncode == 0, (done.returncode, done.stderr)
+    lines = done.stdout.splitlines()
+    assert lines[0] == "4 caf\\xe9.avi" and lines[1] == "4 d\\xe9j\\xe0/caf\\xe9.mp4"
+    assert lines[2] == "[b'caf\\xe9.avi', b'd\\xe9j\\xe0'] [b'caf\\xe9.mp4']"  # no links left
 
 
 def test_latest_frame_reader_skips_to_the_newest(clips):

@@ -18,9 +18,13 @@ pytest.importorskip("fastapi")
 pytest.importorskip("python_multipart")
 
 from fastapi.testclient import TestClient  # noqa: E402
+from fixtures.bad_images import JP2_SIGNATURE, tiff_bytes  # noqa: E402
+from fixtures.tiny_model import make_nan_model  # noqa: E402
 
+from emotiscope.errors import ImageTooLargeError, InputError, UnsupportedImageError  # noqa: E402
 from emotiscope.io import load_image, sample_image_path  # noqa: E402
 from emotiscope.server import create_app  # noqa: E402
+from emotiscope.server.http_errors import input_status  # noqa: E402
 from emotiscope.server.routes import STATIC  # noqa: E402
 
 
@@ -189,6 +193,40 @@ def test_decompression_bomb_is_refused_from_its_header(client):
     assert "100000x100000" in error["message"]
 
 
+def _png(pixels: np.ndarray) -> bytes:
+    import cv2
+
+    return cv2.imencode(".png", pixels)[1].tobytes()
+
+
+@pytest.mark.parametrize(("body", "status", "words"), [
+    (JP2_SIGNATURE + bytes(64), 415, "JPEG 2000"),                          # refused format
+    (tiff_bytes(np.zeros((8, 8, 5), np.uint8)), 415, "TIFF with 5 channels"),  # refused layout
+    (b"\x00\x01garbage that is no image at all", 415, "not an image format"),
+    (_png(np.zeros((3, 400), np.uint8)), 422, "aspect ratio above 50:1"),    # a strip
+    (png_header(64, 64), 422, "cannot be decoded"),                        # header, no pixels
+])
+def test_refusals_say_the_decoders_own_reason(client, body, status, words):
+    error = assert_error(client.post("/v1/analyze", content=body), status)
+    assert words in error["message"] and error["message"].startswith("the uploaded image")
+    assert "\n" not in error["message"]
+
+
+def test_input_errors_map_to_sensible_statuses():
+    assert input_status(ImageTooLargeError("big")) == 413
+    assert input_status(UnsupportedImageError("avif")) == 415
+    assert input_status(InputError("corrupt")) == 422
+
+
+def test_pixel_limit_after_decoding_is_413(recognizer, monkeypatch):
+    # A header that hides the true size: the limit checked on the decoded image still gives 413.
+    monkeypatch.setattr("emotiscope.server.analysis.declared_size", lambda data: None)
+    with TestClient(create_app(recognizer, max_pixels=100)) as limited:
+        error = assert_error(limited.post("/v1/analyze", content=_png(np.zeros((20, 20), np.uint8))),
+                             413)
+    assert "20x20" in error["message"]
+
+
 def test_unknown_routes_and_methods_answer_json(client):
     assert_error(client.get("/v1/nothing"), 404)
     assert_error(client.get("/v1/analyze"), 405)
@@ -205,6 +243,23 @@ def test_an_internal_error_is_a_bare_500_without_traceback(recognizer, photo):
     with TestClient(app, raise_server_exceptions=False) as broken:
         error = assert_error(broken.post("/v1/analyze", content=photo), 500)
     assert "secret" not in error["message"] and "RuntimeError" not in error["message"]
+
+
+def test_a_model_that_outputs_nan_is_a_json_500_with_one_log_line(tmp_path, photo, caplog):
+    from emotiscope.pipeline import EmotionRecognizer
+
+    (tmp_path / "secret-dir").mkdir()
+    nan = EmotionRecognizer(model=make_nan_model(tmp_path / "secret-dir" / "nan.onnx"))
+    with TestClient(create_app(nan), raise_server_exceptions=False) as broken:
+        caplog.clear()
+        error = assert_error(broken.post("/v1/analyze", content=photo), 500)
+        batch = broken.post("/v1/analyze/batch", files=[("file", ("a.jpg", photo, "image/jpeg"))])
+    assert "NaN" in error["message"] and "nan.onnx" in error["message"]
+    assert str(tmp_path) not in error["message"]  # the server's folders are not published
+    assert batch.status_code == 200 and batch.json()["results"][0]["error"]["status"] == 500
+    logged = [r for r in caplog.records if r.name.startswith("emotiscope")]
+    assert len(logged) == 2 and all(r.exc_info is None for r in logged)  # one line a request
+    assert all("\n" not in r.getMessage() for r in logged)
 
 
 # ---- concurrency -----------------------------------------------------------------------------

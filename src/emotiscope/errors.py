@@ -11,6 +11,15 @@ class InputError(EmotiscopeError):
     """An input file, image, video or argument cannot be used."""
 
 
+class UnsupportedImageError(InputError):
+    """An image in a format (JPEG 2000, AVIF, ...) or layout (a 5-channel TIFF) emotiscope
+    does not read; converting it helps, re-exporting the same format does not."""
+
+
+class ImageTooLargeError(InputError):
+    """An image with more pixels than the limit that guards against decompression bombs."""
+
+
 class ModelError(EmotiscopeError):
     """The model file is missing, corrupt, or lacks emotiscope metadata."""
 

@@ -6,6 +6,7 @@ module. Sizes are (width, height) in pixels, frame rates in frames per second.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import threading
 import time
@@ -16,8 +17,10 @@ import cv2
 import numpy as np
 
 from ._quiet import quiet_native_output
+from .cvpath import OpenCvPath, is_utf8
 from .errors import ConfigError, EmotiscopeError, InputError, OutputExistsError
 from .io import DEFAULT_MAX_PIXELS, check_size, not_a_file
+from .outputs import display, temp_beside
 
 FOURCC = {".mp4": "mp4v", ".avi": "MJPG"}  # codecs every opencv-python wheel can write
 DEFAULT_FPS = 30.0
@@ -64,10 +67,14 @@ class VideoSource:
         if self.is_file and (reason := not_a_file(Path(self.source))):
             raise InputError(f"video {reason}")
         if self.is_file and Path(self.source).stat().st_size == 0:
-            raise InputError(f"video file {self.source} is empty (0 bytes); check the path")
-        self._cap = _open_capture(self.source)
+            raise InputError(f"video file {self.describe()} is empty (0 bytes); check the path")
+        if not self.is_file and not is_utf8(str(self.source)):  # OpenCV would crash on it
+            raise InputError(f"stream address {self.describe()} is not valid UTF-8; check it")
+        # A file name that is not valid UTF-8 is opened through an ASCII link (see cvpath.py).
+        self._name = OpenCvPath(self.source) if self.is_file else None
+        self._cap = _open_capture(self._name.path if self._name else self.source)
         if not self._cap.isOpened():
-            self._cap.release()
+            self.close()
             raise InputError(self._cannot_open())
         self._check_size(int(self._cap.get(cv2.CAP_PROP_FRAME_WIDTH)),
                          int(self._cap.get(cv2.CAP_PROP_FRAME_HEIGHT)), max_pixels)
@@ -100,14 +107,14 @@ class VideoSource:
                     "try --camera 1, a stream URL or a video file")
         if not self.is_file:
             return f"cannot open stream {self.source}: check the address and that it is reachable"
-        return (f"cannot open video {self.source}: not a video, corrupt or truncated, or a codec "
+        return (f"cannot open video {self.describe()}: not a video, corrupt or truncated, or a codec "
                 "OpenCV's FFmpeg cannot decode; re-encode it: ffmpeg -i IN -c:v libx264 out.mp4")
 
     def _no_frames(self) -> str:
         if self.is_camera:
             return (f"camera {self.source} opened but sent no frame; it may be in use by another "
                     "program or need a moment: try again, or --camera 1")
-        return (f"{self.source} has no decodable frames (empty, corrupt, or an unsupported "
+        return (f"{self.describe()} has no decodable frames (empty, corrupt, or an unsupported "
                 "codec); re-encode it: ffmpeg -i IN -c:v libx264 out.mp4")
 
     def _decode(self) -> np.ndarray | None:
@@ -143,12 +150,15 @@ class VideoSource:
     def describe(self) -> str:
         if self.is_camera:
             return f"camera {self.source}"
-        return str(self.source)
+        return display(self.source)
 
     def close(self) -> None:
         if self._cap is not None:
             self._cap.release()
             self._cap = None
+        if self._name is not None:
+            self._name.close()
+            self._name = None
 
     def __enter__(self) -> VideoSource:
         return self
@@ -161,62 +171,94 @@ def check_output(path: str | os.PathLike, force: bool = False) -> Path:
     """Refuse an existing output without `force`, and outputs that cannot be written."""
     out = Path(path)
     if out.is_dir():
-        raise InputError(f"output {out} is a folder; give a file name")
+        raise InputError(f"output {display(out)} is a folder; give a file name")
     if out.exists() and not force:
-        raise OutputExistsError(f"output {out} already exists; pass --force to overwrite it")
+        raise OutputExistsError(f"output {display(out)} already exists; pass --force to overwrite it")
     folder = out.parent if str(out.parent) else Path(".")
     if not folder.is_dir():
-        raise InputError(f"cannot write {out}: folder {folder} does not exist; create it first")
+        raise InputError(f"cannot write {display(out)}: folder {display(folder)} does not exist; "
+                         "create it first")
     if not os.access(folder, os.W_OK) or (out.exists() and not os.access(out, os.W_OK)):
-        raise InputError(f"cannot write {out}: permission denied; choose another path")
+        raise InputError(f"cannot write {display(out)}: permission denied; choose another path")
     return out
 
 
 class VideoWriter:
     """Writes RGB frames to .mp4 (mp4v) or .avi (MJPG) with a fixed size and frame rate.
 
-    Always close it (or use `with`): closing finalises the container, so everything written
-    before an error stays playable.
+    Frames go to a hidden temporary file beside `path` (same suffix, an ASCII name, so OpenCV
+    can take it); `close()` finalises the container and renames it to `path`, so `path` is
+    never a half-written video, even after a crash or SIGKILL. `discard()` (or an error inside
+    a `with` block) deletes the temporary file and leaves `path` as it was. Ctrl+C inside a
+    `with` block is how recordings stop, so it keeps what was recorded, like `close()`.
     """
 
     def __init__(self, path: str | os.PathLike, fps: float, size: tuple[int, int]) -> None:
         self.path = Path(path)
         code = FOURCC.get(self.path.suffix.lower())
         if code is None:
-            raise ConfigError(f"cannot write video {self.path}: unsupported extension "
-                              f"{self.path.suffix!r}; use .mp4 (mp4v) or .avi (MJPG)")
+            raise ConfigError(f"cannot write video {display(self.path)}: unsupported extension "
+                              f"{display(self.path.suffix)!r}; use .mp4 (mp4v) or .avi (MJPG)")
         self.size, self.fps, self.frames_written = (int(size[0]), int(size[1])), float(fps), 0
-        self._writer = cv2.VideoWriter(str(self.path), cv2.VideoWriter_fourcc(*code),
-                                       self.fps, self.size)
+        self._tmp = temp_beside(self.path)
+        # A folder whose name is not valid UTF-8 is reached through an ASCII link (cvpath.py).
+        self._folder = OpenCvPath(self._tmp.parent)
+        self._writer = cv2.VideoWriter(os.path.join(self._folder.path, self._tmp.name),
+                                       cv2.VideoWriter_fourcc(*code), self.fps, self.size)
         if not self._writer.isOpened():
-            self._writer.release()
-            raise InputError(f"cannot write video {self.path}: OpenCV could not open a {code} "
-                             "encoder there; check the folder is writable, or try .avi")
+            self.discard()
+            raise InputError(f"cannot write video {display(self.path)}: OpenCV could not open a "
+                             f"{code} encoder there; check the folder is writable, or try .avi")
 
     def write(self, frame: np.ndarray) -> None:
         """Append one RGB uint8 frame; frames of another size are resized to fit."""
         if self._writer is None:
-            raise EmotiscopeError(f"video {self.path} is already closed")
+            raise EmotiscopeError(f"video {display(self.path)} is already closed")
         if (frame.shape[1], frame.shape[0]) != self.size:
             frame = cv2.resize(frame, self.size, interpolation=cv2.INTER_AREA)
         self._writer.write(cv2.cvtColor(frame, cv2.COLOR_RGB2BGR))
         self.frames_written += 1
 
     def close(self) -> None:
-        """Finalise the file; raises if frames were written but nothing reached the disk."""
+        """Finalise the file and move it to `path`; raises (and leaves `path` as it was) if
+        frames were written but nothing reached the disk, or the rename fails."""
         if self._writer is None:
             return
         self._writer.release()
         self._writer = None
-        if self.frames_written and (not self.path.is_file() or self.path.stat().st_size == 0):
-            raise EmotiscopeError(f"writing video {self.path} failed (disk full?); free space "
-                                  "or choose another path")
+        try:
+            written = self._tmp.is_file() and self._tmp.stat().st_size > 0
+            if self.frames_written and not written:
+                raise EmotiscopeError(f"writing video {display(self.path)} failed (disk full?); "
+                                      "free space or choose another path")
+            if self._tmp.is_file():
+                os.replace(self._tmp, self.path)
+        except OSError as exc:
+            raise InputError(f"cannot write video {display(self.path)}: {exc.strerror or exc}; "
+                             "choose another path") from exc
+        finally:
+            self._remove_temp()
+
+    def discard(self) -> None:
+        """Stop writing and delete what was written; `path` is left as it was."""
+        if self._writer is not None:
+            self._writer.release()
+            self._writer = None
+        self._remove_temp()
+
+    def _remove_temp(self) -> None:
+        with contextlib.suppress(OSError):
+            self._tmp.unlink()  # absent after a successful rename
+        self._folder.close()
 
     def __enter__(self) -> VideoWriter:
         return self
 
-    def __exit__(self, *exc) -> None:
-        self.close()
+    def __exit__(self, kind, exc, tb) -> None:
+        if kind is None or issubclass(kind, KeyboardInterrupt):
+            self.close()
+        else:
+            self.discard()
 
 
 class LatestFrameReader:

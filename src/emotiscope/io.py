@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from ._quiet import quiet_native_output
-from .errors import InputError, OutputExistsError
+from .errors import ImageTooLargeError, InputError, OutputExistsError, UnsupportedImageError
 from .imageheader import ACCEPTED, declared_size, image_format, other_format, read_header  # noqa: F401
 from .outputs import write_bytes
 
@@ -42,17 +42,20 @@ def sample_image_path() -> Path:
     return Path(str(resources.files("emotiscope") / "data" / "sample.jpg"))
 
 
-def load_image(source: ImageSource, *, max_pixels: int = DEFAULT_MAX_PIXELS) -> np.ndarray:
+def load_image(source: ImageSource, *, max_pixels: int = DEFAULT_MAX_PIXELS,
+               name: str | None = None) -> np.ndarray:
     """Path, encoded bytes or array -> HxWx3 RGB uint8.
 
     Arrays are taken as RGB (or grey / RGBA); convert OpenCV's BGR frames before passing them.
     A C-contiguous RGB uint8 array is returned as it is, without a copy.
-    Raises InputError, with the reason and the fix in one line, for anything unusable.
+    Raises InputError, with the reason and the fix in one line, for anything unusable:
+    UnsupportedImageError for formats and layouts it does not read, ImageTooLargeError above
+    `max_pixels`. `name` is what messages call a bytes or array source ("image bytes").
     """
     if isinstance(source, np.ndarray):
-        return _array_to_rgb(source, "array")
+        return _array_to_rgb(source, name or "array")
     if isinstance(source, bytes | bytearray | memoryview):
-        return _decode(bytes(source), "image bytes", max_pixels)
+        return _decode(bytes(source), name or "image bytes", max_pixels)
     if isinstance(source, str | os.PathLike):
         path = Path(source)
         return _decode(_read_file(path), str(path), max_pixels)
@@ -110,15 +113,16 @@ def _decode(data: bytes, name: str, max_pixels: int) -> np.ndarray:
     if header is None:
         other = other_format(data)
         what = f"a {other} image" if other else "not an image format emotiscope reads"
-        raise InputError(f"{name} is {what} (it reads {ACCEPTED}, whose size can be checked "
-                         "before decoding); convert it to JPEG or PNG")
+        raise UnsupportedImageError(f"{name} is {what} (it reads {ACCEPTED}, whose size can be "
+                                    "checked before decoding); convert it to JPEG or PNG")
     if header.size is None:
         raise InputError(f"{name} looks like a {header.format} but its header is corrupt or "
                          "truncated (no valid image size); re-export it")
     check_size(*header.size, name, max_pixels)
     if header.channels is not None and not 1 <= header.channels <= 4:
-        raise InputError(f"{name} is a TIFF with {header.channels} channels; emotiscope reads grey, "
-                         "grey+alpha, RGB and RGBA (1-4 channels): save it as an RGB image")
+        raise UnsupportedImageError(f"{name} is a TIFF with {header.channels} channels; emotiscope "
+                                    "reads grey, grey+alpha, RGB and RGBA (1-4 channels): save "
+                                    "it as an RGB image")
     with quiet_native_output():  # libjpeg/libpng warnings: our InputError says it better
         try:
             # ANYDEPTH|ANYCOLOR keeps 16-bit and grey as they are and applies EXIF orientation
@@ -141,7 +145,7 @@ def _decode(data: bytes, name: str, max_pixels: int) -> np.ndarray:
 def check_size(width: int, height: int, name: str, max_pixels: int) -> None:
     """InputError for images above `max_pixels` (decompression bombs) or beyond MAX_ASPECT:1."""
     if width * height > max_pixels:
-        raise InputError(
+        raise ImageTooLargeError(
             f"{name} is {width}x{height} ({width * height / 1e6:.1f} megapixels), above the limit of "
             f"{max_pixels / 1e6:g} megapixels that guards against decompression bombs; shrink the "
             "image or raise the limit (max_pixels=..., --max-megapixels)")

@@ -24,12 +24,22 @@ def _write_error(path: Path, exc: OSError) -> InputError:
                       "output path or free some space")
 
 
+def temp_beside(path: Path) -> Path:
+    """A new hidden name in `path`'s folder with the same suffix (encoders pick the format from
+    it): ".NAME.RANDOM.tmpSUFFIX", with "output" for NAME when the name is not valid UTF-8."""
+    try:
+        stem = path.stem.encode("utf-8") and path.stem
+    except UnicodeEncodeError:
+        stem = "output"
+    return path.with_name(f".{stem}.{secrets.token_hex(4)}.tmp{path.suffix}")
+
+
 @contextlib.contextmanager
 def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     """Yield a temporary path beside `path`; on success it replaces `path`, on any failure it is
     removed and `path` is left as it was. OSError becomes a one-line InputError."""
     path = Path(path)
-    tmp = path.with_name(f".{path.stem}.{secrets.token_hex(4)}.tmp{path.suffix}")
+    tmp = temp_beside(path)
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         yield tmp

@@ -6,6 +6,7 @@ path or URL a client sends. Boxes are in pixels of the decoded image, top-left o
 
 from __future__ import annotations
 
+import logging
 import re
 import threading
 import time
@@ -16,11 +17,12 @@ import numpy as np
 from .. import __version__
 from ..draw import annotate as draw
 from ..draw import label_colour
-from ..errors import InputError
+from ..errors import InputError, ModelError
 from ..io import declared_size, encode_image, image_format, load_image
 from ..model_file import model_card as card
-from .http_errors import ApiError
+from .http_errors import ApiError, first_line, input_status
 
+log = logging.getLogger("emotiscope.server")
 MEDIA_TYPES = {"jpeg": "image/jpeg", "png": "image/png"}
 
 
@@ -74,30 +76,22 @@ class Analyzer:
     max_pixels: int
     lock: threading.Lock = field(default_factory=threading.Lock)
 
-    def check(self, data: bytes) -> str:
-        """The image format; 415 for non-images, 413 for too many pixels (from the header)."""
+    def decode(self, data: bytes) -> tuple[np.ndarray, str]:
+        """RGB uint8 image and its format. Refusals keep the decoder's own reason: 413 for too
+        many pixels (checked from the header first), 415 for formats and layouts emotiscope
+        does not read, 422 for anything else (corrupt, truncated, a strip beyond 50:1)."""
         if not data:
             raise ApiError(422, "the request has no image: send the image bytes as the body "
                                 "or as the multipart field 'file'")
-        kind = image_format(data)
-        if kind is None:
-            raise ApiError(415, "not a supported image: send JPEG, PNG, WebP, BMP, TIFF, GIF "
-                                "or PNM bytes")
         size = declared_size(data)
         if size is not None and size[0] * size[1] > self.max_pixels:
             raise ApiError(413, f"image is {size[0]}x{size[1]} pixels, over the "
                                 f"{self.max_pixels / 1e6:g} megapixel limit: downscale it")
-        return kind.lower()
-
-    def decode(self, data: bytes) -> tuple[np.ndarray, str]:
-        """RGB uint8 image and its format; 422 when it cannot be decoded."""
-        kind = self.check(data)
         try:
-            image = load_image(data, max_pixels=self.max_pixels)
+            image = load_image(data, max_pixels=self.max_pixels, name="the uploaded image")
         except InputError as exc:
-            raise ApiError(422, f"corrupt or truncated {kind} image: it cannot be decoded "
-                                "(re-save or re-export it)") from exc
-        return image, kind
+            raise ApiError(input_status(exc), first_line(exc)) from exc
+        return image, str(image_format(data)).lower()
 
     def analyze(self, data: bytes, annotate: str | None = None) -> tuple[dict, bytes | None]:
         """JSON-ready result for one image, and the annotated image if `annotate` names a format."""
@@ -109,7 +103,12 @@ class Analyzer:
             boxes = self.recognizer.detect(image)
             timings["detect"] = ms_since(t)
             t = time.perf_counter()
-            faces = self.recognizer.classify(image, boxes)
+            try:
+                faces = self.recognizer.classify(image, boxes)
+            except ModelError as exc:  # e.g. NaN scores: the model is broken, not the request
+                log.error("model error: %s", first_line(exc))
+                raise ApiError(500, "the server's model failed on this image: "
+                                    + file_names_only(first_line(exc))) from None
             timings["classify"] = ms_since(t)
         picture = None
         if annotate:

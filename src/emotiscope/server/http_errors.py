@@ -14,7 +14,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException
 
-from ..errors import InputError
+from ..errors import ImageTooLargeError, InputError, UnsupportedImageError
 
 log = logging.getLogger("emotiscope.server")
 
@@ -32,6 +32,22 @@ class ApiError(Exception):
         self.status = status
         self.message = message
         self.headers = headers or {}
+
+
+def input_status(exc: InputError) -> int:
+    """The HTTP status for an unusable input: 413 for too many pixels, 415 for an image format
+    or layout emotiscope does not read, 422 for everything else (corrupt, truncated, ...)."""
+    if isinstance(exc, ImageTooLargeError):
+        return 413
+    if isinstance(exc, UnsupportedImageError):
+        return 415
+    return 422
+
+
+def first_line(exc: Exception, default: str = "invalid input") -> str:
+    """An exception's message as one line (never a traceback)."""
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else default
 
 
 def error_body(status: int, message: str) -> dict:
@@ -76,7 +92,7 @@ def install_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(InputError)
     async def _input(_: Request, exc: InputError):
-        return error_response(422, str(exc).splitlines()[0] if str(exc) else "invalid image")
+        return error_response(input_status(exc), first_line(exc, "invalid image"))
 
     @app.exception_handler(RequestValidationError)
     async def _validation(_: Request, exc: RequestValidationError):

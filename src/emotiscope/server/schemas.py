@@ -73,5 +73,6 @@ class Health(BaseModel):
 
 ERRORS = {code: {"model": ErrorOut, "description": text} for code, text in {
     408: "the body did not arrive in time", 413: "body or image too large", 415: "not a supported image",
-    422: "corrupt image or invalid parameter", 503: "busy: retry after Retry-After seconds",
+    422: "corrupt image or invalid parameter", 500: "the model failed, or a bug",
+    503: "busy: retry after Retry-After seconds",
 }.items()}

@@ -10,7 +10,6 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
-import warnings
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -20,6 +19,7 @@ import numpy as np
 from ..errors import ConfigError, DataError
 from ..outputs import display
 from ..preprocess import resize_face
+from .fercsv import decode_pixels, parse_csv_rows
 
 log = logging.getLogger(__name__)
 
@@ -85,58 +85,6 @@ def _file_key(path: Path, size: int, extra: str = "") -> str:
     return hashlib.sha1(raw.encode()).hexdigest()[:20]
 
 
-def _parse_csv_rows(path: Path) -> tuple[list[str], list[str], list[str]]:
-    try:
-        text = path.read_text(encoding="utf-8-sig")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise DataError(f"cannot read CSV {path}: {exc}") from exc
-    lines = text.splitlines()
-    header = [h.strip() for h in lines[0].split(",")] if lines else []
-    need = ["emotion", "pixels"]
-    if header[:2] != need or (len(header) > 2 and header[2] != "Usage"):
-        raise DataError(f"{path}: header is {','.join(header)!r}, expected 'emotion,pixels,Usage' "
-                        "(the original fer2013.csv columns)")
-    rows = [ln.split(",") for ln in lines[1:] if ln.strip()]
-    if not rows:
-        raise DataError(f"{path} has a header but no rows")
-    for i, r in enumerate(rows):
-        if len(r) != len(header):
-            raise DataError(f"{path} row {i + 2}: {len(r)} fields, expected {len(header)} "
-                            f"({','.join(header)})")
-    emotions = [r[0] for r in rows]
-    pixels = [r[1] for r in rows]
-    usage = [r[2].strip() for r in rows] if len(header) > 2 else ["Training"] * len(rows)
-    return emotions, pixels, usage
-
-
-def _decode_pixels(path: Path, pixels: list[str]) -> np.ndarray:
-    """All rows' space-separated pixel strings -> uint8 N x 48 x 48, in one vectorised parse."""
-    n = len(pixels)
-    counts = np.fromiter((p.count(" ") for p in pixels), int, n) + 1
-    bad = np.flatnonzero(counts != 2304)
-    if len(bad):
-        i = int(bad[0])
-        raise DataError(f"{path} row {i + 2}: {counts[i]} pixel values, expected 2304 (48x48); "
-                        "fix or remove that row")
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", DeprecationWarning)
-            flat = np.fromstring(" ".join(pixels), dtype=np.int32, sep=" ")
-    except ValueError:  # recent numpy raises on a non-numeric token (older versions warned)
-        flat = np.zeros(0, np.int32)
-    if flat.size != n * 2304:
-        for i, p in enumerate(pixels):
-            if not all(t.isdigit() for t in p.split()):
-                raise DataError(f"{path} row {i + 2}: non-numeric pixel values; "
-                                "pixels must be integers 0-255 separated by spaces")
-        raise DataError(f"{path}: pixel values could not be parsed; each row needs 2304 integers "
-                        "0-255 separated by single spaces")
-    if flat.min(initial=0) < 0 or flat.max(initial=0) > 255:
-        i = int(np.flatnonzero(((flat < 0) | (flat > 255)).reshape(n, -1).any(1))[0])
-        raise DataError(f"{path} row {i + 2}: pixel values outside 0-255")
-    return flat.astype(np.uint8).reshape(n, 48, 48)
-
-
 def load_csv(path: Path, size: int = 48, use_cache: bool = True) -> dict[str, FaceSet]:
     """fer2013.csv -> {"train", "val", "test"} FaceSets (splits absent from the file are left out)."""
     path = Path(path)
@@ -144,22 +92,23 @@ def load_csv(path: Path, size: int = 48, use_cache: bool = True) -> dict[str, Fa
         raise DataError(f"CSV {path} does not exist")
 
     def build() -> dict[str, FaceSet]:
-        emotions, pixels, usage = _parse_csv_rows(path)
+        emotions, pixels, usage, lines = parse_csv_rows(path)
         try:
             ids = np.array(emotions, dtype=np.int64)
         except ValueError:
             i = next(i for i, e in enumerate(emotions) if not e.strip().isdigit())
-            raise DataError(f"{path} row {i + 2}: emotion {emotions[i]!r} is not an integer id 0-6") from None
+            raise DataError(f"{path} row {lines[i]}: emotion {emotions[i]!r} is not an integer id "
+                            "0-6") from None
         if ids.min() < 0 or ids.max() > 6:
             i = int(np.flatnonzero((ids < 0) | (ids > 6))[0])
-            raise DataError(f"{path} row {i + 2}: unknown emotion id {ids[i]}; fer2013 ids are 0-6 "
+            raise DataError(f"{path} row {lines[i]}: unknown emotion id {ids[i]}; fer2013 ids are 0-6 "
                             f"({', '.join(f'{k} {n}' for k, n in enumerate(FER_CSV_NAMES))})")
         unknown = sorted(set(usage) - set(CSV_USAGE))
         if unknown:
             i = usage.index(unknown[0])
-            raise DataError(f"{path} row {i + 2}: unknown Usage {unknown[0]!r}; expected one of "
+            raise DataError(f"{path} row {lines[i]}: unknown Usage {unknown[0]!r}; expected one of "
                             f"{', '.join(CSV_USAGE)}")
-        images = _decode_pixels(path, pixels)
+        images = decode_pixels(path, pixels, lines)
         if size != 48:
             images = np.stack([resize_face(im, size) for im in images])
         classes = tuple(sorted(FER_CSV_NAMES))
