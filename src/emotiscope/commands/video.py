@@ -105,11 +105,11 @@ def run(args) -> int:
                   f"{source.fps:g} fps", file=sys.stderr)
         timeline = Timeline(analyzer.labels, source.fps)
         _process(source, analyzer, timeline, args)
-        frames, truncated, expected = source.frames_read, source.truncated, source.frame_count
+        frames, damage = source.frames_read, source.damage
     _report(timeline, args)
-    if truncated:
-        raise InputError(f"{args.input} ended after {frames} of {expected} frames (truncated or "
-                         "corrupt); the outputs cover the frames that could be read")
+    if damage:
+        raise InputError(f"{args.input} is damaged: {damage}; the outputs cover the {frames} "
+                         "frames that could be read")
     return 0
 
 
@@ -146,6 +146,8 @@ def _process(source, analyzer, timeline, args) -> None:
             if video is not None:
                 video.submit(result)
             bar.update()
+        bar.total = bar.n  # the container's count was an estimate
+        bar.refresh()
         for writer, name in rows:
             _guarded(writer.flush, name)
 
