@@ -66,6 +66,38 @@ def test_json_lines_and_summary(clips, tiny_model_path, capsys):
     assert sum(summary["summary"][0]["shares"].values()) == pytest.approx(1.0, abs=1e-3)
 
 
+def test_mp4_output_is_h264_with_the_input_sound(tiny_model_path, tmp_path, capsys):
+    av = pytest.importorskip("av")
+    source = videos.write_video_with_sound(tmp_path / "talk.mp4", videos.two_face_frames(FRAMES))
+    out = tmp_path / "annotated.mp4"
+    assert main(video([source, "-o", out], tiny_model_path)) == 0
+    assert "note:" not in capsys.readouterr().err
+    with av.open(str(out)) as container:
+        (picture,), (sound,) = container.streams.video, container.streams.audio
+        assert picture.codec_context.name == "h264" and picture.format.name == "yuv420p"
+        assert picture.frames == FRAMES
+        seconds = float(sound.duration * sound.time_base)
+        assert seconds == pytest.approx(FRAMES / 15, abs=0.1)
+    data = out.read_bytes()
+    assert data.find(b"moov") < data.find(b"mdat")  # +faststart: the index comes first
+
+
+def test_mp4_without_pyav_falls_back_to_mp4v_and_says_so(clips, tiny_model_path, tmp_path,
+                                                         monkeypatch, capsys):
+    from emotiscope import encode
+
+    monkeypatch.setattr(encode, "h264_available", lambda: False)
+    out = tmp_path / "a.mp4"
+    assert main(video([clips["pan"], "-o", out], tiny_model_path)) == 0
+    assert "pip install av" in capsys.readouterr().err
+    import cv2
+
+    cap = cv2.VideoCapture(str(out))
+    fourcc = int(cap.get(cv2.CAP_PROP_FOURCC)).to_bytes(4, "little").decode()
+    cap.release()
+    assert fourcc in ("mp4v", "FMP4") and videos.count_frames(out) == FRAMES  # MPEG-4 Part 2
+
+
 def test_existing_output_is_refused_without_force(clips, tiny_model_path, tmp_path, capsys):
     out = tmp_path / "a.avi"
     out.write_bytes(b"keep me")

@@ -141,8 +141,8 @@ def plot_timeline(timeline: Timeline, path, max_people: int = 8) -> None:
     try:
         import matplotlib
     except ImportError as exc:
-        raise DependencyError("--plot needs matplotlib: pip install matplotlib "
-                              "(or pip install 'emotiscope[dev]')") from exc
+        raise DependencyError("--plot needs matplotlib, which emotiscope depends on; it is "
+                              "missing from this environment: pip install matplotlib") from exc
     matplotlib.use("Agg", force=False)
     import matplotlib.pyplot as plt
 

@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 import cv2
 import numpy as np
 
+from .encode import H264Writer
 from .frames import VideoSource, VideoWriter
 from .shots import CutDetector, FaceTemplate
 from .track import FaceTracker
@@ -128,7 +129,7 @@ class BackgroundWriter:
     """Renders and writes frames in a thread: `submit(result)`; `close()` finalises the video
     and re-raises any error from the thread. `render` maps a FrameResult to an RGB image."""
 
-    def __init__(self, writer: VideoWriter, render: Callable[[FrameResult], np.ndarray],
+    def __init__(self, writer: VideoWriter | H264Writer, render: Callable[[FrameResult], np.ndarray],
                  maxsize: int = 8) -> None:
         self.writer, self.render = writer, render
         self._queue: queue.Queue = queue.Queue(maxsize)

@@ -21,7 +21,9 @@ HELP = "track faces through a video file: annotated copy, timeline CSV, plot, su
 def register(subparsers) -> None:
     p = subparsers.add_parser("video", help=HELP, description=HELP)
     p.add_argument("input", metavar="IN", help="video file (anything OpenCV's FFmpeg decodes)")
-    p.add_argument("-o", "--output", metavar="OUT", help="annotated copy: .mp4 (mp4v) or .avi")
+    p.add_argument("-o", "--output", metavar="OUT",
+                   help="annotated copy: .mp4 (H.264 with the input's sound; needs PyAV, else "
+                        "mp4v without sound) or .avi (MJPG)")
     p.add_argument("--csv", metavar="PATH", help="one row per face per frame")
     p.add_argument("--json", action="store_true",
                    help="print the rows as JSON lines on stdout, then a summary line")
@@ -118,7 +120,7 @@ def _process(source, analyzer, timeline, args) -> None:
     from tqdm import tqdm
 
     from ..draw import annotate
-    from ..frames import VideoWriter
+    from ..encode import open_writer
     from ..timeline import RowWriter
     from ..video import BackgroundWriter
 
@@ -126,7 +128,9 @@ def _process(source, analyzer, timeline, args) -> None:
     with contextlib.ExitStack() as stack:
         video = None
         if args.output:
-            video = BackgroundWriter(VideoWriter(args.output, source.fps, source.size),
+            writer = open_writer(args.output, source.fps, source.size, audio_from=args.input)
+            _say_format(writer, args.output)
+            video = BackgroundWriter(writer,
                                      lambda r: annotate(r.image, r.faces, labels=labels,
                                                         min_side=0))
             stack.callback(video.close)
@@ -150,6 +154,15 @@ def _process(source, analyzer, timeline, args) -> None:
         bar.refresh()
         for writer, name in rows:
             _guarded(writer.flush, name)
+
+
+def _say_format(writer, path: str) -> None:
+    """One stderr line when an .mp4 falls back to OpenCV's mp4v: unplayable in browsers."""
+    from ..frames import VideoWriter
+
+    if isinstance(writer, VideoWriter) and path.lower().endswith(".mp4"):
+        print(f"note: {path} is MPEG-4 Part 2 without sound (browsers do not play it); for H.264 "
+              'with the sound: pip install av  (or pip install ".[video]")', file=sys.stderr)
 
 
 def _open_text(path: str):
