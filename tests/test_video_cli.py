@@ -98,6 +98,29 @@ def test_mp4_without_pyav_falls_back_to_mp4v_and_says_so(clips, tiny_model_path,
     assert fourcc in ("mp4v", "FMP4") and videos.count_frames(out) == FRAMES  # MPEG-4 Part 2
 
 
+def test_passers_by_stay_in_the_rows_but_not_in_the_summary(tiny_model_path, tmp_path, capsys):
+    frames = videos.two_face_frames(FRAMES)  # the second face leaves after 6 frames (0.4 s)
+    clip = videos.write_video(tmp_path / "brief.avi",
+                              frames[:6] + [_without_right_face(f) for f in frames[6:]])
+    rows, plot = tmp_path / "t.csv", tmp_path / "t.png"
+    assert main(video([clip, "--csv", rows, "--plot", plot], tiny_model_path)) == 0
+    out, err = capsys.readouterr()
+    assert "1 person in 1.6 s of video (1 more seen for under 1 s" in out
+    assert "#2" not in out
+    assert {r.split(",")[2] for r in rows.read_text().splitlines()[1:]} == {"1", "2"}
+    assert "fps)" in err and "processed 24 frames" in err
+    assert main(video([clip, "--json", "--min-seconds", "0"], tiny_model_path)) == 0
+    summary = json.loads(capsys.readouterr().out.splitlines()[-1])
+    assert len(summary["summary"]) == 2 and summary["hidden_tracks"] == 0
+    assert summary["processing_fps"] > 0
+
+
+def _without_right_face(frame):
+    frame = frame.copy()
+    frame[:, 160:] = videos.canvas()[:, 160:]
+    return frame
+
+
 def test_existing_output_is_refused_without_force(clips, tiny_model_path, tmp_path, capsys):
     out = tmp_path / "a.avi"
     out.write_bytes(b"keep me")
@@ -125,8 +148,8 @@ def test_unusable_input(clips, tiny_model_path, tmp_path, capsys, name, message)
 def test_truncated_input_keeps_what_was_read(clips, tiny_model_path, tmp_path, capsys):
     out, rows = tmp_path / "a.avi", tmp_path / "t.csv"
     assert main(video([clips["half"], "-o", out, "--csv", rows], tiny_model_path)) == 1
-    err = capsys.readouterr().err
-    assert "truncated" in err and len(err.strip().splitlines()) <= 2  # the error, "wrote ..."
+    err = capsys.readouterr().err.strip().splitlines()
+    assert "truncated" in err[-1] and len(err) <= 3  # "processed ...", "wrote ...", the error
     read = videos.count_frames(clips["half"])
     assert 0 < read < FRAMES
     assert videos.count_frames(out) == read

@@ -11,6 +11,7 @@ import argparse
 import contextlib
 import json
 import sys
+import time
 from pathlib import Path
 
 from ..errors import ConfigError, DependencyError, EmotiscopeError, InputError
@@ -28,6 +29,9 @@ def register(subparsers) -> None:
     p.add_argument("--json", action="store_true",
                    help="print the rows as JSON lines on stdout, then a summary line")
     p.add_argument("--plot", metavar="PNG", help="emotion mix over time per person (matplotlib)")
+    p.add_argument("--min-seconds", type=float, default=1.0, metavar="SECONDS",
+                   help="leave people seen for less than this out of the summary and the plot; "
+                        "the CSV/JSON rows keep them (default: 1.0; 0 = list everyone)")
     add_tracking_options(p, detect_every=5)
     p.add_argument("--force", action="store_true", help="overwrite existing outputs")
     p.set_defaults(func=run)
@@ -97,6 +101,8 @@ def run(args) -> int:
     from ..timeline import Timeline
 
     check_tracking_options(args)
+    if args.min_seconds < 0:
+        raise ConfigError(f"--min-seconds must be >= 0 seconds, got {args.min_seconds}")
     if reason := not_a_file(Path(args.input)):
         raise InputError(f"video {reason}")
     _check_outputs(args)
@@ -106,9 +112,11 @@ def run(args) -> int:
             print(f"warning: {args.input} does not state its frame rate; times assume "
                   f"{source.fps:g} fps", file=sys.stderr)
         timeline = Timeline(analyzer.labels, source.fps)
+        start = time.perf_counter()
         _process(source, analyzer, timeline, args)
+        elapsed = time.perf_counter() - start
         frames, damage = source.frames_read, source.damage
-    _report(timeline, args)
+    _report(timeline, args, elapsed)
     if damage:
         raise InputError(f"{args.input} is damaged: {damage}; the outputs cover the {frames} "
                          "frames that could be read")
@@ -181,18 +189,24 @@ def _guarded(func, name: str, *args) -> None:
                               "another path (rows written so far are kept)") from exc
 
 
-def _report(timeline, args) -> None:
+def _report(timeline, args, elapsed: float) -> None:
     from ..timeline import format_summary, plot_timeline
 
-    people = timeline.summary()
+    people = timeline.summary(args.min_seconds)
+    hidden = len(timeline.series) - len(people)
     duration = timeline.frames / timeline.fps
+    speed = timeline.frames / elapsed if elapsed > 0 else 0.0
     if args.plot:
-        plot_timeline(timeline, args.plot)
+        plot_timeline(timeline, args.plot, min_seconds=args.min_seconds)
     if args.json:
         print(json.dumps({"summary": [p.as_dict() for p in people], "frames": timeline.frames,
-                          "seconds": round(duration, 3), "fps": timeline.fps}))
+                          "seconds": round(duration, 3), "fps": timeline.fps,
+                          "hidden_tracks": hidden, "min_seconds": args.min_seconds,
+                          "processing_fps": round(speed, 1)}))
     else:
-        print(format_summary(people, duration))
+        print(format_summary(people, duration, hidden, args.min_seconds))
+    print(f"processed {timeline.frames} frames in {elapsed:.1f} s ({speed:.1f} fps)",
+          file=sys.stderr)
     done = [f"{name} {path}" for name, path in
             (("video", args.output), ("rows", args.csv), ("plot", args.plot)) if path]
     if done:
