@@ -195,6 +195,21 @@ def test_bad_options(clips, tiny_model_path, tmp_path, capsys, flags, message):
     assert message in capsys.readouterr().err
 
 
+@pytest.mark.parametrize("name", ["photo.jpg", "photo.png", "photo.bin", "renamed.jpg"])
+def test_a_photo_points_to_predict(tiny_model_path, tmp_path, capsys, name):
+    import cv2
+    import numpy as np
+
+    photo = tmp_path / name
+    image = np.full((60, 80, 3), 128, np.uint8)
+    data = cv2.imencode(".png" if name.endswith(".png") else ".jpg", image)[1].tobytes()
+    photo.write_bytes(b"not an image at all" if name == "renamed.jpg" else data)
+    assert main(video([photo, "--csv", tmp_path / "t.csv"], tiny_model_path)) == 2
+    err = capsys.readouterr().err.strip()
+    assert "is a photo" in err and f"emotiscope predict {photo}" in err
+    assert len(err.splitlines()) == 1 and not (tmp_path / "t.csv").exists()
+
+
 def test_output_over_input_is_refused(clips, tiny_model_path, capsys):
     assert main(video([clips["pan"], "-o", clips["pan"], "--force"], tiny_model_path)) == 2
     assert "overwrite the input" in capsys.readouterr().err

@@ -95,6 +95,25 @@ def _check_outputs(args) -> None:
         check_output(path, args.force)
 
 
+# Still-image suffixes: OpenCV would open these as one-frame "videos". GIF is left out: an
+# animated GIF is a short clip.
+PHOTO_SUFFIXES = {".jpg", ".jpeg", ".jpe", ".png", ".bmp", ".webp", ".tif", ".tiff", ".pbm",
+                  ".pgm", ".ppm", ".pnm", ".pam", ".heic", ".heif", ".avif", ".jxl", ".jp2"}
+
+
+def photo_format(path: str) -> str | None:
+    """The still-image format of `path` from its first bytes (or its suffix), else None."""
+    from ..imageheader import image_format, other_format
+
+    with open(path, "rb") as f:
+        head = f.read(64)
+    kind = image_format(head) or other_format(head)
+    if kind and kind != "GIF":
+        return kind
+    suffix = Path(path).suffix.lower()
+    return f"{suffix[1:].upper()} by its name" if not kind and suffix in PHOTO_SUFFIXES else None
+
+
 def run(args) -> int:
     from ..frames import VideoSource
     from ..io import not_a_file
@@ -105,6 +124,9 @@ def run(args) -> int:
         raise ConfigError(f"--min-seconds must be >= 0 seconds, got {args.min_seconds}")
     if reason := not_a_file(Path(args.input)):
         raise InputError(f"video {reason}")
+    if kind := photo_format(args.input):
+        raise ConfigError(f"{args.input} is a photo ({kind}), not a video; for photos use: "
+                          f"emotiscope predict {args.input}")
     _check_outputs(args)
     with VideoSource(args.input) as source:
         analyzer = make_analyzer(args)
