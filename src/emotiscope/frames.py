@@ -1,4 +1,5 @@
-"""Video frames in and out: files, cameras and stream URLs; .mp4/.avi writers.
+"""Video frames in and out: files, cameras and stream URLs; OpenCV's .mp4 (mp4v) / .avi writer
+(encode.py writes H.264 with sound when PyAV is installed).
 
 Frames are RGB uint8 HxWx3 arrays everywhere in emotiscope; OpenCV's BGR stays inside this
 module. Sizes are (width, height) in pixels, frame rates in frames per second.

@@ -8,9 +8,12 @@
 
 Between detections each face box is moved by the median optical flow of corner points
 inside it (pyramidal Lucas-Kanade), which costs about a millisecond where the detector costs
-tens. Every frame's faces are classified in one batch; `track.FaceTracker` gives them ids
-and smooths their probabilities. Decoding and encoding run in their own threads, joined by
-bounded queues, so they overlap with inference (OpenCV and ONNX Runtime release the GIL).
+tens. A followed box is dropped when its flow fails or its pixels no longer match the face
+detected there (the detector then runs at once), and a hard cut (shots.CutDetector) ends
+every track and re-detects on the cut frame. Every frame's faces are classified in one batch;
+`track.FaceTracker` gives them ids and smooths their probabilities. Decoding and encoding
+run in their own threads, joined by bounded queues, so they overlap with inference (OpenCV
+and ONNX Runtime release the GIL).
 """
 
 from __future__ import annotations

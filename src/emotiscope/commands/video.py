@@ -1,7 +1,9 @@
 """`emotiscope video IN`: tracked faces and smoothed emotions through a video file.
 
-Writes an annotated copy (-o), per-frame face rows (--csv, or JSON lines on stdout with
---json) and a timeline plot (--plot), then prints a per-person summary. On any error the
+Writes an annotated copy (-o; H.264 with the input's sound when PyAV is installed), per-frame
+face rows (--csv, or JSON lines on stdout with --json) and a timeline plot (--plot), then
+prints a per-person summary (tracks seen for under --min-seconds only counted) and the
+processing speed. On any error the
 outputs are closed properly, so what was processed so far stays readable.
 """
 
