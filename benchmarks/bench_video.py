@@ -11,6 +11,7 @@ than a real one: say which when you report numbers). Target: >= 60 fps on 2 core
 from __future__ import annotations
 
 import argparse
+import itertools
 import sys
 import tempfile
 import time
@@ -90,6 +91,17 @@ def stages(recognizer, video: Path) -> None:
                                  (640, 480))
         print(f"  encode mp4v    {per_call_ms(lambda: writer.write(a)):7.2f} ms/frame")
         writer.release()
+        from emotiscope.encode import H264Writer, h264_available
+
+        if h264_available():  # alternate two frames so the encoder has motion to code
+            h264, frames = H264Writer(Path(tmp) / "w.h264.mp4", 30, (640, 480)), [a, b]
+            ms = per_call_ms(lambda: h264.write(frames[h264.frames_written % 2]), repeat=60)
+            print(f"  encode H.264   {ms:7.2f} ms/frame (PyAV libx264 veryfast)")
+            h264.close()
+    from emotiscope.shots import CutDetector
+
+    cuts, greys = CutDetector(), itertools.cycle([grey_a, grey_b])
+    print(f"  cut test       {per_call_ms(lambda: cuts.is_cut(next(greys))):7.2f} ms/frame")
 
 
 def main() -> None:

@@ -62,6 +62,48 @@ def test_truncated_avi_reads_what_is_there(clips):
     with VideoSource(clips["half"]) as source:
         n = sum(1 for _ in source)
         assert 0 < n < 20 and source.truncated
+        assert "shorter than its own header" in source.damage
+
+
+def overcounting(monkeypatch, extra: int = 4) -> None:
+    """Make OpenCV's frame-count estimate exceed the real count, as some containers do."""
+    import cv2
+
+    from emotiscope import frames
+
+    class Overcount:
+        def __init__(self, cap):
+            self._cap = cap
+
+        def get(self, prop):
+            value = self._cap.get(prop)
+            return value + extra if prop == cv2.CAP_PROP_FRAME_COUNT else value
+
+        def __getattr__(self, name):
+            return getattr(self._cap, name)
+
+    original = frames._open_capture
+    monkeypatch.setattr(frames, "_open_capture", lambda source: Overcount(original(source)))
+
+
+@pytest.mark.parametrize("kind", ["mp4", "avi"])
+def test_a_frame_count_estimate_above_the_real_count_is_not_damage(clips, kind, monkeypatch):
+    overcounting(monkeypatch)
+    with VideoSource(clips[kind]) as source:
+        assert source.frame_count == 24
+        assert sum(1 for _ in source) == 20
+        assert source.damage is None and not source.truncated
+
+
+def test_an_undecodable_frame_is_skipped_and_reported(clips, tmp_path):
+    data = bytearray(clips["avi"].read_bytes())
+    starts = [i for i in range(len(data) - 1) if data[i:i + 2] == b"\xff\xd8"]  # JPEG frames
+    data[starts[10]:starts[10] + 4000] = bytes(4000)  # frame 10 no longer decodes
+    path = tmp_path / "hole.avi"
+    path.write_bytes(bytes(data))
+    with VideoSource(path) as source:
+        assert sum(1 for _ in source) == 19
+        assert source.frames_skipped == 1 and "1 frame(s) could not be decoded" in source.damage
 
 
 @pytest.mark.parametrize("name, words", [

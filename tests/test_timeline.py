@@ -93,3 +93,19 @@ def test_plot_without_matplotlib(tmp_path, monkeypatch):
     monkeypatch.setitem(sys.modules, "matplotlib", None)
     with pytest.raises(DependencyError, match="pip install matplotlib"):
         plot_timeline(Timeline(LABELS, fps=10), tmp_path / "t.png")
+
+
+def test_min_seconds_hides_brief_tracks_from_the_summary_only():
+    timeline = Timeline(LABELS, fps=10)
+    for i in range(20):
+        faces = [FaceEmotion(Box(0, 0, 10, 10), "calm", dict.fromkeys(LABELS, 1 / 3), track_id=1)]
+        if i < 3:  # a passer-by for 0.3 s
+            faces.append(FaceEmotion(Box(50, 0, 10, 10), "joy", dict.fromkeys(LABELS, 1 / 3),
+                                     track_id=2))
+        timeline.add(i / 10, faces)
+    assert [p.track_id for p in timeline.summary()] == [1, 2]
+    assert [p.track_id for p in timeline.summary(min_seconds=1.0)] == [1]
+    text = format_summary(timeline.summary(1.0), 2.0, hidden=1, min_seconds=1.0)
+    assert text.startswith("1 person in 2.0 s of video (1 more seen for under 1 s")
+    assert "no faces found in 2.0 s of video for 5 s or more" in format_summary(
+        timeline.summary(5.0), 2.0, hidden=2, min_seconds=5.0)

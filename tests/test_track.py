@@ -161,3 +161,11 @@ def test_reset_and_bad_arguments():
         FaceTracker(LABELS, smooth=-1)
     with pytest.raises(ValueError):
         tracker.update([box_at(1, 1)], np.zeros((1, 4)), 0.2)
+
+
+def test_end_all_gives_new_ids_after_a_cut():
+    tracker = FaceTracker(LABELS)
+    box = Box(100, 100, 50, 50)
+    assert tracker.update([box], [onehot(0)], 0.0)[0].track_id == 1
+    tracker.end_all()
+    assert tracker.update([box], [onehot(1)], 0.04)[0].track_id == 2  # same place, new person

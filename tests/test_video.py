@@ -63,8 +63,9 @@ def test_shift_box_follows_motion():
     shifted = shift_box(grey, moved, box)
     assert abs(shifted.x - 106) <= 1 and abs(shifted.y - 83) <= 1
     assert abs(shifted.w - 60) <= 2 and shifted.score == 0.9
-    flat = np.full_like(grey, 128)  # nothing to follow: the box stays
-    assert shift_box(flat, flat, box) == box
+    flat = np.full_like(grey, 128)  # nothing to follow: the box is lost, not carried
+    assert shift_box(flat, flat, box) is None
+    assert shift_box(grey, texture(seed=1), box) is None  # other content: the flow fails
 
 
 def test_threaded_keeps_order_and_raises():
@@ -158,6 +159,42 @@ def test_a_cut_gives_a_new_id(recognizer):
     results = list(VideoAnalyzer(recognizer, detect_every=1).run(videos.cut_frames(30), fps=15))
     ids = [[f.track_id for f in r.faces] for r in results]
     assert ids[:15] == [[1]] * 15 and ids[15:] == [[2]] * 15
+
+
+def test_a_hard_cut_ends_every_track(recognizer):
+    frames = videos.cut_frames(32)  # Hopper on the left, then from frame 16 Collins on the right
+    results = list(VideoAnalyzer(recognizer, detect_every=5).run(frames, fps=15))
+    assert [r.index for r in results if r.cut] == [16]
+    first = results[16]  # not a scheduled detection frame (16 % 5 != 0)
+    assert first.detected
+    assert [f.box.x > 160 for f in first.faces] == [True]  # the new face, no ghost of the old
+    before = {f.track_id for r in results[:16] for f in r.faces}
+    after = {f.track_id for r in results[16:] for f in r.faces}
+    assert before == {1} and after == {2}
+
+
+def test_a_cut_to_someone_in_the_same_place_gets_a_new_id(recognizer):
+    analyzer = VideoAnalyzer(recognizer, detect_every=5)
+    ids = [[f.track_id for f in r.faces] for r in analyzer.run(videos.shot_change_frames(32), 15)]
+    assert ids[:16] == [[1]] * 16 and ids[16:] == [[2]] * 16
+    analyzer.cuts.min_change = float("inf")  # without the cut test the tracker keeps the id
+    ids = [[f.track_id for f in r.faces] for r in analyzer.run(videos.shot_change_frames(32), 15)]
+    assert ids[16:] == [[1]] * 16
+
+
+def test_a_followed_box_that_loses_its_face_is_dropped():
+    """Between detections a box whose pixels no longer match its face is not carried over
+    the background; the detector runs at once instead."""
+    face = np.dstack([texture(seed=3)] * 3)
+    empty = np.full_like(face, 120)
+    fake = FakeRecognizer([Box(100, 80, 60, 60, 0.9)], [0.9])
+    analyzer = VideoAnalyzer(fake, detect_every=10)
+    analyzer.cuts.min_change = float("inf")  # the box check alone
+    fake_boxes = iter([[Box(100, 80, 60, 60, 0.9)], []])
+    fake.detect = lambda image: next(fake_boxes)
+    results = list(analyzer.run([face, face, empty, empty], fps=10))
+    assert [len(r.faces) for r in results] == [1, 1, 0, 0]
+    assert [r.detected for r in results] == [True, False, True, False]
 
 
 def test_run_file(recognizer, tmp_path):

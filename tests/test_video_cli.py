@@ -66,6 +66,61 @@ def test_json_lines_and_summary(clips, tiny_model_path, capsys):
     assert sum(summary["summary"][0]["shares"].values()) == pytest.approx(1.0, abs=1e-3)
 
 
+def test_mp4_output_is_h264_with_the_input_sound(tiny_model_path, tmp_path, capsys):
+    av = pytest.importorskip("av")
+    source = videos.write_video_with_sound(tmp_path / "talk.mp4", videos.two_face_frames(FRAMES))
+    out = tmp_path / "annotated.mp4"
+    assert main(video([source, "-o", out], tiny_model_path)) == 0
+    assert "note:" not in capsys.readouterr().err
+    with av.open(str(out)) as container:
+        (picture,), (sound,) = container.streams.video, container.streams.audio
+        assert picture.codec_context.name == "h264" and picture.format.name == "yuv420p"
+        assert picture.frames == FRAMES
+        seconds = float(sound.duration * sound.time_base)
+        assert seconds == pytest.approx(FRAMES / 15, abs=0.1)
+    data = out.read_bytes()
+    assert data.find(b"moov") < data.find(b"mdat")  # +faststart: the index comes first
+
+
+def test_mp4_without_pyav_falls_back_to_mp4v_and_says_so(clips, tiny_model_path, tmp_path,
+                                                         monkeypatch, capsys):
+    from emotiscope import encode
+
+    monkeypatch.setattr(encode, "h264_available", lambda: False)
+    out = tmp_path / "a.mp4"
+    assert main(video([clips["pan"], "-o", out], tiny_model_path)) == 0
+    assert "pip install av" in capsys.readouterr().err
+    import cv2
+
+    cap = cv2.VideoCapture(str(out))
+    fourcc = int(cap.get(cv2.CAP_PROP_FOURCC)).to_bytes(4, "little").decode()
+    cap.release()
+    assert fourcc in ("mp4v", "FMP4") and videos.count_frames(out) == FRAMES  # MPEG-4 Part 2
+
+
+def test_passers_by_stay_in_the_rows_but_not_in_the_summary(tiny_model_path, tmp_path, capsys):
+    frames = videos.two_face_frames(FRAMES)  # the second face leaves after 6 frames (0.4 s)
+    clip = videos.write_video(tmp_path / "brief.avi",
+                              frames[:6] + [_without_right_face(f) for f in frames[6:]])
+    rows, plot = tmp_path / "t.csv", tmp_path / "t.png"
+    assert main(video([clip, "--csv", rows, "--plot", plot], tiny_model_path)) == 0
+    out, err = capsys.readouterr()
+    assert "1 person in 1.6 s of video (1 more seen for under 1 s" in out
+    assert "#2" not in out
+    assert {r.split(",")[2] for r in rows.read_text().splitlines()[1:]} == {"1", "2"}
+    assert "fps)" in err and "processed 24 frames" in err
+    assert main(video([clip, "--json", "--min-seconds", "0"], tiny_model_path)) == 0
+    summary = json.loads(capsys.readouterr().out.splitlines()[-1])
+    assert len(summary["summary"]) == 2 and summary["hidden_tracks"] == 0
+    assert summary["processing_fps"] > 0
+
+
+def _without_right_face(frame):
+    frame = frame.copy()
+    frame[:, 160:] = videos.canvas()[:, 160:]
+    return frame
+
+
 def test_existing_output_is_refused_without_force(clips, tiny_model_path, tmp_path, capsys):
     out = tmp_path / "a.avi"
     out.write_bytes(b"keep me")
@@ -93,11 +148,23 @@ def test_unusable_input(clips, tiny_model_path, tmp_path, capsys, name, message)
 def test_truncated_input_keeps_what_was_read(clips, tiny_model_path, tmp_path, capsys):
     out, rows = tmp_path / "a.avi", tmp_path / "t.csv"
     assert main(video([clips["half"], "-o", out, "--csv", rows], tiny_model_path)) == 1
-    assert "truncated" in capsys.readouterr().err
+    err = capsys.readouterr().err.strip().splitlines()
+    assert "truncated" in err[-1] and len(err) <= 3  # "processed ...", "wrote ...", the error
     read = videos.count_frames(clips["half"])
     assert 0 < read < FRAMES
     assert videos.count_frames(out) == read
     assert len(rows.read_text().splitlines()) == 1 + 2 * read
+
+
+def test_an_overestimated_frame_count_is_not_a_failure(clips, tiny_model_path, tmp_path,
+                                                       monkeypatch, capsys):
+    from test_frames import overcounting
+
+    overcounting(monkeypatch)
+    rows = tmp_path / "t.csv"
+    assert main(video([clips["two"], "--csv", rows], tiny_model_path)) == 0
+    assert "damaged" not in capsys.readouterr().err
+    assert len(rows.read_text().splitlines()) == 1 + 2 * FRAMES
 
 
 def test_failure_mid_video_leaves_valid_outputs(clips, tiny_model_path, tmp_path, monkeypatch,
@@ -126,6 +193,21 @@ def test_bad_options(clips, tiny_model_path, tmp_path, capsys, flags, message):
     flags = [f.replace("{tmp}", str(tmp_path)) for f in flags]
     assert main(video([clips["pan"], *flags], tiny_model_path)) in (1, 2)
     assert message in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("name", ["photo.jpg", "photo.png", "photo.bin", "renamed.jpg"])
+def test_a_photo_points_to_predict(tiny_model_path, tmp_path, capsys, name):
+    import cv2
+    import numpy as np
+
+    photo = tmp_path / name
+    image = np.full((60, 80, 3), 128, np.uint8)
+    data = cv2.imencode(".png" if name.endswith(".png") else ".jpg", image)[1].tobytes()
+    photo.write_bytes(b"not an image at all" if name == "renamed.jpg" else data)
+    assert main(video([photo, "--csv", tmp_path / "t.csv"], tiny_model_path)) == 2
+    err = capsys.readouterr().err.strip()
+    assert "is a photo" in err and f"emotiscope predict {photo}" in err
+    assert len(err.splitlines()) == 1 and not (tmp_path / "t.csv").exists()
 
 
 def test_output_over_input_is_refused(clips, tiny_model_path, capsys):

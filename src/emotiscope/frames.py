@@ -1,4 +1,5 @@
-"""Video frames in and out: files, cameras and stream URLs; .mp4/.avi writers.
+"""Video frames in and out: files, cameras and stream URLs; OpenCV's .mp4 (mp4v) / .avi writer
+(encode.py writes H.264 with sound when PyAV is installed).
 
 Frames are RGB uint8 HxWx3 arrays everywhere in emotiscope; OpenCV's BGR stays inside this
 module. Sizes are (width, height) in pixels, frame rates in frames per second.
@@ -17,6 +18,7 @@ import cv2
 import numpy as np
 
 from ._quiet import quiet_native_output
+from .containers import cut_short
 from .cvpath import OpenCvPath, is_utf8
 from .errors import ConfigError, EmotiscopeError, InputError, OutputExistsError
 from .io import DEFAULT_MAX_PIXELS, check_size, not_a_file
@@ -24,6 +26,7 @@ from .outputs import display, temp_beside
 
 FOURCC = {".mp4": "mp4v", ".avi": "MJPG"}  # codecs every opencv-python wheel can write
 DEFAULT_FPS = 30.0
+MAX_BAD_RUN = 8  # undecodable frames in a row after which a file counts as ended
 
 
 def parse_source(source: str | int | os.PathLike) -> int | str:
@@ -54,7 +57,8 @@ class VideoSource:
 
     Opening reads the first frame, so a source that cannot deliver one fails here with an
     InputError. `fps` falls back to 30 when the source does not report a rate (`fps_known`).
-    `frame_count` is the container's count for files, None for cameras and streams.
+    `frame_count` is the container's estimate for files (it can be off by a few frames, so it
+    only sizes the progress bar), None for cameras and streams.
     Frames above `max_pixels` (width * height) are refused when the source opens, before
     the first one is decoded where the container states the size.
     """
@@ -84,6 +88,7 @@ class VideoSource:
         count = int(self._cap.get(cv2.CAP_PROP_FRAME_COUNT)) if self.is_file else 0
         self.frame_count: int | None = count if count > 0 else None
         self.frames_read = 0
+        self.frames_skipped = 0  # undecodable frames passed over in a file
         with quiet_native_output():
             self._first = self._decode()
         if self._first is None:
@@ -128,12 +133,25 @@ class VideoSource:
             return cv2.cvtColor(bgr, cv2.COLOR_GRAY2RGB)
         return cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
 
+    def _decode_past_damage(self) -> np.ndarray | None:
+        """After a failed decode in a file: the next frame that decodes, counting the ones
+        skipped, or None at the end (MAX_BAD_RUN failures in a row)."""
+        for skipped in range(1, MAX_BAD_RUN + 1):
+            if (frame := self._decode()) is not None:
+                self.frames_skipped += skipped
+                return frame
+        return None
+
     def read(self) -> np.ndarray | None:
-        """The next frame, or None at the end of the source (or when a camera disconnects)."""
+        """The next frame, or None at the end of the source (or when a camera disconnects).
+        In a file, a frame that does not decode is skipped and counted (`frames_skipped`)."""
         if self._first is not None:
             frame, self._first = self._first, None
         else:
             frame = self._decode() if self._cap is not None else None
+            if frame is None and self.is_file and self._cap is not None:
+                with quiet_native_output():
+                    frame = self._decode_past_damage()
         if frame is not None:
             self.frames_read += 1
         return frame
@@ -143,9 +161,22 @@ class VideoSource:
             yield frame
 
     @property
+    def damage(self) -> str | None:
+        """What the decoder or the file itself showed to be wrong with a file read to its
+        end, or None. Never judged from `frame_count`, which is only the container's estimate
+        (it can exceed the frames a sound file really has)."""
+        if not self.is_file:
+            return None
+        if cut_short(self.source):
+            return "the file is shorter than its own header says (truncated)"
+        if self.frames_skipped:
+            return f"{self.frames_skipped} frame(s) could not be decoded (corrupt) and were skipped"
+        return None
+
+    @property
     def truncated(self) -> bool:
-        """True when a file ended before the frame count its container announced."""
-        return bool(self.frame_count and self.frames_read < self.frame_count - 1)
+        """True when the file turned out to be cut short or to hold undecodable frames."""
+        return self.damage is not None
 
     def describe(self) -> str:
         if self.is_camera:

@@ -110,11 +110,13 @@ class Timeline:
             s.probs.append(np.array([face.scores[label] for label in self.labels], np.float32))
             s.label_frames[face.label] = s.label_frames.get(face.label, 0) + 1
 
-    def summary(self) -> list[PersonSummary]:
-        """One entry per track, the longest on screen first."""
+    def summary(self, min_seconds: float = 0.0) -> list[PersonSummary]:
+        """One entry per track seen for at least `min_seconds`, the longest on screen first."""
         out = []
         for track_id, s in self.series.items():
             seen = len(s.times)
+            if seen / self.fps < min_seconds:
+                continue
             shares = {label: s.label_frames.get(label, 0) / seen for label in self.labels}
             dominant = max(self.labels, key=lambda label: shares[label])
             out.append(PersonSummary(track_id, s.times[0], s.times[-1], seen / self.fps,
@@ -122,12 +124,17 @@ class Timeline:
         return sorted(out, key=lambda p: (-p.seconds, p.track_id))
 
 
-def format_summary(people: Sequence[PersonSummary], duration: float) -> str:
-    """A plain-text table: one line per person with the shares above 1 %."""
+def format_summary(people: Sequence[PersonSummary], duration: float, hidden: int = 0,
+                   min_seconds: float = 0.0) -> str:
+    """A plain-text table: one line per person with the shares above 1 %. `hidden` tracks,
+    seen for less than `min_seconds`, are counted but not listed."""
+    brief = (f" ({hidden} more seen for under {min_seconds:g} s: in the CSV, or lower "
+             "--min-seconds)" if hidden else "")
     if not people:
-        return f"no faces found in {duration:.1f} s of video"
+        return f"no faces found in {duration:.1f} s of video" + (
+            f" for {min_seconds:g} s or more{brief}" if hidden else "")
     lines = [f"{len(people)} {'person' if len(people) == 1 else 'people'} "
-             f"in {duration:.1f} s of video:"]
+             f"in {duration:.1f} s of video{brief}:"]
     for p in people:
         mix = ", ".join(f"{label} {share:.0%}" for label, share in
                         sorted(p.shares.items(), key=lambda kv: -kv[1]) if share >= 0.01)
@@ -136,19 +143,21 @@ def format_summary(people: Sequence[PersonSummary], duration: float) -> str:
     return "\n".join(lines)
 
 
-def plot_timeline(timeline: Timeline, path, max_people: int = 8) -> None:
-    """Stacked-area plot of each person's smoothed emotion mix over time, saved to `path`."""
+def plot_timeline(timeline: Timeline, path, max_people: int = 8,
+                  min_seconds: float = 0.0) -> None:
+    """Stacked-area plot of each person's smoothed emotion mix over time, saved to `path`;
+    people seen for less than `min_seconds` are left out."""
     try:
         import matplotlib
     except ImportError as exc:
-        raise DependencyError("--plot needs matplotlib: pip install matplotlib "
-                              "(or pip install 'emotiscope[dev]')") from exc
+        raise DependencyError("--plot needs matplotlib, which emotiscope depends on; it is "
+                              "missing from this environment: pip install matplotlib") from exc
     matplotlib.use("Agg", force=False)
     import matplotlib.pyplot as plt
 
     from .draw import label_colour
 
-    people = timeline.summary()[:max_people]
+    people = timeline.summary(min_seconds)[:max_people]
     rows = max(1, len(people))
     fig, axes = plt.subplots(rows, 1, figsize=(10, 1.2 + 1.6 * rows), sharex=True,
                              squeeze=False)

@@ -125,6 +125,10 @@ class FaceTracker:
         """Forget every track; ids start again at 1."""
         self.tracks, self._next_id = [], 1
 
+    def end_all(self) -> None:
+        """End every track (a scene cut): faces after it get new ids; ids are never reused."""
+        self.tracks = []
+
     def match_cost(self, boxes: Sequence[Box], time: float) -> np.ndarray:
         """Tracks x boxes matching cost; pairs above `max_distance` are forbidden."""
         if not self.tracks or not boxes:

@@ -8,9 +8,12 @@
 
 Between detections each face box is moved by the median optical flow of corner points
 inside it (pyramidal Lucas-Kanade), which costs about a millisecond where the detector costs
-tens. Every frame's faces are classified in one batch; `track.FaceTracker` gives them ids
-and smooths their probabilities. Decoding and encoding run in their own threads, joined by
-bounded queues, so they overlap with inference (OpenCV and ONNX Runtime release the GIL).
+tens. A followed box is dropped when its flow fails or its pixels no longer match the face
+detected there (the detector then runs at once), and a hard cut (shots.CutDetector) ends
+every track and re-detects on the cut frame. Every frame's faces are classified in one batch;
+`track.FaceTracker` gives them ids and smooths their probabilities. Decoding and encoding
+run in their own threads, joined by bounded queues, so they overlap with inference (OpenCV
+and ONNX Runtime release the GIL).
 """
 
 from __future__ import annotations
@@ -24,7 +27,9 @@ from dataclasses import dataclass, field
 import cv2
 import numpy as np
 
+from .encode import H264Writer
 from .frames import VideoSource, VideoWriter
+from .shots import CutDetector, FaceTemplate
 from .track import FaceTracker
 from .types import Box, FaceEmotion
 
@@ -40,6 +45,7 @@ class FrameResult:
     image: np.ndarray = field(repr=False)
     faces: list[FaceEmotion]
     detected: bool = False  # True when the face detector ran on this frame
+    cut: bool = False  # True on the first frame of a new shot (a hard cut)
 
 
 def clip_box(box: Box, width: int, height: int, min_side: int = 4) -> Box | None:
@@ -51,25 +57,30 @@ def clip_box(box: Box, width: int, height: int, min_side: int = 4) -> Box | None
     return Box(x0, y0, x1 - x0, y1 - y0, box.score)
 
 
-def shift_box(prev_grey: np.ndarray, grey: np.ndarray, box: Box) -> Box:
+def shift_box(prev_grey: np.ndarray, grey: np.ndarray, box: Box) -> Box | None:
     """Move `box` from the previous grey frame to this one by the median optical flow of the
     corners inside it; its size follows the spread of those points (0.8x..1.25x per frame).
-    Returns the box unchanged where too few points can be followed."""
+
+    Points are tracked forward and back again; only those that return within 1 px count.
+    Returns None when the flow fails (fewer than 4 such points, or fewer than half of those
+    found): the box is lost, not carried over whatever is there now."""
     h, w = grey.shape
     x0, y0 = max(box.x, 0), max(box.y, 0)
     x1, y1 = min(box.x + box.w, w), min(box.y + box.h, h)
     if x1 - x0 < 8 or y1 - y0 < 8:
-        return box
+        return None
     points = cv2.goodFeaturesToTrack(prev_grey[y0:y1, x0:x1], 40, 0.01,
                                      max(2.0, min(x1 - x0, y1 - y0) / 12))
     if points is None or len(points) < 4:
-        return box
+        return None
     points = (points + np.float32([x0, y0])).astype(np.float32)
-    moved, status, _ = cv2.calcOpticalFlowPyrLK(prev_grey, grey, points, None,
-                                                winSize=(15, 15), maxLevel=2)
-    ok = status.ravel() == 1
-    if ok.sum() < 4:
-        return box
+    lk = {"winSize": (15, 15), "maxLevel": 2}
+    moved, status, _ = cv2.calcOpticalFlowPyrLK(prev_grey, grey, points, None, **lk)
+    back, status_back, _ = cv2.calcOpticalFlowPyrLK(grey, prev_grey, moved, None, **lk)
+    error = np.linalg.norm((back - points).reshape(-1, 2), axis=1)
+    ok = (status.ravel() == 1) & (status_back.ravel() == 1) & (error < 1.0)
+    if ok.sum() < max(4, len(points) // 2):
+        return None
     before, after = points[ok].reshape(-1, 2), moved[ok].reshape(-1, 2)
     dx, dy = np.median(after - before, axis=0)
     spread0 = np.median(np.linalg.norm(before - np.median(before, axis=0), axis=1))
@@ -121,7 +132,7 @@ class BackgroundWriter:
     """Renders and writes frames in a thread: `submit(result)`; `close()` finalises the video
     and re-raises any error from the thread. `render` maps a FrameResult to an RGB image."""
 
-    def __init__(self, writer: VideoWriter, render: Callable[[FrameResult], np.ndarray],
+    def __init__(self, writer: VideoWriter | H264Writer, render: Callable[[FrameResult], np.ndarray],
                  maxsize: int = 8) -> None:
         self.writer, self.render = writer, render
         self._queue: queue.Queue = queue.Queue(maxsize)
@@ -170,36 +181,62 @@ class VideoAnalyzer:
         self.labels = tuple(recognizer.labels)
         self.detect_every = detect_every
         self.tracker = FaceTracker(self.labels, smooth=smooth, keep_for=keep_for)
+        self.cuts = CutDetector()
+        self.last_cut = False
         self.reset()
 
     def reset(self) -> None:
         """Start a new stream: forget tracks, ids and the previous frame."""
         self.tracker.reset()
+        self.cuts.reset()
         self._prev_grey: np.ndarray | None = None
         self._boxes: list[Box] = []
-        self._count = 0
+        self._templates: list[FaceTemplate] = []
+        self._count = 0  # frames processed
+        self._since_detect = 0  # frames since the detector last ran
 
-    def boxes_for(self, image: np.ndarray, grey: np.ndarray) -> tuple[list[Box], bool]:
-        """This frame's face boxes and whether the detector produced them."""
-        fresh = self._prev_grey is None or self._prev_grey.shape != grey.shape
-        if fresh or self._count % self.detect_every == 0:
-            # score 0.0 marks a whole small image assumed to be a face crop (detect.py):
-            # never the case for a video frame.
-            return [b for b in self.recognizer.detect(image) if b.score > 0.0], True
+    def follow(self, grey: np.ndarray) -> tuple[list[Box], list[FaceTemplate], bool]:
+        """The last frame's boxes moved into this one by optical flow, keeping only those whose
+        flow held and whose pixels still look like the face detected there; their templates;
+        and whether any box was lost."""
         height, width = grey.shape
-        moved = (clip_box(shift_box(self._prev_grey, grey, b), width, height) for b in self._boxes)
-        return [b for b in moved if b is not None], False
+        kept, templates = [], []
+        for box, template in zip(self._boxes, self._templates, strict=True):
+            moved = shift_box(self._prev_grey, grey, box)
+            moved = clip_box(moved, width, height) if moved is not None else None
+            if moved is not None and template.matches(grey, moved):
+                kept.append(moved)
+                templates.append(template)
+        return kept, templates, len(kept) < len(self._boxes)
+
+    def boxes_for(self, image: np.ndarray, grey: np.ndarray) -> tuple[list[Box], bool, bool]:
+        """This frame's face boxes, whether the detector produced them, and whether the frame
+        starts a new shot. A cut ends every track; a lost box makes the detector run now."""
+        cut = self.cuts.is_cut(grey)
+        if cut:
+            self.tracker.end_all()
+        fresh = self._prev_grey is None or self._prev_grey.shape != grey.shape
+        if not (fresh or cut or self._since_detect >= self.detect_every):
+            boxes, self._templates, lost = self.follow(grey)
+            if not lost:
+                return boxes, False, cut
+        # score 0.0 marks a whole small image assumed to be a face crop (detect.py):
+        # never the case for a video frame.
+        return [b for b in self.recognizer.detect(image) if b.score > 0.0], True, cut
 
     def process(self, image: np.ndarray, time: float) -> tuple[list[FaceEmotion], bool]:
         """One RGB frame at `time` seconds -> tracked, smoothed faces, and whether detected."""
         grey = cv2.cvtColor(image, cv2.COLOR_RGB2GRAY)
-        boxes, detected = self.boxes_for(image, grey)
+        boxes, detected, self.last_cut = self.boxes_for(image, grey)
         classified = self.recognizer.classify(image, boxes) if boxes else []
         boxes = [f.box for f in classified]
+        if detected:
+            self._templates = [FaceTemplate(grey, b) for b in boxes]
         probs = np.array([[f.scores[label] for label in self.labels] for f in classified],
                          dtype=np.float64).reshape(len(classified), len(self.labels))
         faces = self.tracker.update(boxes, probs, time)
         self._prev_grey, self._boxes, self._count = grey, boxes, self._count + 1
+        self._since_detect = 1 if detected else self._since_detect + 1
         return faces, detected
 
     def run(self, frames: Iterable[np.ndarray], fps: float) -> Iterator[FrameResult]:
@@ -208,7 +245,7 @@ class VideoAnalyzer:
         for index, image in enumerate(threaded(frames)):
             time = index / fps
             faces, detected = self.process(image, time)
-            yield FrameResult(index, time, image, faces, detected)
+            yield FrameResult(index, time, image, faces, detected, self.last_cut)
 
     def run_file(self, path: str | os.PathLike) -> Iterator[FrameResult]:
         """Analyse a video file (or camera index / stream URL) frame by frame."""

@@ -1,7 +1,9 @@
 """`emotiscope video IN`: tracked faces and smoothed emotions through a video file.
 
-Writes an annotated copy (-o), per-frame face rows (--csv, or JSON lines on stdout with
---json) and a timeline plot (--plot), then prints a per-person summary. On any error the
+Writes an annotated copy (-o; H.264 with the input's sound when PyAV is installed), per-frame
+face rows (--csv, or JSON lines on stdout with --json) and a timeline plot (--plot), then
+prints a per-person summary (tracks seen for under --min-seconds only counted) and the
+processing speed. On any error the
 outputs are closed properly, so what was processed so far stays readable.
 """
 
@@ -11,6 +13,7 @@ import argparse
 import contextlib
 import json
 import sys
+import time
 from pathlib import Path
 
 from ..errors import ConfigError, DependencyError, EmotiscopeError, InputError
@@ -21,11 +24,16 @@ HELP = "track faces through a video file: annotated copy, timeline CSV, plot, su
 def register(subparsers) -> None:
     p = subparsers.add_parser("video", help=HELP, description=HELP)
     p.add_argument("input", metavar="IN", help="video file (anything OpenCV's FFmpeg decodes)")
-    p.add_argument("-o", "--output", metavar="OUT", help="annotated copy: .mp4 (mp4v) or .avi")
+    p.add_argument("-o", "--output", metavar="OUT",
+                   help="annotated copy: .mp4 (H.264 with the input's sound; needs PyAV, else "
+                        "mp4v without sound) or .avi (MJPG)")
     p.add_argument("--csv", metavar="PATH", help="one row per face per frame")
     p.add_argument("--json", action="store_true",
                    help="print the rows as JSON lines on stdout, then a summary line")
     p.add_argument("--plot", metavar="PNG", help="emotion mix over time per person (matplotlib)")
+    p.add_argument("--min-seconds", type=float, default=1.0, metavar="SECONDS",
+                   help="leave people seen for less than this out of the summary and the plot; "
+                        "the CSV/JSON rows keep them (default: 1.0; 0 = list everyone)")
     add_tracking_options(p, detect_every=5)
     p.add_argument("--force", action="store_true", help="overwrite existing outputs")
     p.set_defaults(func=run)
@@ -89,14 +97,38 @@ def _check_outputs(args) -> None:
         check_output(path, args.force)
 
 
+# Still-image suffixes: OpenCV would open these as one-frame "videos". GIF is left out: an
+# animated GIF is a short clip.
+PHOTO_SUFFIXES = {".jpg", ".jpeg", ".jpe", ".png", ".bmp", ".webp", ".tif", ".tiff", ".pbm",
+                  ".pgm", ".ppm", ".pnm", ".pam", ".heic", ".heif", ".avif", ".jxl", ".jp2"}
+
+
+def photo_format(path: str) -> str | None:
+    """The still-image format of `path` from its first bytes (or its suffix), else None."""
+    from ..imageheader import image_format, other_format
+
+    with open(path, "rb") as f:
+        head = f.read(64)
+    kind = image_format(head) or other_format(head)
+    if kind and kind != "GIF":
+        return kind
+    suffix = Path(path).suffix.lower()
+    return f"{suffix[1:].upper()} by its name" if not kind and suffix in PHOTO_SUFFIXES else None
+
+
 def run(args) -> int:
     from ..frames import VideoSource
     from ..io import not_a_file
     from ..timeline import Timeline
 
     check_tracking_options(args)
+    if args.min_seconds < 0:
+        raise ConfigError(f"--min-seconds must be >= 0 seconds, got {args.min_seconds}")
     if reason := not_a_file(Path(args.input)):
         raise InputError(f"video {reason}")
+    if kind := photo_format(args.input):
+        raise ConfigError(f"{args.input} is a photo ({kind}), not a video; for photos use: "
+                          f"emotiscope predict {args.input}")
     _check_outputs(args)
     with VideoSource(args.input) as source:
         analyzer = make_analyzer(args)
@@ -104,12 +136,14 @@ def run(args) -> int:
             print(f"warning: {args.input} does not state its frame rate; times assume "
                   f"{source.fps:g} fps", file=sys.stderr)
         timeline = Timeline(analyzer.labels, source.fps)
+        start = time.perf_counter()
         _process(source, analyzer, timeline, args)
-        frames, truncated, expected = source.frames_read, source.truncated, source.frame_count
-    _report(timeline, args)
-    if truncated:
-        raise InputError(f"{args.input} ended after {frames} of {expected} frames (truncated or "
-                         "corrupt); the outputs cover the frames that could be read")
+        elapsed = time.perf_counter() - start
+        frames, damage = source.frames_read, source.damage
+    _report(timeline, args, elapsed)
+    if damage:
+        raise InputError(f"{args.input} is damaged: {damage}; the outputs cover the {frames} "
+                         "frames that could be read")
     return 0
 
 
@@ -118,7 +152,7 @@ def _process(source, analyzer, timeline, args) -> None:
     from tqdm import tqdm
 
     from ..draw import annotate
-    from ..frames import VideoWriter
+    from ..encode import open_writer
     from ..timeline import RowWriter
     from ..video import BackgroundWriter
 
@@ -126,7 +160,9 @@ def _process(source, analyzer, timeline, args) -> None:
     with contextlib.ExitStack() as stack:
         video = None
         if args.output:
-            video = BackgroundWriter(VideoWriter(args.output, source.fps, source.size),
+            writer = open_writer(args.output, source.fps, source.size, audio_from=args.input)
+            _say_format(writer, args.output)
+            video = BackgroundWriter(writer,
                                      lambda r: annotate(r.image, r.faces, labels=labels,
                                                         min_side=0))
             stack.callback(video.close)
@@ -146,8 +182,19 @@ def _process(source, analyzer, timeline, args) -> None:
             if video is not None:
                 video.submit(result)
             bar.update()
+        bar.total = bar.n  # the container's count was an estimate
+        bar.refresh()
         for writer, name in rows:
             _guarded(writer.flush, name)
+
+
+def _say_format(writer, path: str) -> None:
+    """One stderr line when an .mp4 falls back to OpenCV's mp4v: unplayable in browsers."""
+    from ..frames import VideoWriter
+
+    if isinstance(writer, VideoWriter) and path.lower().endswith(".mp4"):
+        print(f"note: {path} is MPEG-4 Part 2 without sound (browsers do not play it); for H.264 "
+              'with the sound: pip install av  (or pip install ".[video]")', file=sys.stderr)
 
 
 def _open_text(path: str):
@@ -166,18 +213,24 @@ def _guarded(func, name: str, *args) -> None:
                               "another path (rows written so far are kept)") from exc
 
 
-def _report(timeline, args) -> None:
+def _report(timeline, args, elapsed: float) -> None:
     from ..timeline import format_summary, plot_timeline
 
-    people = timeline.summary()
+    people = timeline.summary(args.min_seconds)
+    hidden = len(timeline.series) - len(people)
     duration = timeline.frames / timeline.fps
+    speed = timeline.frames / elapsed if elapsed > 0 else 0.0
     if args.plot:
-        plot_timeline(timeline, args.plot)
+        plot_timeline(timeline, args.plot, min_seconds=args.min_seconds)
     if args.json:
         print(json.dumps({"summary": [p.as_dict() for p in people], "frames": timeline.frames,
-                          "seconds": round(duration, 3), "fps": timeline.fps}))
+                          "seconds": round(duration, 3), "fps": timeline.fps,
+                          "hidden_tracks": hidden, "min_seconds": args.min_seconds,
+                          "processing_fps": round(speed, 1)}))
     else:
-        print(format_summary(people, duration))
+        print(format_summary(people, duration, hidden, args.min_seconds))
+    print(f"processed {timeline.frames} frames in {elapsed:.1f} s ({speed:.1f} fps)",
+          file=sys.stderr)
     done = [f"{name} {path}" for name, path in
             (("video", args.output), ("rows", args.csv), ("plot", args.plot)) if path]
     if done:

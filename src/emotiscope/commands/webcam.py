@@ -108,7 +108,8 @@ class FpsMeter:
 
 
 def run(args) -> int:
-    from ..frames import LatestFrameReader, VideoSource, VideoWriter, check_output
+    from ..encode import open_writer
+    from ..frames import LatestFrameReader, VideoSource, check_output
 
     check_tracking_options(args)
     show = not args.no_window
@@ -118,7 +119,7 @@ def run(args) -> int:
         check_output(args.record, args.force)
     analyzer = make_analyzer(args)
     with VideoSource(args.camera) as source:
-        writer = VideoWriter(args.record, source.fps, source.size) if args.record else None
+        writer = open_writer(args.record, source.fps, source.size) if args.record else None
         reader = LatestFrameReader(source)
         try:
             stats = _loop(reader, analyzer, writer, show, Path(args.snapshots))
