@@ -17,13 +17,14 @@ pytest.importorskip("matplotlib")
 
 import cv2  # noqa: E402
 from fixtures.tiny_model import make_tiny_model  # noqa: E402
-from fixtures.training import TINY, TRAINING_MARKS, config  # noqa: E402
+from fixtures.training import TINY, TRAINING_MARKS, config, face_folders  # noqa: E402
 
 from emotiscope.classify import EmotionClassifier  # noqa: E402
 from emotiscope.cli import main  # noqa: E402
 from emotiscope.errors import ConfigError, ModelError  # noqa: E402
 from emotiscope.preprocess import InputSpec, normalize  # noqa: E402
 from emotiscope.training import export, loop, setup  # noqa: E402
+from emotiscope.training.augment import AugmentConfig  # noqa: E402
 from emotiscope.training.config import TrainConfig  # noqa: E402
 from emotiscope.training.data import load_csv  # noqa: E402
 from emotiscope.training.models import build_model  # noqa: E402
@@ -31,6 +32,7 @@ from emotiscope.training.models import build_model  # noqa: E402
 OUTPUTS = ("best.pt", "last.pt", "model.onnx", "curves.png", "confusion.png", "history.json",
            "config.json", "report.json")
 CONV = "features.0.0.weight"  # the first conv of CompactCNN
+FER = ("angry", "disgust", "fear", "happy", "neutral", "sad", "surprise")
 
 pytestmark = TRAINING_MARKS
 
@@ -187,14 +189,48 @@ def test_init_from_copies_weights_and_resets_the_head(base_run, sample_csv, sour
     src = load_ckpt(base_run / "best.pt")  # model.onnx holds the same (best) weights
     cfg = config(sample_csv, base_run.parent, arch="resnet", model_args={},
                  init_from=str(base_run / source), classes=["happy", "sad"])
-    model, args, source_spec = setup.build_initial_model(cfg, 2)
+    model, args, source_spec = setup.build_initial_model(cfg, ("happy", "sad"))
     state = model.state_dict()
     assert cfg.arch == "compact" and args == TINY  # architecture comes from the source
     assert source_spec["mean"] == src["spec"]["mean"]  # normalisation comes from the source too
     torch.testing.assert_close(state[CONV], src["model"][CONV], rtol=0, atol=0)
     torch.testing.assert_close(state["features.0.1.running_mean"],
                                src["model"]["features.0.1.running_mean"], rtol=0, atol=0)
-    assert state["classifier.weight"].shape == (2, 16)  # fresh head for 2 classes
+    assert state["classifier.weight"].shape == (2, 16)  # a head for 2 classes...
+    for i, name in enumerate(("happy", "sad")):  # ...whose rows are the source's, by label name
+        j = src["labels"].index(name)
+        torch.testing.assert_close(state["classifier.weight"][i], src["model"]["classifier.weight"][j])
+        torch.testing.assert_close(state["classifier.bias"][i], src["model"]["classifier.bias"][j])
+
+
+def test_init_from_maps_head_rows_by_label_name_in_any_folder_order(tmp_path):
+    """A happy/sad/neutral model fine-tuned on folders that sort neutral before sad keeps each
+    label's output row; a label the source never saw gets a fresh row."""
+    data = face_folders(tmp_path / "faces", classes=("happy", "neutral", "sad"), per_class=6)
+    source_run = loop.train(config(data, tmp_path / "runs", classes=["happy", "sad", "neutral"],
+                                   batch_size=8))
+    src = load_ckpt(source_run / "best.pt")
+    assert src["labels"] == ["happy", "sad", "neutral"]
+    target = ("happy", "neutral", "sad", "surprise")  # the order a plain folder tree gives
+    cfg = config(data, tmp_path / "runs", init_from=str(source_run / "model.onnx"))
+    model, _, _ = setup.build_initial_model(cfg, target)
+    w, b = model.state_dict()["classifier.weight"], model.state_dict()["classifier.bias"]
+    for i, name in enumerate(target[:3]):
+        j = src["labels"].index(name)
+        torch.testing.assert_close(w[i], src["model"]["classifier.weight"][j], rtol=0, atol=0)
+        torch.testing.assert_close(b[i], src["model"]["classifier.bias"][j], rtol=0, atol=0)
+    assert not any(torch.equal(w[3], row) for row in src["model"]["classifier.weight"])
+
+    # end to end: fine-tuned on the folder order, each label's row still starts from the source
+    run = loop.train(config(data, tmp_path / "runs", init_from=str(source_run / "best.pt"),
+                            batch_size=8, lr=1e-9, optimizer="sgd", schedule="constant",
+                            augment=AugmentConfig(0, 0, 0, 0, 0, 0, 0)))
+    tuned = load_ckpt(run / "last.pt")
+    assert tuned["labels"] == ["happy", "neutral", "sad"]
+    for i, name in enumerate(tuned["labels"]):
+        j = src["labels"].index(name)
+        torch.testing.assert_close(tuned["model"]["classifier.weight"][i],
+                                   src["model"]["classifier.weight"][j], rtol=0, atol=1e-6)
 
 
 def test_init_from_onnx_fine_tunes_on_a_class_subset(base_run, sample_csv, tmp_path):
@@ -217,21 +253,21 @@ def test_init_from_onnx_fine_tunes_on_a_class_subset(base_run, sample_csv, tmp_p
 def test_init_from_bad_sources(tmp_path, sample_csv, tiny_model_path):
     cfg = config(sample_csv, tmp_path, init_from=str(tmp_path / "nosuch.pt"))
     with pytest.raises(ConfigError, match="nosuch.pt does not exist"):
-        setup.build_initial_model(cfg, 7)
+        setup.build_initial_model(cfg, FER)
     junk = tmp_path / "junk.pt"
     torch.save({"weights": 1}, junk)
     with pytest.raises(ModelError, match="not an emotiscope checkpoint"):
-        setup.build_initial_model(config(sample_csv, tmp_path, init_from=str(junk)), 7)
+        setup.build_initial_model(config(sample_csv, tmp_path, init_from=str(junk)), FER)
     for garbage in (b"", b"not a checkpoint", b"PK\x03\x04 not a zip either"):
         junk.write_bytes(garbage)
         with pytest.raises(ModelError, match="not an emotiscope checkpoint"):
-            setup.build_initial_model(config(sample_csv, tmp_path, init_from=str(junk)), 7)
+            setup.build_initial_model(config(sample_csv, tmp_path, init_from=str(junk)), FER)
     with pytest.raises(ConfigError, match="unknown architecture 'tiny-test'"):
-        setup.build_initial_model(config(sample_csv, tmp_path, init_from=str(tiny_model_path)), 7)
+        setup.build_initial_model(config(sample_csv, tmp_path, init_from=str(tiny_model_path)), FER)
     no_arch = make_tiny_model(tmp_path / "no_arch.onnx", metadata={
         "labels": ["a", "b"], "input": {"size": 48, "channels": 1, "mean": 0.5, "std": 0.25}})
     with pytest.raises(ModelError, match="no 'arch'"):
-        setup.build_initial_model(config(sample_csv, tmp_path, init_from=str(no_arch)), 7)
+        setup.build_initial_model(config(sample_csv, tmp_path, init_from=str(no_arch)), FER)
 
 
 # --- the CLI, in-process -------------------------------------------------------------------------

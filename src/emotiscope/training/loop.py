@@ -79,7 +79,7 @@ class Trainer:
         torch.manual_seed(cfg.seed)
         self.train_set, self.val_set, self.val_source = prepare_data(cfg)
         imgs = self.train_set.images
-        self.model, self.model_args, source = build_initial_model(cfg, len(self.train_set.classes))
+        self.model, self.model_args, source = build_initial_model(cfg, self.train_set.classes)
         mean, std = (source["mean"], source["std"]) if source else (imgs.mean() / 255, imgs.std() / 255)
         self.spec = InputSpec(size=cfg.size, channels=1, mean=round(float(mean), 4),
                               std=round(float(std), 4), margin=cfg.crop_margin)

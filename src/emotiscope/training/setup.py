@@ -49,9 +49,12 @@ def prepare_data(cfg: TrainConfig) -> tuple[FaceSet, FaceSet, str]:
     return train, val, source
 
 
-def load_init(path: Path) -> tuple[str, dict, dict, dict | None]:
-    """(arch, model_args, state_dict, input spec dict) from one of our .pt checkpoints or .onnx
-    models."""
+HEAD = ("classifier.weight", "classifier.bias")  # the output layer of every architecture
+
+
+def load_init(path: Path) -> tuple[str, dict, dict, dict | None, list[str]]:
+    """(arch, model_args, state_dict, input spec dict, labels) from one of our .pt checkpoints or
+    .onnx models."""
     if not path.is_file():
         raise ConfigError(f"--init-from {path} does not exist")
     if path.suffix == ".onnx":
@@ -61,27 +64,53 @@ def load_init(path: Path) -> tuple[str, dict, dict, dict | None]:
         if "arch" not in meta:
             raise ModelError(f"--init-from {path} has no 'arch' in its metadata; pass a model "
                              "exported by `emotiscope train` or `emotiscope export`")
-        return meta["arch"], meta.get("model_args", {}), weights, meta.get("input")
+        return (meta["arch"], meta.get("model_args", {}), weights, meta.get("input"),
+                list(meta.get("labels", [])))
     ckpt = load_checkpoint(path, ("model", "arch"), "--init-from")
-    return ckpt["arch"], ckpt.get("model_args", {}), ckpt["model"], ckpt.get("spec")
+    return (ckpt["arch"], ckpt.get("model_args", {}), ckpt["model"], ckpt.get("spec"),
+            list(ckpt.get("labels", [])))
 
 
-def build_initial_model(cfg: TrainConfig, num_classes: int):
-    """A fresh model, or one initialised from --init-from (the classifier head is reset if the
-    number of classes differs). Returns (model, model_args, the source's input spec dict or None:
-    a fine-tuned model keeps its source's normalisation)."""
+def build_initial_model(cfg: TrainConfig, classes):
+    """A fresh model, or one initialised from --init-from. The classifier head is matched by label
+    name: the output row of every class the source knows is copied to that class's new position,
+    classes it does not know get fresh rows. Returns (model, model_args, the source's input spec
+    dict or None: a fine-tuned model keeps its source's normalisation)."""
+    classes = list(classes)
     if not cfg.init_from:
-        return build_model(cfg.arch, num_classes, 1, **cfg.model_args), dict(cfg.model_args), None
-    arch, args, weights, source_spec = load_init(Path(cfg.init_from))
+        return build_model(cfg.arch, len(classes), 1, **cfg.model_args), dict(cfg.model_args), None
+    arch, args, weights, source_spec, source_labels = load_init(Path(cfg.init_from))
     cfg.arch, cfg.model_args = arch, dict(args)  # resume rebuilds the model from cfg
-    model = build_model(arch, num_classes, 1, **args)
+    model = build_model(arch, len(classes), 1, **args)
     own = model.state_dict()
-    usable = {k: v for k, v in weights.items() if k in own and own[k].shape == v.shape}
-    missing = sorted(set(own) - set(usable))
-    model.load_state_dict(usable, strict=False)
-    log.warning("initialised from %s: %d tensors loaded, %d fresh (%s)", cfg.init_from,
-                len(usable), len(missing), ", ".join(missing[:4]))
+    usable = {k: v for k, v in weights.items()
+              if k in own and k not in HEAD and own[k].shape == v.shape}
+    kept = map_head(own, weights, source_labels, classes)
+    model.load_state_dict({**usable, **{k: own[k] for k in HEAD if k in own}}, strict=False)
+    fresh = sorted(set(own) - set(usable) - set(HEAD))
+    log.warning("initialised from %s: %d tensors loaded, %d fresh%s; head rows copied for %s%s",
+                cfg.init_from, len(usable), len(fresh), f" ({', '.join(fresh[:4])})" if fresh else "",
+                ", ".join(kept) or "no class",
+                f", fresh for {', '.join(c for c in classes if c not in kept)}"
+                if len(kept) < len(classes) else "")
     return model, args, source_spec
+
+
+def map_head(own: dict, weights: dict, source_labels: list[str], classes: list[str]) -> list[str]:
+    """Copy the source's classifier rows into `own` (in place) by label name; returns the classes
+    whose rows were copied. A source without labels, or with a head of another width, gives none."""
+    if not all(k in own and k in weights for k in HEAD):
+        return []
+    w, b = weights[HEAD[0]], weights[HEAD[1]]
+    if w.shape[1:] != own[HEAD[0]].shape[1:] or len(source_labels) != w.shape[0]:
+        return []
+    kept = []
+    for i, name in enumerate(classes):
+        if name in source_labels:
+            j = source_labels.index(name)
+            own[HEAD[0]][i], own[HEAD[1]][i] = w[j], b[j]
+            kept.append(name)
+    return kept
 
 
 def new_run_dir(out: Path, name: str) -> Path:
