@@ -23,13 +23,13 @@ from emotiscope.classify import EmotionClassifier  # noqa: E402
 from emotiscope.cli import main  # noqa: E402
 from emotiscope.errors import ConfigError, ModelError  # noqa: E402
 from emotiscope.preprocess import InputSpec, normalize  # noqa: E402
-from emotiscope.training import export, loop, setup  # noqa: E402
+from emotiscope.training import export, loop, runs, setup  # noqa: E402
 from emotiscope.training.augment import AugmentConfig  # noqa: E402
 from emotiscope.training.config import TrainConfig  # noqa: E402
 from emotiscope.training.data import load_csv  # noqa: E402
 from emotiscope.training.models import build_model  # noqa: E402
 
-OUTPUTS = ("best.pt", "last.pt", "model.onnx", "curves.png", "confusion.png", "history.json",
+OUTPUTS = ("best.pt", "last.pt", "model.onnx", "curves.png", "confusion.png", "history.json", "metrics.csv",
            "config.json", "report.json")
 CONV = "features.0.0.weight"  # the first conv of CompactCNN
 FER = ("angry", "disgust", "fear", "happy", "neutral", "sad", "surprise")
@@ -158,7 +158,7 @@ def test_resume_finishes_an_interrupted_run(sample_csv, tmp_path):
     assert len(first) == 1 and not (run_dir / "model.onnx").exists()
     assert load_ckpt(run_dir / "last.pt")["epoch"] == 1
 
-    assert loop.resume(run_dir) == run_dir
+    assert runs.resume(run_dir) == run_dir
     history = json.loads((run_dir / "history.json").read_text())
     assert [row["epoch"] for row in history] == [1, 2]
     assert history[0] == first[0]
@@ -173,15 +173,48 @@ def test_resume_matches_an_uninterrupted_run(sample_csv, tmp_path):
     seen: dict = {}
     with pytest.raises(KeyboardInterrupt):
         loop.train(config(sample_csv, tmp_path / "b", epochs=2), on_epoch_end=interrupt_after(1, seen))
-    resumed = loop.resume(seen["run_dir"])
+    resumed = runs.resume(seen["run_dir"])
     drop_time = lambda rows: [{k: v for k, v in r.items() if k != "seconds"} for r in rows]  # noqa: E731
     read = lambda d: drop_time(json.loads((d / "history.json").read_text()))  # noqa: E731
     assert read(resumed) == read(straight)
 
 
+def test_resume_extends_a_finished_run_from_another_folder(sample_csv, tmp_path, monkeypatch):
+    """A 1-epoch run resumed with --epochs 2 runs exactly one more epoch, on a learning-rate
+    schedule rebuilt for 2 epochs; the data path is stored absolute, so any folder works."""
+    (tmp_path / "here").mkdir()
+    (tmp_path / "data.csv").write_bytes(sample_csv.read_bytes())
+    monkeypatch.chdir(tmp_path / "here")
+    run_dir = loop.train(config("../data.csv", tmp_path / "runs", schedule="cosine"))
+    assert json.loads((run_dir / "config.json").read_text())["data"] == str(tmp_path / "data.csv")
+    before = load_ckpt(run_dir / "last.pt")
+    assert before["history"][-1]["lr"] == 0  # the 1-epoch cosine ended at zero
+    monkeypatch.chdir(tmp_path)
+    assert runs.resume(run_dir, {"epochs": 2}) == run_dir
+    after = load_ckpt(run_dir / "last.pt")
+    assert [row["epoch"] for row in after["history"]] == [1, 2]
+    assert after["history"][0] == before["history"][0]
+    assert not torch.equal(after["model"][CONV], before["model"][CONV])  # the lr was not zero
+    assert json.loads((run_dir / "config.json").read_text())["epochs"] == 2
+    assert json.loads((run_dir / "report.json").read_text())["epochs_run"] == 2
+    assert len(json.loads((run_dir / "history.json").read_text())) == 2
+    runs.resume(run_dir, {"epochs": 2})  # nothing more to do
+    assert load_ckpt(run_dir / "last.pt")["epoch"] == 2
+
+
+def test_resume_refuses_flags_that_would_change_the_run(base_run, tmp_path, capsys):
+    before = sha(base_run / "last.pt")
+    assert main(["train", "--resume", str(base_run), "--lr", "0.5"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "--lr cannot change" in err[0] and "--epochs" in err[0]
+    assert main(["train", str(base_run.parent), "--resume", str(base_run)]) == 2
+    assert "DATA cannot change" in capsys.readouterr().err
+    assert sha(base_run / "last.pt") == before
+
+
 def test_resume_without_a_checkpoint(tmp_path):
     with pytest.raises(ConfigError, match="no last.pt"):
-        loop.resume(tmp_path)
+        runs.resume(tmp_path)
 
 
 @pytest.mark.parametrize("source", ["best.pt", "model.onnx"])
@@ -239,7 +272,7 @@ def test_init_from_onnx_fine_tunes_on_a_class_subset(base_run, sample_csv, tmp_p
     seen: dict = {}
     with pytest.raises(KeyboardInterrupt):
         loop.train(cfg, on_epoch_end=interrupt_after(1, seen))
-    run_dir = loop.resume(seen["run_dir"])  # the run must rebuild the source's architecture
+    run_dir = runs.resume(seen["run_dir"])  # the run must rebuild the source's architecture
     clf = EmotionClassifier(run_dir / "model.onnx", threads=1)
     assert clf.labels == ("happy", "sad")
     assert clf.info.metadata["model_args"] == TINY
