@@ -215,6 +215,32 @@ def test_export_writes_a_model_with_the_checkpoints_contract(run_dir, tmp_path, 
                                atol=1e-5)
 
 
+def test_export_stamps_the_metrics_of_the_epoch_it_exports(run_dir, tmp_path, capsys):
+    """last.pt of a run whose best epoch came earlier carries its own epoch's validation metrics,
+    not best.pt's from report.json."""
+    folder = tmp_path / "run"
+    folder.mkdir()
+    (folder / "report.json").write_bytes((run_dir / "report.json").read_bytes())
+    report = json.loads((folder / "report.json").read_text())
+    ckpt = torch.load(run_dir / "last.pt", map_location="cpu", weights_only=True)
+    ckpt["history"] = ckpt["history"] + [{**ckpt["history"][-1], "epoch": 2, "val_acc": 0.0123,
+                                          "val_macro_f1": 0.0045}]
+    ckpt["epoch"] = 2
+    torch.save(ckpt, folder / "last.pt")
+    assert main(["export", str(folder / "last.pt")]) == 0
+    meta = EmotionClassifier(folder / "last.onnx", threads=1).info.metadata
+    assert meta["metrics"]["validation"] == {"accuracy": 0.0123, "macro_f1": 0.0045, "epoch": 2}
+    assert meta["training"]["exported_epoch"] == 2 and "temperature" not in meta
+    # best.pt: the report's metrics and temperature belong to its epoch
+    ckpt = torch.load(run_dir / "best.pt", map_location="cpu", weights_only=True)
+    torch.save(ckpt, folder / "best.pt")
+    assert main(["export", str(folder / "best.pt")]) == 0
+    meta = EmotionClassifier(folder / "best.onnx", threads=1).info.metadata
+    assert meta["metrics"]["validation"]["accuracy"] == report["accuracy"]
+    assert meta["metrics"]["validation"]["epoch"] == report["best_epoch"] == ckpt["epoch"]
+    assert meta["temperature"] == report["calibration"]["temperature"]
+
+
 def test_export_never_overwrites_without_force(run_dir, tmp_path, capsys):
     ckpt = tmp_path / "best.pt"
     ckpt.write_bytes((run_dir / "best.pt").read_bytes())
