@@ -75,8 +75,6 @@ class TrainConfig:
              f"--backbone-lr-scale {self.backbone_lr_scale} must be in (0, 1], e.g. 0.1"),
             (not (self.val and self.val_fraction),
              "--val and --val-fraction both choose the validation data; pass only one"),
-            (not (self.val and self.group_by),
-             "--group-by splits the training data; it cannot be combined with --val"),
         ]
         for ok, message in checks:
             if not ok:

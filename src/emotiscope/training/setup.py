@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import re
 from pathlib import Path
+
+import numpy as np
 
 from ..errors import ConfigError, InputError, ModelError
 from ..outputs import check_writable_folder, display
@@ -14,6 +17,9 @@ from .data import FaceSet, balance, load_any, select_classes, split_fraction
 from .models import build_model
 
 log = logging.getLogger(__name__)
+
+
+SMALL_VAL = 50  # fewer validation faces than this: accuracy moves in steps of 2 % or more
 
 
 def prepare_data(cfg: TrainConfig) -> tuple[FaceSet, FaceSet, str]:
@@ -26,6 +32,10 @@ def prepare_data(cfg: TrainConfig) -> tuple[FaceSet, FaceSet, str]:
         other = load_any(Path(cfg.val), cfg.size, cfg.strict)
         val = other.get("val") or other.get("all") or other.get("test")
         source = f"{cfg.val}"
+    elif cfg.group_by and "val" not in splits:
+        fraction = cfg.val_fraction or 0.2
+        train, val = split_groups(train, cfg.group_by, fraction, cfg.seed)
+        source = f"subjects holding ~{fraction:.0%} of {cfg.data} held out (--group-by)"
     elif cfg.val_fraction:
         train, val = split_fraction(train, cfg.val_fraction, cfg.seed)
         source = f"{cfg.val_fraction:.0%} of {cfg.data} held out"
@@ -46,7 +56,64 @@ def prepare_data(cfg: TrainConfig) -> tuple[FaceSet, FaceSet, str]:
     if len(train) < cfg.batch_size // 4 or len(set(train.labels.tolist())) < 2:
         raise ConfigError(f"only {len(train)} training images in {len(set(train.labels.tolist()))} "
                           "class(es); need at least 2 classes with images")
+    warn_about_validation(cfg, train, val, random_split="held out" in source and not cfg.group_by)
     return train, val, source
+
+
+def subjects(fs: FaceSet, pattern: str) -> np.ndarray:
+    """The subject id of every face: the first group of `pattern` searched in its file name."""
+    if not len(fs.files):
+        raise ConfigError("--group-by needs image files to read subject ids from; this data (a CSV) "
+                          "has no file names")
+    regex = re.compile(pattern)
+    ids = []
+    for f in fs.files:
+        match = regex.search(Path(str(f)).name)
+        if not match or match.group(1) is None:
+            raise ConfigError(f"--group-by {pattern!r} does not match the file name {f!r}; every "
+                              r"file name must contain the subject id, e.g. '^(\w+?)_' for alice_01.jpg")
+        ids.append(match.group(1))
+    return np.array(ids)
+
+
+def split_groups(fs: FaceSet, pattern: str, fraction: float, seed: int = 0) -> tuple[FaceSet, FaceSet]:
+    """(train, val) with no subject in both: whole subjects (seeded order) go to val until it
+    holds about `fraction` of the faces."""
+    if not 0 < fraction < 1:
+        raise ConfigError(f"--val-fraction {fraction} must be between 0 and 1 (e.g. 0.2)")
+    ids = subjects(fs, pattern)
+    names, counts = np.unique(ids, return_counts=True)
+    if len(names) < 2:
+        raise ConfigError(f"--group-by {pattern!r} finds {len(names)} subject ({names[0]}); a "
+                          "subject-wise split needs at least 2")
+    order = np.random.default_rng(seed).permutation(len(names))
+    target, taken, held = fraction * len(fs), 0, []
+    for k in order[:-1]:  # at least one subject stays for training
+        if taken >= target:
+            break
+        held.append(names[k])
+        taken += counts[k]
+    mask = np.isin(ids, held)
+    return fs.subset(~mask, skipped=[]), fs.subset(mask, skipped=[])
+
+
+def warn_about_validation(cfg: TrainConfig, train: FaceSet, val: FaceSet, random_split: bool) -> None:
+    """Warn when the validation accuracy will not mean much: few faces, subjects seen in
+    training, or a random split of photo folders (which may hold the same people)."""
+    if len(val) < SMALL_VAL:
+        log.warning("only %d validation faces: accuracy moves in steps of %.0f %%; add more, ideally "
+                    "of people not in the training data", len(val), 100 / max(len(val), 1))
+    if cfg.group_by:
+        seen = set(subjects(train, cfg.group_by))
+        shared = sorted(seen & set(subjects(val, cfg.group_by))) if len(val.files) else []
+        if shared:
+            log.warning("%d subject(s) are in both training and validation data (e.g. %s): "
+                        "validation measures memory of those faces, not generalisation",
+                        len(shared), ", ".join(shared[:3]))
+    elif random_split and len(train.files):
+        log.warning("validation is a random split of %s: photos of one person may land on both "
+                    "sides; pass --group-by REGEX (subject id in the file name) for a subject-wise "
+                    "split", cfg.data)
 
 
 HEAD = ("classifier.weight", "classifier.bias")  # the output layer of every architecture
