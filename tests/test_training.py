@@ -323,6 +323,12 @@ def test_cli_train_prints_the_run_dir(sample_csv, tmp_path, capsys):
     (["--val-fraction", "1.5"], 2, "--val-fraction 1.5"),
     (["--arch", "vgg99"], 2, "unknown architecture 'vgg99'"),
     (["--init-from", "nosuch.onnx"], 2, "nosuch.onnx does not exist"),
+    (["--device", "mps"], 2, "--device 'mps' is not supported; use auto, cpu, cuda or cuda:N"),
+    (["--device", "gpu"], 2, "--device 'gpu' is not supported"),
+    (["--augment", "flip=2"], 2, "--augment flip=2 is out of range; use 0 to 1"),
+    (["--augment", "rotate=400"], 2, "--augment rotate=400 is out of range; use 0 to 180"),
+    (["--val", "x.csv", "--val-fraction", "0.2"], 2, "--val and --val-fraction both choose"),
+    (["--freeze", "features", "--backbone-lr-scale", "2"], 2, "--backbone-lr-scale 2 must be in (0, 1]"),
 ])
 def test_cli_train_bad_options(sample_csv, tmp_path, capsys, args, code, fragment):
     assert main(["train", str(sample_csv), "--out", str(tmp_path), *args]) == code

@@ -72,7 +72,7 @@ class TrainConfig:
             (0 <= self.ema < 1, f"--ema {self.ema} must be in [0, 1), e.g. 0.999"),
             (self.freeze in (None, "features"), f"--freeze {self.freeze!r}: use features"),
             (0 < self.backbone_lr_scale <= 1,
-             f"--backbone-lr-scale {self.backbone_lr_scale} must be in (0, 1], e.g. 0.1"),
+             f"--backbone-lr-scale {self.backbone_lr_scale:g} must be in (0, 1], e.g. 0.1"),
             (not (self.val and self.val_fraction),
              "--val and --val-fraction both choose the validation data; pass only one"),
         ]

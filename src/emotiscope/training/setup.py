@@ -154,7 +154,8 @@ def build_initial_model(cfg: TrainConfig, classes):
               if k in own and k not in HEAD and own[k].shape == v.shape}
     kept = map_head(own, weights, source_labels, classes)
     model.load_state_dict({**usable, **{k: own[k] for k in HEAD if k in own}}, strict=False)
-    fresh = sorted(set(own) - set(usable) - set(HEAD))
+    fresh = sorted(k for k in set(own) - set(usable) - set(HEAD)
+                   if not k.endswith("num_batches_tracked"))  # a counter, not weights
     log.warning("initialised from %s: %d tensors loaded, %d fresh%s; head rows copied for %s%s",
                 cfg.init_from, len(usable), len(fresh), f" ({', '.join(fresh[:4])})" if fresh else "",
                 ", ".join(kept) or "no class",
