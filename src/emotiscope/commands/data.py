@@ -1,4 +1,5 @@
-"""`emotiscope data stats|samples PATH`: class counts per split with a bar chart; a sample grid."""
+"""`emotiscope data stats|samples PATH`: class counts per split with a bar chart; a sample grid.
+`emotiscope data cache [--clear]`: the decoded-data cache's size, or clear it."""
 
 from __future__ import annotations
 
@@ -31,6 +32,9 @@ def register(sub) -> None:
     g.add_argument("--out", default="samples.png", help="grid PNG (default samples.png)")
     g.add_argument("--force", action="store_true", help="overwrite --out")
     g.set_defaults(func=run_samples)
+    c = dsub.add_parser("cache", help="show the decoded-data cache's folder and size, or clear it")
+    c.add_argument("--clear", action="store_true", help="delete the cached data sets")
+    c.set_defaults(func=run_cache)
 
 
 def run_stats(args: argparse.Namespace) -> int:
@@ -98,3 +102,19 @@ def augmented(faces, settings: str, seed: int):
     x = torch.from_numpy(faces).float()[:, None]
     out = augment_batch(x, cfg, torch.Generator().manual_seed(seed))
     return out[:, 0].round().clamp(0, 255).to(torch.uint8).numpy()
+
+
+def run_cache(args: argparse.Namespace) -> int:
+    from ..training.data import cache_dir
+
+    root = cache_dir()
+    files = sorted(root.glob("*.npz")) if root.is_dir() else []
+    size = sum(f.stat().st_size for f in files)
+    if args.clear:
+        for f in files:
+            f.unlink(missing_ok=True)
+        print(f"cleared {len(files)} cached data set(s), {size / 1e6:.1f} MB, from {display(root)}")
+    else:
+        print(f"{display(root)}: {len(files)} cached data set(s), {size / 1e6:.1f} MB "
+              "($EMOTISCOPE_CACHE moves it; `emotiscope data cache --clear` empties it)")
+    return 0
