@@ -18,8 +18,8 @@ import torch.nn.functional as F
 from emotiscope.preprocess import normalize
 from emotiscope.training.augment import AugmentConfig, augment_batch
 from emotiscope.training.config import TrainConfig
-from emotiscope.training.loop import make_optimizer
 from emotiscope.training.models import build_model, count_macs
+from emotiscope.training.optim import make_optimizer
 
 
 def bench(arch: str, steps: int, batch: int, warmup: int = 1) -> tuple[float, float]:

@@ -16,7 +16,7 @@ from fixtures.training import TRAINING_MARKS, config, face_folders  # noqa: E402
 
 from emotiscope.cli import main  # noqa: E402
 from emotiscope.errors import ModelError  # noqa: E402
-from emotiscope.training import loop  # noqa: E402
+from emotiscope.training import loop, runs  # noqa: E402
 from emotiscope.training.checkpoint import RESUME_KEYS, load_checkpoint  # noqa: E402
 
 pytestmark = TRAINING_MARKS
@@ -126,7 +126,7 @@ def test_resume_of_a_run_killed_while_finishing_only_writes_its_results(data, tm
     (run / "model.onnx").unlink()
     (run / "report.json").unlink()
     history = (run / "history.json").read_bytes()
-    assert loop.resume(run) == run
+    assert runs.resume(run) == run
     assert (run / "model.onnx").is_file()
     assert json.loads((run / "report.json").read_text())["epochs_run"] == 1
     assert (run / "history.json").read_bytes() == history  # no epoch was trained again

@@ -4,6 +4,7 @@ In-process via emotiscope.cli.main, plus one subprocess call; tiny random-weight
 
 from __future__ import annotations
 
+import csv
 import json
 import os
 import subprocess
@@ -130,6 +131,51 @@ def test_evaluate_summary_table(sample_csv, tiny_model_path, capsys):
     assert all(any(line.startswith(name) for line in out.splitlines()) for name in FER_LABELS)
 
 
+def test_evaluate_classes_predictions_and_mistakes(sample_csv, tmp_path, capsys):
+    """A 3-class model on the 7-class data: --classes restricts the data; --predictions writes
+    one row per face; --mistakes a grid of the most confident mistakes."""
+    from fixtures.tiny_model import make_tiny_model
+
+    model = make_tiny_model(tmp_path / "three.onnx", labels=("happy", "sad", "neutral"))
+    base = ["evaluate", str(sample_csv), "--model", str(model)]
+    assert main(base + ["--json"]) == 1
+    assert "pass --classes" in error_line(capsys, "evaluate")
+    pred, grid = tmp_path / "pred.csv", tmp_path / "mistakes.png"
+    assert main(base + ["--classes", "happy,sad,neutral", "--json", "--predictions", str(pred),
+                        "--mistakes", str(grid)]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["n"] == 75 and report["labels"] == ["happy", "sad", "neutral"]
+    rows = list(csv.DictReader(pred.open()))
+    assert len(rows) == 75 and list(rows[0]) == ["file", "true", "predicted", "confidence"]
+    assert {r["true"] for r in rows} == {"happy", "sad", "neutral"}
+    assert sum(r["true"] == r["predicted"] for r in rows) / 75 == pytest.approx(report["accuracy"], abs=1e-4)
+    assert all(0 < float(r["confidence"]) <= 1 for r in rows)
+    assert min(png(grid).shape[:2]) > 50
+    assert main(base + ["--classes", "happy,sad,neutral", "--predictions", str(pred)]) == 1
+    assert "already exists" in error_line(capsys, "evaluate")
+
+
+def test_confident_mistakes_are_ordered_per_true_class():
+    from emotiscope.training.mistakes import confident_mistakes
+
+    probs = np.array([[0.9, 0.1], [0.4, 0.6], [0.2, 0.8], [0.7, 0.3], [0.5, 0.5]])
+    details = {"y_true": np.array([0, 0, 0, 1, 1]), "y_pred": probs.argmax(1), "probs": probs}
+    assert confident_mistakes(details, 2, 5)[0] == [2, 1]  # 0.8 before 0.6
+    assert confident_mistakes(details, 2, 1)[1] == [3]
+
+
+def test_data_cache_shows_its_size_and_clears(sample_csv, tmp_path, capsys):
+    assert main(["data", "stats", str(sample_csv), "--out", str(tmp_path / "c.png")]) == 0
+    capsys.readouterr()
+    assert main(["data", "cache"]) == 0
+    out = capsys.readouterr().out
+    assert "1 cached data set(s)" in out and "MB" in out
+    assert main(["data", "cache", "--clear"]) == 0
+    assert "cleared 1 cached data set(s)" in capsys.readouterr().out
+    assert main(["data", "cache"]) == 0
+    assert "0 cached data set(s), 0.0 MB" in capsys.readouterr().out
+
+
 def test_evaluate_out_writes_files_and_never_overwrites(sample_csv, tiny_model_path, tmp_path,
                                                         capsys):
     out = tmp_path / "eval"
@@ -213,6 +259,32 @@ def test_export_writes_a_model_with_the_checkpoints_contract(run_dir, tmp_path, 
     np.testing.assert_allclose(clf.predict_crops(faces),
                                EmotionClassifier(run_dir / "model.onnx", threads=1).predict_crops(faces),
                                atol=1e-5)
+
+
+def test_export_stamps_the_metrics_of_the_epoch_it_exports(run_dir, tmp_path, capsys):
+    """last.pt of a run whose best epoch came earlier carries its own epoch's validation metrics,
+    not best.pt's from report.json."""
+    folder = tmp_path / "run"
+    folder.mkdir()
+    (folder / "report.json").write_bytes((run_dir / "report.json").read_bytes())
+    report = json.loads((folder / "report.json").read_text())
+    ckpt = torch.load(run_dir / "last.pt", map_location="cpu", weights_only=True)
+    ckpt["history"] = ckpt["history"] + [{**ckpt["history"][-1], "epoch": 2, "val_acc": 0.0123,
+                                          "val_macro_f1": 0.0045}]
+    ckpt["epoch"] = 2
+    torch.save(ckpt, folder / "last.pt")
+    assert main(["export", str(folder / "last.pt")]) == 0
+    meta = EmotionClassifier(folder / "last.onnx", threads=1).info.metadata
+    assert meta["metrics"]["validation"] == {"accuracy": 0.0123, "macro_f1": 0.0045, "epoch": 2}
+    assert meta["training"]["exported_epoch"] == 2 and "temperature" not in meta
+    # best.pt: the report's metrics and temperature belong to its epoch
+    ckpt = torch.load(run_dir / "best.pt", map_location="cpu", weights_only=True)
+    torch.save(ckpt, folder / "best.pt")
+    assert main(["export", str(folder / "best.pt")]) == 0
+    meta = EmotionClassifier(folder / "best.onnx", threads=1).info.metadata
+    assert meta["metrics"]["validation"]["accuracy"] == report["accuracy"]
+    assert meta["metrics"]["validation"]["epoch"] == report["best_epoch"] == ckpt["epoch"]
+    assert meta["temperature"] == report["calibration"]["temperature"]
 
 
 def test_export_never_overwrites_without_force(run_dir, tmp_path, capsys):

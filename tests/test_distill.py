@@ -18,7 +18,7 @@ from fixtures.training import TRAINING_MARKS, config  # noqa: E402
 from emotiscope.classify import EmotionClassifier  # noqa: E402
 from emotiscope.cli import main  # noqa: E402
 from emotiscope.errors import ConfigError  # noqa: E402
-from emotiscope.training import loop  # noqa: E402
+from emotiscope.training import loop, runs  # noqa: E402
 from emotiscope.training.augment import AugmentConfig  # noqa: E402
 from emotiscope.training.data import FaceSet, load_csv  # noqa: E402
 from emotiscope.training.distill import soft_cross_entropy, teacher_targets  # noqa: E402
@@ -106,7 +106,7 @@ def test_ema_checkpoints_the_average_and_resumes_exactly(sample_csv, tmp_path):
 
     with pytest.raises(KeyboardInterrupt):
         loop.train(config(sample_csv, tmp_path / "b", epochs=2, ema=0.9), on_epoch_end=stop)
-    resumed = loop.resume(seen["run_dir"])
+    resumed = runs.resume(seen["run_dir"])
     read = lambda d: [{k: v for k, v in r.items() if k != "seconds"}  # noqa: E731
                       for r in json.loads((d / "history.json").read_text())]
     assert read(resumed) == read(straight)
@@ -124,7 +124,7 @@ def test_cli_augment_settings_reach_the_config(sample_csv, tmp_path, capsys):
 @pytest.mark.parametrize("args, fragment", [
     (["--augment", "blur=1"], "'blur=1': unknown key"),
     (["--augment", "erase=lots"], "'lots' is not a float"),
-    (["--augment", "rotate=-5"], "must be >= 0"),
+    (["--augment", "rotate=-5"], "out of range"),
     (["--distill-weight", "1.5"], "--distill-weight 1.5 must be in [0, 1]"),
     (["--ema", "1"], "--ema 1.0 must be in [0, 1)"),
     (["--distill", "nosuch.bin"], "pass an .onnx model"),

@@ -17,20 +17,22 @@ pytest.importorskip("matplotlib")
 
 import cv2  # noqa: E402
 from fixtures.tiny_model import make_tiny_model  # noqa: E402
-from fixtures.training import TINY, TRAINING_MARKS, config  # noqa: E402
+from fixtures.training import TINY, TRAINING_MARKS, config, face_folders  # noqa: E402
 
 from emotiscope.classify import EmotionClassifier  # noqa: E402
 from emotiscope.cli import main  # noqa: E402
 from emotiscope.errors import ConfigError, ModelError  # noqa: E402
 from emotiscope.preprocess import InputSpec, normalize  # noqa: E402
-from emotiscope.training import export, loop, setup  # noqa: E402
+from emotiscope.training import export, loop, runs, setup  # noqa: E402
+from emotiscope.training.augment import AugmentConfig  # noqa: E402
 from emotiscope.training.config import TrainConfig  # noqa: E402
 from emotiscope.training.data import load_csv  # noqa: E402
 from emotiscope.training.models import build_model  # noqa: E402
 
-OUTPUTS = ("best.pt", "last.pt", "model.onnx", "curves.png", "confusion.png", "history.json",
+OUTPUTS = ("best.pt", "last.pt", "model.onnx", "curves.png", "confusion.png", "history.json", "metrics.csv",
            "config.json", "report.json")
 CONV = "features.0.0.weight"  # the first conv of CompactCNN
+FER = ("angry", "disgust", "fear", "happy", "neutral", "sad", "surprise")
 
 pytestmark = TRAINING_MARKS
 
@@ -156,7 +158,7 @@ def test_resume_finishes_an_interrupted_run(sample_csv, tmp_path):
     assert len(first) == 1 and not (run_dir / "model.onnx").exists()
     assert load_ckpt(run_dir / "last.pt")["epoch"] == 1
 
-    assert loop.resume(run_dir) == run_dir
+    assert runs.resume(run_dir) == run_dir
     history = json.loads((run_dir / "history.json").read_text())
     assert [row["epoch"] for row in history] == [1, 2]
     assert history[0] == first[0]
@@ -171,15 +173,48 @@ def test_resume_matches_an_uninterrupted_run(sample_csv, tmp_path):
     seen: dict = {}
     with pytest.raises(KeyboardInterrupt):
         loop.train(config(sample_csv, tmp_path / "b", epochs=2), on_epoch_end=interrupt_after(1, seen))
-    resumed = loop.resume(seen["run_dir"])
+    resumed = runs.resume(seen["run_dir"])
     drop_time = lambda rows: [{k: v for k, v in r.items() if k != "seconds"} for r in rows]  # noqa: E731
     read = lambda d: drop_time(json.loads((d / "history.json").read_text()))  # noqa: E731
     assert read(resumed) == read(straight)
 
 
+def test_resume_extends_a_finished_run_from_another_folder(sample_csv, tmp_path, monkeypatch):
+    """A 1-epoch run resumed with --epochs 2 runs exactly one more epoch, on a learning-rate
+    schedule rebuilt for 2 epochs; the data path is stored absolute, so any folder works."""
+    (tmp_path / "here").mkdir()
+    (tmp_path / "data.csv").write_bytes(sample_csv.read_bytes())
+    monkeypatch.chdir(tmp_path / "here")
+    run_dir = loop.train(config("../data.csv", tmp_path / "runs", schedule="cosine"))
+    assert json.loads((run_dir / "config.json").read_text())["data"] == str(tmp_path / "data.csv")
+    before = load_ckpt(run_dir / "last.pt")
+    assert before["history"][-1]["lr"] == 0  # the 1-epoch cosine ended at zero
+    monkeypatch.chdir(tmp_path)
+    assert runs.resume(run_dir, {"epochs": 2}) == run_dir
+    after = load_ckpt(run_dir / "last.pt")
+    assert [row["epoch"] for row in after["history"]] == [1, 2]
+    assert after["history"][0] == before["history"][0]
+    assert not torch.equal(after["model"][CONV], before["model"][CONV])  # the lr was not zero
+    assert json.loads((run_dir / "config.json").read_text())["epochs"] == 2
+    assert json.loads((run_dir / "report.json").read_text())["epochs_run"] == 2
+    assert len(json.loads((run_dir / "history.json").read_text())) == 2
+    runs.resume(run_dir, {"epochs": 2})  # nothing more to do
+    assert load_ckpt(run_dir / "last.pt")["epoch"] == 2
+
+
+def test_resume_refuses_flags_that_would_change_the_run(base_run, tmp_path, capsys):
+    before = sha(base_run / "last.pt")
+    assert main(["train", "--resume", str(base_run), "--lr", "0.5"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "--lr cannot change" in err[0] and "--epochs" in err[0]
+    assert main(["train", str(base_run.parent), "--resume", str(base_run)]) == 2
+    assert "DATA cannot change" in capsys.readouterr().err
+    assert sha(base_run / "last.pt") == before
+
+
 def test_resume_without_a_checkpoint(tmp_path):
     with pytest.raises(ConfigError, match="no last.pt"):
-        loop.resume(tmp_path)
+        runs.resume(tmp_path)
 
 
 @pytest.mark.parametrize("source", ["best.pt", "model.onnx"])
@@ -187,14 +222,48 @@ def test_init_from_copies_weights_and_resets_the_head(base_run, sample_csv, sour
     src = load_ckpt(base_run / "best.pt")  # model.onnx holds the same (best) weights
     cfg = config(sample_csv, base_run.parent, arch="resnet", model_args={},
                  init_from=str(base_run / source), classes=["happy", "sad"])
-    model, args, source_spec = setup.build_initial_model(cfg, 2)
+    model, args, source_spec = setup.build_initial_model(cfg, ("happy", "sad"))
     state = model.state_dict()
     assert cfg.arch == "compact" and args == TINY  # architecture comes from the source
     assert source_spec["mean"] == src["spec"]["mean"]  # normalisation comes from the source too
     torch.testing.assert_close(state[CONV], src["model"][CONV], rtol=0, atol=0)
     torch.testing.assert_close(state["features.0.1.running_mean"],
                                src["model"]["features.0.1.running_mean"], rtol=0, atol=0)
-    assert state["classifier.weight"].shape == (2, 16)  # fresh head for 2 classes
+    assert state["classifier.weight"].shape == (2, 16)  # a head for 2 classes...
+    for i, name in enumerate(("happy", "sad")):  # ...whose rows are the source's, by label name
+        j = src["labels"].index(name)
+        torch.testing.assert_close(state["classifier.weight"][i], src["model"]["classifier.weight"][j])
+        torch.testing.assert_close(state["classifier.bias"][i], src["model"]["classifier.bias"][j])
+
+
+def test_init_from_maps_head_rows_by_label_name_in_any_folder_order(tmp_path):
+    """A happy/sad/neutral model fine-tuned on folders that sort neutral before sad keeps each
+    label's output row; a label the source never saw gets a fresh row."""
+    data = face_folders(tmp_path / "faces", classes=("happy", "neutral", "sad"), per_class=6)
+    source_run = loop.train(config(data, tmp_path / "runs", classes=["happy", "sad", "neutral"],
+                                   batch_size=8))
+    src = load_ckpt(source_run / "best.pt")
+    assert src["labels"] == ["happy", "sad", "neutral"]
+    target = ("happy", "neutral", "sad", "surprise")  # the order a plain folder tree gives
+    cfg = config(data, tmp_path / "runs", init_from=str(source_run / "model.onnx"))
+    model, _, _ = setup.build_initial_model(cfg, target)
+    w, b = model.state_dict()["classifier.weight"], model.state_dict()["classifier.bias"]
+    for i, name in enumerate(target[:3]):
+        j = src["labels"].index(name)
+        torch.testing.assert_close(w[i], src["model"]["classifier.weight"][j], rtol=0, atol=0)
+        torch.testing.assert_close(b[i], src["model"]["classifier.bias"][j], rtol=0, atol=0)
+    assert not any(torch.equal(w[3], row) for row in src["model"]["classifier.weight"])
+
+    # end to end: fine-tuned on the folder order, each label's row still starts from the source
+    run = loop.train(config(data, tmp_path / "runs", init_from=str(source_run / "best.pt"),
+                            batch_size=8, lr=1e-9, optimizer="sgd", schedule="constant",
+                            augment=AugmentConfig(0, 0, 0, 0, 0, 0, 0)))
+    tuned = load_ckpt(run / "last.pt")
+    assert tuned["labels"] == ["happy", "neutral", "sad"]
+    for i, name in enumerate(tuned["labels"]):
+        j = src["labels"].index(name)
+        torch.testing.assert_close(tuned["model"]["classifier.weight"][i],
+                                   src["model"]["classifier.weight"][j], rtol=0, atol=1e-6)
 
 
 def test_init_from_onnx_fine_tunes_on_a_class_subset(base_run, sample_csv, tmp_path):
@@ -203,7 +272,7 @@ def test_init_from_onnx_fine_tunes_on_a_class_subset(base_run, sample_csv, tmp_p
     seen: dict = {}
     with pytest.raises(KeyboardInterrupt):
         loop.train(cfg, on_epoch_end=interrupt_after(1, seen))
-    run_dir = loop.resume(seen["run_dir"])  # the run must rebuild the source's architecture
+    run_dir = runs.resume(seen["run_dir"])  # the run must rebuild the source's architecture
     clf = EmotionClassifier(run_dir / "model.onnx", threads=1)
     assert clf.labels == ("happy", "sad")
     assert clf.info.metadata["model_args"] == TINY
@@ -217,21 +286,21 @@ def test_init_from_onnx_fine_tunes_on_a_class_subset(base_run, sample_csv, tmp_p
 def test_init_from_bad_sources(tmp_path, sample_csv, tiny_model_path):
     cfg = config(sample_csv, tmp_path, init_from=str(tmp_path / "nosuch.pt"))
     with pytest.raises(ConfigError, match="nosuch.pt does not exist"):
-        setup.build_initial_model(cfg, 7)
+        setup.build_initial_model(cfg, FER)
     junk = tmp_path / "junk.pt"
     torch.save({"weights": 1}, junk)
     with pytest.raises(ModelError, match="not an emotiscope checkpoint"):
-        setup.build_initial_model(config(sample_csv, tmp_path, init_from=str(junk)), 7)
+        setup.build_initial_model(config(sample_csv, tmp_path, init_from=str(junk)), FER)
     for garbage in (b"", b"not a checkpoint", b"PK\x03\x04 not a zip either"):
         junk.write_bytes(garbage)
         with pytest.raises(ModelError, match="not an emotiscope checkpoint"):
-            setup.build_initial_model(config(sample_csv, tmp_path, init_from=str(junk)), 7)
+            setup.build_initial_model(config(sample_csv, tmp_path, init_from=str(junk)), FER)
     with pytest.raises(ConfigError, match="unknown architecture 'tiny-test'"):
-        setup.build_initial_model(config(sample_csv, tmp_path, init_from=str(tiny_model_path)), 7)
+        setup.build_initial_model(config(sample_csv, tmp_path, init_from=str(tiny_model_path)), FER)
     no_arch = make_tiny_model(tmp_path / "no_arch.onnx", metadata={
         "labels": ["a", "b"], "input": {"size": 48, "channels": 1, "mean": 0.5, "std": 0.25}})
     with pytest.raises(ModelError, match="no 'arch'"):
-        setup.build_initial_model(config(sample_csv, tmp_path, init_from=str(no_arch)), 7)
+        setup.build_initial_model(config(sample_csv, tmp_path, init_from=str(no_arch)), FER)
 
 
 # --- the CLI, in-process -------------------------------------------------------------------------
@@ -254,6 +323,12 @@ def test_cli_train_prints_the_run_dir(sample_csv, tmp_path, capsys):
     (["--val-fraction", "1.5"], 2, "--val-fraction 1.5"),
     (["--arch", "vgg99"], 2, "unknown architecture 'vgg99'"),
     (["--init-from", "nosuch.onnx"], 2, "nosuch.onnx does not exist"),
+    (["--device", "mps"], 2, "--device 'mps' is not supported; use auto, cpu, cuda or cuda:N"),
+    (["--device", "gpu"], 2, "--device 'gpu' is not supported"),
+    (["--augment", "flip=2"], 2, "--augment flip=2 is out of range; use 0 to 1"),
+    (["--augment", "rotate=400"], 2, "--augment rotate=400 is out of range; use 0 to 180"),
+    (["--val", "x.csv", "--val-fraction", "0.2"], 2, "--val and --val-fraction both choose"),
+    (["--freeze", "features", "--backbone-lr-scale", "2"], 2, "--backbone-lr-scale 2 must be in (0, 1]"),
 ])
 def test_cli_train_bad_options(sample_csv, tmp_path, capsys, args, code, fragment):
     assert main(["train", str(sample_csv), "--out", str(tmp_path), *args]) == code

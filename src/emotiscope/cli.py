@@ -16,7 +16,8 @@ import sys
 from . import __version__
 from .errors import ConfigError, EmotiscopeError
 
-COMMANDS = ("predict", "info", "video", "webcam", "serve", "data", "train", "export", "evaluate")
+COMMANDS = ("predict", "info", "video", "webcam", "serve", "data", "train", "export", "evaluate",
+            "runs")
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -1,4 +1,5 @@
-"""`emotiscope data stats|samples PATH`: class counts per split with a bar chart; a sample grid."""
+"""`emotiscope data stats|samples PATH`: class counts per split with a bar chart; a sample grid.
+`emotiscope data cache [--clear]`: the decoded-data cache's size, or clear it."""
 
 from __future__ import annotations
 
@@ -25,9 +26,15 @@ def register(sub) -> None:
     g.add_argument("--split", help="split to draw from (default train, else all)")
     g.add_argument("-n", type=int, default=8, help="faces per class (default 8)")
     g.add_argument("--seed", type=int, default=0)
+    g.add_argument("--augment", nargs="?", const="", metavar="K=V,...",
+                   help="show the faces as training augments them (default settings, or changed "
+                   "ones, e.g. rotate=30,erase=0); needs torch")
     g.add_argument("--out", default="samples.png", help="grid PNG (default samples.png)")
     g.add_argument("--force", action="store_true", help="overwrite --out")
     g.set_defaults(func=run_samples)
+    c = dsub.add_parser("cache", help="show the decoded-data cache's folder and size, or clear it")
+    c.add_argument("--clear", action="store_true", help="delete the cached data sets")
+    c.set_defaults(func=run_cache)
 
 
 def run_stats(args: argparse.Namespace) -> int:
@@ -70,7 +77,44 @@ def run_samples(args: argparse.Namespace) -> int:
     wanted = [args.cls] if args.cls else list(fs.classes)
     picks = [i for c in wanted
              for i in rng.permutation(np.flatnonzero(fs.labels == fs.classes.index(c)))[:args.n]]
-    save_grid(fs.images[picks], [fs.classes[fs.labels[i]] for i in picks], out,
+    faces = fs.images[picks]
+    if args.augment is not None:
+        faces = augmented(faces, args.augment, args.seed)
+    save_grid(faces, [fs.classes[fs.labels[i]] for i in picks], out,
               cols=min(args.n, 8) if args.cls else args.n)
     print(f"{len(picks)} faces from {name}: {display(out)}")
+    return 0
+
+
+def augmented(faces, settings: str, seed: int):
+    """uint8 N x S x S faces after one draw of the training augmentation."""
+    from ..errors import DependencyError
+
+    try:
+        import torch
+
+        from ..training.augment import AugmentConfig, augment_batch
+    except ImportError as exc:
+        raise DependencyError("--augment needs torch: pip install torch==2.13.0 'emotiscope[train]'") from exc
+    from .train import parse_augment
+
+    cfg = parse_augment(settings, AugmentConfig()) if settings else AugmentConfig()
+    x = torch.from_numpy(faces).float()[:, None]
+    out = augment_batch(x, cfg, torch.Generator().manual_seed(seed))
+    return out[:, 0].round().clamp(0, 255).to(torch.uint8).numpy()
+
+
+def run_cache(args: argparse.Namespace) -> int:
+    from ..training.data import cache_dir
+
+    root = cache_dir()
+    files = sorted(root.glob("*.npz")) if root.is_dir() else []
+    size = sum(f.stat().st_size for f in files)
+    if args.clear:
+        for f in files:
+            f.unlink(missing_ok=True)
+        print(f"cleared {len(files)} cached data set(s), {size / 1e6:.1f} MB, from {display(root)}")
+    else:
+        print(f"{display(root)}: {len(files)} cached data set(s), {size / 1e6:.1f} MB "
+              "($EMOTISCOPE_CACHE moves it; `emotiscope data cache --clear` empties it)")
     return 0

@@ -22,6 +22,12 @@ def register(sub) -> None:
     p.add_argument("--faces", default="auto", choices=["auto", "crops", "detect"],
                    help="images are face crops, or photos to detect faces in (auto: by image size)")
     p.add_argument("--detector", default="auto", help="face detector for photos (auto, yunet, haar)")
+    p.add_argument("--classes", help="only these data classes, e.g. happy,sad,neutral (a model "
+                   "with fewer labels than the data)")
+    p.add_argument("--predictions", metavar="FILE.csv",
+                   help="write one row per image: file (or row index), true, predicted, confidence")
+    p.add_argument("--mistakes", metavar="FILE.png",
+                   help="write a grid of the most confident mistakes, one row per true class")
     p.add_argument("--out", help="folder for report.json, confusion.png and reliability.png "
                    "(not written if omitted)")
     p.add_argument("--force", action="store_true", help="overwrite files in --out")
@@ -61,7 +67,20 @@ def run(args: argparse.Namespace) -> int:
         report_path = check_new(out / "report.json", args.force)
         picture = check_new(out / "confusion.png", args.force)
         diagram = check_new(out / "reliability.png", args.force)
-    report = evaluate(args.model, Path(args.data), args.split, args.tta, args.faces, args.detector)
+    predictions = check_new(Path(args.predictions), args.force, "--predictions") if args.predictions else None
+    mistakes = check_new(Path(args.mistakes), args.force, "--mistakes") if args.mistakes else None
+    classes = [c.strip() for c in args.classes.split(",") if c.strip()] if args.classes else None
+    details: dict = {}
+    report = evaluate(args.model, Path(args.data), args.split, args.tta, args.faces, args.detector,
+                      classes, details)
+    if predictions:
+        from ..training.mistakes import write_predictions
+
+        write_predictions(predictions, details, report["labels"])
+    if mistakes:
+        from ..training.mistakes import plot_mistakes
+
+        plot_mistakes(mistakes, details, report["labels"])
     if args.out:
         from ..training.plots import plot_confusion, plot_reliability
 

@@ -48,24 +48,37 @@ def run(args: argparse.Namespace) -> int:
         if not 0 <= args.crop_margin <= MAX_MARGIN:
             raise ConfigError(f"--crop-margin {args.crop_margin} must be between 0 and {MAX_MARGIN}")
         spec = replace(spec, margin=args.crop_margin)
+    validation, temperature = checkpoint_metrics(ckpt, src)
+    training = export.training_record(ckpt, exported_epoch=ckpt.get("epoch"),
+                                      export_command="emotiscope " + shlex.join(getattr(args, "argv", [])))
+    metrics = {"validation": validation, "macs": count_macs(model, spec.size, spec.channels)}
+    meta = export.build_metadata(labels, spec, arch, ckpt.get("model_args", {}), training, metrics)
+    if temperature is not None:
+        meta["temperature"] = temperature
+    result = export.export_onnx(model, out, meta)
+    print(f"{display(out)}  sha256 {result['sha256']}  parity {result['parity_max_abs_diff']:.1e}")
+    return 0
+
+
+def checkpoint_metrics(ckpt: dict, src: Path) -> tuple[dict, float | None]:
+    """(validation metrics, calibration temperature or None) of the weights in `ckpt`.
+
+    The run's report.json describes the best epoch: it is used only when the checkpoint holds
+    that epoch (best.pt). Any other checkpoint (last.pt of a run whose best epoch came earlier)
+    gets its own epoch's row of the history, and no temperature (none was fitted to it)."""
+    epoch, history = ckpt.get("epoch"), ckpt.get("history") or []
     report_file = src.parent / "report.json"
-    validation, calibration = {"accuracy": ckpt.get("best_acc")}, None
     if report_file.is_file():
         try:
             report = json.loads(report_file.read_text())
         except (OSError, ValueError) as exc:
             raise ModelError(f"cannot read {report_file} beside the checkpoint ({exc}); fix or "
                              "remove it") from None
-        validation = {k: report[k] for k in ("accuracy", "macro_f1", "n", "per_class") if k in report}
-        # the temperature the run fitted belongs to the weights it exported: its best epoch
-        if report.get("calibration") and ckpt.get("epoch") == report.get("best_epoch"):
-            calibration = report["calibration"]
-    training = export.training_record(ckpt, export_command="emotiscope " +
-                                      shlex.join(getattr(args, "argv", [])))
-    metrics = {"validation": validation, "macs": count_macs(model, spec.size, spec.channels)}
-    meta = export.build_metadata(labels, spec, arch, ckpt.get("model_args", {}), training, metrics)
-    if calibration:
-        metrics["calibration"], meta["temperature"] = calibration, calibration["temperature"]
-    result = export.export_onnx(model, out, meta)
-    print(f"{display(out)}  sha256 {result['sha256']}  parity {result['parity_max_abs_diff']:.1e}")
-    return 0
+        if epoch is not None and report.get("best_epoch") == epoch:
+            validation = {k: report[k] for k in ("accuracy", "macro_f1", "n", "per_class") if k in report}
+            validation["epoch"] = epoch
+            return validation, (report.get("calibration") or {}).get("temperature")
+    row = next((r for r in history if r.get("epoch") == epoch), None)
+    if row is None:
+        return {"accuracy": ckpt.get("best_acc"), "epoch": ckpt.get("best_epoch")}, None
+    return {"accuracy": row.get("val_acc"), "macro_f1": row.get("val_macro_f1"), "epoch": epoch}, None

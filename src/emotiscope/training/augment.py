@@ -23,6 +23,17 @@ class AugmentConfig:
     erase: float = 0.5
     jitter: float = 0.3
 
+    def validate(self) -> None:
+        """A one-line ConfigError for a value outside its range (e.g. flip=2, rotate=400)."""
+        from ..errors import ConfigError
+
+        limits = {"flip": 1, "rotate": 180, "shift": 0.5, "scale": 0.9, "crop_pad": 24, "erase": 1,
+                  "jitter": 1}
+        for key, top in limits.items():
+            value = getattr(self, key)
+            if not 0 <= value <= top:
+                raise ConfigError(f"--augment {key}={value:g} is out of range; use 0 to {top:g}")
+
 
 def random_affine(x: torch.Tensor, cfg: AugmentConfig, gen: torch.Generator) -> torch.Tensor:
     """Per-sample rotation, scale and shift with one grid_sample call (edges replicated)."""

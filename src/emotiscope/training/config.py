@@ -8,18 +8,29 @@ from ..errors import ConfigError
 from ..preprocess import MAX_MARGIN
 from .augment import AugmentConfig
 
+# What `--init-from` changes unless the flag is given: a small data set of new faces is fitted
+# best by gentle steps from the source's weights (see docs/TRAINING.md and
+# benchmarks/bench_finetune.py for the measurements behind these numbers).
+FINETUNE_DEFAULTS = {"optimizer": "adamw", "lr": 1e-4, "schedule": "cosine", "epochs": 10}
+
+# The fields `train --resume RUN` may change; the others are fixed by the run's config.json.
+RESUMABLE = ("epochs", "patience", "threads", "device", "amp", "quiet", "tensorboard")
+
 
 @dataclass
 class TrainConfig:
     data: str = ""
     val: str | None = None            # a separate CSV/folder for validation
     val_fraction: float | None = None  # hold out this stratified fraction of the training split
+    group_by: str | None = None        # regex on file names; its first group is the subject id
     classes: list[str] | None = None
     balance: str | None = None         # "min" or an integer per class
     strict: bool = False
     arch: str = "compact"
     model_args: dict = field(default_factory=dict)
     init_from: str | None = None
+    freeze: str | None = None          # "features": train only the classifier head
+    backbone_lr_scale: float = 1.0    # the backbone's learning rate as a fraction of the head's
     epochs: int = 60
     batch_size: int = 128
     optimizer: str = "sgd"            # sgd (nesterov momentum) or adamw
@@ -41,6 +52,8 @@ class TrainConfig:
     size: int = 48
     out: str = "runs"
     name: str | None = None
+    tensorboard: bool = False          # also write TensorBoard logs into the run folder
+    quiet: bool = False                # no per-epoch progress on stderr
     augment: AugmentConfig = field(default_factory=AugmentConfig)
 
     def validate(self) -> TrainConfig:
@@ -57,11 +70,31 @@ class TrainConfig:
             (self.patience >= 0, f"--patience {self.patience} must be >= 0"),
             (0 <= self.distill_weight <= 1, f"--distill-weight {self.distill_weight} must be in [0, 1]"),
             (0 <= self.ema < 1, f"--ema {self.ema} must be in [0, 1), e.g. 0.999"),
+            (self.freeze in (None, "features"), f"--freeze {self.freeze!r}: use features"),
+            (0 < self.backbone_lr_scale <= 1,
+             f"--backbone-lr-scale {self.backbone_lr_scale:g} must be in (0, 1], e.g. 0.1"),
+            (not (self.val and self.val_fraction),
+             "--val and --val-fraction both choose the validation data; pass only one"),
         ]
         for ok, message in checks:
             if not ok:
                 raise ConfigError(message)
+        self.validate_group_by()
+        self.augment.validate()
         return self
+
+    def validate_group_by(self) -> None:
+        if self.group_by:
+            import re
+
+            try:
+                pattern = re.compile(self.group_by)
+            except re.error as exc:
+                raise ConfigError(f"--group-by {self.group_by!r} is not a regular expression "
+                                  f"({exc})") from None
+            if pattern.groups < 1:
+                raise ConfigError(f"--group-by {self.group_by!r} needs a capture group for the subject "
+                                  r"id, e.g. '^(\w+?)_'")
 
     def to_dict(self) -> dict:
         return asdict(self)

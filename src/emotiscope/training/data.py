@@ -29,17 +29,25 @@ CSV_USAGE = {"Training": "train", "PublicTest": "val", "PrivateTest": "test"}
 FOLDER_SPLITS = {"train": "train", "training": "train", "val": "val", "valid": "val",
                  "validation": "val", "publictest": "val", "test": "test", "privatetest": "test"}
 IMAGE_EXTS = {".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff", ".pgm", ".ppm"}
-CACHE_VERSION = "1"
+CACHE_VERSION = "2"  # 2: folder sets keep their file names
 
 
 @dataclass
 class FaceSet:
-    """Faces (uint8 N x S x S), labels (int64 N) indexing `classes`, and files skipped on load."""
+    """Faces (uint8 N x S x S), labels (int64 N) indexing `classes`, files skipped on load, and
+    each face's file (relative to its split folder; empty for CSV data)."""
 
     images: np.ndarray
     labels: np.ndarray
     classes: tuple[str, ...]
     skipped: list[str] = field(default_factory=list)
+    files: np.ndarray = field(default_factory=lambda: np.zeros(0, str))
+
+    def subset(self, keep: np.ndarray, **changes) -> FaceSet:
+        """The faces selected by a boolean mask or index array (files follow)."""
+        files = self.files[keep] if len(self.files) else self.files
+        return replace(self, images=self.images[keep], labels=self.labels[keep], files=files,
+                       **changes)
 
     def __len__(self) -> int:
         return len(self.labels)
@@ -61,7 +69,9 @@ def _cached(key: str, build):
         try:
             with np.load(path, allow_pickle=False) as z:
                 classes = tuple(str(c) for c in z["classes"])
-                return {str(s): FaceSet(z[f"{s}_x"], z[f"{s}_y"], classes) for s in z["splits"]}
+                return {str(s): FaceSet(z[f"{s}_x"], z[f"{s}_y"], classes,
+                                        files=z[f"{s}_f"] if f"{s}_f" in z else np.zeros(0, str))
+                        for s in z["splits"]}
         except (OSError, ValueError, KeyError):
             log.warning("ignoring unreadable cache %s", path)
     sets = build()
@@ -69,7 +79,7 @@ def _cached(key: str, build):
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
             arrays = {f"{s}_{k}": v for s, fs in sets.items()
-                      for k, v in (("x", fs.images), ("y", fs.labels))}
+                      for k, v in (("x", fs.images), ("y", fs.labels), ("f", fs.files))}
             tmp = path.with_suffix(".tmp.npz")
             np.savez(tmp, splits=np.array(list(sets)), classes=np.array(next(iter(sets.values())).classes),
                      **arrays)
@@ -145,7 +155,7 @@ def _class_dirs(root: Path) -> list[Path]:
 
 
 def _load_class_tree(root: Path, classes: tuple[str, ...], size: int, strict: bool) -> FaceSet:
-    images, labels, skipped = [], [], []
+    images, labels, skipped, names = [], [], [], []
     for cls in classes:
         folder = root / cls
         if not folder.is_dir():
@@ -166,6 +176,7 @@ def _load_class_tree(root: Path, classes: tuple[str, ...], size: int, strict: bo
                 continue
             images.append(face)
             labels.append(classes.index(cls))
+            names.append(display(f.relative_to(root)))
             read += 1
         if not read:
             raise DataError(f"class folder {display(folder)}: none of its {len(files)} image(s) "
@@ -175,7 +186,8 @@ def _load_class_tree(root: Path, classes: tuple[str, ...], size: int, strict: bo
         log.warning("skipped %d unreadable image(s) under %s, e.g. %s", len(skipped), root, skipped[0])
     arr = np.stack(images) if images else np.zeros((0, size, size), np.uint8)
     # class names come from folder names: keep them printable (the paths above use the raw ones)
-    return FaceSet(arr, np.array(labels, np.int64), tuple(display(c) for c in classes), skipped)
+    return FaceSet(arr, np.array(labels, np.int64), tuple(display(c) for c in classes), skipped,
+                   np.array(names, str))
 
 
 def _tree_key(root: Path, size: int) -> str:
@@ -229,9 +241,8 @@ def select_classes(fs: FaceSet, wanted: list[str]) -> FaceSet:
     lut = np.full(len(fs.classes), -1, np.int64)
     for i, c in enumerate(wanted):
         lut[fs.classes.index(c)] = i
-    new = lut[fs.labels]
-    keep = new >= 0
-    return replace(fs, images=fs.images[keep], labels=new[keep], classes=tuple(wanted))
+    keep = lut[fs.labels] >= 0
+    return replace(fs.subset(keep), labels=lut[fs.labels][keep], classes=tuple(wanted))
 
 
 def balance(fs: FaceSet, mode: str, seed: int = 0) -> FaceSet:
@@ -247,7 +258,7 @@ def balance(fs: FaceSet, mode: str, seed: int = 0) -> FaceSet:
     keep = np.concatenate([rng.permutation(np.flatnonzero(fs.labels == k))[:cap]
                            for k in range(len(fs.classes))])
     keep.sort()
-    return replace(fs, images=fs.images[keep], labels=fs.labels[keep])
+    return fs.subset(keep)
 
 
 def split_fraction(fs: FaceSet, fraction: float, seed: int = 0) -> tuple[FaceSet, FaceSet]:
@@ -260,5 +271,4 @@ def split_fraction(fs: FaceSet, fraction: float, seed: int = 0) -> tuple[FaceSet
                            if len(idx := np.flatnonzero(fs.labels == k))])
     mask = np.zeros(len(fs), bool)
     mask[held] = True
-    pick = lambda m: replace(fs, images=fs.images[m], labels=fs.labels[m], skipped=[])  # noqa: E731
-    return pick(~mask), pick(mask)
+    return fs.subset(~mask, skipped=[]), fs.subset(mask, skipped=[])

@@ -10,7 +10,7 @@ import numpy as np
 
 from ..errors import ConfigError, DataError
 from ..outputs import display
-from .data import IMAGE_EXTS, FaceSet, load_any
+from .data import IMAGE_EXTS, FaceSet, load_any, select_classes
 
 log = logging.getLogger(__name__)
 
@@ -104,7 +104,8 @@ def map_labels(fs: FaceSet, model_labels: tuple[str, ...]) -> np.ndarray:
     missing = [c for c in fs.classes if c not in model_labels]
     if missing:
         raise DataError(f"data classes {', '.join(missing)} are not labels of the model "
-                        f"({', '.join(model_labels)}); rename the folders or use a matching model")
+                        f"({', '.join(model_labels)}); pass --classes {','.join(model_labels)} to "
+                        "evaluate on those classes only, rename the folders or use a matching model")
     lut = np.array([model_labels.index(c) for c in fs.classes])
     return lut[fs.labels]
 
@@ -129,9 +130,10 @@ def is_photo_folder(root: Path, limit: int = 20) -> bool:
     return False
 
 
-def photo_faces(root: Path, recognizer, size: int):
+def photo_faces(root: Path, recognizer, size: int, classes: list[str] | None = None):
     """Class folders of photos -> (largest-face crops or None where no face, labels, classes,
-    files, unreadable files). An image that cannot be read is listed and left out."""
+    files, unreadable files). An image that cannot be read is listed and left out. `classes`:
+    only those class folders."""
     from ..errors import InputError
     from ..io import load_image
     from ..preprocess import face_crop, resize_face
@@ -139,6 +141,13 @@ def photo_faces(root: Path, recognizer, size: int):
     folders = sorted(d for d in root.iterdir() if d.is_dir() and not d.name.startswith("."))
     if not folders:
         raise DataError(f"{display(root)} has no class folders; expected {display(root)}/<class>/*.jpg")
+    if classes:
+        names = [display(d.name) for d in folders]
+        unknown = [c for c in classes if c not in names]
+        if unknown:
+            raise ConfigError(f"--classes: no folder for {', '.join(unknown)}; {display(root)} has "
+                              f"{', '.join(names)}")
+        folders = [folders[names.index(c)] for c in classes]
     margin = recognizer.classifier.info.spec.margin
     faces, labels, files, unreadable = [], [], [], []
     for k, folder in enumerate(folders):
@@ -159,8 +168,14 @@ def photo_faces(root: Path, recognizer, size: int):
 
 
 def evaluate(model, data: Path, split: str | None = None, tta: str = "none",
-             faces: str = "auto", detector: str = "auto") -> dict:
-    """Report dict (accuracy, macro_f1, per_class, confusion, ...) for `model` on `data`."""
+             faces: str = "auto", detector: str = "auto", classes: list[str] | None = None,
+             details: dict | None = None) -> dict:
+    """Report dict (accuracy, macro_f1, per_class, confusion, ...) for `model` on `data`.
+
+    `classes`: only the data of these classes (e.g. a 3-class model on a 7-class folder).
+    `details`, when given, is filled with the per-face results: names (file or row index), y_true
+    and y_pred (model label indices; -1 = no face), probs (N x labels; NaN rows where no face) and
+    faces (the crops the model saw; None where no face)."""
     from ..classify import EmotionClassifier
 
     classifier = EmotionClassifier(model)
@@ -171,11 +186,17 @@ def evaluate(model, data: Path, split: str | None = None, tta: str = "none",
         raise ConfigError(f"--faces detect needs class folders of photos ({data}/<class>/*.jpg); "
                           f"{data} is not a folder")
     if photos:
-        return _evaluate_photos(classifier, data, tta, detector)
+        return _evaluate_photos(classifier, data, tta, detector, classes, details)
     splits = load_any(data, size)
     name, fs = pick_split(splits, split, data)
+    if classes:
+        fs = select_classes(fs, classes)
     y_true = map_labels(fs, labels)
     probs = predict_faces(classifier, fs.images, tta)
+    if details is not None:
+        names = [str(f) for f in fs.files] if len(fs.files) else [str(i) for i in range(len(fs))]
+        details.update(names=names, y_true=y_true, y_pred=probs.argmax(1), probs=probs,
+                       faces=list(fs.images))
     report = classification_report(y_true, probs.argmax(1), labels)
     report.update(_header(classifier, data, name, tta, "crops"))
     report["skipped"] = fs.skipped
@@ -211,11 +232,13 @@ def duplicate_free(faces: np.ndarray, train_faces: np.ndarray, y_true: np.ndarra
             if twin.any() else None}
 
 
-def _evaluate_photos(classifier, data: Path, tta: str, detector: str) -> dict:
+def _evaluate_photos(classifier, data: Path, tta: str, detector: str, wanted=None,
+                     details: dict | None = None) -> dict:
     from ..pipeline import EmotionRecognizer
 
     recognizer = EmotionRecognizer(model=classifier.info.path, detector=detector)
-    crops, y, classes, files, unreadable = photo_faces(data, recognizer, classifier.info.spec.size)
+    crops, y, classes, files, unreadable = photo_faces(data, recognizer, classifier.info.spec.size,
+                                                       wanted)
     if not files:
         raise DataError(f"no readable photos under {display(data)} ({len(unreadable)} unreadable); "
                         "check the images")
@@ -226,6 +249,11 @@ def _evaluate_photos(classifier, data: Path, tta: str, detector: str) -> dict:
         stack = np.stack([c for c in crops if c is not None])
         probs = predict_faces(classifier, stack, tta)
         y_pred[found] = probs.argmax(1)
+    if details is not None:
+        full = np.full((len(y_true), len(classifier.labels)), np.nan, np.float32)
+        if found.any():
+            full[found] = probs
+        details.update(names=files, y_true=y_true, y_pred=y_pred, probs=full, faces=crops)
     report = classification_report(y_true, y_pred, classifier.labels)
     report.update(_header(classifier, data, "photos", tta, "detected"))
     if found.any():

@@ -1,71 +1,37 @@
 """The training loop: data -> model -> epochs with validation -> best checkpoint -> ONNX.
 
-Every run writes into a new folder: config.json, history.json, curves.png, best.pt, last.pt,
-model.onnx, confusion.png and report.json. Checkpoints are written atomically after each epoch;
-`resume(run_dir)` continues a run that was killed.
+Every run writes into a new folder: config.json, history.json, metrics.csv, curves.png, best.pt,
+last.pt, model.onnx, confusion.png and report.json. Checkpoints and the per-epoch logs are written
+atomically after each epoch; `runs.resume(run_dir)` continues a run that was killed, or extends one.
 """
 
 from __future__ import annotations
 
 import logging
 import math
-import sys
+import os
 import time
 from pathlib import Path
 
 import numpy as np
 import torch
 import torch.nn.functional as F
-from tqdm import tqdm
 
-from ..errors import ConfigError
 from ..outputs import check_writable_folder, write_json
 from ..preprocess import InputSpec, normalize
 from . import calibrate, export, plots
 from .augment import augment_batch
-from .checkpoint import RESUME_KEYS, load_checkpoint, save_checkpoint
+from .checkpoint import load_checkpoint, save_checkpoint
 from .config import TrainConfig
 from .data import FaceSet
-from .distill import WeightAverage, soft_cross_entropy, teacher_targets
+from .distill import WeightAverage, soft_cross_entropy, teacher_paths, teacher_targets
 from .evaluate import classification_report
 from .models import count_macs
+from .optim import HEAD_PREFIX, bf16_supported, jump_schedule, make_optimizer, pick_device
+from .runlog import RunLog, check_tensorboard
 from .setup import build_initial_model, new_run_dir, prepare_data
 
 log = logging.getLogger(__name__)
-
-
-def pick_device(name: str) -> torch.device:
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if name.startswith("cuda") and not torch.cuda.is_available():
-        raise ConfigError(f"--device {name}: no CUDA GPU is visible; use --device cpu")
-    return torch.device(name)
-
-
-def bf16_supported(device: torch.device) -> bool:
-    """bfloat16 autocast pays off on CUDA and on CPUs with native bf16 (AVX-512 BF16, AMX)."""
-    if device.type == "cuda":
-        return True
-    return device.type == "cpu" and bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
-
-
-def make_optimizer(model, cfg: TrainConfig, steps: int):
-    decay = [p for p in model.parameters() if p.ndim > 1]
-    no_decay = [p for p in model.parameters() if p.ndim <= 1]
-    groups = [{"params": decay, "weight_decay": cfg.weight_decay},
-              {"params": no_decay, "weight_decay": 0.0}]
-    if cfg.optimizer == "sgd":
-        opt = torch.optim.SGD(groups, lr=cfg.lr, momentum=0.9, nesterov=True)
-    else:
-        opt = torch.optim.AdamW(groups, lr=cfg.lr)
-    if cfg.schedule == "onecycle":
-        sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=cfg.lr, total_steps=steps,
-                                                    pct_start=0.15, div_factor=20, final_div_factor=200)
-    elif cfg.schedule == "cosine":
-        sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=steps)
-    else:
-        sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda _: 1.0)
-    return opt, sched
 
 
 class Trainer:
@@ -79,7 +45,7 @@ class Trainer:
         torch.manual_seed(cfg.seed)
         self.train_set, self.val_set, self.val_source = prepare_data(cfg)
         imgs = self.train_set.images
-        self.model, self.model_args, source = build_initial_model(cfg, len(self.train_set.classes))
+        self.model, self.model_args, source = build_initial_model(cfg, self.train_set.classes)
         mean, std = (source["mean"], source["std"]) if source else (imgs.mean() / 255, imgs.std() / 255)
         self.spec = InputSpec(size=cfg.size, channels=1, mean=round(float(mean), 4),
                               std=round(float(std), 4), margin=cfg.crop_margin)
@@ -97,6 +63,7 @@ class Trainer:
                                                      self.device))
                      .to(self.device) if cfg.distill else None)
         self.average = WeightAverage(self.model, cfg.ema) if cfg.ema else None
+        self.log = RunLog(run_dir, quiet=cfg.quiet) if run_dir else None
 
     @property
     def eval_model(self) -> torch.nn.Module:
@@ -124,10 +91,20 @@ class Trainer:
     def _autocast(self):
         return torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.use_amp)
 
-    def train_epoch(self, bar: tqdm) -> tuple[float, float]:
+    def _train_mode(self) -> None:
         self.model.train()
+        if self.cfg.freeze:  # a frozen backbone keeps its batch-norm statistics too
+            for name, module in self.model.named_children():
+                if not HEAD_PREFIX.startswith(name + "."):
+                    module.eval()
+
+    def train_epoch(self, bar) -> tuple[float, float, float]:
+        """(training objective, accuracy, plain cross-entropy) over one epoch's batches. The
+        objective has label smoothing, class weights and distillation in it; the plain
+        cross-entropy has none, so it compares with the validation loss."""
+        self._train_mode()
         order = torch.randperm(len(self.y_train), generator=self.gen, device=self.device)
-        total_loss = correct = seen = 0
+        total_loss = total_ce = correct = seen = 0
         for i in range(self.steps_per_epoch):
             idx = order[i * self.cfg.batch_size:(i + 1) * self.cfg.batch_size]
             x, y = self._inputs(self.x_train[idx], train=True), self.y_train[idx]
@@ -141,11 +118,12 @@ class Trainer:
             if self.average:
                 self.average.update(self.model)
             total_loss += loss.item() * len(y)
+            total_ce += F.cross_entropy(logits.detach().float(), y, reduction="sum").item()
             correct += (logits.argmax(1) == y).sum().item()
             seen += len(y)
             bar.update(1)
             bar.set_postfix(loss=f"{total_loss / seen:.3f}", acc=f"{correct / seen:.3f}")
-        return total_loss / seen, correct / seen
+        return total_loss / seen, correct / seen, total_ce / seen
 
     @torch.no_grad()
     def predict(self, fs: FaceSet, batch: int = 512) -> np.ndarray:
@@ -176,14 +154,23 @@ class Trainer:
                 "model_args": self.model_args, "labels": list(self.train_set.classes),
                 "spec": self.spec.to_dict(), "command": self.command}
 
-    def load_state(self, ckpt: dict) -> None:
+    def load_state(self, ckpt: dict, reschedule: bool = False) -> None:
+        """Restore a checkpoint; `reschedule`: the run's --epochs changed, so the learning-rate
+        schedule built for the new total is moved to the current step instead of restored."""
         self.model.load_state_dict(ckpt.get("live") or ckpt["model"])
         if self.average and ckpt.get("average"):
             self.average.load_state_dict(ckpt["average"])
         self.spec = InputSpec.from_dict(ckpt["spec"])
         self.opt.load_state_dict(ckpt["optimizer"])
-        self.sched.load_state_dict(ckpt["scheduler"])
-        self.gen.set_state(ckpt["gen"])
+        if reschedule:
+            jump_schedule(self.sched, self.opt, ckpt["epoch"] * self.steps_per_epoch)
+        else:
+            self.sched.load_state_dict(ckpt["scheduler"])
+        try:
+            self.gen.set_state(ckpt["gen"])
+        except RuntimeError:  # --device changed between CPU and CUDA: another random stream
+            log.warning("the augmentation random state cannot move to %s; continuing with a new one",
+                        self.device)
         if "rng" in ckpt:  # so a resumed run repeats the uninterrupted one exactly
             torch.set_rng_state(ckpt["rng"])
         if ckpt.get("cuda_rng") is not None and self.device.type == "cuda":
@@ -192,17 +179,16 @@ class Trainer:
         self.best_acc, self.best_epoch = ckpt["best_acc"], ckpt["best_epoch"]
 
     def fit(self, on_epoch_end=None) -> None:
-        """Run epochs from self.epoch to cfg.epochs, keeping best.pt and last.pt up to date."""
-        cfg, start = self.cfg, time.perf_counter()
-        first = self.epoch
+        """Run epochs from self.epoch to cfg.epochs, keeping best.pt, last.pt and the logs up to date."""
+        cfg, start, first = self.cfg, time.perf_counter(), self.epoch
         while self.epoch < cfg.epochs:
             t0 = time.perf_counter()
-            with tqdm(total=self.steps_per_epoch, desc=f"epoch {self.epoch + 1}/{cfg.epochs}",
-                      leave=False, file=sys.stderr, dynamic_ncols=True) as bar:
-                train_loss, train_acc = self.train_epoch(bar)
+            with self.log.bar(self.steps_per_epoch, f"epoch {self.epoch + 1}/{cfg.epochs}") as bar:
+                train_loss, train_acc, train_ce = self.train_epoch(bar)
             self.epoch += 1
-            row = {"epoch": self.epoch, "lr": self.opt.param_groups[0]["lr"],
-                   "train_loss": round(train_loss, 4), "train_acc": round(train_acc, 4),
+            row = {"epoch": self.epoch, "lr": self.opt.param_groups[-1]["lr"],
+                   "train_loss": round(train_loss, 4), "train_ce": round(train_ce, 4),
+                   "train_acc": round(train_acc, 4),
                    **{k: round(v, 4) for k, v in self.validate().items()},
                    "seconds": round(time.perf_counter() - t0, 1)}
             self.history.append(row)
@@ -213,17 +199,16 @@ class Trainer:
             if improved:
                 save_checkpoint(state, self.run_dir / "best.pt")
             save_checkpoint(state, self.run_dir / "last.pt")
-            write_json(self.run_dir / "history.json", self.history)
-            done = self.epoch - first
-            eta = (time.perf_counter() - start) / done * (cfg.epochs - self.epoch)
-            tqdm.write(f"epoch {self.epoch}/{cfg.epochs}  loss {train_loss:.3f}  acc {train_acc:.3f}  "
-                       f"val_loss {row['val_loss']:.3f}  val_acc {row['val_acc']:.4f}  "
-                       f"best {self.best_acc:.4f}@{self.best_epoch}  eta {eta / 60:.1f} min",
-                       file=sys.stderr)
+            self.log.record(self.history)
+            eta = (time.perf_counter() - start) / (self.epoch - first) * (cfg.epochs - self.epoch)
+            self.log.say(f"epoch {self.epoch}/{cfg.epochs}  loss {train_loss:.3f}  ce {train_ce:.3f}  "
+                         f"acc {train_acc:.3f}  val_loss {row['val_loss']:.3f}  "
+                         f"val_acc {row['val_acc']:.4f}  best {self.best_acc:.4f}@{self.best_epoch}  "
+                         f"eta {eta / 60:.1f} min")
             if on_epoch_end is not None:
                 on_epoch_end(self)
             if cfg.patience and self.epoch - self.best_epoch >= cfg.patience:
-                tqdm.write(f"early stop: no gain for {cfg.patience} epochs", file=sys.stderr)
+                self.log.say(f"early stop: no gain for {cfg.patience} epochs")
                 break
 
     def finish(self) -> dict:
@@ -235,7 +220,8 @@ class Trainer:
         report = classification_report(self.val_set.labels, logits.argmax(1), self.val_set.classes)
         report["best_epoch"], report["epochs_run"] = self.best_epoch, self.epoch
         report["calibration"] = calibrate.calibration_record(logits, self.val_set.labels, self.val_source)
-        plots.plot_curves(self.history, self.run_dir / "curves.png")
+        self.log.record(self.history)
+        self.log.close()
         plots.plot_confusion(report["confusion"], self.val_set.classes, self.run_dir / "confusion.png",
                              f"Validation, best epoch {self.best_epoch}: {report['accuracy']:.1%}")
         metrics = {"validation": {k: report[k] for k in ("accuracy", "macro_f1", "n", "per_class")},
@@ -257,43 +243,21 @@ def train(cfg: TrainConfig, command: str = "", on_epoch_end=None) -> Path:
     """Start a new run; returns its folder."""
     cfg.validate()
     check_writable_folder(cfg.out, "--out")
+    if cfg.tensorboard:
+        check_tensorboard()
+    for key in ("data", "val", "init_from"):  # so --resume works from any folder
+        if getattr(cfg, key):
+            setattr(cfg, key, os.path.abspath(getattr(cfg, key)))
+    if cfg.distill:
+        cfg.distill = ",".join(os.path.abspath(p) for p in teacher_paths(cfg.distill))
     # Data and model first: a bad option must not leave an empty run folder behind, and the
     # config written is the effective one (--init-from sets arch and model_args).
     trainer = Trainer(cfg, None, command)
     run_dir = trainer.run_dir = new_run_dir(Path(cfg.out), cfg.name or cfg.arch)
+    trainer.log = RunLog(run_dir, cfg.tensorboard, cfg.quiet)
     write_json(run_dir / "config.json", cfg.to_dict())
     _describe(trainer)
     trainer.fit(on_epoch_end)
-    trainer.finish()
-    return run_dir
-
-
-def resume(run_dir: Path, on_epoch_end=None) -> Path:
-    """Continue a killed run from its last.pt (same folder, same config). A run that finished
-    training and wrote model.onnx is left as it is (nothing to do); one killed while writing its
-    results only writes them."""
-    run_dir = Path(run_dir)
-    last = run_dir / "last.pt"
-    if not last.is_file():
-        raise ConfigError(f"--resume {run_dir}: no last.pt there; pass a run folder written by "
-                          "`emotiscope train` that finished at least one epoch")
-    ckpt = load_checkpoint(last, RESUME_KEYS, "--resume")
-    try:
-        cfg = TrainConfig.from_dict(ckpt["config"])
-    except (TypeError, ValueError, AttributeError) as exc:
-        raise ConfigError(f"--resume {last}: its config cannot be read ({exc}); start a new run") from None
-    epoch, best = ckpt["epoch"], ckpt["best_epoch"]
-    done = epoch >= cfg.epochs or bool(cfg.patience and epoch - best >= cfg.patience)
-    if done and (run_dir / "model.onnx").is_file():
-        tqdm.write(f"{run_dir} already finished at epoch {epoch}/{cfg.epochs} and wrote model.onnx; "
-                   "nothing to do: start a new run to train more", file=sys.stderr)
-        return run_dir
-    cfg.init_from = None  # weights come from the checkpoint
-    trainer = Trainer(cfg, run_dir, ckpt.get("command", ""))
-    trainer.load_state(ckpt)
-    if not done:
-        tqdm.write(f"resuming {run_dir} at epoch {trainer.epoch + 1}/{cfg.epochs}", file=sys.stderr)
-        trainer.fit(on_epoch_end)
     trainer.finish()
     return run_dir
 
@@ -302,6 +266,5 @@ def _describe(trainer: Trainer) -> None:
     ts, vs = trainer.train_set, trainer.val_set
     macs = count_macs(trainer.model.cpu(), trainer.spec.size, trainer.spec.channels)
     trainer.model.to(trainer.device)
-    tqdm.write(f"run {trainer.run_dir}: {trainer.cfg.arch} ({macs / 1e6:.1f} M MACs/face) on "
-               f"{trainer.device}; train {len(ts)} {ts.counts()}; val {len(vs)} ({trainer.val_source})",
-               file=sys.stderr)
+    trainer.log.say(f"run {trainer.run_dir}: {trainer.cfg.arch} ({macs / 1e6:.1f} M MACs/face) on "
+                    f"{trainer.device}; train {len(ts)} {ts.counts()}; val {len(vs)} ({trainer.val_source})")

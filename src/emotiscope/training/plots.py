@@ -30,11 +30,18 @@ def _save(plt, fig, path: Path) -> Path:
 
 
 def plot_curves(history: list[dict], path: Path) -> Path:
-    """Loss and accuracy per epoch, train vs validation."""
+    """Loss and accuracy per epoch, train vs validation. The train loss drawn solid is the plain
+    cross-entropy (`train_ce`: no label smoothing, class weights or distillation), comparable with
+    the validation loss; the objective actually minimised is drawn dashed."""
     plt = _plt()
     epochs = [h["epoch"] for h in history]
     fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(10, 4))
-    ax1.plot(epochs, [h["train_loss"] for h in history], label="train")
+    if all("train_ce" in h for h in history):
+        ax1.plot(epochs, [h["train_ce"] for h in history], label="train (cross-entropy)")
+        ax1.plot(epochs, [h["train_loss"] for h in history], "--", color="grey", alpha=0.7,
+                 label="train objective")
+    else:
+        ax1.plot(epochs, [h["train_loss"] for h in history], label="train")
     ax1.plot(epochs, [h["val_loss"] for h in history], label="validation")
     ax1.set(xlabel="epoch", ylabel="loss", title="Loss")
     ax2.plot(epochs, [h["train_acc"] for h in history], label="train")

@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import re
 from pathlib import Path
+
+import numpy as np
 
 from ..errors import ConfigError, InputError, ModelError
 from ..outputs import check_writable_folder, display
@@ -14,6 +17,9 @@ from .data import FaceSet, balance, load_any, select_classes, split_fraction
 from .models import build_model
 
 log = logging.getLogger(__name__)
+
+
+SMALL_VAL = 50  # fewer validation faces than this: accuracy moves in steps of 2 % or more
 
 
 def prepare_data(cfg: TrainConfig) -> tuple[FaceSet, FaceSet, str]:
@@ -26,6 +32,10 @@ def prepare_data(cfg: TrainConfig) -> tuple[FaceSet, FaceSet, str]:
         other = load_any(Path(cfg.val), cfg.size, cfg.strict)
         val = other.get("val") or other.get("all") or other.get("test")
         source = f"{cfg.val}"
+    elif cfg.group_by and "val" not in splits:
+        fraction = cfg.val_fraction or 0.2
+        train, val = split_groups(train, cfg.group_by, fraction, cfg.seed)
+        source = f"subjects holding ~{fraction:.0%} of {cfg.data} held out (--group-by)"
     elif cfg.val_fraction:
         train, val = split_fraction(train, cfg.val_fraction, cfg.seed)
         source = f"{cfg.val_fraction:.0%} of {cfg.data} held out"
@@ -46,12 +56,72 @@ def prepare_data(cfg: TrainConfig) -> tuple[FaceSet, FaceSet, str]:
     if len(train) < cfg.batch_size // 4 or len(set(train.labels.tolist())) < 2:
         raise ConfigError(f"only {len(train)} training images in {len(set(train.labels.tolist()))} "
                           "class(es); need at least 2 classes with images")
+    warn_about_validation(cfg, train, val, random_split="held out" in source and not cfg.group_by)
     return train, val, source
 
 
-def load_init(path: Path) -> tuple[str, dict, dict, dict | None]:
-    """(arch, model_args, state_dict, input spec dict) from one of our .pt checkpoints or .onnx
-    models."""
+def subjects(fs: FaceSet, pattern: str) -> np.ndarray:
+    """The subject id of every face: the first group of `pattern` searched in its file name."""
+    if not len(fs.files):
+        raise ConfigError("--group-by needs image files to read subject ids from; this data (a CSV) "
+                          "has no file names")
+    regex = re.compile(pattern)
+    ids = []
+    for f in fs.files:
+        match = regex.search(Path(str(f)).name)
+        if not match or match.group(1) is None:
+            raise ConfigError(f"--group-by {pattern!r} does not match the file name {f!r}; every "
+                              r"file name must contain the subject id, e.g. '^(\w+?)_' for alice_01.jpg")
+        ids.append(match.group(1))
+    return np.array(ids)
+
+
+def split_groups(fs: FaceSet, pattern: str, fraction: float, seed: int = 0) -> tuple[FaceSet, FaceSet]:
+    """(train, val) with no subject in both: whole subjects (seeded order) go to val until it
+    holds about `fraction` of the faces."""
+    if not 0 < fraction < 1:
+        raise ConfigError(f"--val-fraction {fraction} must be between 0 and 1 (e.g. 0.2)")
+    ids = subjects(fs, pattern)
+    names, counts = np.unique(ids, return_counts=True)
+    if len(names) < 2:
+        raise ConfigError(f"--group-by {pattern!r} finds {len(names)} subject ({names[0]}); a "
+                          "subject-wise split needs at least 2")
+    order = np.random.default_rng(seed).permutation(len(names))
+    target, taken, held = fraction * len(fs), 0, []
+    for k in order[:-1]:  # at least one subject stays for training
+        if taken >= target:
+            break
+        held.append(names[k])
+        taken += counts[k]
+    mask = np.isin(ids, held)
+    return fs.subset(~mask, skipped=[]), fs.subset(mask, skipped=[])
+
+
+def warn_about_validation(cfg: TrainConfig, train: FaceSet, val: FaceSet, random_split: bool) -> None:
+    """Warn when the validation accuracy will not mean much: few faces, subjects seen in
+    training, or a random split of photo folders (which may hold the same people)."""
+    if len(val) < SMALL_VAL:
+        log.warning("only %d validation faces: accuracy moves in steps of %.0f %%; add more, ideally "
+                    "of people not in the training data", len(val), 100 / max(len(val), 1))
+    if cfg.group_by:
+        seen = set(subjects(train, cfg.group_by))
+        shared = sorted(seen & set(subjects(val, cfg.group_by))) if len(val.files) else []
+        if shared:
+            log.warning("%d subject(s) are in both training and validation data (e.g. %s): "
+                        "validation measures memory of those faces, not generalisation",
+                        len(shared), ", ".join(shared[:3]))
+    elif random_split and len(train.files):
+        log.warning("validation is a random split of %s: photos of one person may land on both "
+                    "sides; pass --group-by REGEX (subject id in the file name) for a subject-wise "
+                    "split", cfg.data)
+
+
+HEAD = ("classifier.weight", "classifier.bias")  # the output layer of every architecture
+
+
+def load_init(path: Path) -> tuple[str, dict, dict, dict | None, list[str]]:
+    """(arch, model_args, state_dict, input spec dict, labels) from one of our .pt checkpoints or
+    .onnx models."""
     if not path.is_file():
         raise ConfigError(f"--init-from {path} does not exist")
     if path.suffix == ".onnx":
@@ -61,27 +131,54 @@ def load_init(path: Path) -> tuple[str, dict, dict, dict | None]:
         if "arch" not in meta:
             raise ModelError(f"--init-from {path} has no 'arch' in its metadata; pass a model "
                              "exported by `emotiscope train` or `emotiscope export`")
-        return meta["arch"], meta.get("model_args", {}), weights, meta.get("input")
+        return (meta["arch"], meta.get("model_args", {}), weights, meta.get("input"),
+                list(meta.get("labels", [])))
     ckpt = load_checkpoint(path, ("model", "arch"), "--init-from")
-    return ckpt["arch"], ckpt.get("model_args", {}), ckpt["model"], ckpt.get("spec")
+    return (ckpt["arch"], ckpt.get("model_args", {}), ckpt["model"], ckpt.get("spec"),
+            list(ckpt.get("labels", [])))
 
 
-def build_initial_model(cfg: TrainConfig, num_classes: int):
-    """A fresh model, or one initialised from --init-from (the classifier head is reset if the
-    number of classes differs). Returns (model, model_args, the source's input spec dict or None:
-    a fine-tuned model keeps its source's normalisation)."""
+def build_initial_model(cfg: TrainConfig, classes):
+    """A fresh model, or one initialised from --init-from. The classifier head is matched by label
+    name: the output row of every class the source knows is copied to that class's new position,
+    classes it does not know get fresh rows. Returns (model, model_args, the source's input spec
+    dict or None: a fine-tuned model keeps its source's normalisation)."""
+    classes = list(classes)
     if not cfg.init_from:
-        return build_model(cfg.arch, num_classes, 1, **cfg.model_args), dict(cfg.model_args), None
-    arch, args, weights, source_spec = load_init(Path(cfg.init_from))
+        return build_model(cfg.arch, len(classes), 1, **cfg.model_args), dict(cfg.model_args), None
+    arch, args, weights, source_spec, source_labels = load_init(Path(cfg.init_from))
     cfg.arch, cfg.model_args = arch, dict(args)  # resume rebuilds the model from cfg
-    model = build_model(arch, num_classes, 1, **args)
+    model = build_model(arch, len(classes), 1, **args)
     own = model.state_dict()
-    usable = {k: v for k, v in weights.items() if k in own and own[k].shape == v.shape}
-    missing = sorted(set(own) - set(usable))
-    model.load_state_dict(usable, strict=False)
-    log.warning("initialised from %s: %d tensors loaded, %d fresh (%s)", cfg.init_from,
-                len(usable), len(missing), ", ".join(missing[:4]))
+    usable = {k: v for k, v in weights.items()
+              if k in own and k not in HEAD and own[k].shape == v.shape}
+    kept = map_head(own, weights, source_labels, classes)
+    model.load_state_dict({**usable, **{k: own[k] for k in HEAD if k in own}}, strict=False)
+    fresh = sorted(k for k in set(own) - set(usable) - set(HEAD)
+                   if not k.endswith("num_batches_tracked"))  # a counter, not weights
+    log.warning("initialised from %s: %d tensors loaded, %d fresh%s; head rows copied for %s%s",
+                cfg.init_from, len(usable), len(fresh), f" ({', '.join(fresh[:4])})" if fresh else "",
+                ", ".join(kept) or "no class",
+                f", fresh for {', '.join(c for c in classes if c not in kept)}"
+                if len(kept) < len(classes) else "")
     return model, args, source_spec
+
+
+def map_head(own: dict, weights: dict, source_labels: list[str], classes: list[str]) -> list[str]:
+    """Copy the source's classifier rows into `own` (in place) by label name; returns the classes
+    whose rows were copied. A source without labels, or with a head of another width, gives none."""
+    if not all(k in own and k in weights for k in HEAD):
+        return []
+    w, b = weights[HEAD[0]], weights[HEAD[1]]
+    if w.shape[1:] != own[HEAD[0]].shape[1:] or len(source_labels) != w.shape[0]:
+        return []
+    kept = []
+    for i, name in enumerate(classes):
+        if name in source_labels:
+            j = source_labels.index(name)
+            own[HEAD[0]][i], own[HEAD[1]][i] = w[j], b[j]
+            kept.append(name)
+    return kept
 
 
 def new_run_dir(out: Path, name: str) -> Path:

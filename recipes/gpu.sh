@@ -1,0 +1,70 @@
+#!/usr/bin/env bash
+# The GPU recipe: three larger teachers trained side by side on one GPU, then the default-size
+# student distilled from their averaged ten-view soft targets. Sized for one H200 in <= 9 minutes
+# (the device tool lends ~15 minutes in all); results land in $OUT (at most 8 files < 16 MB).
+#
+# On the device machine, from the repository root (the tarball carried in .gpu/, which
+# .git/info/exclude ignores):
+#     bash recipes/gpu.sh .gpu/fer2013.tar.gz
+# A CPU dry run with tiny settings (minutes; checks every step and file name):
+#     DEVICE=cpu EPOCHS_T=1 EPOCHS_S=1 OUT=/tmp/gpu-dry bash recipes/gpu.sh ../shared/datasets/fer2013-sample.csv
+#
+# Settings (environment): DEVICE (cuda), EPOCHS_T (30) teacher epochs, EPOCHS_S (80) student
+# epochs, BATCH_T (512), BATCH_S (256), BUDGET_T (330 s: teachers still running then are stopped
+# and the student learns from those that finished), OUT ($OUT, else ./gpu-out).
+set -uo pipefail
+cd "$(dirname "$0")/.."
+DATA_IN=${1:?usage: recipes/gpu.sh FER2013.tar.gz|fer2013.csv}
+DEVICE=${DEVICE:-cuda}
+EPOCHS_T=${EPOCHS_T:-30}
+EPOCHS_S=${EPOCHS_S:-80}
+BATCH_T=${BATCH_T:-512}
+BATCH_S=${BATCH_S:-256}
+BUDGET_T=${BUDGET_T:-330}
+OUT=${OUT:-$PWD/gpu-out}
+WORK=$(mktemp -d)
+export PYTHONPATH=$PWD/src${PYTHONPATH:+:$PYTHONPATH} PYTHONUNBUFFERED=1
+export EMOTISCOPE_CACHE=$WORK/cache
+mkdir -p "$OUT"
+log() { echo "[$(date +%H:%M:%S)] $*" | tee -a "$OUT/recipe.log"; }
+
+if [[ $DATA_IN == *.tar.gz ]]; then
+    tar -xzf "$DATA_IN" -C "$WORK" && DATA=$WORK/fer2013
+else
+    DATA=$DATA_IN
+fi
+log "data $DATA on $DEVICE; teachers $EPOCHS_T epochs (budget ${BUDGET_T}s), student $EPOCHS_S epochs"
+train() { python3 -m emotiscope train "$DATA" --device "$DEVICE" --val-fraction 0.05 --out "$WORK/runs" "$@"; }
+
+# Three different teachers at once: small 48 px networks leave an H200 mostly idle one at a time.
+# SGD's peak learning rate grows with the batch (0.1 at 128 -> 0.2 at 512).
+common=(--epochs "$EPOCHS_T" --batch-size "$BATCH_T" --lr 0.2 --ema 0.999)
+train "${common[@]}" --arch resnet --seed 1 --name t-resnet18 >"$WORK/t1.log" 2>&1 &
+train "${common[@]}" --arch resnet --widths 48,96,192,384 --depths 1,2,3,2 --seed 2 \
+    --name t-resnet-narrow >"$WORK/t2.log" 2>&1 &
+train "${common[@]}" --arch compact --widths 64,128,256,384 --depths 2,2,2,2 --seed 3 \
+    --name t-vgg >"$WORK/t3.log" 2>&1 &
+teachers=$(jobs -p)
+( sleep "$BUDGET_T"; pkill -TERM -f "emotiscope train $DATA" ) & watchdog=$!
+wait $teachers
+kill $watchdog 2>/dev/null
+for f in "$WORK"/t*.log; do tail -n 3 "$f" | tr '\r' '\n' | grep -a "epoch\|error" | tail -n 1 | tee -a "$OUT/recipe.log"; done
+
+# A teacher killed by the budget still has its best.pt from the epochs it finished.
+best=$(ls "$WORK"/runs/*/best.pt 2>/dev/null | paste -sd, -)
+[ -n "$best" ] || { log "no teacher finished an epoch; see the logs"; cp "$WORK"/t1.log "$OUT/"; exit 1; }
+log "teachers: $best"
+for run in "$WORK"/runs/*-t-*; do
+    [ -f "$run/report.json" ] && cp "$run/report.json" "$OUT/$(basename "$run" | sed 's/^[0-9-]*//')-report.json"
+done
+
+train --widths 40,80,160,240 --depths 1,2,2,2 --distill "$best" --distill-tta multicrop \
+    --distill-weight 0.7 --ema 0.999 --epochs "$EPOCHS_S" --batch-size "$BATCH_S" --lr 0.15 \
+    --name student 2>&1 | tr '\r' '\n' | grep -a "teacher\|agree\|epoch [0-9]*/[0-9]*  \|run \|error" \
+    | tee -a "$OUT/recipe.log"
+student=$(ls -d "$WORK"/runs/*-student 2>/dev/null | tail -n 1)
+[ -f "$student/model.onnx" ] || { log "the student did not finish"; exit 1; }
+cp "$student/model.onnx" "$OUT/student.onnx"
+cp "$student/report.json" "$OUT/student-report.json"
+cp "$student/history.json" "$OUT/student-history.json"
+log "done: $(ls "$OUT" | paste -sd' ' -)"

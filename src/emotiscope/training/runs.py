@@ -1,0 +1,67 @@
+"""Runs after they started: resume or extend one (`train --resume`), compare several
+(`emotiscope runs compare`)."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from pathlib import Path
+
+from ..errors import ConfigError
+from ..outputs import write_json
+from .checkpoint import RESUME_KEYS, load_checkpoint
+from .config import RESUMABLE, TrainConfig
+from .loop import Trainer
+from .runlog import RunLog, check_tensorboard
+
+
+def resume(run_dir: Path, changes: dict | None = None, on_epoch_end=None) -> Path:
+    """Continue a killed run from its last.pt (same folder, same config), or extend a finished
+    one with `changes={"epochs": N}`. Only the RESUMABLE fields may change. A run that finished
+    and wrote model.onnx, with no more epochs asked for, is left as it is; one killed while writing
+    its results only writes them."""
+    run_dir, changes = Path(run_dir), dict(changes or {})
+    last = run_dir / "last.pt"
+    if not last.is_file():
+        raise ConfigError(f"--resume {run_dir}: no last.pt there; pass a run folder written by "
+                          "`emotiscope train` that finished at least one epoch")
+    refused = [k for k in changes if k not in RESUMABLE]
+    if refused:
+        allowed = ", ".join(flag_name(k) for k in RESUMABLE)
+        raise ConfigError(f"--resume keeps the run's configuration; {flag_name(refused[0])} cannot "
+                          f"change (allowed: {allowed}); to change it start a new run with "
+                          f"--init-from {run_dir / 'last.pt'}")
+    ckpt = load_checkpoint(last, RESUME_KEYS, "--resume")
+    try:
+        cfg = TrainConfig.from_dict(ckpt["config"])
+    except (TypeError, ValueError, AttributeError) as exc:
+        raise ConfigError(f"--resume {last}: its config cannot be read ({exc}); start a new run") from None
+    planned = cfg.epochs
+    cfg = replace(cfg, **changes).validate()
+    epoch, best = ckpt["epoch"], ckpt["best_epoch"]
+    stopped = bool(cfg.patience and epoch - best >= cfg.patience) and cfg.epochs == planned
+    done = epoch >= cfg.epochs or stopped
+    say = RunLog(run_dir, quiet=cfg.quiet).say
+    if done and (run_dir / "model.onnx").is_file():
+        say(f"{run_dir} already finished at epoch {epoch}/{cfg.epochs} and wrote model.onnx; "
+            "nothing to do: pass --epochs N (more than that) to train more")
+        return run_dir
+    if cfg.tensorboard:
+        check_tensorboard()
+    trainer = Trainer(replace(cfg, init_from=None), run_dir, ckpt.get("command", ""))  # weights: ckpt
+    trainer.cfg.init_from = cfg.init_from
+    trainer.log = RunLog(run_dir, cfg.tensorboard, cfg.quiet)
+    trainer.load_state(ckpt, reschedule=cfg.epochs != planned)
+    if changes:
+        write_json(run_dir / "config.json", cfg.to_dict())
+    if not done:
+        say(f"resuming {run_dir} at epoch {trainer.epoch + 1}/{cfg.epochs}"
+            + (f" (was {planned}; learning-rate schedule rebuilt)" if cfg.epochs != planned else ""))
+        trainer.fit(on_epoch_end)
+    trainer.finish()
+    return run_dir
+
+
+def flag_name(field: str) -> str:
+    """The command-line flag of a TrainConfig field."""
+    return {"data": "DATA", "amp": "--no-amp", "model_args": "--widths/--depths",
+            "augment": "--augment"}.get(field, "--" + field.replace("_", "-"))

@@ -1,0 +1,119 @@
+"""Fine-tuning on small data: --init-from defaults, --freeze, --backbone-lr-scale, subject-wise
+validation splits (--group-by) and the warnings about validation that cannot tell much."""
+
+from __future__ import annotations
+
+import logging
+import os
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+pytest.importorskip("onnx")
+pytest.importorskip("matplotlib")
+
+import cv2  # noqa: E402
+from fixtures.training import TRAINING_MARKS, config  # noqa: E402
+
+from emotiscope.cli import build_parser  # noqa: E402
+from emotiscope.commands.train import _config  # noqa: E402
+from emotiscope.errors import ConfigError  # noqa: E402
+from emotiscope.training import loop, setup  # noqa: E402
+from emotiscope.training.optim import make_optimizer  # noqa: E402
+
+pytestmark = TRAINING_MARKS
+
+
+def subject_folders(root, subjects=("ann", "bob", "cat", "dan", "eve"), classes=("happy", "sad"),
+                    per_subject: int = 3, seed: int = 0):
+    """root/<class>/<subject>_<k>.png: a few random faces of each subject in each class."""
+    rng = np.random.default_rng(seed)
+    for cls in classes:
+        os.makedirs(root / cls, exist_ok=True)
+        for who in subjects:
+            for k in range(per_subject):
+                face = rng.integers(0, 256, (48, 48), dtype=np.uint8)
+                cv2.imwrite(str(root / cls / f"{who}_{k}.png"), face)
+    return root
+
+
+def parse(*argv):
+    return _config(build_parser().parse_args(["train", *argv]))
+
+
+def test_init_from_defaults_are_gentle_and_flags_override_them():
+    cfg = parse("data/", "--init-from", "model.onnx")
+    assert (cfg.optimizer, cfg.lr, cfg.schedule, cfg.epochs) == ("adamw", 1e-4, "cosine", 10)
+    cfg = parse("data/", "--init-from", "model.onnx", "--lr", "3e-4", "--epochs", "5")
+    assert (cfg.optimizer, cfg.lr, cfg.schedule, cfg.epochs) == ("adamw", 3e-4, "cosine", 5)
+    cfg = parse("data/", "--init-from", "model.onnx", "--optimizer", "sgd")
+    assert (cfg.optimizer, cfg.lr) == ("sgd", 0.1)
+    cfg = parse("data/")  # training from scratch keeps the FER-2013 recipe
+    assert (cfg.optimizer, cfg.lr, cfg.schedule, cfg.epochs) == ("sgd", 0.1, "onecycle", 60)
+
+
+def test_backbone_lr_scale_and_freeze_make_the_groups(tmp_path):
+    model, _, _ = setup.build_initial_model(config("x", tmp_path), ("a", "b"))
+    opt, _ = make_optimizer(model, config("x", tmp_path, lr=0.01, backbone_lr_scale=0.1), 10)
+    head = {id(p) for p in model.classifier.parameters()}
+    for group in opt.param_groups:
+        is_head = {id(p) in head for p in group["params"]}
+        assert len(is_head) == 1
+        assert group["max_lr"] == pytest.approx(0.01 if is_head == {True} else 0.001)
+    opt, _ = make_optimizer(model, config("x", tmp_path, freeze="features"), 10)
+    assert {id(p) for g in opt.param_groups for p in g["params"]} == head
+
+
+def test_freeze_features_trains_only_the_head(tmp_path):
+    data = subject_folders(tmp_path / "faces")
+    source = loop.train(config(data, tmp_path / "runs", batch_size=8))
+    run = loop.train(config(data, tmp_path / "runs", batch_size=8, init_from=str(source / "best.pt"),
+                            freeze="features", lr=0.05))
+    before = torch.load(source / "best.pt", weights_only=True)["model"]
+    after = torch.load(run / "last.pt", weights_only=True)["model"]
+    for key in before:
+        same = torch.equal(before[key], after[key])
+        assert same == (not key.startswith("classifier.")), key  # BN statistics included
+
+
+def test_group_by_splits_by_subject_and_warns_about_a_tiny_val(tmp_path, caplog):
+    data = subject_folders(tmp_path / "faces")
+    cfg = config(data, tmp_path / "runs", group_by=r"^([a-z]+)_", val_fraction=0.3, batch_size=8)
+    with caplog.at_level(logging.WARNING):
+        train, val, source = setup.prepare_data(cfg)
+    who = lambda fs: {os.path.basename(f).split("_")[0] for f in fs.files}  # noqa: E731
+    assert who(train) and who(val) and not who(train) & who(val)
+    assert len(train) + len(val) == 30 and len(val) >= 9
+    assert "--group-by" in source
+    assert "only 12 validation faces" in caplog.text or f"only {len(val)} validation faces" in caplog.text
+    assert "random split" not in caplog.text
+
+
+def test_warnings_for_shared_subjects_and_random_splits(tmp_path, caplog):
+    data = subject_folders(tmp_path / "faces")
+    other = subject_folders(tmp_path / "other", subjects=("bob", "zed"), seed=1)
+    with caplog.at_level(logging.WARNING):
+        setup.prepare_data(config(data, tmp_path, val=str(other), group_by=r"^([a-z]+)_", batch_size=8))
+    assert "1 subject(s) are in both training and validation data (e.g. bob)" in caplog.text
+    caplog.clear()
+    with caplog.at_level(logging.WARNING):
+        setup.prepare_data(config(data, tmp_path, val_fraction=0.2, batch_size=8))
+    assert "random split" in caplog.text and "--group-by" in caplog.text
+
+
+@pytest.mark.parametrize("pattern, fragment", [
+    ("[a-z", "is not a regular expression"),
+    ("^[a-z]+_", "needs a capture group"),
+    (r"^(\d+)_", "does not match the file name"),
+])
+def test_bad_group_by(tmp_path, pattern, fragment):
+    data = subject_folders(tmp_path / "faces")
+    with pytest.raises(ConfigError, match=fragment):
+        loop.train(config(data, tmp_path / "runs", group_by=pattern, batch_size=8))
+    assert not (tmp_path / "runs").exists() or not any((tmp_path / "runs").iterdir())
+
+
+def test_group_by_needs_file_names(sample_csv, tmp_path):
+    with pytest.raises(ConfigError, match="has no file names"):
+        setup.prepare_data(config(sample_csv, tmp_path, group_by=r"(\d+)"))
