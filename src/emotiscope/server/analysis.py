@@ -107,9 +107,11 @@ class Analyzer:
         with self.lock:
             t = time.perf_counter()
             boxes = self.recognizer.detect(image)
+            assumed = None if boxes else self.recognizer.assumed_box(image)
+            boxes = [assumed] if assumed else boxes
             timings["detect"] = ms_since(t)
             t = time.perf_counter()
-            faces = self.recognizer.classify(image, boxes)
+            faces = self.recognizer.classify(image, boxes, assumed=assumed is not None)
             timings["classify"] = ms_since(t)
         picture = None
         if annotate:
