@@ -320,3 +320,17 @@ def test_progress_bar_goes_to_stderr_and_keeps_stdout_clean(tmp_path, capsys, mo
     out, err = capsys.readouterr()
     assert len(_json_lines(out)) == 4
     assert "image" in err  # tqdm's "2/2 [..., image/s]"
+
+
+def test_urls_and_videos_get_a_one_line_pointer(tmp_path, capsys, model_args):
+    clip = tmp_path / "talk.mp4"
+    clip.write_bytes(b"\0\0\0\x18ftypmp42")
+    url = "https://example.com/photos/a.jpg"
+    assert main(["predict", url, str(clip), SAMPLE, "--json", *model_args]) == 1
+    out, err = capsys.readouterr()
+    assert len(_json_lines(out)) == 2  # the photo is still analysed
+    lines = err.splitlines()
+    url_line = next(line for line in lines if "URL" in line)
+    assert url in url_line and "download" in url_line and "first" in url_line
+    video_line = next(line for line in lines if "talk.mp4" in line)
+    assert f"emotiscope video {clip}" in video_line

@@ -12,6 +12,7 @@ import csv
 import io
 import json
 import os
+import re
 import sys
 from pathlib import Path
 
@@ -21,6 +22,9 @@ from ..outputs import display
 HELP = "find faces in photos and recognise their emotions"
 WRITABLE = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff")
 BAR_ALWAYS = 100  # show a progress bar from this many files on, even when stderr is no terminal
+VIDEO_SUFFIXES = (".mp4", ".mov", ".m4v", ".avi", ".mkv", ".webm", ".mpg", ".mpeg", ".wmv", ".flv",
+                  ".3gp", ".ts")
+URL = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://")
 
 
 def register(subparsers) -> None:
@@ -115,7 +119,8 @@ def run(args) -> int:
     inputs = [*args.paths, *([str(sample_image_path())] if args.sample else [])]
     if not inputs:
         raise ConfigError("give at least one image, folder or glob pattern, or --sample")
-    failures: list[tuple[str, str]] = []
+    failures = [(display(item), problem) for item in inputs if (problem := _not_a_photo(item))]
+    inputs = [item for item in inputs if not _not_a_photo(item)]
     paths = list(iter_image_paths(inputs, on_error=lambda item, exc: failures.append((item, str(exc)))))
     unusable = len(failures)  # missing paths, empty folders, globs that match nothing
     outputs = {}
@@ -126,6 +131,16 @@ def run(args) -> int:
         _analyse_all(paths, outputs, args, failures)
     _report_failures(failures, len(paths) + unusable)
     return 1 if failures else 0
+
+
+def _not_a_photo(item: str) -> str | None:
+    """Why `item` is no input for predict (a URL, a video), or None."""
+    if URL.match(item):
+        return (f"{display(item)} is a URL: predict does not download anything; download the image "
+                "first (e.g. curl -O URL) and give the file")
+    if Path(item).suffix.lower() in VIDEO_SUFFIXES:
+        return f"{display(item)} is a video: use `emotiscope video {display(item)}` instead"
+    return None
 
 
 def _analyse_all(paths: list[Path], outputs: dict[Path, Path], args,
