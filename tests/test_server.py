@@ -423,3 +423,21 @@ def test_serve_model_error_is_a_clean_exit(tmp_path, capsys):
 def test_json_errors_are_valid_json_everywhere(client):
     for response in (client.post("/v1/analyze", content=b"x"), client.get("/nope")):
         json.loads(response.text)
+
+
+def test_an_assumed_face_crop_is_marked_in_the_json(tiny_model_path, photo):
+    from fixtures.detectors import FixedDetector
+
+    from emotiscope.io import encode_image
+    from emotiscope.pipeline import EmotionRecognizer
+
+    face = load_image(photo)[68:195, 107:212][::3, ::3]  # Grace Hopper, about 35x43: a crop
+    rec = EmotionRecognizer(model=tiny_model_path, detector=FixedDetector([]))
+    with TestClient(create_app(rec)) as crop_client:
+        body = crop_client.post("/v1/analyze", content=encode_image(face, ".png")).json()
+        (found,) = body["faces"]
+        assert found["assumed"] is True and found["box"] == {"x": 0, "y": 0, "w": 35, "h": 43}
+        flat = encode_image(np.full((48, 48, 3), 128, np.uint8), ".png")
+        assert crop_client.post("/v1/analyze", content=flat).json()["faces"] == []
+    schema = create_app(rec).openapi()["components"]["schemas"]["FaceOut"]
+    assert "assumed" in schema["properties"]
