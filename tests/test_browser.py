@@ -106,6 +106,35 @@ def test_upload_a_photo_shows_the_face_table(page, server_url, recognizer):
     assert page.problems == []
 
 
+def test_nothing_of_a_result_shows_before_an_upload(page, server_url):
+    page.goto(server_url + "/")
+    page.wait_for_selector("#model-info:has-text('tiny.onnx')")
+    for part in ("#photo-result", "#faces-table", "#download", "#photo-canvas"):
+        assert not page.locator(part).is_visible(), f"{part} is shown before any upload"
+    assert page.problems == []
+
+
+def test_a_failed_upload_clears_the_previous_photo(page, server_url, recognizer, tmp_path):
+    photo = sample_image_path()
+    page.goto(server_url + "/")
+    page.wait_for_selector("#model-info:has-text('tiny.onnx')")
+    page.set_input_files("#file-input", str(photo))
+    page.wait_for_selector(f"#photo-result[data-faces='{len(recognizer(photo))}']:not([hidden])")
+    assert page.locator("#download").is_visible()
+    bad = tmp_path / "broken.jpg"
+    bad.write_bytes(b"this is not an image")
+    page.set_input_files("#file-input", str(bad))
+    page.wait_for_selector("#photo-status.error")
+    assert "broken.jpg" in page.inner_text("#photo-status")
+    for part in ("#photo-result", "#faces-table", "#download", "#photo-canvas"):
+        assert not page.locator(part).is_visible(), f"{part} still shown after a failed upload"
+    assert page.locator("#faces-table tbody tr").count() == 0
+    assert page.get_attribute("#photo-canvas", "width") == "0"
+    screenshot(page, "browser-failed-upload.png")
+    # the browser logs the refused request (HTTP 415) itself; nothing else may go wrong
+    assert [p for p in page.problems if "status of 415" not in p] == []
+
+
 def test_live_camera_draws_boxes_and_pause_stops_sending(page, server_url):
     page.goto(server_url + "/")
     page.click("#tab-live")

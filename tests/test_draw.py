@@ -3,17 +3,17 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from emotiscope.draw import PALETTE, _caption, annotate, label_colour
+from emotiscope.draw import PALETTE, _caption, annotate, label_colour, label_rects, place_labels
 from emotiscope.types import Box, FaceEmotion
 
 LABELS = ("angry", "disgust", "fear", "happy", "neutral", "sad", "surprise")
 
 
-def _face(x, y, w, h, label="happy", track_id=None) -> FaceEmotion:
+def _face(x, y, w, h, label="happy", track_id=None, assumed=False) -> FaceEmotion:
     scores = {name: 0.0 for name in LABELS}
     scores[label] = 0.87
     scores["neutral" if label != "neutral" else "sad"] = 0.13
-    return FaceEmotion(Box(x, y, w, h, 0.9), label, scores, track_id)
+    return FaceEmotion(Box(x, y, w, h, 0.9), label, scores, track_id, assumed)
 
 
 def test_annotate_returns_a_new_image_and_leaves_the_input_alone():
@@ -63,9 +63,62 @@ def test_one_colour_per_label_in_model_order():
     assert label_colour("curious") == label_colour("curious")  # unknown labels: stable hash
 
 
-def test_caption_has_percent_and_track_id():
-    assert _caption(_face(0, 0, 10, 10)) == "happy 87%"
-    assert _caption(_face(0, 0, 10, 10, track_id=3)) == "happy 87% #3"
+def test_caption_has_number_percent_track_id_and_assumed():
+    assert _caption(_face(0, 0, 10, 10), 2) == "2 happy 87%"
+    assert _caption(_face(0, 0, 10, 10, track_id=3), 2) == "#3 happy 87%"
+    assert _caption(_face(0, 0, 10, 10, assumed=True), 1) == "1 happy 87% (assumed)"
+
+
+def _intersect(a, b) -> bool:
+    return min(a[2], b[2]) > max(a[0], b[0]) and min(a[3], b[3]) > max(a[1], b[1])
+
+
+def _crowd(rows=4, cols=9, side=60, gap=12, x0=10, y0=30):
+    return [_face(x0 + c * (side + gap) + (r % 2) * 20, y0 + r * (side + gap) + (c % 3) * 4, side,
+                  side, LABELS[(r + c) % 7]) for r in range(rows) for c in range(cols)]
+
+
+def test_labels_on_a_crowded_photo_do_not_overlap():
+    faces = _crowd()  # 36 faces 60 px wide, 12 px apart: every label is wider than a face
+    image = np.zeros((330, 680, 3), np.uint8)
+    rects = label_rects(image.shape, faces)
+    assert len(rects) == len(faces)
+    for k, a in enumerate(rects):
+        assert 0 <= a[0] < a[2] <= 680 and 0 <= a[1] < a[3] <= 330  # inside the image
+        assert not any(_intersect(a, b) for b in rects[k + 1:])
+    # ... and the drawing uses these places: each label rectangle is filled with its colour
+    out = annotate(image, faces, labels=LABELS)
+    for face, (x0, y0, _, _) in zip(faces, rects, strict=True):
+        colour = np.array(label_colour(face.label, LABELS))
+        assert (out[y0 + 1, x0 + 1] == colour).all()
+
+
+def test_label_goes_above_else_below_else_inside():
+    box, size, shape = (100, 100, 200, 200), (80, 20), (400, 400)
+    assert place_labels([box], [size], shape) == [(100, 80, 180, 100)]  # above
+    assert place_labels([(100, 5, 200, 200)], [size], shape) == [(100, 200, 180, 220)]  # below
+    assert place_labels([(100, 5, 200, 395)], [size], shape) == [(100, 5, 180, 25)]  # inside
+    # a second face whose place above is taken by the first label shifts away from it
+    first, second = place_labels([box, (110, 105, 210, 205)], [size, size], shape)
+    assert not _intersect(first, second)
+
+
+def test_assumed_face_has_a_dashed_box():
+    image = np.zeros((240, 240, 3), np.uint8)
+    solid = annotate(image, [_face(40, 60, 160, 160)], labels=LABELS)
+    dashed = annotate(image, [_face(40, 60, 160, 160, assumed=True)], labels=LABELS)
+    edge = (slice(100, 200), 40)  # the left edge, below any label
+    assert solid[edge].any(axis=1).all() and not dashed[edge].any(axis=1).all()
+    assert dashed[edge].any()
+
+
+@pytest.mark.parametrize("shape", [(48, 48), (240, 320), (1080, 1920), (6000, 8000)])
+def test_label_text_is_legible_at_every_size(shape):
+    rects = label_rects(shape, [_face(shape[1] // 4, shape[0] // 3, shape[1] // 4, shape[0] // 4)])
+    height = rects[0][3] - rects[0][1]
+    enlarged_short = max(min(shape), 240)
+    assert 18 <= height <= 120  # text about 11 to 60 px high, plus padding
+    assert height <= 0.1 * enlarged_short
 
 
 def test_thin_strips_are_not_enlarged_past_the_cap():

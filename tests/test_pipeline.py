@@ -58,15 +58,73 @@ def test_no_face_is_an_empty_list(recognizer):
     assert recognizer(np.full((300, 400, 3), 128, np.uint8)) == []
 
 
-def test_a_tight_face_crop_is_one_face_used_as_it_is(tiny_model_path, sample):
+def test_a_tight_face_crop_is_one_assumed_face_used_as_it_is(tiny_model_path, sample):
     truth = sample_faces()[0]
     crop = np.ascontiguousarray(sample[truth.y:truth.y + truth.h, truth.x:truth.x + truth.w])
     crop = crop[::3, ::3]  # about 35x43: small, like a dataset crop
     rec = EmotionRecognizer(model=tiny_model_path, detector=FixedDetector([]))
     (face,) = rec(crop)
+    assert face.assumed and face.as_dict()["assumed"] is True
     assert face.box == Box(0, 0, crop.shape[1], crop.shape[0], 0.0)
     expected = rec.classifier.predict_crops([crop])[0]
     assert np.allclose([face.scores[n] for n in rec.labels], expected, atol=1e-6)
+
+
+def _fer_crop() -> np.ndarray:
+    """A real 48x48 FER-2013 face when ../shared is there, else one cut from the sample photo."""
+    from conftest import SAMPLE_CSV
+
+    if SAMPLE_CSV.exists():
+        with open(SAMPLE_CSV) as fh:
+            next(fh)
+            pixels = next(fh).split(",")[1]
+        return np.dstack([np.array(pixels.split(), np.uint8).reshape(48, 48)] * 3)
+    from emotiscope.preprocess import resize_face
+
+    box = sample_faces()[0]
+    return resize_face(load_image(sample_image_path())[box.y:box.y + box.h, box.x:box.x + box.w],
+                       48, 3)
+
+
+def _noise(shape=(48, 48, 3)) -> np.ndarray:
+    return np.random.default_rng(0).integers(0, 256, shape, dtype=np.uint8)
+
+
+@pytest.mark.parametrize(("policy", "crop", "grey", "noise"), [
+    ("auto", 1, 0, 0), ("always", 1, 1, 1), ("never", 0, 0, 0)])
+def test_assume_crop_policy(tiny_model_path, policy, crop, grey, noise):
+    rec = EmotionRecognizer(model=tiny_model_path, detector=FixedDetector([]), assume_crop=policy)
+    images = {"crop": _fer_crop(), "grey": np.full((48, 48, 3), 128, np.uint8), "noise": _noise()}
+    found = {name: rec(image) for name, image in images.items()}
+    assert {name: len(faces) for name, faces in found.items()} == \
+        {"crop": crop, "grey": grey, "noise": noise}
+    assert all(face.assumed for faces in found.values() for face in faces)
+
+
+def test_detected_faces_are_not_assumed(tiny_model_path):
+    rec = EmotionRecognizer(model=tiny_model_path, detector=FixedDetector([Box(4, 4, 40, 40, 0.9)]),
+                            assume_crop="always")
+    (face,) = rec(_fer_crop())
+    assert not face.assumed and face.box.score == 0.9
+
+
+def test_what_auto_takes_for_a_face_crop():
+    crop = _fer_crop()
+    assert pipeline.looks_like_face_crop(crop)
+    assert pipeline.looks_like_face_crop(crop[:, :, 0])  # grey
+    assert not pipeline.looks_like_face_crop(crop, min_face=49)
+    big = np.repeat(np.repeat(crop, 2, axis=0), 2, axis=1)  # 96 px: photos and thumbnails
+    assert not pipeline.looks_like_face_crop(big)
+    assert not pipeline.looks_like_face_crop(crop[:, :30])  # too tall
+    assert not pipeline.looks_like_face_crop(np.full((48, 48, 3), 128, np.uint8))  # flat
+    assert not pipeline.looks_like_face_crop(_noise())
+    dim = (crop // 40).astype(np.uint8)  # a face, but almost flat
+    assert not pipeline.looks_like_face_crop(dim)
+
+
+def test_bad_assume_crop_policy(tiny_model_path):
+    with pytest.raises(ConfigError, match="auto, always, never"):
+        EmotionRecognizer(model=tiny_model_path, assume_crop="sometimes")
 
 
 def test_custom_detector_and_flip_tta(tiny_model_path, sample):

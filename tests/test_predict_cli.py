@@ -31,7 +31,8 @@ def test_json_lines(capsys, model_args):
     rows = _json_lines(capsys.readouterr().out)
     assert [r["face"] for r in rows] == [1, 2]
     for row in rows:
-        assert set(row) == {"file", "face", "box", "label", "score", "scores"}
+        assert set(row) == {"file", "face", "box", "label", "score", "scores", "assumed"}
+        assert row["assumed"] is False
         assert row["file"] == SAMPLE and set(row["box"]) == {"x", "y", "w", "h"}
         assert len(row["scores"]) == 7 and row["scores"][row["label"]] == row["score"]
     assert rows[0]["box"]["x"] < rows[1]["box"]["x"]
@@ -41,8 +42,9 @@ def test_csv_has_a_header_with_every_label(capsys, model_args, tiny_model_path):
     assert main(["predict", SAMPLE, "--csv", *model_args]) == 0
     rows = list(csv.reader(io.StringIO(capsys.readouterr().out)))
     assert rows[0][:8] == ["file", "face", "x", "y", "w", "h", "label", "score"]
-    assert len(rows[0]) == 15 and len(rows) == 3
-    assert abs(sum(float(v) for v in rows[1][8:]) - 1.0) < 1e-3
+    assert rows[0][-1] == "assumed" and rows[1][-1] == "0"
+    assert len(rows[0]) == 16 and len(rows) == 3
+    assert abs(sum(float(v) for v in rows[1][8:15]) - 1.0) < 1e-3
 
 
 def test_table_and_summary(capsys, model_args):
@@ -58,6 +60,73 @@ def test_no_face_row_in_the_table(tmp_path, capsys, model_args):
     path.write_bytes(encode_image(np.full((300, 400, 3), 200, np.uint8), ".png"))
     assert main(["predict", str(path), *model_args]) == 0
     assert "no face" in capsys.readouterr().out
+
+
+def test_no_face_is_a_json_line_and_a_csv_row(tmp_path, capsys, model_args):
+    blank = tmp_path / "blank.png"
+    blank.write_bytes(encode_image(np.full((300, 400, 3), 200, np.uint8), ".png"))
+    assert main(["predict", str(blank), SAMPLE, "--json", *model_args]) == 0
+    rows = _json_lines(capsys.readouterr().out)
+    assert rows[0] == {"file": str(blank), "face": None}
+    assert [r["face"] for r in rows[1:]] == [1, 2]
+    assert main(["predict", str(blank), "--csv", *model_args]) == 0
+    header, row = list(csv.reader(io.StringIO(capsys.readouterr().out)))
+    assert len(row) == len(header) and row[0] == str(blank) and set(row[1:]) == {""}
+
+
+CROP_ARGS = ["--detector", "haar", "--min-face", "46"]  # Haar finds no face that big in 48 px
+
+
+def _fer_crop(tmp_path) -> Path:
+    """A 48x48 face from the FER-2013 sample when present, else one cut from the sample photo."""
+    from fixtures.images import sample_faces
+
+    from emotiscope.preprocess import resize_face
+
+    csv_path = Path(__file__).resolve().parents[1].parent / "shared/datasets/fer2013-sample.csv"
+    if csv_path.exists():
+        with open(csv_path) as fh:
+            pixels = next(csv.DictReader(fh))["pixels"]
+        face = np.array(pixels.split(), np.uint8).reshape(48, 48)
+    else:
+        box = sample_faces()[0]
+        face = resize_face(load_image(SAMPLE)[box.y:box.y + box.h, box.x:box.x + box.w], 48)
+    path = tmp_path / "fer.png"
+    path.write_bytes(encode_image(np.dstack([face] * 3), ".png"))
+    return path
+
+
+@pytest.mark.parametrize(("policy", "expected"), [("auto", [True]), ("always", [True]),
+                                                   ("never", [None])])
+def test_assume_crop_policy_on_a_fer_crop(tmp_path, capsys, tiny_model_path, policy, expected):
+    path = _fer_crop(tmp_path)
+    args = ["--model", str(tiny_model_path), *CROP_ARGS]
+    assert main(["predict", str(path), "--json", "--assume-crop", policy, *args]) == 0
+    rows = _json_lines(capsys.readouterr().out)
+    assert [r.get("assumed") for r in rows] == expected
+    if expected == [True]:
+        assert rows[0]["box"] == {"x": 0, "y": 0, "w": 48, "h": 48}
+
+
+def test_assumed_faces_are_marked_in_table_and_csv(tmp_path, capsys, tiny_model_path):
+    path = _fer_crop(tmp_path)
+    args = ["--model", str(tiny_model_path), *CROP_ARGS]
+    assert main(["predict", str(path), *args]) == 0
+    assert "(assumed" in capsys.readouterr().out
+    assert main(["predict", str(path), "--csv", *args]) == 0
+    assert list(csv.reader(io.StringIO(capsys.readouterr().out)))[1][-1] == "1"
+
+
+def test_blank_and_noise_images_are_no_face_even_when_small(tmp_path, capsys, model_args):
+    rng = np.random.default_rng(0)
+    images = {"grey.png": np.full((48, 48, 3), 128, np.uint8),
+              "noise.png": rng.integers(0, 256, (48, 48, 3), dtype=np.uint8)}
+    for name, image in images.items():
+        (tmp_path / name).write_bytes(encode_image(image, ".png"))
+    assert main(["predict", str(tmp_path), "--json", *model_args]) == 0
+    assert [r["face"] for r in _json_lines(capsys.readouterr().out)] == [None, None]
+    assert main(["predict", str(tmp_path), "--json", "--assume-crop", "always", *model_args]) == 0
+    assert [r["assumed"] for r in _json_lines(capsys.readouterr().out)] == [True, True]
 
 
 def test_out_writes_annotated_copies_and_never_overwrites(tmp_path, capsys, model_args):
@@ -251,3 +320,17 @@ def test_progress_bar_goes_to_stderr_and_keeps_stdout_clean(tmp_path, capsys, mo
     out, err = capsys.readouterr()
     assert len(_json_lines(out)) == 4
     assert "image" in err  # tqdm's "2/2 [..., image/s]"
+
+
+def test_urls_and_videos_get_a_one_line_pointer(tmp_path, capsys, model_args):
+    clip = tmp_path / "talk.mp4"
+    clip.write_bytes(b"\0\0\0\x18ftypmp42")
+    url = "https://example.com/photos/a.jpg"
+    assert main(["predict", url, str(clip), SAMPLE, "--json", *model_args]) == 1
+    out, err = capsys.readouterr()
+    assert len(_json_lines(out)) == 2  # the photo is still analysed
+    lines = err.splitlines()
+    url_line = next(line for line in lines if "URL" in line)
+    assert url in url_line and "download" in url_line and "first" in url_line
+    video_line = next(line for line in lines if "talk.mp4" in line)
+    assert f"emotiscope video {clip}" in video_line

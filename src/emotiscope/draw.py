@@ -27,41 +27,133 @@ def label_colour(label: str, labels: Sequence[str] | None = None) -> tuple[int, 
     return PALETTE[zlib.crc32(label.encode()) % len(PALETTE)]
 
 
+Rect = tuple[int, int, int, int]  # x0, y0, x1, y1 in pixels, x1 and y1 exclusive
+
+
 def annotate(image: np.ndarray, faces: Sequence[FaceEmotion], *,
              labels: Sequence[str] | None = None, min_side: int = MIN_SIDE) -> np.ndarray:
-    """Return a copy of an RGB uint8 image with each face boxed and labelled.
+    """Return a copy of an RGB uint8 image with each face boxed, numbered and labelled.
 
-    Labels read "happy 87%" (plus "#3" when the face has a track id), one colour per label
-    (pass the model's `labels` for a fixed order). Images whose shorter side is below
-    `min_side` pixels are enlarged first, so the result may be larger than the input, up to
-    MAX_ENLARGED_SIDE pixels on its longer side (never more pixels than max(input, 2048x2048)).
+    Labels read "1 happy 87%": the face's number in `faces` (1 = first, as `predict`'s `face`
+    field), or "#3" when the face has a track id; "(assumed)" and a dashed box mark a face
+    that was not detected but assumed (FaceEmotion.assumed). One colour per label (pass the
+    model's `labels` for a fixed order). Labels are placed so that they do not overlap each
+    other (see place_labels). Images whose shorter side is below `min_side` pixels are enlarged
+    first, so the result may be larger than the input, up to MAX_ENLARGED_SIDE pixels on its
+    longer side (never more pixels than max(input, 2048x2048)).
     """
     import cv2
 
-    short, long = min(image.shape[:2]), max(image.shape[:2])
-    scale = max(1.0, min(min_side / max(1, short), MAX_ENLARGED_SIDE / max(1, long)))
+    scale = _scale(image.shape[:2], min_side)
     out = np.ascontiguousarray(image[:, :, :3] if image.ndim == 3 else
                                cv2.cvtColor(image, cv2.COLOR_GRAY2RGB)).copy()
     if scale > 1.0:
         size = (round(out.shape[1] * scale), round(out.shape[0] * scale))
         out = cv2.resize(out, size, interpolation=cv2.INTER_LINEAR)
     style = _Style.for_image(out.shape[:2])
-    for face in faces:
-        box = face.box
-        corners = (round(box.x * scale), round(box.y * scale),
-                   round((box.x + box.w) * scale), round((box.y + box.h) * scale))
-        _draw_face(out, corners, _caption(face), label_colour(face.label, labels), style)
+    boxes = [_corners(face, scale) for face in faces]
+    captions = [_caption(face, k) for k, face in enumerate(faces, start=1)]
+    rects = place_labels(boxes, [style.label_size(text) for text in captions], out.shape[:2])
+    for face, box in zip(faces, boxes, strict=True):
+        _draw_box(out, box, label_colour(face.label, labels), style, dashed=face.assumed)
+    for face, box, text, rect in zip(faces, boxes, captions, rects, strict=True):
+        _draw_label(out, box, rect, text, label_colour(face.label, labels), style)
     return out
 
 
-def _caption(face: FaceEmotion) -> str:
+def label_rects(image_shape: tuple[int, ...], faces: Sequence[FaceEmotion], *,
+                min_side: int = MIN_SIDE) -> list[Rect]:
+    """Where `annotate` puts each face's label, in the annotated image's pixels."""
+    scale = _scale(image_shape[:2], min_side)
+    shape = (round(image_shape[0] * scale), round(image_shape[1] * scale)) if scale > 1.0 \
+        else tuple(image_shape[:2])
+    style = _Style.for_image(shape)
+    sizes = [style.label_size(_caption(face, k)) for k, face in enumerate(faces, start=1)]
+    return place_labels([_corners(face, scale) for face in faces], sizes, shape)
+
+
+def _scale(shape: tuple[int, int], min_side: int) -> float:
+    short, long = min(shape), max(shape)
+    return max(1.0, min(min_side / max(1, short), MAX_ENLARGED_SIDE / max(1, long)))
+
+
+def _corners(face: FaceEmotion, scale: float) -> Rect:
+    box = face.box
+    return (round(box.x * scale), round(box.y * scale),
+            round((box.x + box.w) * scale), round((box.y + box.h) * scale))
+
+
+def _caption(face: FaceEmotion, number: int | None = None) -> str:
     text = f"{face.label} {face.score:.0%}"
-    return f"{text} #{face.track_id}" if face.track_id is not None else text
+    if face.track_id is not None:
+        text = f"#{face.track_id} {text}"
+    elif number is not None:
+        text = f"{number} {text}"
+    return f"{text} (assumed)" if face.assumed else text
+
+
+def place_labels(boxes: Sequence[Rect], sizes: Sequence[tuple[int, int]],
+                 shape: tuple[int, int]) -> list[Rect]:
+    """Greedy label placement: for each box in turn, its label of `sizes` (width, height) goes
+    above the box, else below, else inside its top, each shifted step by step away from the box
+    and sideways, at the first place inside the image (height, width) that meets no label
+    already placed and, if possible, no other face; failing that, the free place nearest to the
+    box anywhere in the image (drawn with a leader line); with no free place at all, the place
+    near the box that overlaps placed labels least."""
+    placed: list[Rect] = []
+    for k, (box, size) in enumerate(zip(boxes, sizes, strict=True)):
+        others = [b for j, b in enumerate(boxes) if j != k]
+        spots = list(_candidates(box, size, shape))
+        best = next((r for r in spots if not _hits(r, placed) and not _hits(r, others)), None) \
+            or next((r for r in spots if not _hits(r, placed)), None) \
+            or next((r for r in _farther(box, size, shape) if not _hits(r, placed)), None) \
+            or min(spots, key=lambda r: sum(_overlap(r, p) for p in placed))
+        placed.append(best)
+    return placed
+
+
+def _candidates(box: Rect, size: tuple[int, int], shape: tuple[int, int]):
+    """Label rectangles near `box`, nearest first: above and below only where the label fits
+    in the image without covering the box; inside the box's top always (clipped into the image)."""
+    x0, y0, x1, y1 = box
+    w, h = size
+    height, width = shape
+    xs = [x0, x1 - w] + [x0 + d * sign * h for d in range(1, 6) for sign in (-1, 1)]
+    for step in range(0, 8):
+        shift = step * h // 2
+        tops = [y0 - h - shift, y1 + shift]
+        tops = [y for y in tops if 0 <= y <= height - h]
+        if step == 0 or y0 + shift + h <= y1:  # inside, moving down while it stays inside
+            tops.append(min(max(0, y0 + shift), max(0, height - h)))
+        for y in tops:
+            for x in xs:
+                x = min(max(0, x), max(0, width - w))
+                yield (x, y, x + w, y + h)
+
+
+def _farther(box: Rect, size: tuple[int, int], shape: tuple[int, int]) -> list[Rect]:
+    """Every label place on a grid over the image, nearest to the box's top-left corner first."""
+    w, h = size
+    height, width = shape
+    step = max(2, h // 2)
+    spots = [(x, y, x + w, y + h) for y in range(0, max(1, height - h + 1), step)
+             for x in range(0, max(1, width - w + 1), step)]
+    return sorted(spots, key=lambda r: abs(r[0] - box[0]) + abs(r[3] - box[1]))
+
+
+def _hits(rect: Rect, others: Sequence[Rect]) -> bool:
+    return any(_overlap(rect, other) for other in others)
+
+
+def _overlap(a: Rect, b: Rect) -> int:
+    """Area shared by two rectangles (0 when they only touch)."""
+    return max(0, min(a[2], b[2]) - max(a[0], b[0])) * max(0, min(a[3], b[3]) - max(a[1], b[1]))
 
 
 @dataclass(frozen=True)
 class _Style:
-    """Line and font sizes that grow with the image, so labels read the same at any size."""
+    """Line and font sizes that grow with the image, within bounds, so labels read the same at
+    any size: about 2.2 % of the shorter side high, never under 11 px nor over 60 px."""
 
     thickness: int
     font_scale: float
@@ -70,26 +162,57 @@ class _Style:
     @classmethod
     def for_image(cls, shape: tuple[int, int]) -> _Style:
         side = min(shape)
-        return cls(thickness=max(2, round(side / 250)), font_scale=max(0.5, side / 900),
-                   font_thickness=max(1, round(side / 500)))
+        font_scale = min(max(0.5, side / 900), 2.75)
+        return cls(thickness=max(2, round(side / 250)), font_scale=font_scale,
+                   font_thickness=max(1, round(font_scale * 1.1)))
+
+    @property
+    def pad(self) -> int:
+        return max(2, round(self.font_scale * 4))
+
+    def label_size(self, text: str) -> tuple[int, int]:
+        """(width, height) of the filled label rectangle for `text`."""
+        import cv2
+
+        (tw, th), base = cv2.getTextSize(text, FONT, self.font_scale, self.font_thickness)
+        return tw + 2 * self.pad, th + base + 2 * self.pad
 
 
-def _draw_face(out: np.ndarray, corners: tuple[int, int, int, int], text: str,
-               colour: tuple[int, int, int], style: _Style) -> None:
+FONT = 0  # cv2.FONT_HERSHEY_SIMPLEX, without importing cv2 here
+
+
+def _draw_box(out: np.ndarray, box: Rect, colour: tuple[int, int, int], style: _Style, *,
+              dashed: bool) -> None:
     import cv2
 
-    x0, y0, x1, y1 = corners
-    cv2.rectangle(out, (x0, y0), (x1, y1), colour, style.thickness, cv2.LINE_AA)
-    font = cv2.FONT_HERSHEY_SIMPLEX
-    (tw, th), base = cv2.getTextSize(text, font, style.font_scale, style.font_thickness)
-    pad = max(2, th // 4)
-    height, width = out.shape[:2]
-    # Above the box when there is room, else just inside its top edge; never off the image.
-    top = y0 - th - base - 2 * pad if y0 - th - base - 2 * pad >= 0 else max(0, y0)
-    top = min(top, max(0, height - th - base - 2 * pad))
-    left = min(max(0, x0), max(0, width - tw - 2 * pad))
-    cv2.rectangle(out, (left, top), (left + tw + 2 * pad, top + th + base + 2 * pad), colour, -1)
+    x0, y0, x1, y1 = box
+    if not dashed:
+        cv2.rectangle(out, (x0, y0), (x1, y1), colour, style.thickness, cv2.LINE_AA)
+        return
+    dash = max(4, 3 * style.thickness)
+    for (ax, ay), (bx, by) in (((x0, y0), (x1, y0)), ((x1, y0), (x1, y1)),
+                               ((x1, y1), (x0, y1)), ((x0, y1), (x0, y0))):
+        length = max(abs(bx - ax), abs(by - ay))
+        for start in range(0, length, 2 * dash):
+            end = min(length, start + dash)
+            p = (ax + (bx - ax) * start // max(1, length), ay + (by - ay) * start // max(1, length))
+            q = (ax + (bx - ax) * end // max(1, length), ay + (by - ay) * end // max(1, length))
+            cv2.line(out, p, q, colour, style.thickness, cv2.LINE_AA)
+
+
+def _draw_label(out: np.ndarray, box: Rect, rect: Rect, text: str,
+                colour: tuple[int, int, int], style: _Style) -> None:
+    import cv2
+
+    x0, y0, x1, y1 = rect
+    if rect[3] < box[1] - style.thickness or rect[1] > box[3] + style.thickness \
+            or rect[2] < box[0] or rect[0] > box[2]:  # moved away from its face: a leader line
+        target = (min(max(x0, box[0]), box[2]), box[1] if y1 <= box[1] else box[3])
+        cv2.line(out, (min(max(target[0], x0), x1 - 1), y1 if y1 <= box[1] else y0), target,
+                 colour, max(1, style.thickness // 2), cv2.LINE_AA)
+    cv2.rectangle(out, (x0, y0), (x1 - 1, y1 - 1), colour, -1)
     luma = 0.299 * colour[0] + 0.587 * colour[1] + 0.114 * colour[2]
     ink = (0, 0, 0) if luma > 140 else (255, 255, 255)
-    cv2.putText(out, text, (left + pad, top + pad + th), font, style.font_scale, ink,
+    (_, th), _ = cv2.getTextSize(text, FONT, style.font_scale, style.font_thickness)
+    cv2.putText(out, text, (x0 + style.pad, y0 + style.pad + th), FONT, style.font_scale, ink,
                 style.font_thickness, cv2.LINE_AA)

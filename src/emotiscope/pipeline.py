@@ -5,6 +5,12 @@
     >>> [(f.label, round(f.score, 2), f.box) for f in faces]
 
 No face is an empty list. Boxes are in original-image pixels (see types.py).
+
+Face crops: an image that is already an aligned face crop (FER-2013 and CK+ style, 48x48) has
+too little context for a detector. `assume_crop` says what happens when the detector finds
+nothing: "never" -> no face; "always" -> the whole image is one face; "auto" (the default) ->
+the whole image is one face only if it looks like such a crop (`looks_like_face_crop`). Such a
+face is marked `FaceEmotion.assumed` and its box's score is 0.0 (no detector vouched for it).
 """
 
 from __future__ import annotations
@@ -17,9 +23,39 @@ import numpy as np
 
 from .classify import EmotionClassifier
 from .detect import FaceDetector, make_detector
+from .errors import ConfigError
 from .io import DEFAULT_MAX_PIXELS, ImageSource, load_image
-from .preprocess import prepare_faces
-from .types import Box, FaceEmotion
+from .preprocess import prepare_crops, prepare_faces
+from .types import ASSUME_CROP, Box, FaceEmotion
+
+# What "auto" takes for an aligned face crop (measured in docs/DETECTION.md):
+CROP_MAX_SIDE = 64  # FER-2013 and CK+ crops are 48x48; photos and thumbnails are larger
+CROP_ASPECT = (0.8, 1.4)  # height / width: square, or portrait up to about 5:7
+CROP_MIN_STD = 8.0  # grey levels: a flat image holds no face
+CROP_MIN_CORRELATION = 0.5  # of neighbouring pixels: about 0 for noise, >= 0.74 for 99 % of FER
+
+
+def looks_like_face_crop(image: np.ndarray, min_face: int = 1) -> bool:
+    """True for an image that could be an aligned face crop: both sides between `min_face` and
+    CROP_MAX_SIDE pixels, about square, not flat (grey-level spread) and not noise (neighbouring
+    pixels correlate, as in any photo; in noise they do not)."""
+    height, width = image.shape[:2]
+    low, high = CROP_ASPECT
+    if not (min_face <= min(width, height) and max(width, height) <= CROP_MAX_SIDE
+            and low * width <= height <= high * width):
+        return False
+    grey = image.astype(np.float64)
+    grey = grey.mean(axis=2) if grey.ndim == 3 else grey
+    if grey.std() < CROP_MIN_STD:
+        return False
+    return min(_correlation(grey[:, :-1], grey[:, 1:]),
+               _correlation(grey[:-1], grey[1:])) >= CROP_MIN_CORRELATION
+
+
+def _correlation(a: np.ndarray, b: np.ndarray) -> float:
+    a, b = a - a.mean(), b - b.mean()
+    norm = np.sqrt((a * a).sum() * (b * b).sum())
+    return float((a * b).sum() / norm) if norm > 0 else 0.0
 
 
 class EmotionRecognizer:
@@ -30,13 +66,20 @@ class EmotionRecognizer:
     min_face: smallest face side kept, in original pixels. threshold: detector confidence 0..1.
     max_side: longest side of the copy detection runs on (None: detect.DEFAULT_MAX_SIDE,
     0: full resolution). flip_tta: average with the mirrored face. threads: ONNX Runtime threads.
-    max_pixels: larger images are refused before decoding.
+    max_pixels: larger images are refused before decoding. assume_crop: "auto", "always" or
+    "never", whether an image with no face detected is itself one face (see the module docstring).
     """
 
     def __init__(self, model: str | os.PathLike | None = None,
                  detector: str | FaceDetector = "auto", *, min_face: int = 20,
                  threshold: float = 0.6, max_side: int | None = None, flip_tta: bool = False,
-                 threads: int | None = None, max_pixels: int = DEFAULT_MAX_PIXELS) -> None:
+                 threads: int | None = None, max_pixels: int = DEFAULT_MAX_PIXELS,
+                 assume_crop: str = "auto") -> None:
+        if assume_crop not in ASSUME_CROP:
+            raise ConfigError(f"assume_crop must be one of {', '.join(ASSUME_CROP)}, "
+                              f"got {assume_crop!r}")
+        self.assume_crop = assume_crop
+        self.min_face = min_face
         # The detector first: its options are checked before the slower model load.
         self.detector: FaceDetector = make_detector(detector, min_face=min_face,
                                                     threshold=threshold, max_side=max_side)
@@ -50,30 +93,52 @@ class EmotionRecognizer:
         return self.classifier.labels
 
     def detect(self, image: np.ndarray) -> list[Box]:
-        """RGB uint8 image -> face boxes, left to right."""
+        """RGB uint8 image -> the boxes of the faces the detector found, left to right."""
         return self.detector.detect(image)
 
-    def classify(self, image: np.ndarray, boxes: Sequence[Box]) -> list[FaceEmotion]:
-        """Classify every box of an RGB uint8 image, all faces in one batch."""
+    def assumed_box(self, image: np.ndarray) -> Box | None:
+        """For an image in which no face was detected: the whole image as one face box if the
+        `assume_crop` policy takes it for a face crop (score 0.0: no detector vouched), else None."""
+        if self.assume_crop == "never" or (
+                self.assume_crop == "auto" and not looks_like_face_crop(image, self.min_face)):
+            return None
+        return Box(0, 0, image.shape[1], image.shape[0], score=0.0)
+
+    def locate(self, image: np.ndarray) -> tuple[list[Box], bool]:
+        """The detected boxes, else [assumed_box] if there is one; and whether it was assumed."""
+        boxes = self.detect(image)
+        assumed = None if boxes else self.assumed_box(image)
+        return ([assumed], True) if assumed else (boxes, False)
+
+    def classify(self, image: np.ndarray, boxes: Sequence[Box], *,
+                 assumed: bool = False) -> list[FaceEmotion]:
+        """Classify every box of an RGB uint8 image, all faces in one batch. assumed: the one
+        box is the whole image taken as a face crop, classified as it is (as in training)."""
         if not boxes:
             return []
-        batch = prepare_faces(image, boxes, self.classifier.info.spec)
+        spec = self.classifier.info.spec
+        batch = prepare_crops([image], spec) if assumed else prepare_faces(image, boxes, spec)
         probs = self.classifier.predict_batch(batch, flip_tta=self.flip_tta)
         labels = self.labels
         return [FaceEmotion(box=box, label=labels[int(np.argmax(row))],
-                            scores={label: float(p) for label, p in zip(labels, row, strict=True)})
+                            scores={label: float(p) for label, p in zip(labels, row, strict=True)},
+                            assumed=assumed)
                 for box, row in zip(boxes, probs, strict=True)]
+
+    def faces(self, image: np.ndarray) -> list[FaceEmotion]:
+        """RGB uint8 image -> one FaceEmotion per face (detected, or assumed by the policy)."""
+        boxes, assumed = self.locate(image)
+        return self.classify(image, boxes, assumed=assumed)
 
     def __call__(self, image: ImageSource) -> list[FaceEmotion]:
         """Path, encoded bytes or RGB array -> one FaceEmotion per face found."""
-        rgb = load_image(image, max_pixels=self.max_pixels)
-        return self.classify(rgb, self.detect(rgb))
+        return self.faces(load_image(image, max_pixels=self.max_pixels))
 
     def stream(self, frames: Iterable[ImageSource]) -> Iterator[tuple[np.ndarray, list[FaceEmotion]]]:
         """For each frame (RGB array, path or bytes): (the RGB frame, its faces)."""
         for frame in frames:
             rgb = load_image(frame, max_pixels=self.max_pixels)
-            yield rgb, self.classify(rgb, self.detect(rgb))
+            yield rgb, self.faces(rgb)
 
 
 def analyze(image: ImageSource, **options) -> list[FaceEmotion]:

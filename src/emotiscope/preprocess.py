@@ -90,7 +90,7 @@ def square_crop(image: np.ndarray, box: Box, margin: float) -> np.ndarray:
 
 def face_crop(image: np.ndarray, box: Box, margin: float) -> np.ndarray:
     """The face a model sees: a box covering the whole image means the image is already a face
-    crop (detect.py's tight-crop rule), used as it is, as in training; otherwise square_crop."""
+    crop, used as it is, as in training; otherwise square_crop."""
     height, width = image.shape[:2]
     if (box.x, box.y, box.w, box.h) == (0, 0, width, height):
         return image

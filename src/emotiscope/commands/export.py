@@ -31,7 +31,7 @@ def run(args: argparse.Namespace) -> int:
         from ..training.models import build_model, count_macs
     except ImportError as exc:
         raise DependencyError("export needs torch and onnx: pip install torch==2.13.0 "
-                              "'emotiscope[train]'") from exc
+                              "'.[train]' in the emotiscope clone") from exc
     src = Path(args.checkpoint)
     ckpt = load_checkpoint(src, ("arch", "labels", "spec"))  # bad weights: see below
     out = check_new(Path(args.output) if args.output else src.with_suffix(".onnx"), args.force,

@@ -12,6 +12,7 @@ import csv
 import io
 import json
 import os
+import re
 import sys
 from pathlib import Path
 
@@ -21,6 +22,9 @@ from ..outputs import display
 HELP = "find faces in photos and recognise their emotions"
 WRITABLE = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff")
 BAR_ALWAYS = 100  # show a progress bar from this many files on, even when stderr is no terminal
+VIDEO_SUFFIXES = (".mp4", ".mov", ".m4v", ".avi", ".mkv", ".webm", ".mpg", ".mpeg", ".wmv", ".flv",
+                  ".3gp", ".ts")
+URL = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://")
 
 
 def register(subparsers) -> None:
@@ -35,15 +39,20 @@ def register(subparsers) -> None:
     form = p.add_mutually_exclusive_group()
     form.add_argument("--json", action="store_true",
                       help="print JSON lines: file, face (1 = leftmost), box {x,y,w,h}, label, "
-                           "score, scores")
-    form.add_argument("--csv", action="store_true", help="print CSV with a header row")
+                           "score, scores, assumed; an image with no face is one line with "
+                           "face null")
+    form.add_argument("--csv", action="store_true",
+                      help="print CSV with a header row; an image with no face is one row with "
+                           "empty face columns")
     add_recognizer_options(p)
     p.set_defaults(func=run)
 
 
 def add_recognizer_options(p: argparse.ArgumentParser) -> None:
-    """--model, --detector, --min-face, --threshold, --max-side, --tta, --max-megapixels."""
+    """--model, --detector, --min-face, --threshold, --max-side, --tta, --max-megapixels,
+    --assume-crop."""
     from ..detect import DEFAULT_MAX_SIDE, DETECTORS
+    from ..types import ASSUME_CROP
 
     p.add_argument("--model", metavar="ONNX",
                    help="model file (default: $EMOTISCOPE_MODEL, else the bundled model)")
@@ -60,6 +69,11 @@ def add_recognizer_options(p: argparse.ArgumentParser) -> None:
                    help="also classify the mirrored face and average (slower, a little better)")
     p.add_argument("--max-megapixels", type=_positive_float, default=50.0, metavar="MP",
                    help="refuse larger images before decoding them (default: 50)")
+    p.add_argument("--assume-crop", choices=ASSUME_CROP, default="auto",
+                   help="when no face is detected, take the whole image as one face crop: auto = "
+                        "only a small (<= 64 px), square, non-flat, non-noise image such as a "
+                        "48x48 FER crop; always; never (default: auto). Such faces are marked "
+                        "assumed")
 
 
 def recognizer_from_args(args):
@@ -67,7 +81,8 @@ def recognizer_from_args(args):
 
     return EmotionRecognizer(model=args.model, detector=args.detector, min_face=args.min_face,
                              threshold=args.threshold, max_side=args.max_side,
-                             flip_tta=args.tta, max_pixels=int(args.max_megapixels * 1e6))
+                             flip_tta=args.tta, max_pixels=int(args.max_megapixels * 1e6),
+                             assume_crop=args.assume_crop)
 
 
 def _positive_int(text: str) -> int:
@@ -104,7 +119,8 @@ def run(args) -> int:
     inputs = [*args.paths, *([str(sample_image_path())] if args.sample else [])]
     if not inputs:
         raise ConfigError("give at least one image, folder or glob pattern, or --sample")
-    failures: list[tuple[str, str]] = []
+    failures = [(display(item), problem) for item in inputs if (problem := _not_a_photo(item))]
+    inputs = [item for item in inputs if not _not_a_photo(item)]
     paths = list(iter_image_paths(inputs, on_error=lambda item, exc: failures.append((item, str(exc)))))
     unusable = len(failures)  # missing paths, empty folders, globs that match nothing
     outputs = {}
@@ -115,6 +131,16 @@ def run(args) -> int:
         _analyse_all(paths, outputs, args, failures)
     _report_failures(failures, len(paths) + unusable)
     return 1 if failures else 0
+
+
+def _not_a_photo(item: str) -> str | None:
+    """Why `item` is no input for predict (a URL, a video), or None."""
+    if URL.match(item):
+        return (f"{display(item)} is a URL: predict does not download anything; download the image "
+                "first (e.g. curl -O URL) and give the file")
+    if Path(item).suffix.lower() in VIDEO_SUFFIXES:
+        return f"{display(item)} is a video: use `emotiscope video {display(item)}` instead"
+    return None
 
 
 def _analyse_all(paths: list[Path], outputs: dict[Path, Path], args,
@@ -133,7 +159,7 @@ def _analyse_all(paths: list[Path], outputs: dict[Path, Path], args,
     for path in bar:
         try:
             image = load_image(path, max_pixels=recognizer.max_pixels)
-            faces = recognizer.classify(image, recognizer.detect(image))
+            faces = recognizer.faces(image)
             if path in outputs:
                 save_image(outputs[path], annotate(image, faces, labels=recognizer.labels),
                            overwrite=args.force)
@@ -155,8 +181,9 @@ class _Printer:
         self.form = "json" if args.json else "csv" if args.csv else "table"
         self.labels, self.emit = labels, emit
         self.width = min(60, max(len(display(p)) for p in paths))
+        self.header = ["file", "face", "x", "y", "w", "h", "label", "score", *labels, "assumed"]
         if self.form == "csv":
-            self._csv(["file", "face", "x", "y", "w", "h", "label", "score", *labels])
+            self._csv(self.header)
         elif self.form == "table":
             self.emit(f"{'file':<{self.width}}  face  {'label':<10} score  box (x, y, w, h)")
 
@@ -166,21 +193,33 @@ class _Printer:
         return text if len(text) <= self.width else "…" + text[len(text) - self.width + 1:]
 
     def add(self, path: Path, faces) -> None:
-        if self.form == "table" and not faces:
-            self.emit(f"{self._name(path):<{self.width}}     -  no face")
+        """One row per face; an image with no face still gets one row (face null / empty)."""
+        if not faces:
+            self._no_face(path)
         for k, face in enumerate(faces, start=1):
             box = face.box
             if self.form == "json":
                 record = {"file": display(path), "face": k, "box": box.as_dict(), "label": face.label,
                           "score": round(face.score, 4),
-                          "scores": {name: round(p, 4) for name, p in face.scores.items()}}
+                          "scores": {name: round(p, 4) for name, p in face.scores.items()},
+                          "assumed": face.assumed}
                 self.emit(json.dumps(record))
             elif self.form == "csv":
                 self._csv([display(path), k, box.x, box.y, box.w, box.h, face.label,
-                           f"{face.score:.4f}", *(f"{face.scores[n]:.4f}" for n in self.labels)])
+                           f"{face.score:.4f}", *(f"{face.scores[n]:.4f}" for n in self.labels),
+                           int(face.assumed)])
             else:
+                note = "  (assumed: whole image taken as a face crop)" if face.assumed else ""
                 self.emit(f"{self._name(path):<{self.width}}  {k:>4}  {face.label:<10} {face.score:>5.0%}"
-                          f"  {box.x}, {box.y}, {box.w}, {box.h}")
+                          f"  {box.x}, {box.y}, {box.w}, {box.h}{note}")
+
+    def _no_face(self, path: Path) -> None:
+        if self.form == "json":
+            self.emit(json.dumps({"file": display(path), "face": None}))
+        elif self.form == "csv":
+            self._csv([display(path)] + [""] * (len(self.header) - 1))
+        else:
+            self.emit(f"{self._name(path):<{self.width}}     -  no face")
 
     def _csv(self, row: list) -> None:
         buffer = io.StringIO()

@@ -50,7 +50,7 @@ def check_dependencies() -> None:
                if not any(importlib.util.find_spec(m) for m in modules)]
     if missing:
         raise DependencyError(f"emotiscope serve needs {', '.join(missing)}, which are not "
-                              'installed: pip install "emotiscope[serve]"')
+                              'installed: pip install ".[serve]" in the emotiscope clone')
 
 
 def _check(args: argparse.Namespace) -> None:

@@ -199,7 +199,7 @@ def run(args: argparse.Namespace) -> int:
         from ..training import loop, runs
     except ImportError as exc:
         raise DependencyError(f"training needs torch ({exc.name} is missing): pip install torch==2.13.0 "
-                              "'emotiscope[train]'") from exc
+                              "'.[train]' in the emotiscope clone") from exc
     from ..errors import ConfigError
 
     if args.resume:

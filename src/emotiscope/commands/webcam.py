@@ -26,8 +26,9 @@ if TYPE_CHECKING:  # numpy and cv2 load when the command runs, not when the CLI 
 HELP = "live emotions from a camera (or stream URL / video file) in a window"
 STALL_SECONDS = 10.0  # a source silent this long counts as disconnected
 WINDOW = "emotiscope (q/Esc quit, s snapshot)"
-NO_GUI = ("this OpenCV has no window support (the opencv-python-headless wheel): "
-          "pip uninstall -y opencv-python-headless && pip install opencv-python; or run "
+NO_GUI = ("this OpenCV has no window support (the opencv-python-headless wheel): install the "
+          "GUI build of the same version beside it, pip install \"opencv-python==$(pip show "
+          "opencv-python-headless | sed -n 's/^Version: //p')\" (see the README); or run "
           "with --no-window --record out.mp4, or use `emotiscope serve` and its browser page")
 
 

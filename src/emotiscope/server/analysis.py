@@ -101,10 +101,12 @@ class Analyzer:
         with self.lock:
             t = time.perf_counter()
             boxes = self.recognizer.detect(image)
+            assumed = None if boxes else self.recognizer.assumed_box(image)
+            boxes = [assumed] if assumed else boxes
             timings["detect"] = ms_since(t)
             t = time.perf_counter()
             try:
-                faces = self.recognizer.classify(image, boxes)
+                faces = self.recognizer.classify(image, boxes, assumed=assumed is not None)
             except ModelError as exc:  # e.g. NaN scores: the model is broken, not the request
                 log.error("model error: %s", first_line(exc))
                 raise ApiError(500, "the server's model failed on this image: "

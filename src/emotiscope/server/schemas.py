@@ -20,6 +20,8 @@ class FaceOut(BaseModel):
     score: float = Field(description="probability of `label`, 0..1")
     scores: dict[str, float] = Field(description="probability of every label; they sum to 1")
     track_id: int | None = None
+    assumed: bool = Field(False, description="true when no face was detected and the whole image "
+                                             "was taken as one face crop (a small, square image)")
 
 
 class ImageOut(BaseModel):

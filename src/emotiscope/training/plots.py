@@ -17,7 +17,8 @@ def _plt():
         matplotlib.use("Agg")
         import matplotlib.pyplot as plt
     except ImportError as exc:
-        raise DependencyError("plots need matplotlib: pip install 'emotiscope[train]'") from exc
+        raise DependencyError("plots need matplotlib: pip install matplotlib, or pip install '.[train]' in "
+                              "the emotiscope clone") from exc
     return plt
 
 

@@ -49,17 +49,19 @@ export function drawFaces(ctx, faces, scale) {
   ctx.lineWidth = line;
   ctx.font = `600 ${font}px system-ui, sans-serif`;
   ctx.textBaseline = "top";
-  for (const face of faces) {
+  faces.forEach((face, i) => {
     const b = face.box;
     const [x, y, w, h] = [b.x * scale, b.y * scale, b.w * scale, b.h * scale];
     ctx.strokeStyle = ctx.fillStyle = colour(face.label);
+    ctx.setLineDash(face.assumed ? [4 * line, 3 * line] : []);  // assumed, not detected: dashed
     ctx.strokeRect(x, y, w, h);
-    const text = `${face.label} ${percent(face.score)}`;
+    ctx.setLineDash([]);
+    const text = `${i + 1} ${face.label} ${percent(face.score)}${face.assumed ? " (assumed)" : ""}`;
     const pad = Math.round(font * 0.25);
     const tw = ctx.measureText(text).width + 2 * pad;
     const ty = y - font - 2 * pad >= 0 ? y - font - 2 * pad : y + h;
     ctx.fillRect(x - line / 2, ty, tw, font + 2 * pad);
     ctx.fillStyle = ink(colour(face.label));
     ctx.fillText(text, x - line / 2 + pad, ty + pad);
-  }
+  });
 }

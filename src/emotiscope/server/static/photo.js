@@ -12,7 +12,8 @@ function facesTable(faces) {
     swatch.className = "swatch";
     swatch.style.background = colour(face.label);
     row.insertCell().append(swatch, ` ${i + 1}`);
-    row.insertCell().textContent = `${face.label} ${percent(face.score)}`;
+    row.insertCell().textContent = `${face.label} ${percent(face.score)}` +
+      (face.assumed ? " (assumed: no face detected, the whole image taken as one face)" : "");
     row.insertCell().append(probabilityBars(face.scores));
   });
 }
@@ -41,8 +42,21 @@ function probabilityBars(scores) {
   return list;
 }
 
+function clearResult() {
+  // Nothing of an earlier photo may stay next to a new one, or after a failed upload.
+  state.photo = null;
+  $("photo-result").hidden = true;
+  $("photo-result").dataset.faces = "0";
+  $("faces-table").tBodies[0].replaceChildren();
+  $("photo-caption").textContent = "";
+  const canvas = $("photo-canvas");
+  canvas.getContext("2d").clearRect(0, 0, canvas.width, canvas.height);
+  [canvas.width, canvas.height] = [0, 0];
+}
+
 async function showPhoto(file) {
   const status = $("photo-status");
+  clearResult();
   status.textContent = `Analysing ${file.name}…`;
   status.classList.remove("error");
   try {
@@ -64,6 +78,7 @@ async function showPhoto(file) {
       `${result.image.width}×${result.image.height} pixels, ${Math.round(result.timings_ms.total)} ms`;
     status.textContent = n ? "" : "No face found. Faces should be at least 20 pixels tall.";
   } catch (error) {
+    clearResult();
     status.textContent = `Could not analyse ${file.name}: ${error.message}`;
     status.classList.add("error");
   }
