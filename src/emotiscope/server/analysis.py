@@ -7,9 +7,8 @@ path or URL a client sends. Boxes are in pixels of the decoded image, top-left o
 from __future__ import annotations
 
 import re
-import threading
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -19,6 +18,7 @@ from ..draw import label_colour
 from ..errors import InputError
 from ..io import declared_size, encode_image, image_format, load_image
 from ..model_file import model_card as card
+from ..workers import RecognizerPool
 from .http_errors import ApiError
 
 MEDIA_TYPES = {"jpeg": "image/jpeg", "png": "image/png"}
@@ -64,15 +64,20 @@ def model_card(recognizer) -> dict:
 
 @dataclass
 class Analyzer:
-    """Checks and analyses uploaded image bytes with one shared recognizer.
+    """Checks and analyses uploaded image bytes with a pool of recognizers.
 
-    The recognizer is used by one thread at a time (face detectors are not all thread-safe);
-    decoding and encoding of other requests overlap with it.
+    Each recognizer is used by one thread at a time (face detectors are not all thread-safe);
+    with N of them, N requests are analysed at once, and decoding and encoding of other
+    requests overlap with them.
     """
 
-    recognizer: object
+    pool: RecognizerPool
     max_pixels: int
-    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    @property
+    def recognizer(self):
+        """One of the pool's recognizers: for what they share (labels, model card)."""
+        return self.pool.first
 
     def check(self, data: bytes) -> str:
         """The image format; 415 for non-images, 413 for too many pixels (from the header)."""
@@ -104,12 +109,12 @@ class Analyzer:
         start = time.perf_counter()
         image, kind = self.decode(data)
         timings = {"decode": ms_since(start)}
-        with self.lock:
+        with self.pool.use() as recognizer:
             t = time.perf_counter()
-            boxes = self.recognizer.detect(image)
+            boxes = recognizer.detect(image)
             timings["detect"] = ms_since(t)
             t = time.perf_counter()
-            faces = self.recognizer.classify(image, boxes)
+            faces = recognizer.classify(image, boxes)
             timings["classify"] = ms_since(t)
         picture = None
         if annotate:
