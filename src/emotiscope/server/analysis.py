@@ -8,9 +8,8 @@ from __future__ import annotations
 
 import logging
 import re
-import threading
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -20,6 +19,7 @@ from ..draw import label_colour
 from ..errors import InputError, ModelError
 from ..io import declared_size, encode_image, image_format, load_image
 from ..model_file import model_card as card
+from ..workers import RecognizerPool
 from .http_errors import ApiError, first_line, input_status
 
 log = logging.getLogger("emotiscope.server")
@@ -66,15 +66,20 @@ def model_card(recognizer) -> dict:
 
 @dataclass
 class Analyzer:
-    """Checks and analyses uploaded image bytes with one shared recognizer.
+    """Checks and analyses uploaded image bytes with a pool of recognizers.
 
-    The recognizer is used by one thread at a time (face detectors are not all thread-safe);
-    decoding and encoding of other requests overlap with it.
+    Each recognizer is used by one thread at a time (face detectors are not all thread-safe);
+    with N of them, N requests are analysed at once, and decoding and encoding of other
+    requests overlap with them.
     """
 
-    recognizer: object
+    pool: RecognizerPool
     max_pixels: int
-    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    @property
+    def recognizer(self):
+        """One of the pool's recognizers: for what they share (labels, model card)."""
+        return self.pool.first
 
     def decode(self, data: bytes) -> tuple[np.ndarray, str]:
         """RGB uint8 image and its format. Refusals keep the decoder's own reason: 413 for too
@@ -98,15 +103,15 @@ class Analyzer:
         start = time.perf_counter()
         image, kind = self.decode(data)
         timings = {"decode": ms_since(start)}
-        with self.lock:
+        with self.pool.use() as recognizer:
             t = time.perf_counter()
-            boxes = self.recognizer.detect(image)
-            assumed = None if boxes else self.recognizer.assumed_box(image)
+            boxes = recognizer.detect(image)
+            assumed = None if boxes else recognizer.assumed_box(image)
             boxes = [assumed] if assumed else boxes
             timings["detect"] = ms_since(t)
             t = time.perf_counter()
             try:
-                faces = self.recognizer.classify(image, boxes, assumed=assumed is not None)
+                faces = recognizer.classify(image, boxes, assumed=assumed is not None)
             except ModelError as exc:  # e.g. NaN scores: the model is broken, not the request
                 log.error("model error: %s", first_line(exc))
                 raise ApiError(500, "the server's model failed on this image: "

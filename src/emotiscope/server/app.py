@@ -2,9 +2,12 @@
 
     app = create_app()                                  # loads the bundled model at start-up
     app = create_app(EmotionRecognizer(model="m.onnx"))  # or bring your own recognizer
+    app = create_app(RecognizerPool.build(2, model="m.onnx"))  # or several: one per core
 
-The model loads once (in the lifespan, or before, when a recognizer is passed); inference
-runs in worker threads behind an admission gate, so the event loop stays responsive.
+The model loads once (in the lifespan, or before, when recognizers are passed); inference
+runs in worker threads behind an admission gate, so the event loop stays responsive. Each
+recognizer analyses one image at a time; `workers` recognizers (default: one per core)
+analyse that many at once.
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ from starlette.concurrency import run_in_threadpool
 
 from .. import __version__
 from ..errors import ConfigError
+from ..workers import RecognizerPool, check_workers
 from .analysis import Analyzer, model_card
 from .body import MB, BodyReader, ByteBudget
 from .http_errors import install_handlers
@@ -62,18 +66,28 @@ class ServerConfig:
         return self.upload_limit(path) + MULTIPART_SLACK
 
 
-def _install(app: FastAPI, recognizer) -> None:
-    app.state.analyzer = Analyzer(recognizer, app.state.config.max_pixels)
-    app.state.card = model_card(recognizer)
+def _as_pool(recognizer) -> RecognizerPool:
+    """A pool from a recognizer, a list of them, or a pool."""
+    if isinstance(recognizer, RecognizerPool):
+        return recognizer
+    return RecognizerPool(list(recognizer) if isinstance(recognizer, list | tuple)
+                          else [recognizer])
 
 
-def _warm_up(recognizer) -> None:
-    """One tiny pass so the first client does not pay for lazy initialisation."""
+def _install(app: FastAPI, pool: RecognizerPool) -> None:
+    app.state.analyzer = Analyzer(pool, app.state.config.max_pixels)
+    app.state.card = model_card(pool.first)
+
+
+def _warm_up(pool: RecognizerPool) -> None:
+    """One tiny pass each so the first clients do not pay for lazy initialisation."""
     blank = np.zeros((64, 64, 3), np.uint8)
-    try:
-        recognizer.classify(blank, recognizer.detect(blank))
-    except Exception:  # a broken recognizer fails its requests (as 500s), not the start-up
-        log.warning("warm-up pass failed", exc_info=True)
+    for recognizer in pool.recognizers:
+        try:
+            recognizer.classify(blank, recognizer.detect(blank))
+        except Exception:  # a broken recognizer fails its requests (as 500s), not the start-up
+            log.warning("warm-up pass failed", exc_info=True)
+            return
 
 
 def create_app(recognizer=None, *, model=None, detector: str = "auto",
@@ -81,15 +95,25 @@ def create_app(recognizer=None, *, model=None, detector: str = "auto",
                max_pixels: int = 40_000_000, max_concurrency: int | None = None,
                queue_limit: int = 256, max_batch_files: int = 16,
                max_batch_bytes: int | None = None, body_timeout_s: float = 30.0,
-               max_pending_bytes: int | None = None, drain_bytes: int = 32 * MB) -> FastAPI:
-    """The web service. Without `recognizer`, one is built from `model`/`detector` at start-up.
+               max_pending_bytes: int | None = None, drain_bytes: int = 32 * MB,
+               workers: int | None = None) -> FastAPI:
+    """The web service on `recognizer` (one, a list, or a RecognizerPool). Without it,
+    `workers` recognizers (default: one per core) are built from `model`/`detector`/`threads`
+    at start-up.
 
-    `max_pending_bytes` defaults to 256 MB, or room for two of the largest batches if more.
+    `max_concurrency` defaults to the larger of the number of recognizers and
+    ServerConfig.max_concurrency. `max_pending_bytes` defaults to 256 MB, or room for two of
+    the largest batches if more.
     """
+    pool = None if recognizer is None else _as_pool(recognizer)
+    if pool is not None and workers is not None and workers != len(pool):
+        raise ConfigError(f"workers={workers} but {len(pool)} recognizer(s) were passed: "
+                          "pass that many recognizers (a RecognizerPool), or leave workers out")
+    workers = len(pool) if pool is not None else check_workers(workers)
     max_batch_bytes = max_batch_bytes or 4 * max_upload_bytes
     config = ServerConfig(
         max_upload_bytes=max_upload_bytes, max_pixels=max_pixels,
-        max_concurrency=max_concurrency or ServerConfig.max_concurrency,
+        max_concurrency=max_concurrency or max(workers, ServerConfig.max_concurrency),
         queue_limit=queue_limit, max_batch_files=max_batch_files,
         max_batch_bytes=max_batch_bytes, body_timeout_s=body_timeout_s,
         max_pending_bytes=max_pending_bytes or max(256 * MB, 2 * (max_batch_bytes
@@ -104,13 +128,13 @@ def create_app(recognizer=None, *, model=None, detector: str = "auto",
     @asynccontextmanager
     async def lifespan(app: FastAPI):
         if app.state.analyzer is None:
-            from ..pipeline import EmotionRecognizer
-
-            built = await run_in_threadpool(
-                lambda: EmotionRecognizer(model=model, detector=detector, threads=threads))
+            options = {"model": model, "detector": detector}
+            if threads is not None:
+                options["threads"] = threads
+            built = await run_in_threadpool(RecognizerPool.build, workers, **options)
             _install(app, built)
-            log.info("model %s loaded", app.state.card["name"])
-        await run_in_threadpool(_warm_up, app.state.analyzer.recognizer)
+            log.info("model %s loaded (%d workers)", app.state.card["name"], workers)
+        await run_in_threadpool(_warm_up, app.state.analyzer.pool)
         yield
 
     app = FastAPI(title="emotiscope", version=__version__, lifespan=lifespan,
@@ -121,8 +145,8 @@ def create_app(recognizer=None, *, model=None, detector: str = "auto",
     app.state.gate = Gate(config.max_concurrency, config.queue_limit)
     app.state.budget = ByteBudget(config.max_pending_bytes)
     app.state.analyzer = None
-    if recognizer is not None:
-        _install(app, recognizer)
+    if pool is not None:
+        _install(app, pool)
     install_handlers(app)
     app.include_router(router)
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
