@@ -21,7 +21,7 @@ from pathlib import Path
 import scenes
 
 from emotiscope.detect import HaarDetector, YuNetDetector
-from emotiscope.io import iter_image_paths, load_image, sample_image_path
+from emotiscope.images import iter_image_paths, load_image, sample_image_path
 
 
 def detectors() -> dict[str, object]:

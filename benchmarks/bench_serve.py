@@ -38,7 +38,7 @@ from urllib.parse import urlsplit
 
 import httpx
 
-from emotiscope.io import sample_image_path
+from emotiscope.images import sample_image_path
 
 
 def free_port() -> int:

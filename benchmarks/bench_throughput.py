@@ -88,7 +88,7 @@ def child_video(model: str | None) -> dict:
     from bench_video import make_video
 
     from emotiscope.pipeline import EmotionRecognizer
-    from emotiscope.video import VideoAnalyzer
+    from emotiscope.videoanalysis import VideoAnalyzer
 
     with tempfile.TemporaryDirectory() as tmp:
         video = make_video(Path(tmp) / "v.mp4", 150)
@@ -173,7 +173,7 @@ def pool_rate(recognizers, frames, ordered_map, n: int = 40) -> float:
 
 def make_photos(folder: Path, count: int) -> list[Path]:
     """Variants of the sample photo (flipped, cropped, scaled 0.6-1.4x) as JPEGs."""
-    from emotiscope.io import encode_image, load_image, sample_image_path
+    from emotiscope.images import encode_image, load_image, sample_image_path
 
     sample = load_image(sample_image_path())
     paths = []
@@ -222,7 +222,7 @@ def section_predict(args) -> None:
 def section_server(args) -> None:
     from bench_serve import load, percentile, started_server
 
-    from emotiscope.io import sample_image_path
+    from emotiscope.images import sample_image_path
 
     image = sample_image_path().read_bytes()
     print(f"\n## emotiscope serve: {args.seconds:g} s per row, the sample photo "
@@ -252,7 +252,7 @@ def iou(a, b) -> float:
 
 def section_bigphoto(args) -> None:
     from emotiscope.bigphoto import analyze_photo
-    from emotiscope.io import encode_image, load_image, sample_image_path
+    from emotiscope.images import encode_image, load_image, sample_image_path
     from emotiscope.pipeline import EmotionRecognizer
 
     recognizer = EmotionRecognizer(args.model, "yunet")

@@ -25,7 +25,7 @@ ROOT = Path(__file__).resolve().parents[1]
 
 def make_video(path: Path, frames: int, fps: float = 30.0) -> Path:
     """One face (from the package's sample photo) drifting and zooming over a 640x480 scene."""
-    from emotiscope.io import sample_image_path
+    from emotiscope.images import sample_image_path
 
     photo = cv2.imread(str(sample_image_path()))  # BGR, written as it is
     face = cv2.resize(photo[0:300, 20:300], (224, 240))
@@ -72,8 +72,8 @@ def per_call_ms(func, repeat: int = 30) -> float:
 
 def stages(recognizer, video: Path) -> None:
     from emotiscope.draw import annotate
-    from emotiscope.frames import VideoSource
-    from emotiscope.video import shift_box
+    from emotiscope.videoanalysis import shift_box
+    from emotiscope.videoread import VideoSource
 
     with VideoSource(video) as source:
         a, b = source.read(), source.read()
@@ -91,7 +91,7 @@ def stages(recognizer, video: Path) -> None:
                                  (640, 480))
         print(f"  encode mp4v    {per_call_ms(lambda: writer.write(a)):7.2f} ms/frame")
         writer.release()
-        from emotiscope.encode import H264Writer, h264_available
+        from emotiscope.videowrite import H264Writer, h264_available
 
         if h264_available():  # alternate two frames so the encoder has motion to code
             h264, frames = H264Writer(Path(tmp) / "w.h264.mp4", 30, (640, 480)), [a, b]
@@ -113,9 +113,9 @@ def main() -> None:
     args = parser.parse_args()
 
     from emotiscope.cli import main as cli_main
-    from emotiscope.frames import VideoSource
     from emotiscope.pipeline import EmotionRecognizer
-    from emotiscope.video import VideoAnalyzer
+    from emotiscope.videoanalysis import VideoAnalyzer
+    from emotiscope.videoread import VideoSource
 
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)

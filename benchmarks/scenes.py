@@ -11,7 +11,7 @@ import json
 import cv2
 import numpy as np
 
-from emotiscope.io import load_image, sample_image_path
+from emotiscope.images import load_image, sample_image_path
 from emotiscope.types import Box
 
 GREY = 128

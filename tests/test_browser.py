@@ -16,7 +16,7 @@ import cv2
 import numpy as np
 import pytest
 
-from emotiscope.io import sample_image_path
+from emotiscope.images import sample_image_path
 
 CHROMIUM = "/usr/bin/chromium"
 ARTIFACTS = Path(os.environ.get("EMOTISCOPE_ARTIFACTS",
@@ -159,7 +159,7 @@ def test_live_camera_draws_boxes_and_pause_stops_sending(page, server_url):
 
 
 def load_size(path: Path) -> tuple[int, int]:
-    from emotiscope.io import load_image
+    from emotiscope.images import load_image
 
     height, width = load_image(path).shape[:2]
     return width, height

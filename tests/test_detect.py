@@ -12,7 +12,7 @@ from fixtures.images import HOPPER_FACE, grace_hopper_path, iou, sample_faces
 from emotiscope import detect
 from emotiscope.detect import HaarDetector, make_detector
 from emotiscope.errors import ConfigError, DependencyError
-from emotiscope.io import load_image, sample_image_path
+from emotiscope.images import load_image, sample_image_path
 from emotiscope.types import Box
 
 

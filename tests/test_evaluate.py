@@ -16,7 +16,7 @@ from fixtures.tiny_model import FER_LABELS
 
 from emotiscope.classify import EmotionClassifier
 from emotiscope.errors import ConfigError, DataError
-from emotiscope.io import load_image, sample_image_path, save_image
+from emotiscope.images import load_image, sample_image_path, save_image
 from emotiscope.pipeline import EmotionRecognizer
 from emotiscope.preprocess import batch_input
 from emotiscope.training.data import FaceSet, load_csv

@@ -11,7 +11,7 @@ from fixtures.bad_images import JP2_SIGNATURE, pam_bytes, png_header, tiff_bytes
 
 from emotiscope.errors import InputError
 from emotiscope.imageheader import declared_size, image_format, other_format, read_header
-from emotiscope.io import load_image
+from emotiscope.images import load_image
 
 RGB = (np.arange(20 * 30 * 3).reshape(20, 30, 3) % 251).astype(np.uint8)
 

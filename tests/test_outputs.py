@@ -12,8 +12,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from emotiscope.errors import InputError
-from emotiscope.io import save_image
+from emotiscope.errors import OutputError
+from emotiscope.images import save_image
 from emotiscope.outputs import (
     atomic_path,
     check_writable_folder,
@@ -53,11 +53,11 @@ def test_the_temporary_file_keeps_the_suffix_and_is_hidden(tmp_path):
     assert (tmp_path / "chart.png").read_bytes() == b"png"
 
 
-def test_an_unwritable_place_is_one_input_error(tmp_path):
+def test_an_unwritable_place_is_one_output_error(tmp_path):
     (tmp_path / "file").write_text("x")
-    with pytest.raises(InputError, match=r"cannot write .*file/a.png: .*choose another output"):
+    with pytest.raises(OutputError, match=r"cannot write .*file/a.png: .*choose another output"):
         write_bytes(tmp_path / "file" / "a.png", b"x")
-    with pytest.raises(InputError, match="is a file, not a folder"):
+    with pytest.raises(OutputError, match="is a file, not a folder"):
         check_writable_folder(tmp_path / "file" / "deeper", "--out")
     assert check_writable_folder(tmp_path / "new" / "deeper", "--out") == tmp_path / "new" / "deeper"
 
@@ -90,7 +90,7 @@ def test_save_image_killed_midway_never_leaves_a_truncated_image(tmp_path):
     script = """
 import sys, time, numpy as np
 import emotiscope.outputs
-from emotiscope.io import save_image
+from emotiscope.images import save_image
 
 class Stalling:
     def __init__(self, fh): self.fh = fh
@@ -111,7 +111,7 @@ save_image(sys.argv[1], np.zeros((300, 300, 3), np.uint8), overwrite=True)
     finally:
         proc.send_signal(signal.SIGKILL)
         proc.wait(timeout=10)
-    from emotiscope.io import load_image
+    from emotiscope.images import load_image
 
     assert load_image(target).tolist() == np.full((8, 8, 3), 7, np.uint8).tolist()
     leftovers = [p.name for p in tmp_path.iterdir() if p.name != "a.png"]

@@ -8,7 +8,7 @@ from fixtures.images import iou, sample_faces
 import emotiscope
 from emotiscope import pipeline
 from emotiscope.errors import ConfigError, ModelError
-from emotiscope.io import load_image, sample_image_path
+from emotiscope.images import load_image, sample_image_path
 from emotiscope.pipeline import EmotionRecognizer
 from emotiscope.types import Box
 

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from emotiscope.cli import main
-from emotiscope.io import encode_image, load_image, sample_image_path
+from emotiscope.images import encode_image, load_image, sample_image_path
 
 SAMPLE = str(sample_image_path())
 

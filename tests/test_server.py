@@ -22,7 +22,7 @@ from fixtures.bad_images import JP2_SIGNATURE, tiff_bytes  # noqa: E402
 from fixtures.tiny_model import make_nan_model  # noqa: E402
 
 from emotiscope.errors import ImageTooLargeError, InputError, UnsupportedImageError  # noqa: E402
-from emotiscope.io import load_image, sample_image_path  # noqa: E402
+from emotiscope.images import load_image, sample_image_path  # noqa: E402
 from emotiscope.server import create_app  # noqa: E402
 from emotiscope.server.http_errors import input_status  # noqa: E402
 from emotiscope.server.routes import STATIC  # noqa: E402
@@ -483,7 +483,7 @@ def test_json_errors_are_valid_json_everywhere(client):
 def test_an_assumed_face_crop_is_marked_in_the_json(tiny_model_path, photo):
     from fixtures.detectors import FixedDetector
 
-    from emotiscope.io import encode_image
+    from emotiscope.images import encode_image
     from emotiscope.pipeline import EmotionRecognizer
 
     face = load_image(photo)[68:195, 107:212][::3, ::3]  # Grace Hopper, about 35x43: a crop

@@ -24,7 +24,7 @@ httpx = pytest.importorskip("httpx")
 from fixtures.server import running  # noqa: E402
 from fixtures.tiny_model import make_tiny_model  # noqa: E402
 
-from emotiscope.io import encode_image  # noqa: E402
+from emotiscope.images import encode_image  # noqa: E402
 from emotiscope.server import create_app  # noqa: E402
 
 KB = 1024

@@ -84,7 +84,7 @@ def test_mp4_output_is_h264_with_the_input_sound(tiny_model_path, tmp_path, caps
 
 def test_mp4_without_pyav_falls_back_to_mp4v_and_says_so(clips, tiny_model_path, tmp_path,
                                                          monkeypatch, capsys):
-    from emotiscope import encode
+    from emotiscope import videowrite as encode
 
     monkeypatch.setattr(encode, "h264_available", lambda: False)
     out = tmp_path / "a.mp4"
@@ -158,7 +158,7 @@ def test_truncated_input_keeps_what_was_read(clips, tiny_model_path, tmp_path, c
 
 def test_an_overestimated_frame_count_is_not_a_failure(clips, tiny_model_path, tmp_path,
                                                        monkeypatch, capsys):
-    from test_frames import overcounting
+    from test_videoio import overcounting
 
     overcounting(monkeypatch)
     rows = tmp_path / "t.csv"
@@ -169,7 +169,7 @@ def test_an_overestimated_frame_count_is_not_a_failure(clips, tiny_model_path, t
 
 def test_failure_mid_video_leaves_valid_outputs(clips, tiny_model_path, tmp_path, monkeypatch,
                                                 capsys):
-    from emotiscope.video import VideoAnalyzer
+    from emotiscope.videoanalysis import VideoAnalyzer
 
     original = VideoAnalyzer.process
 

@@ -51,7 +51,7 @@ def test_no_camera(tiny_model_path, capsys):
 
 def test_disconnect_mid_stream_keeps_the_recording(camera_file, tiny_model_path, tmp_path,
                                                    monkeypatch, capsys):
-    monkeypatch.setattr("emotiscope.frames.is_url", lambda source: True)  # a "stream" that stops
+    monkeypatch.setattr("emotiscope.videoread.is_url", lambda source: True)  # a "stream" that stops
     out = tmp_path / "rec.avi"
     assert main(cam(["--camera", camera_file, "--no-window", "--record", out],
                     tiny_model_path)) == 1

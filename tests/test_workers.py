@@ -13,7 +13,7 @@ import pytest
 from emotiscope import _alloc
 from emotiscope.cli import main
 from emotiscope.errors import ConfigError, InputError
-from emotiscope.io import encode_image, load_image, sample_image_path
+from emotiscope.images import encode_image, load_image, sample_image_path
 from emotiscope.workers import RecognizerPool, build_recognizers, check_workers, ordered_map
 
 

@@ -17,6 +17,7 @@ from .errors import (
     EmotiscopeError,
     InputError,
     ModelError,
+    OutputError,
     OutputExistsError,
 )
 from .types import Box, FaceEmotion
@@ -27,12 +28,12 @@ _LAZY = {
     "EmotionRecognizer": "pipeline",
     "analyze": "pipeline",
     "annotate": "draw",
-    "load_image": "io",
+    "load_image": "images",
 }
 
 if TYPE_CHECKING:  # pragma: no cover
     from .draw import annotate
-    from .io import load_image
+    from .images import load_image
     from .pipeline import EmotionRecognizer, analyze
 
 
@@ -48,5 +49,5 @@ def __getattr__(name: str):
 __all__ = [
     "Box", "FaceEmotion", "EmotionRecognizer", "analyze", "annotate", "load_image",
     "EmotiscopeError", "InputError", "ModelError", "DataError", "ConfigError",
-    "OutputExistsError", "DependencyError", "__version__",
+    "OutputError", "OutputExistsError", "DependencyError", "__version__",
 ]

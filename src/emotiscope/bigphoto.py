@@ -22,7 +22,7 @@ import numpy as np
 
 from .detect import _ScaledDetector
 from .imageheader import read_header
-from .io import _read_file, check_size, load_image
+from .images import _read_file, check_size, load_image
 from .types import FaceEmotion
 
 REDUCED_MIN_RATIO = 2  # decoded long side >= this x the detector's max_side

@@ -32,7 +32,12 @@ class ConfigError(EmotiscopeError):
     """An option value is invalid or options contradict each other."""
 
 
-class OutputExistsError(EmotiscopeError):
+class OutputError(EmotiscopeError):
+    """An output file or folder cannot be written (a folder given for a file, no permission,
+    a disk that is full, an encoder that cannot write the format)."""
+
+
+class OutputExistsError(OutputError):
     """An output path exists and would be overwritten without --force."""
 
 

@@ -16,11 +16,11 @@ import secrets
 from collections.abc import Iterator
 from pathlib import Path
 
-from .errors import InputError
+from .errors import OutputError, OutputExistsError
 
 
-def _write_error(path: Path, exc: OSError) -> InputError:
-    return InputError(f"cannot write {display(path)}: {exc.strerror or exc}; choose another "
+def _write_error(path: Path, exc: OSError) -> OutputError:
+    return OutputError(f"cannot write {display(path)}: {exc.strerror or exc}; choose another "
                       "output path or free some space")
 
 
@@ -37,7 +37,7 @@ def temp_beside(path: Path) -> Path:
 @contextlib.contextmanager
 def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     """Yield a temporary path beside `path`; on success it replaces `path`, on any failure it is
-    removed and `path` is left as it was. OSError becomes a one-line InputError."""
+    removed and `path` is left as it was. OSError becomes a one-line OutputError."""
     path = Path(path)
     tmp = temp_beside(path)
     try:
@@ -88,9 +88,44 @@ def check_writable_folder(folder: str | os.PathLike, flag: str) -> Path:
     while not existing.exists() and existing != existing.parent:
         existing = existing.parent
     if not existing.is_dir():
-        raise InputError(f"{flag} {display(folder)}: {display(existing)} is a file, not a folder; "
+        raise OutputError(f"{flag} {display(folder)}: {display(existing)} is a file, not a folder; "
                          "choose another output folder")
     if not os.access(existing, os.W_OK | os.X_OK):
-        raise InputError(f"{flag} {display(folder)}: {display(existing)} is not writable; choose "
-                         "another output folder")
+        raise OutputError(f"{flag} {display(folder)}: {display(existing)} is not writable "
+                          "(permission denied); choose another output folder")
     return folder
+
+
+def refuse_existing(paths: list[Path], force: bool) -> None:
+    """OutputExistsError naming the first few of `paths` that exist, unless `force`."""
+    existing = [display(p) for p in paths if Path(p).exists()]
+    if force or not existing:
+        return
+    if len(existing) == 1 and len(paths) == 1:
+        raise OutputExistsError(f"{existing[0]} already exists; pass --force to overwrite it or "
+                                "choose another output path")
+    shown = ", ".join(existing[:3]) + (", ..." if len(existing) > 3 else "")
+    raise OutputExistsError(f"{len(existing)} output file(s) already exist ({shown}); pass --force "
+                            "to overwrite them or choose another output path")
+
+
+def check_new(path: str | os.PathLike, force: bool = False, flag: str = "--out", *,
+              create_folder: bool = True) -> Path:
+    """`path` if an output may be written there, checked before any work: not a folder, absent
+    (or `force`), and writable. Its folder may be created later (`create_folder`, as
+    `atomic_path` does) or must exist already (video writers). The one "output exists" check:
+    OutputExistsError without --force, OutputError for the rest; messages name `flag`."""
+    path = Path(path)
+    if path.is_dir():
+        raise OutputError(f"{flag} {display(path)} is a folder; give a file name")
+    refuse_existing([path], force)
+    if create_folder:
+        check_writable_folder(path.parent, flag)
+    elif not path.parent.is_dir():
+        raise OutputError(f"cannot write {display(path)}: folder {display(path.parent)} does not "
+                          "exist; create it first")
+    elif not os.access(path.parent, os.W_OK):
+        raise OutputError(f"cannot write {display(path)}: permission denied; choose another path")
+    if path.exists() and not os.access(path, os.W_OK):
+        raise OutputError(f"cannot write {display(path)}: permission denied; choose another path")
+    return path

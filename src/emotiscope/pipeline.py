@@ -24,7 +24,7 @@ import numpy as np
 from .classify import EmotionClassifier
 from .detect import FaceDetector, make_detector
 from .errors import ConfigError
-from .io import DEFAULT_MAX_PIXELS, ImageSource, load_image
+from .images import DEFAULT_MAX_PIXELS, ImageSource, load_image
 from .preprocess import prepare_crops, prepare_faces
 from .types import ASSUME_CROP, Box, FaceEmotion
 

@@ -16,8 +16,8 @@ import re
 import sys
 from pathlib import Path
 
-from ..errors import ConfigError, InputError, OutputExistsError
-from ..outputs import display
+from ..errors import ConfigError, InputError, OutputError
+from ..outputs import display, refuse_existing
 
 HELP = "find faces in photos and recognise their emotions"
 WRITABLE = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff")
@@ -121,7 +121,7 @@ def _max_side(text: str) -> int:
 
 
 def run(args) -> int:
-    from ..io import iter_image_paths, sample_image_path
+    from ..images import iter_image_paths, sample_image_path
 
     inputs = [*args.paths, *([str(sample_image_path())] if args.sample else [])]
     if not inputs:
@@ -156,7 +156,7 @@ def _analyse_all(paths: list[Path], outputs: dict[Path, Path], args,
 
     from ..bigphoto import analyze_photo
     from ..draw import annotate
-    from ..io import load_image, save_image
+    from ..images import load_image, save_image
     from ..workers import RecognizerPool, cpu_count, ordered_map
 
     workers = min(len(paths), args.workers or (cpu_count() if len(paths) > 1 else 1))
@@ -180,7 +180,7 @@ def _analyse_all(paths: list[Path], outputs: dict[Path, Path], args,
     done = faces_total = 0
     for path, faces, error in ordered_map(analyse, paths, workers):  # in input order
         bar.update()
-        if isinstance(error, InputError):
+        if isinstance(error, InputError | OutputError):
             failures.append((display(path), str(error)))
             continue
         if error is not None:
@@ -292,11 +292,7 @@ def plan_outputs(paths: list[Path], out: Path, force: bool) -> dict[Path, Path]:
         raise ConfigError(f"--out {display(out)} would replace the input image {onto_input[0]} "
                           "with its annotated copy; choose a folder that holds no inputs, e.g. "
                           f"{display(out / 'annotated')}")
-    existing = [display(t) for t in plan.values() if t.exists()]
-    if existing and not force:
-        shown = ", ".join(existing[:3]) + (", ..." if len(existing) > 3 else "")
-        raise OutputExistsError(f"{len(existing)} output file(s) already exist ({shown}); "
-                                "pass --force to overwrite them or choose another --out")
+    refuse_existing(list(plan.values()), force)
     return plan
 
 

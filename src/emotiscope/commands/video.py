@@ -16,7 +16,7 @@ import sys
 import time
 from pathlib import Path
 
-from ..errors import ConfigError, DependencyError, EmotiscopeError, InputError
+from ..errors import ConfigError, DependencyError, InputError, OutputError
 
 HELP = "track faces through a video file: annotated copy, timeline CSV, plot, summary"
 
@@ -68,7 +68,7 @@ def check_tracking_options(args) -> None:
 def make_analyzer(args):
     """EmotionRecognizer + VideoAnalyzer from the shared flags."""
     from ..pipeline import EmotionRecognizer
-    from ..video import VideoAnalyzer
+    from ..videoanalysis import VideoAnalyzer
 
     recognizer = EmotionRecognizer(model=args.model, detector=args.detector,
                                    max_side=args.detect_size)
@@ -77,7 +77,8 @@ def make_analyzer(args):
 
 
 def _check_outputs(args) -> None:
-    from ..frames import FOURCC, check_output
+    from ..outputs import check_new
+    from ..videowrite import FOURCC
 
     given = [p for p in (args.output, args.csv, args.plot) if p]
     source = Path(args.input).resolve()
@@ -93,8 +94,9 @@ def _check_outputs(args) -> None:
             import matplotlib  # noqa: F401
         except ImportError as exc:
             raise DependencyError("--plot needs matplotlib: pip install matplotlib") from exc
-    for path in given:
-        check_output(path, args.force)
+    for flag, path in (("-o", args.output), ("--csv", args.csv), ("--plot", args.plot)):
+        if path:
+            check_new(path, args.force, flag, create_folder=False)
 
 
 # Still-image suffixes: OpenCV would open these as one-frame "videos". GIF is left out: an
@@ -117,9 +119,9 @@ def photo_format(path: str) -> str | None:
 
 
 def run(args) -> int:
-    from ..frames import VideoSource
-    from ..io import not_a_file
+    from ..images import not_a_file
     from ..timeline import Timeline
+    from ..videoread import VideoSource
 
     check_tracking_options(args)
     if args.min_seconds < 0:
@@ -152,9 +154,9 @@ def _process(source, analyzer, timeline, args) -> None:
     from tqdm import tqdm
 
     from ..draw import annotate
-    from ..encode import open_writer
     from ..timeline import RowWriter
-    from ..video import BackgroundWriter
+    from ..videoanalysis import BackgroundWriter
+    from ..videowrite import open_writer
 
     labels = analyzer.labels
     with contextlib.ExitStack() as stack:
@@ -190,7 +192,7 @@ def _process(source, analyzer, timeline, args) -> None:
 
 def _say_format(writer, path: str) -> None:
     """One stderr line when an .mp4 falls back to OpenCV's mp4v: unplayable in browsers."""
-    from ..frames import VideoWriter
+    from ..videowrite import VideoWriter
 
     if isinstance(writer, VideoWriter) and path.lower().endswith(".mp4"):
         print(f"note: {path} is MPEG-4 Part 2 without sound (browsers do not play it); for H.264 "
@@ -201,7 +203,7 @@ def _open_text(path: str):
     try:
         return open(path, "w", newline="", encoding="utf-8")
     except OSError as exc:
-        raise InputError(f"cannot write {path}: {exc.strerror}; choose another path") from exc
+        raise OutputError(f"cannot write {path}: {exc.strerror}; choose another path") from exc
 
 
 def _guarded(func, name: str, *args) -> None:
@@ -209,7 +211,7 @@ def _guarded(func, name: str, *args) -> None:
     try:
         func(*args)
     except OSError as exc:
-        raise EmotiscopeError(f"cannot write {name}: {exc.strerror or exc}; free space or choose "
+        raise OutputError(f"cannot write {name}: {exc.strerror or exc}; free space or choose "
                               "another path (rows written so far are kept)") from exc
 
 

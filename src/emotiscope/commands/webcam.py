@@ -109,15 +109,16 @@ class FpsMeter:
 
 
 def run(args) -> int:
-    from ..encode import open_writer
-    from ..frames import LatestFrameReader, VideoSource, check_output
+    from ..outputs import check_new
+    from ..videoread import LatestFrameReader, VideoSource
+    from ..videowrite import open_writer
 
     check_tracking_options(args)
     show = not args.no_window
     if show and (problem := gui_problem()):
         raise DependencyError(problem)
     if args.record:
-        check_output(args.record, args.force)
+        check_new(args.record, args.force, "--record", create_folder=False)
     analyzer = make_analyzer(args)
     with VideoSource(args.camera) as source:
         writer = open_writer(args.record, source.fps, source.size) if args.record else None
@@ -172,7 +173,7 @@ def _window(view: np.ndarray, snapshots: Path) -> bool:
     cv2.imshow(WINDOW, cv2.cvtColor(view, cv2.COLOR_RGB2BGR))
     key = cv2.waitKey(1) & 0xFF
     if key == ord("s"):
-        from ..io import save_image
+        from ..images import save_image
 
         stamp = time.strftime("%Y%m%d-%H%M%S") + f"-{int(time.time() * 1000) % 1000:03d}"
         path = snapshots / f"emotiscope-{stamp}.png"

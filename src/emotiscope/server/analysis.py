@@ -17,7 +17,7 @@ from .. import __version__
 from ..draw import annotate as draw
 from ..draw import label_colour
 from ..errors import InputError, ModelError
-from ..io import declared_size, encode_image, image_format, load_image
+from ..images import declared_size, encode_image, image_format, load_image
 from ..model_file import model_card as card
 from ..workers import RecognizerPool
 from .http_errors import ApiError, first_line, input_status

@@ -115,7 +115,7 @@ def is_photo_folder(root: Path, limit: int = 20) -> bool:
 
     Sizes come from the file headers; nothing is decoded (and no path goes to OpenCV, which
     crashes on names that are not valid UTF-8)."""
-    from ..io import declared_size
+    from ..images import declared_size
 
     files = (p for p in sorted(root.rglob("*")) if p.suffix.lower() in IMAGE_EXTS and p.is_file())
     for i, f in enumerate(files):
@@ -135,7 +135,7 @@ def photo_faces(root: Path, recognizer, size: int, classes: list[str] | None = N
     files, unreadable files). An image that cannot be read is listed and left out. `classes`:
     only those class folders."""
     from ..errors import InputError
-    from ..io import load_image
+    from ..images import load_image
     from ..preprocess import face_crop, resize_face
 
     folders = sorted(d for d in root.iterdir() if d.is_dir() and not d.name.startswith("."))

@@ -9,8 +9,8 @@ import cv2
 import numpy as np
 import pytest
 
-from emotiscope.errors import InputError, OutputExistsError
-from emotiscope.io import (
+from emotiscope.errors import InputError, OutputError, OutputExistsError
+from emotiscope.images import (
     declared_size,
     encode_image,
     image_format,
@@ -202,7 +202,7 @@ def test_save_image_refuses_to_overwrite(tmp_path):
         save_image(path, RGB)
     save_image(path, RGB[:, ::-1], overwrite=True)
     assert np.array_equal(load_image(path), RGB[:, ::-1])
-    with pytest.raises(InputError, match="cannot encode"):
+    with pytest.raises(OutputError, match="cannot encode"):
         encode_image(RGB, ".nope")
 
 

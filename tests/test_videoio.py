@@ -9,14 +9,15 @@ import numpy as np
 import pytest
 from fixtures import videos
 
-from emotiscope.errors import ConfigError, InputError, OutputExistsError
-from emotiscope.frames import (
-    LatestFrameReader,
-    VideoSource,
-    VideoWriter,
-    check_output,
-    parse_source,
-)
+from emotiscope.errors import ConfigError, InputError, OutputError, OutputExistsError
+from emotiscope.outputs import check_new
+from emotiscope.videoread import LatestFrameReader, VideoSource, parse_source
+from emotiscope.videowrite import VideoWriter
+
+
+def check_output(path, force=False):
+    """What the video commands check before writing a video: its folder must exist."""
+    return check_new(path, force, "-o", create_folder=False)
 
 
 @pytest.fixture(scope="module")
@@ -69,7 +70,7 @@ def overcounting(monkeypatch, extra: int = 4) -> None:
     """Make OpenCV's frame-count estimate exceed the real count, as some containers do."""
     import cv2
 
-    from emotiscope import frames
+    from emotiscope import videoread as frames
 
     class Overcount:
         def __init__(self, cap):
@@ -130,11 +131,11 @@ def test_check_output(tmp_path):
     with pytest.raises(OutputExistsError, match="--force"):
         check_output(target)
     assert check_output(target, force=True) == target
-    with pytest.raises(InputError, match="does not exist"):
+    with pytest.raises(OutputError, match="does not exist"):
         check_output(tmp_path / "no" / "out.mp4")
-    with pytest.raises(InputError, match="does not exist"):
+    with pytest.raises(OutputError, match="does not exist"):
         check_output(target / "inside.mp4")  # the "folder" is a file
-    with pytest.raises(InputError, match="is a folder"):
+    with pytest.raises(OutputError, match="is a folder"):
         check_output(tmp_path)
 
 
@@ -142,7 +143,7 @@ def test_check_output(tmp_path):
 def test_check_output_unwritable(tmp_path):
     locked = tmp_path / "locked"
     locked.mkdir(mode=0o500)
-    with pytest.raises(InputError, match="permission denied"):
+    with pytest.raises(OutputError, match="permission denied"):
         check_output(locked / "out.mp4")
 
 
@@ -162,7 +163,7 @@ def test_writer_round_trip(tmp_path, suffix):
 def test_writer_errors(tmp_path):
     with pytest.raises(ConfigError, match=r"\.mp4"):
         VideoWriter(tmp_path / "w.mkv", 10, (32, 32))
-    with pytest.raises(InputError, match="cannot write video"):
+    with pytest.raises(OutputError, match="cannot write video"):
         VideoWriter(tmp_path / "missing" / "w.mp4", 10, (32, 32))
     writer = VideoWriter(tmp_path / "w.avi", 10, (32, 32))
     writer.close()
@@ -216,7 +217,7 @@ def _python(script: str, cwd: Path) -> subprocess.CompletedProcess:
 
 def test_writer_killed_mid_way_leaves_no_output(tmp_path):
     script = ("import os, signal, numpy as np\n"
-              "from emotiscope.frames import VideoWriter\n"
+              "from emotiscope.videowrite import VideoWriter\n"
               "w = VideoWriter('out.avi', 10, (32, 32))\n"
               "w.write(np.zeros((32, 32, 3), np.uint8))\n"
               "os.kill(os.getpid(), signal.SIGKILL)\n")
@@ -232,7 +233,7 @@ def test_names_that_are_not_utf8_do_not_crash_opencv(tmp_path):
     except OSError:
         pytest.skip("this file system refuses names that are not valid UTF-8")
     script = ("import os, numpy as np\n"
-              "from emotiscope.frames import VideoSource, VideoWriter\n"
+              "from emotiscope.videoread import VideoSource\nfrom emotiscope.videowrite import VideoWriter\n"
               "for name in (b'caf\\xe9.avi', b'd\\xe9j\\xe0/caf\\xe9.mp4'):\n"
               "    path = os.fsdecode(name)\n"
               "    with VideoWriter(path, 10, (64, 48)) as w:\n"
@@ -262,7 +263,7 @@ def test_latest_frame_reader_skips_to_the_newest(clips):
 
 
 def test_latest_frame_reader_marks_a_stream_that_stops(clips, monkeypatch):
-    monkeypatch.setattr("emotiscope.frames.is_url", lambda source: True)  # pretend it's a stream
+    monkeypatch.setattr("emotiscope.videoread.is_url", lambda source: True)  # pretend it's a stream
     with VideoSource(clips["avi"]) as source:
         reader = LatestFrameReader(source)
         while reader.latest(timeout=10) is not None:
@@ -304,7 +305,7 @@ def test_ffmpeg_complaints_about_a_damaged_video_stay_quiet(clips):
     data[len(data) // 2:len(data) // 2 + 2000] = bytes(2000)  # damage frames mid-stream
     damaged = clips["mp4"].with_name("damaged.mp4")
     damaged.write_bytes(bytes(data))
-    code = ("import sys; from emotiscope.frames import VideoSource\n"
+    code = ("import sys; from emotiscope.videoread import VideoSource\n"
             f"with VideoSource({str(damaged)!r}) as s: print(sum(1 for _ in s))")
     run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60,
                          env={k: v for k, v in os.environ.items() if k != "OPENCV_FFMPEG_LOGLEVEL"})

@@ -1,7 +1,7 @@
 """Faces and emotions through a video: detect every N frames, follow faces in between.
 
     >>> from emotiscope.pipeline import EmotionRecognizer
-    >>> from emotiscope.video import VideoAnalyzer
+    >>> from emotiscope.videoanalysis import VideoAnalyzer
     >>> analyzer = VideoAnalyzer(EmotionRecognizer(), detect_every=5, smooth=0.5)
     >>> for result in analyzer.run_file("talk.mp4"):
     ...     print(result.time, [(f.track_id, f.label) for f in result.faces])
@@ -27,11 +27,11 @@ from dataclasses import dataclass, field
 import cv2
 import numpy as np
 
-from .encode import H264Writer
-from .frames import VideoSource, VideoWriter
 from .shots import CutDetector, FaceTemplate
 from .track import FaceTracker
 from .types import Box, FaceEmotion
+from .videoread import VideoSource
+from .videowrite import H264Writer, VideoWriter
 
 _DONE = object()
 

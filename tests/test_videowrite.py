@@ -4,9 +4,8 @@ import numpy as np
 import pytest
 from fixtures import videos
 
-from emotiscope.encode import H264Writer, open_writer
 from emotiscope.errors import EmotiscopeError
-from emotiscope.frames import VideoWriter
+from emotiscope.videowrite import H264Writer, VideoWriter, open_writer
 
 av = pytest.importorskip("av")
 

@@ -5,9 +5,8 @@ import numpy as np
 import pytest
 from fixtures import videos
 
-from emotiscope.frames import VideoWriter
 from emotiscope.types import Box, FaceEmotion
-from emotiscope.video import (
+from emotiscope.videoanalysis import (
     BackgroundWriter,
     FrameResult,
     VideoAnalyzer,
@@ -15,6 +14,7 @@ from emotiscope.video import (
     shift_box,
     threaded,
 )
+from emotiscope.videowrite import VideoWriter
 
 
 @pytest.fixture(scope="module")

@@ -20,9 +20,9 @@ from pathlib import Path
 import numpy as np
 
 from ._quiet import quiet_native_output
-from .errors import ImageTooLargeError, InputError, OutputExistsError, UnsupportedImageError
+from .errors import ImageTooLargeError, InputError, OutputError, UnsupportedImageError
 from .imageheader import ACCEPTED, declared_size, image_format, other_format, read_header  # noqa: F401
-from .outputs import write_bytes
+from .outputs import check_new, write_bytes
 
 # declared_size and image_format are re-exported above: callers import them from here.
 
@@ -247,16 +247,13 @@ def encode_image(image: np.ndarray, suffix: str = ".png", quality: int = 92) -> 
     except cv2.error:
         ok = False
     if not ok:
-        raise InputError(f"cannot encode an image as {suffix!r}; use .jpg or .png")
+        raise OutputError(f"cannot encode an image as {suffix!r}; use .jpg or .png")
     return encoded.tobytes()
 
 
 def save_image(path: str | os.PathLike, image: np.ndarray, *, overwrite: bool = False) -> Path:
     """Write an RGB uint8 image; the suffix picks the format. Refuses to overwrite unless asked."""
-    path = Path(path)
-    if path.exists() and not overwrite:
-        raise OutputExistsError(f"{path} already exists; pass --force (overwrite=True) to replace "
-                                "it or choose another output folder")
+    path = check_new(path, overwrite, "output")
     # temp file + rename: a run killed mid-write never leaves a truncated image behind
     return write_bytes(path, encode_image(image, path.suffix or ".png"))
 

@@ -5,23 +5,28 @@ sound. PyAV (`pip install ".[video]"`) bundles FFmpeg with libx264, so `.mp4` ou
 H.264 (yuv420p, the profile every browser and phone plays) with the moov index at the front
 (+faststart, so playback starts before the download ends), and the input's audio track is
 copied (re-encoded to AAC only when MP4 cannot hold its codec). Without PyAV, or for `.avi`,
-`open_writer` falls back to `frames.VideoWriter` (mp4v / MJPG, no sound).
+`open_writer` falls back to `VideoWriter` (OpenCV: mp4v / MJPG, no sound).
 
 Frames are RGB uint8 HxWx3; sizes are (width, height) in pixels.
 """
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import os
 from collections.abc import Iterator
 from fractions import Fraction
 from pathlib import Path
 
+import cv2
 import numpy as np
 
-from .errors import EmotiscopeError, InputError
+from .cvpath import OpenCvPath
+from .errors import ConfigError, EmotiscopeError, OutputError
+from .outputs import display, temp_beside
 
+FOURCC = {".mp4": "mp4v", ".avi": "MJPG"}  # codecs every opencv-python wheel can write
 # Audio codecs the MP4 muxer takes as they are; anything else is re-encoded to AAC.
 MP4_AUDIO = {"aac", "mp3", "alac", "opus", "flac", "ac3", "eac3"}
 
@@ -40,12 +45,10 @@ def h264_available() -> bool:
 
 def open_writer(path: str | os.PathLike, fps: float, size: tuple[int, int],
                 audio_from: str | os.PathLike | None = None):
-    """An H264Writer for .mp4 when PyAV can encode H.264, else frames.VideoWriter (OpenCV).
+    """An H264Writer for .mp4 when PyAV can encode H.264, else VideoWriter (OpenCV).
     Both take `write(rgb)` and `close()`; `audio_from` is a file whose sound to copy."""
     if Path(path).suffix.lower() == ".mp4" and h264_available():
         return H264Writer(path, fps, size, audio_from)
-    from .frames import VideoWriter
-
     return VideoWriter(path, fps, size)
 
 
@@ -126,7 +129,7 @@ class H264Writer:
             self._out = av.open(str(self.path), "w", format="mp4",
                                 options={"movflags": "+faststart"})
         except (av.FFmpegError, OSError) as exc:
-            raise InputError(f"cannot write video {self.path}: {exc}; check the folder is "
+            raise OutputError(f"cannot write video {self.path}: {exc}; check the folder is "
                              "writable") from exc
         self._video = self._out.add_stream("libx264", rate=Fraction(self.fps).limit_denominator(1001),
                                            options={"crf": str(crf), "preset": "veryfast"})
@@ -168,7 +171,7 @@ class H264Writer:
                 self._audio.until(out, self.frames_written / self.fps)
                 self._audio.close(out)
         except (self._av.FFmpegError, OSError) as exc:
-            raise EmotiscopeError(f"writing video {self.path} failed: {exc}; free space or "
+            raise OutputError(f"writing video {self.path} failed: {exc}; free space or "
                                   "choose another path") from exc
         finally:
             out.close()
@@ -178,3 +181,81 @@ class H264Writer:
 
     def __exit__(self, *exc) -> None:
         self.close()
+
+
+class VideoWriter:
+    """Writes RGB frames to .mp4 (mp4v) or .avi (MJPG) with a fixed size and frame rate.
+
+    Frames go to a hidden temporary file beside `path` (same suffix, an ASCII name, so OpenCV
+    can take it); `close()` finalises the container and renames it to `path`, so `path` is
+    never a half-written video, even after a crash or SIGKILL. `discard()` (or an error inside
+    a `with` block) deletes the temporary file and leaves `path` as it was. Ctrl+C inside a
+    `with` block is how recordings stop, so it keeps what was recorded, like `close()`.
+    """
+
+    def __init__(self, path: str | os.PathLike, fps: float, size: tuple[int, int]) -> None:
+        self.path = Path(path)
+        code = FOURCC.get(self.path.suffix.lower())
+        if code is None:
+            raise ConfigError(f"cannot write video {display(self.path)}: unsupported extension "
+                              f"{display(self.path.suffix)!r}; use .mp4 (mp4v) or .avi (MJPG)")
+        self.size, self.fps, self.frames_written = (int(size[0]), int(size[1])), float(fps), 0
+        self._tmp = temp_beside(self.path)
+        # A folder whose name is not valid UTF-8 is reached through an ASCII link (cvpath.py).
+        self._folder = OpenCvPath(self._tmp.parent)
+        self._writer = cv2.VideoWriter(os.path.join(self._folder.path, self._tmp.name),
+                                       cv2.VideoWriter_fourcc(*code), self.fps, self.size)
+        if not self._writer.isOpened():
+            self.discard()
+            raise OutputError(f"cannot write video {display(self.path)}: OpenCV could not open a "
+                             f"{code} encoder there; check the folder is writable, or try .avi")
+
+    def write(self, frame: np.ndarray) -> None:
+        """Append one RGB uint8 frame; frames of another size are resized to fit."""
+        if self._writer is None:
+            raise EmotiscopeError(f"video {display(self.path)} is already closed")
+        if (frame.shape[1], frame.shape[0]) != self.size:
+            frame = cv2.resize(frame, self.size, interpolation=cv2.INTER_AREA)
+        self._writer.write(cv2.cvtColor(frame, cv2.COLOR_RGB2BGR))
+        self.frames_written += 1
+
+    def close(self) -> None:
+        """Finalise the file and move it to `path`; raises (and leaves `path` as it was) if
+        frames were written but nothing reached the disk, or the rename fails."""
+        if self._writer is None:
+            return
+        self._writer.release()
+        self._writer = None
+        try:
+            written = self._tmp.is_file() and self._tmp.stat().st_size > 0
+            if self.frames_written and not written:
+                raise OutputError(f"writing video {display(self.path)} failed (disk full?); "
+                                      "free space or choose another path")
+            if self._tmp.is_file():
+                os.replace(self._tmp, self.path)
+        except OSError as exc:
+            raise OutputError(f"cannot write video {display(self.path)}: {exc.strerror or exc}; "
+                             "choose another path") from exc
+        finally:
+            self._remove_temp()
+
+    def discard(self) -> None:
+        """Stop writing and delete what was written; `path` is left as it was."""
+        if self._writer is not None:
+            self._writer.release()
+            self._writer = None
+        self._remove_temp()
+
+    def _remove_temp(self) -> None:
+        with contextlib.suppress(OSError):
+            self._tmp.unlink()  # absent after a successful rename
+        self._folder.close()
+
+    def __enter__(self) -> VideoWriter:
+        return self
+
+    def __exit__(self, kind, exc, tb) -> None:
+        if kind is None or issubclass(kind, KeyboardInterrupt):
+            self.close()
+        else:
+            self.discard()

@@ -1,5 +1,4 @@
-"""Video frames in and out: files, cameras and stream URLs; OpenCV's .mp4 (mp4v) / .avi writer
-(encode.py writes H.264 with sound when PyAV is installed).
+"""Video frames in: files, cameras and stream URLs (videowrite.py writes them out).
 
 Frames are RGB uint8 HxWx3 arrays everywhere in emotiscope; OpenCV's BGR stays inside this
 module. Sizes are (width, height) in pixels, frame rates in frames per second.
@@ -7,7 +6,6 @@ module. Sizes are (width, height) in pixels, frame rates in frames per second.
 
 from __future__ import annotations
 
-import contextlib
 import os
 import threading
 import time
@@ -20,11 +18,10 @@ import numpy as np
 from ._quiet import quiet_native_output
 from .containers import cut_short
 from .cvpath import OpenCvPath, is_utf8
-from .errors import ConfigError, EmotiscopeError, InputError, OutputExistsError
-from .io import DEFAULT_MAX_PIXELS, check_size, not_a_file
-from .outputs import display, temp_beside
+from .errors import InputError
+from .images import DEFAULT_MAX_PIXELS, check_size, not_a_file
+from .outputs import display
 
-FOURCC = {".mp4": "mp4v", ".avi": "MJPG"}  # codecs every opencv-python wheel can write
 DEFAULT_FPS = 30.0
 MAX_BAD_RUN = 8  # undecodable frames in a row after which a file counts as ended
 
@@ -196,100 +193,6 @@ class VideoSource:
 
     def __exit__(self, *exc) -> None:
         self.close()
-
-
-def check_output(path: str | os.PathLike, force: bool = False) -> Path:
-    """Refuse an existing output without `force`, and outputs that cannot be written."""
-    out = Path(path)
-    if out.is_dir():
-        raise InputError(f"output {display(out)} is a folder; give a file name")
-    if out.exists() and not force:
-        raise OutputExistsError(f"output {display(out)} already exists; pass --force to overwrite it")
-    folder = out.parent if str(out.parent) else Path(".")
-    if not folder.is_dir():
-        raise InputError(f"cannot write {display(out)}: folder {display(folder)} does not exist; "
-                         "create it first")
-    if not os.access(folder, os.W_OK) or (out.exists() and not os.access(out, os.W_OK)):
-        raise InputError(f"cannot write {display(out)}: permission denied; choose another path")
-    return out
-
-
-class VideoWriter:
-    """Writes RGB frames to .mp4 (mp4v) or .avi (MJPG) with a fixed size and frame rate.
-
-    Frames go to a hidden temporary file beside `path` (same suffix, an ASCII name, so OpenCV
-    can take it); `close()` finalises the container and renames it to `path`, so `path` is
-    never a half-written video, even after a crash or SIGKILL. `discard()` (or an error inside
-    a `with` block) deletes the temporary file and leaves `path` as it was. Ctrl+C inside a
-    `with` block is how recordings stop, so it keeps what was recorded, like `close()`.
-    """
-
-    def __init__(self, path: str | os.PathLike, fps: float, size: tuple[int, int]) -> None:
-        self.path = Path(path)
-        code = FOURCC.get(self.path.suffix.lower())
-        if code is None:
-            raise ConfigError(f"cannot write video {display(self.path)}: unsupported extension "
-                              f"{display(self.path.suffix)!r}; use .mp4 (mp4v) or .avi (MJPG)")
-        self.size, self.fps, self.frames_written = (int(size[0]), int(size[1])), float(fps), 0
-        self._tmp = temp_beside(self.path)
-        # A folder whose name is not valid UTF-8 is reached through an ASCII link (cvpath.py).
-        self._folder = OpenCvPath(self._tmp.parent)
-        self._writer = cv2.VideoWriter(os.path.join(self._folder.path, self._tmp.name),
-                                       cv2.VideoWriter_fourcc(*code), self.fps, self.size)
-        if not self._writer.isOpened():
-            self.discard()
-            raise InputError(f"cannot write video {display(self.path)}: OpenCV could not open a "
-                             f"{code} encoder there; check the folder is writable, or try .avi")
-
-    def write(self, frame: np.ndarray) -> None:
-        """Append one RGB uint8 frame; frames of another size are resized to fit."""
-        if self._writer is None:
-            raise EmotiscopeError(f"video {display(self.path)} is already closed")
-        if (frame.shape[1], frame.shape[0]) != self.size:
-            frame = cv2.resize(frame, self.size, interpolation=cv2.INTER_AREA)
-        self._writer.write(cv2.cvtColor(frame, cv2.COLOR_RGB2BGR))
-        self.frames_written += 1
-
-    def close(self) -> None:
-        """Finalise the file and move it to `path`; raises (and leaves `path` as it was) if
-        frames were written but nothing reached the disk, or the rename fails."""
-        if self._writer is None:
-            return
-        self._writer.release()
-        self._writer = None
-        try:
-            written = self._tmp.is_file() and self._tmp.stat().st_size > 0
-            if self.frames_written and not written:
-                raise EmotiscopeError(f"writing video {display(self.path)} failed (disk full?); "
-                                      "free space or choose another path")
-            if self._tmp.is_file():
-                os.replace(self._tmp, self.path)
-        except OSError as exc:
-            raise InputError(f"cannot write video {display(self.path)}: {exc.strerror or exc}; "
-                             "choose another path") from exc
-        finally:
-            self._remove_temp()
-
-    def discard(self) -> None:
-        """Stop writing and delete what was written; `path` is left as it was."""
-        if self._writer is not None:
-            self._writer.release()
-            self._writer = None
-        self._remove_temp()
-
-    def _remove_temp(self) -> None:
-        with contextlib.suppress(OSError):
-            self._tmp.unlink()  # absent after a successful rename
-        self._folder.close()
-
-    def __enter__(self) -> VideoWriter:
-        return self
-
-    def __exit__(self, kind, exc, tb) -> None:
-        if kind is None or issubclass(kind, KeyboardInterrupt):
-            self.close()
-        else:
-            self.discard()
 
 
 class LatestFrameReader:
