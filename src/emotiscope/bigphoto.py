@@ -20,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .detect import _ScaledDetector
+from .detect import ScaledDetector
 from .imageheader import read_header
 from .images import _read_file, check_size, load_image
 from .types import FaceEmotion
@@ -68,7 +68,7 @@ def analyze_photo(recognizer, source: str | os.PathLike | bytes) -> list[FaceEmo
     name = "image bytes" if isinstance(source, bytes) else str(source)
     inner = recognizer.detector
     reduced = None
-    if isinstance(inner, _ScaledDetector):
+    if isinstance(inner, ScaledDetector):
         reduced = decode_reduced(data, inner.max_side, recognizer.max_pixels, name)
     if reduced is None:
         image = load_image(data, max_pixels=recognizer.max_pixels)

@@ -22,11 +22,11 @@ import numpy as np
 from ._quiet import quiet_native_output
 from .errors import ImageTooLargeError, InputError, OutputError, UnsupportedImageError
 from .imageheader import ACCEPTED, declared_size, image_format, other_format, read_header  # noqa: F401
+from .options import DEFAULT_MAX_PIXELS
 from .outputs import check_new, write_bytes
 
 # declared_size and image_format are re-exported above: callers import them from here.
 
-DEFAULT_MAX_PIXELS = 50_000_000
 # Wider or taller than 50:1 is refused before decoding. The widest ordinary photos, 360-degree
 # panoramas, are about 10:1; a 50:1 strip shrunk to the detector's 640 px is 13 px tall, below
 # any detectable face; and strips are what upscaling and resizing bombs are made of.

@@ -23,10 +23,10 @@ import numpy as np
 
 from .classify import EmotionClassifier
 from .detect import FaceDetector, make_detector
-from .errors import ConfigError
-from .images import DEFAULT_MAX_PIXELS, ImageSource, load_image
+from .images import ImageSource, load_image
+from .options import RecognizerOptions
 from .preprocess import prepare_crops, prepare_faces
-from .types import ASSUME_CROP, Box, FaceEmotion
+from .types import Box, FaceEmotion
 
 # What "auto" takes for an aligned face crop (measured in docs/DETECTION.md):
 CROP_MAX_SIDE = 64  # FER-2013 and CK+ crops are 48x48; photos and thumbnails are larger
@@ -61,31 +61,33 @@ def _correlation(a: np.ndarray, b: np.ndarray) -> float:
 class EmotionRecognizer:
     """Face detector + emotion classifier, configured once, used for many images.
 
-    model: .onnx path (None: $EMOTISCOPE_MODEL, then the bundled model).
-    detector: "auto", "yunet", "haar" or an object with detect(image) -> list[Box].
-    min_face: smallest face side kept, in original pixels. threshold: detector confidence 0..1.
-    max_side: longest side of the copy detection runs on (None: detect.DEFAULT_MAX_SIDE,
-    0: full resolution). flip_tta: average with the mirrored face. threads: ONNX Runtime threads.
-    max_pixels: larger images are refused before decoding. assume_crop: "auto", "always" or
-    "never", whether an image with no face detected is itself one face (see the module docstring).
+    Its settings are a RecognizerOptions (options.py: model, detector, min_face, threshold,
+    max_side, flip_tta, assume_crop, max_pixels), given whole, as keyword arguments, or both
+    (the keywords change the given options):
+
+        EmotionRecognizer(RecognizerOptions(detector="haar"))
+        EmotionRecognizer("m.onnx", "haar", min_face=30)
+
+    threads: ONNX Runtime threads (a resource, not a setting of the results).
     """
 
-    def __init__(self, model: str | os.PathLike | None = None,
-                 detector: str | FaceDetector = "auto", *, min_face: int = 20,
-                 threshold: float = 0.6, max_side: int | None = None, flip_tta: bool = False,
-                 threads: int | None = None, max_pixels: int = DEFAULT_MAX_PIXELS,
-                 assume_crop: str = "auto") -> None:
-        if assume_crop not in ASSUME_CROP:
-            raise ConfigError(f"assume_crop must be one of {', '.join(ASSUME_CROP)}, "
-                              f"got {assume_crop!r}")
-        self.assume_crop = assume_crop
-        self.min_face = min_face
+    def __init__(self, model: str | os.PathLike | RecognizerOptions | None = None,
+                 detector: str | FaceDetector | None = None, *,
+                 options: RecognizerOptions | None = None, threads: int | None = None,
+                 **settings) -> None:
+        if isinstance(model, RecognizerOptions):
+            options, model = model, None
+        given = {name: value for name, value in (("model", model), ("detector", detector))
+                 if value is not None}
+        self.options = (options or RecognizerOptions()).replace(**given, **settings)
+        opts = self.options
+        self.assume_crop, self.min_face = opts.assume_crop, opts.min_face
+        self.flip_tta, self.max_pixels = opts.flip_tta, opts.max_pixels
         # The detector first: its options are checked before the slower model load.
-        self.detector: FaceDetector = make_detector(detector, min_face=min_face,
-                                                    threshold=threshold, max_side=max_side)
-        self.classifier = EmotionClassifier(model, threads=threads)
-        self.flip_tta = flip_tta
-        self.max_pixels = max_pixels
+        self.detector: FaceDetector = make_detector(opts.detector, min_face=opts.min_face,
+                                                    threshold=opts.threshold,
+                                                    max_side=opts.max_side)
+        self.classifier = EmotionClassifier(opts.model, threads=threads)
 
     @property
     def labels(self) -> tuple[str, ...]:

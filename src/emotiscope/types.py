@@ -6,7 +6,12 @@ y down; (x, y) is the box's top-left corner, w and h its width and height.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Protocol
+
+if TYPE_CHECKING:  # numpy loads with the recognizer, not with these types
+    import numpy as np
 
 # The recognizer's policy for an image in which no face is detected (pipeline.py): kept here,
 # with no heavy import, so that command-line parsers can offer the same choices.
@@ -29,6 +34,20 @@ class Box:
 
     def as_dict(self) -> dict[str, int]:
         return {"x": self.x, "y": self.y, "w": self.w, "h": self.h}
+
+    @classmethod
+    def from_edges(cls, x0: float, y0: float, x1: float, y1: float, score: float = 1.0) -> Box:
+        """The box from its left, top, right and bottom edges, each rounded to a pixel."""
+        left, top = round(x0), round(y0)
+        return cls(left, top, round(x1) - left, round(y1) - top, float(score))
+
+    def clipped(self, width: int, height: int) -> Box | None:
+        """The part of this box inside a width x height image, or None if nothing is."""
+        x0, y0 = max(self.x, 0), max(self.y, 0)
+        x1, y1 = min(self.x + self.w, width), min(self.y + self.h, height)
+        if x1 <= x0 or y1 <= y0:
+            return None
+        return Box(x0, y0, x1 - x0, y1 - y0, self.score)
 
 
 @dataclass(frozen=True)
@@ -56,3 +75,27 @@ class FaceEmotion:
         if self.track_id is not None:
             out["track_id"] = self.track_id
         return out
+
+
+class Recognizer(Protocol):
+    """What the server, the video analyzer and the worker pool need of a recognizer;
+    pipeline.EmotionRecognizer is the one emotiscope makes. Images are RGB uint8 HxWx3."""
+
+    @property
+    def labels(self) -> tuple[str, ...]:
+        """The model's labels, in its output order."""
+        ...
+
+    def detect(self, image: np.ndarray) -> list[Box]:
+        """The boxes of the faces a detector found."""
+        ...
+
+    def assumed_box(self, image: np.ndarray) -> Box | None:
+        """For an image with no face detected: the whole image as a face box, if the
+        recognizer's assume_crop policy takes it for a face crop (photos only)."""
+        ...
+
+    def classify(self, image: np.ndarray, boxes: Sequence[Box], *,
+                 assumed: bool = False) -> list[FaceEmotion]:
+        """One FaceEmotion per box, in the boxes' order."""
+        ...

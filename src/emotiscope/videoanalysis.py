@@ -1,8 +1,8 @@
 """Faces and emotions through a video: detect every N frames, follow faces in between.
 
-    >>> from emotiscope.pipeline import EmotionRecognizer
+    >>> from emotiscope.options import RecognizerOptions
     >>> from emotiscope.videoanalysis import VideoAnalyzer
-    >>> analyzer = VideoAnalyzer(EmotionRecognizer(), detect_every=5, smooth=0.5)
+    >>> analyzer = VideoAnalyzer(RecognizerOptions(), detect_every=5, smooth=0.5)
     >>> for result in analyzer.run_file("talk.mp4"):
     ...     print(result.time, [(f.track_id, f.label) for f in result.faces])
 
@@ -27,9 +27,10 @@ from dataclasses import dataclass, field
 import cv2
 import numpy as np
 
+from .options import RecognizerOptions
 from .shots import CutDetector, FaceTemplate
 from .track import FaceTracker
-from .types import Box, FaceEmotion
+from .types import Box, FaceEmotion, Recognizer
 from .videoread import VideoSource
 from .videowrite import H264Writer, VideoWriter
 
@@ -50,11 +51,10 @@ class FrameResult:
 
 def clip_box(box: Box, width: int, height: int, min_side: int = 4) -> Box | None:
     """The part of `box` inside a width x height frame, or None if (almost) nothing is."""
-    x0, y0 = max(box.x, 0), max(box.y, 0)
-    x1, y1 = min(box.x + box.w, width), min(box.y + box.h, height)
-    if x1 - x0 < min_side or y1 - y0 < min_side or (x1 - x0) * (y1 - y0) < box.area / 4:
+    inside = box.clipped(width, height)
+    if inside is None or min(inside.w, inside.h) < min_side or inside.area < box.area / 4:
         return None
-    return Box(x0, y0, x1 - x0, y1 - y0, box.score)
+    return inside
 
 
 def shift_box(prev_grey: np.ndarray, grey: np.ndarray, box: Box) -> Box | None:
@@ -169,15 +169,19 @@ class VideoAnalyzer:
     tracking in between, tracked ids, probabilities smoothed over `smooth` seconds; a face
     unseen for more than `keep_for` seconds loses its id.
 
-    `recognizer` needs `labels`, `detect(image) -> list[Box]` and
-    `classify(image, boxes) -> list[FaceEmotion]` (see pipeline.EmotionRecognizer).
+    `recognizer` is a Recognizer (an EmotionRecognizer, or anything with its `labels`,
+    `detect` and `classify`), or the RecognizerOptions to build an EmotionRecognizer with.
     """
 
-    def __init__(self, recognizer, *, detect_every: int = 5, smooth: float = 0.5,
-                 keep_for: float = 1.0) -> None:
+    def __init__(self, recognizer: Recognizer | RecognizerOptions, *, detect_every: int = 5,
+                 smooth: float = 0.5, keep_for: float = 1.0) -> None:
         if detect_every < 1:
             raise ValueError(f"detect_every must be >= 1, got {detect_every}")
-        self.recognizer = recognizer
+        if isinstance(recognizer, RecognizerOptions):
+            from .pipeline import EmotionRecognizer
+
+            recognizer = EmotionRecognizer(recognizer)
+        self.recognizer: Recognizer = recognizer
         self.labels = tuple(recognizer.labels)
         self.detect_every = detect_every
         self.tracker = FaceTracker(self.labels, smooth=smooth, keep_for=keep_for)
@@ -220,8 +224,7 @@ class VideoAnalyzer:
             boxes, self._templates, lost = self.follow(grey)
             if not lost:
                 return boxes, False, cut
-        # score 0.0 marks a whole small image assumed to be a face crop (detect.py):
-        # never the case for a video frame.
+        # Only detected faces: a video frame is never taken for a face crop (assume_crop).
         return self.recognizer.detect(image), True, cut
 
     def process(self, image: np.ndarray, time: float) -> tuple[list[FaceEmotion], bool]:

@@ -19,7 +19,8 @@ from ._quiet import quiet_native_output
 from .containers import cut_short
 from .cvpath import OpenCvPath, is_utf8
 from .errors import InputError
-from .images import DEFAULT_MAX_PIXELS, check_size, not_a_file
+from .images import check_size, not_a_file
+from .options import DEFAULT_MAX_PIXELS
 from .outputs import display
 
 DEFAULT_FPS = 30.0

@@ -26,6 +26,7 @@ from contextlib import contextmanager
 from typing import TypeVar
 
 from .errors import ConfigError
+from .types import Recognizer
 
 T = TypeVar("T")
 R = TypeVar("R")
@@ -48,7 +49,7 @@ def check_workers(workers: int | None, flag: str = "--workers") -> int:
     return workers
 
 
-def build_recognizers(count: int, **options) -> list:
+def build_recognizers(count: int, **options) -> list[Recognizer]:
     """`count` EmotionRecognizers with the same options. With more than one, each gets one ONNX
     Runtime thread and one detector thread (unless `threads` says otherwise): the pool, not
     each image, spreads over the cores."""
@@ -68,7 +69,7 @@ def build_recognizers(count: int, **options) -> list:
 class RecognizerPool:
     """Recognizers lent to one thread at a time; a borrower waits while all are in use."""
 
-    def __init__(self, recognizers: Sequence) -> None:
+    def __init__(self, recognizers: Sequence[Recognizer]) -> None:
         if not recognizers:
             raise ConfigError("a recognizer pool needs at least one recognizer")
         self.recognizers = tuple(recognizers)
@@ -85,12 +86,12 @@ class RecognizerPool:
         return len(self.recognizers)
 
     @property
-    def first(self):
+    def first(self) -> Recognizer:
         """One of the recognizers: for what they share (labels, model card, settings)."""
         return self.recognizers[0]
 
     @contextmanager
-    def use(self):
+    def use(self) -> Iterator[Recognizer]:
         """Borrow a recognizer for the body of the `with`."""
         recognizer = self._free.get()
         try:

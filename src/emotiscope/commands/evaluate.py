@@ -6,6 +6,7 @@ import argparse
 import json
 from pathlib import Path
 
+from ..options import DETECTION, add_recognizer_flags, options_from_args
 from ..outputs import write_json
 from ._out import check_new
 
@@ -15,13 +16,11 @@ def register(sub) -> None:
                        description="Evaluate on a fer2013-style CSV split, folders of face crops, or "
                        "class folders of full photos (faces are detected; the largest is classified).")
     p.add_argument("data", help="fer2013.csv, a split layout (train/ val/ test/) or <class>/ folders")
-    p.add_argument("--model", help="an .onnx model (default: $EMOTISCOPE_MODEL, else the bundled one)")
     p.add_argument("--split", help="train, val, test or all (default: test, else val, else all)")
     p.add_argument("--tta", default="none", choices=["none", "flip", "multicrop"],
                    help="test-time augmentation: mirror (2 views) or mirror + shifts (10 views)")
     p.add_argument("--faces", default="auto", choices=["auto", "crops", "detect"],
                    help="images are face crops, or photos to detect faces in (auto: by image size)")
-    p.add_argument("--detector", default="auto", help="face detector for photos (auto, yunet, haar)")
     p.add_argument("--classes", help="only these data classes, e.g. happy,sad,neutral (a model "
                    "with fewer labels than the data)")
     p.add_argument("--predictions", metavar="FILE.csv",
@@ -32,6 +31,7 @@ def register(sub) -> None:
                    "(not written if omitted)")
     p.add_argument("--force", action="store_true", help="overwrite files in --out")
     p.add_argument("--json", action="store_true", help="print the JSON report to stdout")
+    add_recognizer_flags(p, only=DETECTION)  # --tta is evaluate's own (above)
     p.set_defaults(func=run)
 
 
@@ -71,8 +71,9 @@ def run(args: argparse.Namespace) -> int:
     mistakes = check_new(Path(args.mistakes), args.force, "--mistakes") if args.mistakes else None
     classes = [c.strip() for c in args.classes.split(",") if c.strip()] if args.classes else None
     details: dict = {}
-    report = evaluate(args.model, Path(args.data), args.split, args.tta, args.faces, args.detector,
-                      classes, details)
+    options = options_from_args(args)
+    report = evaluate(options.model, Path(args.data), args.split, args.tta, args.faces,
+                      options.detector, classes, details, options=options)
     if predictions:
         from ..training.mistakes import write_predictions
 

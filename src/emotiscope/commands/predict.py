@@ -7,7 +7,6 @@ of the failures goes to stderr), 2 for usage errors.
 
 from __future__ import annotations
 
-import argparse
 import csv
 import io
 import json
@@ -17,6 +16,7 @@ import sys
 from pathlib import Path
 
 from ..errors import ConfigError, InputError, OutputError
+from ..options import add_recognizer_flags, options_from_args, positive_int
 from ..outputs import display, refuse_existing
 
 HELP = "find faces in photos and recognise their emotions"
@@ -44,80 +44,11 @@ def register(subparsers) -> None:
     form.add_argument("--csv", action="store_true",
                       help="print CSV with a header row; an image with no face is one row with "
                            "empty face columns")
-    p.add_argument("--workers", type=_positive_int, default=None, metavar="N",
+    p.add_argument("--workers", type=positive_int, default=None, metavar="N",
                    help="images analysed at once, each on one thread (default: one per CPU "
                         "core when there are several images; output order is the same)")
-    add_recognizer_options(p)
+    add_recognizer_flags(p)
     p.set_defaults(func=run)
-
-
-def add_recognizer_options(p: argparse.ArgumentParser) -> None:
-    """--model, --detector, --min-face, --threshold, --max-side, --tta, --max-megapixels,
-    --assume-crop."""
-    from ..detect import DEFAULT_MAX_SIDE, DETECTORS
-    from ..types import ASSUME_CROP
-
-    p.add_argument("--model", metavar="ONNX",
-                   help="model file (default: $EMOTISCOPE_MODEL, else the bundled model)")
-    p.add_argument("--detector", choices=DETECTORS, default="auto",
-                   help="face detector (default: auto = yunet where installed, else haar)")
-    p.add_argument("--min-face", type=_positive_int, default=20, metavar="PX",
-                   help="ignore faces smaller than PX pixels (default: 20)")
-    p.add_argument("--threshold", type=_fraction, default=0.6, metavar="P",
-                   help="detector confidence needed, 0..1 (default: 0.6)")
-    p.add_argument("--max-side", type=_max_side, default=None, metavar="PX",
-                   help=f"detect on a copy at most PX pixels long (default: {DEFAULT_MAX_SIDE}; "
-                        "0 = full resolution)")
-    p.add_argument("--tta", action="store_true",
-                   help="also classify the mirrored face and average (slower, a little better)")
-    p.add_argument("--max-megapixels", type=_positive_float, default=50.0, metavar="MP",
-                   help="refuse larger images before decoding them (default: 50)")
-    p.add_argument("--assume-crop", choices=ASSUME_CROP, default="auto",
-                   help="when no face is detected, take the whole image as one face crop: auto = "
-                        "only a small (<= 64 px), square, non-flat, non-noise image such as a "
-                        "48x48 FER crop; always; never (default: auto). Such faces are marked "
-                        "assumed")
-
-
-def recognizer_options(args) -> dict:
-    """EmotionRecognizer's keyword arguments from the flags of add_recognizer_options."""
-    return {"model": args.model, "detector": args.detector, "min_face": args.min_face,
-            "threshold": args.threshold, "max_side": args.max_side, "flip_tta": args.tta,
-            "max_pixels": int(args.max_megapixels * 1e6), "assume_crop": args.assume_crop}
-
-
-def recognizer_from_args(args):
-    from ..pipeline import EmotionRecognizer
-
-    return EmotionRecognizer(**recognizer_options(args))
-
-
-def _positive_int(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be 1 or more, got {value}")
-    return value
-
-
-def _positive_float(text: str) -> float:
-    value = float(text)
-    if not value > 0:
-        raise argparse.ArgumentTypeError(f"must be above 0, got {text}")
-    return value
-
-
-def _fraction(text: str) -> float:
-    value = float(text)
-    if not 0.0 <= value <= 1.0:
-        raise argparse.ArgumentTypeError(f"must be between 0 and 1, got {text}")
-    return value
-
-
-def _max_side(text: str) -> int:
-    value = int(text)
-    if value != 0 and value < 32:
-        raise argparse.ArgumentTypeError(f"must be 0 (full resolution) or at least 32, got {value}")
-    return value
 
 
 def run(args) -> int:
@@ -160,7 +91,7 @@ def _analyse_all(paths: list[Path], outputs: dict[Path, Path], args,
     from ..workers import RecognizerPool, cpu_count, ordered_map
 
     workers = min(len(paths), args.workers or (cpu_count() if len(paths) > 1 else 1))
-    pool = RecognizerPool.build(workers, **recognizer_options(args))
+    pool = RecognizerPool.build(workers, options=options_from_args(args))
     recognizer = pool.first
     show_bar = len(paths) >= BAR_ALWAYS or (len(paths) > 1 and sys.stderr.isatty())
     bar = tqdm(total=len(paths), unit="image", file=sys.stderr, disable=not show_bar, leave=False)

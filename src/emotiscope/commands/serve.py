@@ -12,6 +12,7 @@ import ipaddress
 import sys
 
 from ..errors import ConfigError, DependencyError
+from ..options import add_recognizer_flags, options_from_args
 
 # pip name -> import names (python-multipart was imported as `multipart` before 0.0.13)
 NEEDED = {"fastapi": ("fastapi",), "uvicorn": ("uvicorn",),
@@ -27,8 +28,6 @@ def register(subparsers) -> None:
                    help="address to listen on (default 127.0.0.1: this machine only; "
                         "0.0.0.0 exposes it to the network)")
     p.add_argument("--port", type=int, default=8000, help="TCP port (default 8000)")
-    p.add_argument("--model", help="ONNX model file (default: $EMOTISCOPE_MODEL, then bundled)")
-    p.add_argument("--detector", default="auto", help="face detector (default auto)")
     p.add_argument("--max-upload-mb", type=float, default=10.0, metavar="MB",
                    help="largest accepted image, in MB (default 10); bigger ones get 413")
     p.add_argument("--workers", type=int, default=None, metavar="N",
@@ -46,6 +45,7 @@ def register(subparsers) -> None:
                    help="memory for request bodies being received, waiting or analysed, in "
                         "MB; uploads beyond it get 503 + Retry-After (default 256, or two "
                         "of the largest batches if more)")
+    add_recognizer_flags(p)
     p.set_defaults(func=run)
 
 
@@ -93,9 +93,9 @@ def run(args: argparse.Namespace) -> int:
     pending = int(args.max_pending_mb * mb) if args.max_pending_mb else None
     sock = runner.bind(args.host, args.port)  # a taken port: one line, exit 1
     try:
-        pool = RecognizerPool.build(args.workers, model=args.model,  # errors: exit 1
-                                    detector=args.detector)
-        app = create_app(pool, max_upload_bytes=int(args.max_upload_mb * mb),
+        options = options_from_args(args)
+        pool = RecognizerPool.build(args.workers, options=options)  # errors: exit 1
+        app = create_app(pool, options=options, max_upload_bytes=int(args.max_upload_mb * mb),
                          max_concurrency=args.workers_threads, queue_limit=args.queue_limit,
                          body_timeout_s=args.body_timeout, max_pending_bytes=pending)
     except BaseException:

@@ -17,6 +17,7 @@ import time
 from pathlib import Path
 
 from ..errors import ConfigError, DependencyError, InputError, OutputError
+from ..options import add_recognizer_flags, options_from_args
 
 HELP = "track faces through a video file: annotated copy, timeline CSV, plot, summary"
 
@@ -39,16 +40,17 @@ def register(subparsers) -> None:
     p.set_defaults(func=run)
 
 
+# A video frame is never taken for a face crop: the analyzer asks only for detected faces.
+VIDEO_OPTIONS = ("model", "detector", "min_face", "threshold", "max_side", "flip_tta",
+                 "max_pixels")
+
+
 def add_tracking_options(p: argparse.ArgumentParser, detect_every: int) -> None:
-    """Model, detector and tracking flags shared with `emotiscope webcam`."""
-    p.add_argument("--model", metavar="ONNX", help="model file (default: bundled)")
-    p.add_argument("--detector", default="auto", help="auto, yunet or haar (default: auto)")
+    """Recognizer and tracking flags shared with `emotiscope webcam`."""
+    add_recognizer_flags(p, only=VIDEO_OPTIONS)
     p.add_argument("--detect-every", type=int, default=detect_every, metavar="N",
                    help=f"run the face detector every N frames, track in between "
                         f"(default: {detect_every}; 1 = every frame)")
-    p.add_argument("--detect-size", type=int, default=480, metavar="PIXELS",
-                   help="longest side of the copy the detector sees (default: 480; smaller is "
-                        "faster but misses small faces; 0 = full resolution)")
     p.add_argument("--smooth", type=float, default=0.5, metavar="SECONDS",
                    help="time constant of the probability smoothing (default: 0.5; 0 = off)")
     p.add_argument("--keep-for", type=float, default=1.0, metavar="SECONDS",
@@ -58,22 +60,17 @@ def add_tracking_options(p: argparse.ArgumentParser, detect_every: int) -> None:
 def check_tracking_options(args) -> None:
     if args.detect_every < 1:
         raise ConfigError(f"--detect-every must be 1 or more, got {args.detect_every}")
-    if args.detect_size < 0:
-        raise ConfigError(f"--detect-size must be >= 0 pixels, got {args.detect_size}")
     if args.smooth < 0 or args.keep_for < 0:
         raise ConfigError(f"--smooth and --keep-for must be >= 0 seconds, got {args.smooth} "
                           f"and {args.keep_for}")
 
 
 def make_analyzer(args):
-    """EmotionRecognizer + VideoAnalyzer from the shared flags."""
-    from ..pipeline import EmotionRecognizer
+    """VideoAnalyzer (with its EmotionRecognizer) from the shared flags."""
     from ..videoanalysis import VideoAnalyzer
 
-    recognizer = EmotionRecognizer(model=args.model, detector=args.detector,
-                                   max_side=args.detect_size)
-    return VideoAnalyzer(recognizer, detect_every=args.detect_every, smooth=args.smooth,
-                         keep_for=args.keep_for)
+    return VideoAnalyzer(options_from_args(args), detect_every=args.detect_every,
+                         smooth=args.smooth, keep_for=args.keep_for)
 
 
 def _check_outputs(args) -> None:
@@ -132,7 +129,7 @@ def run(args) -> int:
         raise ConfigError(f"{args.input} is a photo ({kind}), not a video; for photos use: "
                           f"emotiscope predict {args.input}")
     _check_outputs(args)
-    with VideoSource(args.input) as source:
+    with VideoSource(args.input, max_pixels=args.max_pixels) as source:
         analyzer = make_analyzer(args)
         if not source.fps_known:
             print(f"warning: {args.input} does not state its frame rate; times assume "

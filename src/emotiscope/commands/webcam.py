@@ -120,7 +120,7 @@ def run(args) -> int:
     if args.record:
         check_new(args.record, args.force, "--record", create_folder=False)
     analyzer = make_analyzer(args)
-    with VideoSource(args.camera) as source:
+    with VideoSource(args.camera, max_pixels=args.max_pixels) as source:
         writer = open_writer(args.record, source.fps, source.size) if args.record else None
         reader = LatestFrameReader(source)
         try:

@@ -10,6 +10,7 @@ import logging
 import re
 import time
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -19,7 +20,11 @@ from ..draw import label_colour
 from ..errors import InputError, ModelError
 from ..images import declared_size, encode_image, image_format, load_image
 from ..model_file import model_card as card
+from ..types import Recognizer
 from ..workers import RecognizerPool
+
+if TYPE_CHECKING:
+    from ..pipeline import EmotionRecognizer
 from .http_errors import ApiError, first_line, input_status
 
 log = logging.getLogger("emotiscope.server")
@@ -47,7 +52,7 @@ def file_names_only(value):
     return value
 
 
-def model_card(recognizer) -> dict:
+def model_card(recognizer: EmotionRecognizer) -> dict:
     """What GET /v1/model reports: the model file's contract and provenance, with file names
     but no paths (neither the server's nor the training machine's)."""
     info = recognizer.classifier.info
@@ -77,7 +82,7 @@ class Analyzer:
     max_pixels: int
 
     @property
-    def recognizer(self):
+    def recognizer(self) -> Recognizer:
         """One of the pool's recognizers: for what they share (labels, model card)."""
         return self.pool.first
 

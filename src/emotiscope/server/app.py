@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import logging
 import os
+from collections.abc import Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 
@@ -24,6 +25,8 @@ from starlette.concurrency import run_in_threadpool
 
 from .. import __version__
 from ..errors import ConfigError
+from ..options import DEFAULT_MAX_PIXELS, RecognizerOptions
+from ..types import Recognizer
 from ..workers import RecognizerPool, check_workers
 from .analysis import Analyzer, model_card
 from .body import MB, BodyReader, ByteBudget
@@ -48,7 +51,7 @@ class ServerConfig:
     """
 
     max_upload_bytes: int = 10 * MB
-    max_pixels: int = 40_000_000
+    max_pixels: int = DEFAULT_MAX_PIXELS
     max_concurrency: int = min(4, os.cpu_count() or 1)
     queue_limit: int = 256
     max_batch_files: int = 16
@@ -66,7 +69,7 @@ class ServerConfig:
         return self.upload_limit(path) + MULTIPART_SLACK
 
 
-def _as_pool(recognizer) -> RecognizerPool:
+def _as_pool(recognizer: Recognizer | Sequence[Recognizer] | RecognizerPool) -> RecognizerPool:
     """A pool from a recognizer, a list of them, or a pool."""
     if isinstance(recognizer, RecognizerPool):
         return recognizer
@@ -90,21 +93,26 @@ def _warm_up(pool: RecognizerPool) -> None:
             return
 
 
-def create_app(recognizer=None, *, model=None, detector: str = "auto",
+def create_app(recognizer: Recognizer | Sequence[Recognizer] | RecognizerPool | None = None, *,
+               options: RecognizerOptions | None = None, model=None, detector=None,
                threads: int | None = None, max_upload_bytes: int = 10 * MB,
-               max_pixels: int = 40_000_000, max_concurrency: int | None = None,
+               max_pixels: int | None = None, max_concurrency: int | None = None,
                queue_limit: int = 256, max_batch_files: int = 16,
                max_batch_bytes: int | None = None, body_timeout_s: float = 30.0,
                max_pending_bytes: int | None = None, drain_bytes: int = 32 * MB,
                workers: int | None = None) -> FastAPI:
     """The web service on `recognizer` (one, a list, or a RecognizerPool). Without it,
-    `workers` recognizers (default: one per core) are built from `model`/`detector`/`threads`
-    at start-up.
+    `workers` recognizers (default: one per core) are built at start-up from `options`
+    (RecognizerOptions; `model` and `detector` change it) and `threads`. Uploads above
+    `max_pixels` are refused (default: the options' max_pixels).
 
     `max_concurrency` defaults to the larger of the number of recognizers and
     ServerConfig.max_concurrency. `max_pending_bytes` defaults to 256 MB, or room for two of
     the largest batches if more.
     """
+    options = (options or RecognizerOptions()).replace(
+        **{k: v for k, v in (("model", model), ("detector", detector)) if v is not None})
+    max_pixels = max_pixels or options.max_pixels
     pool = None if recognizer is None else _as_pool(recognizer)
     if pool is not None and workers is not None and workers != len(pool):
         raise ConfigError(f"workers={workers} but {len(pool)} recognizer(s) were passed: "
@@ -128,10 +136,9 @@ def create_app(recognizer=None, *, model=None, detector: str = "auto",
     @asynccontextmanager
     async def lifespan(app: FastAPI):
         if app.state.analyzer is None:
-            options = {"model": model, "detector": detector}
-            if threads is not None:
-                options["threads"] = threads
-            built = await run_in_threadpool(RecognizerPool.build, workers, **options)
+            extra = {} if threads is None else {"threads": threads}
+            built = await run_in_threadpool(
+                lambda: RecognizerPool.build(workers, options=options, **extra))
             _install(app, built)
             log.info("model %s loaded (%d workers)", app.state.card["name"], workers)
         await run_in_threadpool(_warm_up, app.state.analyzer.pool)

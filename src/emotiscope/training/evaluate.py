@@ -169,13 +169,14 @@ def photo_faces(root: Path, recognizer, size: int, classes: list[str] | None = N
 
 def evaluate(model, data: Path, split: str | None = None, tta: str = "none",
              faces: str = "auto", detector: str = "auto", classes: list[str] | None = None,
-             details: dict | None = None) -> dict:
+             details: dict | None = None, options=None) -> dict:
     """Report dict (accuracy, macro_f1, per_class, confusion, ...) for `model` on `data`.
 
     `classes`: only the data of these classes (e.g. a 3-class model on a 7-class folder).
     `details`, when given, is filled with the per-face results: names (file or row index), y_true
     and y_pred (model label indices; -1 = no face), probs (N x labels; NaN rows where no face) and
-    faces (the crops the model saw; None where no face)."""
+    faces (the crops the model saw; None where no face). `options` (RecognizerOptions): how
+    faces are detected in photos (default: `detector` with the other defaults)."""
     from ..classify import EmotionClassifier
 
     classifier = EmotionClassifier(model)
@@ -186,7 +187,7 @@ def evaluate(model, data: Path, split: str | None = None, tta: str = "none",
         raise ConfigError(f"--faces detect needs class folders of photos ({data}/<class>/*.jpg); "
                           f"{data} is not a folder")
     if photos:
-        return _evaluate_photos(classifier, data, tta, detector, classes, details)
+        return _evaluate_photos(classifier, data, tta, options or detector, classes, details)
     splits = load_any(data, size)
     name, fs = pick_split(splits, split, data)
     if classes:
@@ -232,11 +233,15 @@ def duplicate_free(faces: np.ndarray, train_faces: np.ndarray, y_true: np.ndarra
             if twin.any() else None}
 
 
-def _evaluate_photos(classifier, data: Path, tta: str, detector: str, wanted=None,
+def _evaluate_photos(classifier, data: Path, tta: str, detection, wanted=None,
                      details: dict | None = None) -> dict:
+    """`detection`: a RecognizerOptions, or a detector name."""
+    from ..options import RecognizerOptions
     from ..pipeline import EmotionRecognizer
 
-    recognizer = EmotionRecognizer(model=classifier.info.path, detector=detector)
+    options = detection if isinstance(detection, RecognizerOptions) else \
+        RecognizerOptions(detector=detection)
+    recognizer = EmotionRecognizer(options.replace(model=classifier.info.path))
     crops, y, classes, files, unreadable = photo_faces(data, recognizer, classifier.info.spec.size,
                                                        wanted)
     if not files:

@@ -1,0 +1,195 @@
+"""RecognizerOptions: every setting of face detection and classification, defined once.
+
+Each field carries its command-line flag, help text and value parser in its metadata.
+`add_recognizer_flags(parser)` puts the flags on a parser and `options_from_args(args)` reads
+them back, so every inference verb (predict, video, webcam, serve, evaluate) offers the same
+flags, with the same names and defaults, from this one table:
+
+    >>> options = RecognizerOptions(detector="haar", min_face=30)
+    >>> EmotionRecognizer(options)      # or EmotionRecognizer(detector="haar", min_face=30)
+
+This module imports nothing heavy: the command line builds its parsers from it at start-up.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import os
+import sys
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field, fields
+from typing import Any
+
+from .errors import ConfigError
+from .types import ASSUME_CROP
+
+DETECTORS = ("auto", "yunet", "haar")
+DEFAULT_MAX_SIDE = 640  # 640x480 frames run at full size; see docs/DETECTION.md
+DEFAULT_MAX_PIXELS = 50_000_000
+MIN_MAX_SIDE = 32
+
+
+# -- command-line value parsers: argparse reports their errors with the flag the user typed --
+
+def positive_int(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be 1 or more, got {value}")
+    return value
+
+
+def positive_float(text: str) -> float:
+    value = float(text)
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"must be above 0, got {text}")
+    return value
+
+
+def fraction(text: str) -> float:
+    value = float(text)
+    if not 0.0 <= value <= 1.0:
+        raise argparse.ArgumentTypeError(f"must be between 0 and 1, got {text}")
+    return value
+
+
+def max_side(text: str) -> int:
+    value = int(text)
+    if value != 0 and value < MIN_MAX_SIDE:
+        raise argparse.ArgumentTypeError(f"must be 0 (full resolution) or at least "
+                                         f"{MIN_MAX_SIDE}, got {value}")
+    return value
+
+
+def megapixels(text: str) -> int:
+    """--max-megapixels MP -> pixels."""
+    return int(positive_float(text) * 1e6)
+
+
+def check_detection(min_face: int, threshold: float, max_side: int | None) -> None:
+    """ConfigError for detector settings out of range (the Python API's check; the command
+    line's parsers above refuse the same values with the flag's name)."""
+    if not 1 <= min_face <= 100_000:
+        raise ConfigError(f"min_face must be a positive number of pixels, got {min_face}")
+    if not 0.0 <= threshold <= 1.0:
+        raise ConfigError(f"threshold must be between 0 and 1, got {threshold}")
+    if max_side is not None and max_side != 0 and max_side < MIN_MAX_SIDE:
+        raise ConfigError(f"max_side must be at least {MIN_MAX_SIDE} pixels (or 0 for full "
+                          f"resolution), got {max_side}")
+
+
+def flag(name: str, help: str, *, type: Callable[[str], Any] | None = None,
+         metavar: str | None = None, choices: Iterable[str] | None = None,
+         shown: Callable[[Any], str] | None = None, deprecated: tuple[str, ...] = ()) -> dict:
+    """Field metadata: the flag, its help (the default is appended), the parser of its value,
+    how to show the default (`shown`), and old names kept for one release (`deprecated`)."""
+    return {"flag": name, "help": help, "type": type, "metavar": metavar,
+            "choices": tuple(choices) if choices else None, "shown": shown,
+            "deprecated": deprecated}
+
+
+@dataclass(frozen=True)
+class RecognizerOptions:
+    """How faces are found and classified. Sizes in original-image pixels.
+
+    model: .onnx path (None: $EMOTISCOPE_MODEL, then the bundled model).
+    detector: "auto", "yunet", "haar" or an object with detect(image) -> list[Box].
+    max_side: longest side of the copy detection runs on (0: full resolution).
+    max_pixels: images with more pixels (width * height) are refused before decoding.
+    assume_crop: whether an image with no face detected is itself one face (pipeline.py).
+    """
+
+    model: str | os.PathLike | None = field(default=None, metadata=flag(
+        "--model", "model file", metavar="ONNX", shown=lambda _: "$EMOTISCOPE_MODEL, else the "
+        "bundled model"))
+    detector: Any = field(default="auto", metadata=flag(
+        "--detector", "face detector: auto = yunet where installed, else haar",
+        choices=DETECTORS))
+    min_face: int = field(default=20, metadata=flag(
+        "--min-face", "ignore faces smaller than PX pixels", type=positive_int, metavar="PX"))
+    threshold: float = field(default=0.6, metadata=flag(
+        "--threshold", "detector confidence needed, 0..1", type=fraction, metavar="P"))
+    max_side: int = field(default=DEFAULT_MAX_SIDE, metadata=flag(
+        "--max-side", "detect on a copy at most PX pixels long; smaller is faster but misses "
+        "small faces; 0 = full resolution", type=max_side, metavar="PX",
+        deprecated=("--detect-size",)))
+    flip_tta: bool = field(default=False, metadata=flag(
+        "--tta", "also classify the mirrored face and average (slower, a little better)"))
+    assume_crop: str = field(default="auto", metadata=flag(
+        "--assume-crop", "when no face is detected, take the whole image as one face crop: "
+        "auto = only a small (<= 64 px), square, non-flat, non-noise image such as a 48x48 FER "
+        "crop; always; never. Such faces are marked assumed", choices=ASSUME_CROP))
+    max_pixels: int = field(default=DEFAULT_MAX_PIXELS, metadata=flag(
+        "--max-megapixels", "refuse larger images before decoding them", type=megapixels,
+        metavar="MP", shown=lambda px: f"{px / 1e6:g}"))
+
+    def __post_init__(self) -> None:
+        if self.max_side is None:  # the Python API's "detector default"
+            object.__setattr__(self, "max_side", DEFAULT_MAX_SIDE)
+        check_detection(self.min_face, self.threshold, self.max_side)
+        if isinstance(self.detector, str) and self.detector not in DETECTORS:
+            raise ConfigError(f"unknown detector {self.detector!r}; choose one of "
+                              f"{', '.join(DETECTORS)}")
+        if self.assume_crop not in ASSUME_CROP:
+            raise ConfigError(f"assume_crop must be one of {', '.join(ASSUME_CROP)}, "
+                              f"got {self.assume_crop!r}")
+        if isinstance(self.max_pixels, bool) or not isinstance(self.max_pixels, int) \
+                or self.max_pixels < 1:
+            raise ConfigError(f"max_pixels must be a whole number of pixels above 0, "
+                              f"got {self.max_pixels!r}")
+
+    def replace(self, **changes) -> RecognizerOptions:
+        """A copy with some fields changed (TypeError for a name that is no field)."""
+        return dataclasses.replace(self, **changes) if changes else self
+
+
+DETECTION = ("model", "detector", "min_face", "threshold", "max_side", "max_pixels")
+"""The fields every inference verb offers; predict and serve add flip_tta and assume_crop."""
+
+
+class _Deprecated(argparse.Action):
+    """An old flag name: stores like the new one and says, once, to use the new one."""
+
+    def __init__(self, *args, new: str, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.new = new
+
+    def __call__(self, parser, namespace, values, option_string=None) -> None:
+        print(f"emotiscope: {option_string} is deprecated and will be removed in the next "
+              f"release; use {self.new}", file=sys.stderr)
+        setattr(namespace, self.dest, values)
+
+
+def add_recognizer_flags(parser: argparse.ArgumentParser,
+                         only: Iterable[str] | None = None) -> None:
+    """Add the flags of RecognizerOptions' fields (all, or those named in `only`) to `parser`,
+    with the fields' defaults; `options_from_args` reads them back."""
+    wanted = set(only) if only is not None else None
+    group = parser.add_argument_group("face detection and classification")
+    for f in fields(RecognizerOptions):
+        if wanted is not None and f.name not in wanted:
+            continue
+        meta = f.metadata
+        shown = meta["shown"](f.default) if meta["shown"] else f.default
+        help_text = meta["help"] if f.type == "bool" else f"{meta['help']} (default: {shown})"
+        if f.type == "bool":
+            group.add_argument(meta["flag"], dest=f.name, action="store_true", help=help_text)
+            continue
+        kwargs = {"dest": f.name, "default": f.default, "metavar": meta["metavar"]}
+        kwargs.update({k: meta[k] for k in ("type", "choices") if meta[k] is not None})
+        group.add_argument(meta["flag"], help=help_text, **kwargs)
+        for old in meta["deprecated"]:
+            group.add_argument(old, action=_Deprecated, new=meta["flag"], help=argparse.SUPPRESS,
+                               **kwargs)
+
+
+def options_from_args(args: argparse.Namespace) -> RecognizerOptions:
+    """RecognizerOptions from parsed flags; fields a verb does not offer keep their defaults."""
+    given = {f.name: getattr(args, f.name) for f in fields(RecognizerOptions)
+             if hasattr(args, f.name)}
+    return RecognizerOptions(**given)
+
+
+def flag_of(name: str) -> str:
+    """The command-line flag of a field ("max_side" -> "--max-side")."""
+    return {f.name: f.metadata["flag"] for f in fields(RecognizerOptions)}[name]
