@@ -42,3 +42,28 @@ def test_lazy_public_names_resolve():
     assert callable(emotiscope.analyze) and callable(emotiscope.annotate)
     assert callable(emotiscope.load_image) and emotiscope.EmotionRecognizer.__name__ == \
         "EmotionRecognizer"
+
+
+def test_a_command_module_that_fails_to_import_is_never_skipped(monkeypatch):
+    import sys
+
+    import pytest
+
+    from emotiscope.cli import build_parser
+
+    monkeypatch.setitem(sys.modules, "emotiscope.commands.info", None)  # its import fails
+    with pytest.raises(ImportError):
+        build_parser()
+
+
+def test_a_missing_optional_dependency_is_a_one_line_hint(monkeypatch, capsys):
+    from emotiscope.cli import main
+    from emotiscope.commands import info
+
+    def needs_torch(args):
+        raise ModuleNotFoundError("No module named 'torch'", name="torch")
+
+    monkeypatch.setattr(info, "run", needs_torch)
+    assert main(["info"]) == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and 'pip install ".[train]"' in err

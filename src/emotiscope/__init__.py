@@ -22,7 +22,7 @@ from .errors import (
 )
 from .types import Box, FaceEmotion
 
-__version__ = "0.1.0"
+__version__ = "0.1.0"  # the one place: pyproject.toml reads it (tool.setuptools.dynamic)
 
 _LAZY = {
     "EmotionRecognizer": "pipeline",

@@ -19,7 +19,7 @@ from .model_file import (
     resolve_model_path,
     verify_checksum,
 )
-from .preprocess import prepare_crops
+from .preprocess import mirror, prepare_crops
 
 
 def softmax(logits: np.ndarray, temperature: float = 1.0) -> np.ndarray:
@@ -84,7 +84,7 @@ class EmotionClassifier:
         t = self.info.temperature if temperature is None else temperature
         probs = self._run(batch, t)
         if flip_tta:
-            probs = (probs + self._run(np.ascontiguousarray(batch[..., ::-1]), t)) / 2
+            probs = (probs + self._run(mirror(batch), t)) / 2
         return probs.astype(np.float32)
 
     def _run(self, batch: np.ndarray, temperature: float) -> np.ndarray:

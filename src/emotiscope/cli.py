@@ -16,6 +16,11 @@ import sys
 from . import __version__
 from .errors import ConfigError, EmotiscopeError
 
+# Optional dependencies (top-level module -> the extra that installs it): a command that needs
+# a missing one ends with a one-line hint; any other failed import is a bug and is raised.
+OPTIONAL = {"torch": "train", "onnx": "train", "fastapi": "serve", "uvicorn": "serve",
+            "starlette": "serve", "multipart": "serve", "python_multipart": "serve", "av": "video"}
+
 COMMANDS = ("predict", "info", "video", "webcam", "serve", "data", "train", "export", "evaluate",
             "runs")
 
@@ -27,12 +32,10 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("-v", "--verbose", action="store_true", help="log more detail")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     for name in COMMANDS:
-        try:
-            module = importlib.import_module(f".commands.{name}", __package__)
-        except ModuleNotFoundError as exc:
-            if exc.name and exc.name.startswith("emotiscope.commands"):
-                continue  # command not built yet
-            raise
+        # Command modules import only the standard library and emotiscope's light modules at
+        # the top (their dependencies load when they run), so any failure here is a bug and
+        # is raised, never a command silently left out.
+        module = importlib.import_module(f".commands.{name}", __package__)
         module.register(sub)
     return parser
 
@@ -55,6 +58,13 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     except EmotiscopeError as exc:
         print(f"emotiscope {args.command}: error: {exc}", file=sys.stderr)
+        return 1
+    except ModuleNotFoundError as exc:
+        extra = OPTIONAL.get((exc.name or "").partition(".")[0])
+        if extra is None:
+            raise
+        print(f"emotiscope {args.command}: error: {exc.name} is not installed; "
+              f'pip install ".[{extra}]" in the emotiscope clone', file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         print(f"emotiscope {args.command}: interrupted", file=sys.stderr)

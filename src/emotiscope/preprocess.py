@@ -126,3 +126,9 @@ def prepare_crops(crops: Iterable[np.ndarray], spec: InputSpec) -> np.ndarray:
 def prepare_faces(image: np.ndarray, boxes: Sequence[Box], spec: InputSpec) -> np.ndarray:
     """Crop every box of an RGB/grey image with the model's margin -> model input batch."""
     return prepare_crops((face_crop(image, b, spec.margin) for b in boxes), spec)
+
+
+def mirror(faces: np.ndarray) -> np.ndarray:
+    """Faces flipped left to right, as a contiguous copy: the flip of test-time augmentation,
+    for any layout whose last axis is the width (N x S x S uint8 or N x C x S x S float)."""
+    return np.ascontiguousarray(faces[..., ::-1])

@@ -58,13 +58,15 @@ TTA_MODES = ("none", "flip", "multicrop")
 def tta_views(faces: np.ndarray, mode: str, shift: int = 3) -> list[np.ndarray]:
     """Views of uint8 N x S x S faces: as is; + mirror ("flip"); + 4 diagonal shifts of each
     ("multicrop": 10 views, like the training-time random crops)."""
+    from ..preprocess import mirror
+
     views = [faces]
     if mode == "none":
         return views
-    views.append(faces[:, :, ::-1])
+    views.append(mirror(faces))
     if mode == "multicrop":
         s = faces.shape[1]
-        for base in (faces, faces[:, :, ::-1]):
+        for base in (faces, views[1]):
             padded = np.pad(base, ((0, 0), (shift, shift), (shift, shift)), mode="edge")
             for dy, dx in ((0, 0), (0, 2), (2, 0), (2, 2)):
                 views.append(padded[:, dy * shift:dy * shift + s, dx * shift:dx * shift + s])
