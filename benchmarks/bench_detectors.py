@@ -21,8 +21,8 @@ from pathlib import Path
 import scenes
 
 from emotiscope.detect import HaarDetector
-from emotiscope.yunet import YuNetDetector
 from emotiscope.images import iter_image_paths, load_image, sample_image_path
+from emotiscope.yunet import YuNetDetector
 
 
 def detectors() -> dict[str, object]:

@@ -496,3 +496,12 @@ def test_an_assumed_face_crop_is_marked_in_the_json(tiny_model_path, photo):
         assert crop_client.post("/v1/analyze", content=flat).json()["faces"] == []
     schema = create_app(rec).openapi()["components"]["schemas"]["FaceOut"]
     assert "assumed" in schema["properties"]
+
+
+def test_the_face_schema_is_how_faces_are_written():
+    from emotiscope.server.schemas import FaceOut
+    from emotiscope.types import Box, FaceEmotion
+
+    face = FaceEmotion(Box(1, 2, 3, 4), "happy", {"happy": 0.75, "sad": 0.25}, track_id=3)
+    assert set(FaceOut.model_fields) == set(face.as_dict())
+    assert FaceOut.model_validate(face.as_dict()).model_dump() == face.as_dict()

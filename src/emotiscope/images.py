@@ -31,8 +31,19 @@ from .outputs import check_new, write_bytes
 # panoramas, are about 10:1; a 50:1 strip shrunk to the detector's 640 px is 13 px tall, below
 # any detectable face; and strips are what upscaling and resizing bombs are made of.
 MAX_ASPECT = 50
+# File-name suffixes, in one place (lower case, with the dot).
+# Images load_image reads, which `predict` finds in folders:
 IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".jpe", ".png", ".bmp", ".dib", ".webp", ".tif",
                             ".tiff", ".gif", ".pbm", ".pgm", ".ppm", ".pnm", ".pam"})
+# ... of which OpenCV's imread (training folders) decodes all but GIF:
+IMREAD_SUFFIXES = IMAGE_SUFFIXES - {".gif"}
+# Still images by name, read or not (an animated GIF is a short clip, so not GIF):
+STILL_SUFFIXES = IMREAD_SUFFIXES | {".heic", ".heif", ".avif", ".jxl", ".jp2"}
+# Formats annotated copies are written in (others get ".png" appended):
+WRITABLE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff"})
+# Videos by name (`predict` points them to `emotiscope video`):
+VIDEO_SUFFIXES = frozenset({".mp4", ".mov", ".m4v", ".avi", ".mkv", ".webm", ".mpg", ".mpeg",
+                            ".wmv", ".flv", ".3gp", ".ts"})
 _GLOB_CHARS = re.compile(r"[*?\[]")
 ImageSource = str | os.PathLike | bytes | bytearray | memoryview | np.ndarray
 

@@ -19,18 +19,16 @@ from .errors import DependencyError
 from .outputs import save_figure
 from .types import FaceEmotion
 
-BASE_COLUMNS = ("time", "frame", "track_id", "x", "y", "w", "h", "label", "score")
+BASE_COLUMNS = ("time", "frame", "track_id", *FaceEmotion.columns(()))
 
 
 def csv_header(labels: Sequence[str]) -> list[str]:
-    return [*BASE_COLUMNS, *labels]
+    return ["time", "frame", "track_id", *FaceEmotion.columns(labels)]
 
 
 def face_row(time: float, frame: int, face: FaceEmotion, labels: Sequence[str]) -> list:
     """One CSV row; probabilities rounded to 4 decimals, time to milliseconds."""
-    b = face.box
-    return [f"{time:.3f}", frame, face.track_id, b.x, b.y, b.w, b.h, face.label,
-            f"{face.score:.4f}", *(f"{face.scores[label]:.4f}" for label in labels)]
+    return [f"{time:.3f}", frame, face.track_id, *face.as_row(labels)]
 
 
 def face_record(time: float, frame: int, face: FaceEmotion) -> dict:

@@ -69,12 +69,33 @@ class FaceEmotion:
         """Probability of the winning label."""
         return self.scores[self.label]
 
-    def as_dict(self) -> dict:
-        out = {"box": self.box.as_dict(), "label": self.label, "score": self.score,
-               "scores": dict(self.scores), "assumed": self.assumed}
+    # Writing a face out, in one place: every output (predict's JSON lines and CSV, video's
+    # rows, the HTTP API, whose schema is server/schemas.FaceOut) goes through these three.
+
+    def as_dict(self, digits: int | None = None) -> dict:
+        """JSON-ready: box, label, score, scores, assumed, and track_id when tracked;
+        probabilities rounded to `digits` decimals if given."""
+        def number(p: float) -> float:
+            return round(p, digits) if digits is not None else p
+
+        out = {"box": self.box.as_dict(), "label": self.label, "score": number(self.score),
+               "scores": {name: number(p) for name, p in self.scores.items()},
+               "assumed": self.assumed}
         if self.track_id is not None:
             out["track_id"] = self.track_id
         return out
+
+    @staticmethod
+    def columns(labels: Sequence[str]) -> list[str]:
+        """The header of `as_row`'s cells."""
+        return ["x", "y", "w", "h", "label", "score", *labels]
+
+    def as_row(self, labels: Sequence[str]) -> list:
+        """CSV cells: the box, the label, then its probability and every label's (in the order
+        of `labels`) to 4 decimals."""
+        b = self.box
+        return [b.x, b.y, b.w, b.h, self.label, f"{self.score:.4f}",
+                *(f"{self.scores[name]:.4f}" for name in labels)]
 
 
 class Recognizer(Protocol):

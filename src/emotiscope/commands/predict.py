@@ -18,12 +18,10 @@ from pathlib import Path
 from ..errors import ConfigError, InputError, OutputError
 from ..options import add_recognizer_flags, options_from_args, positive_int
 from ..outputs import display, refuse_existing
+from ..types import FaceEmotion
 
 HELP = "find faces in photos and recognise their emotions"
-WRITABLE = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff")
 BAR_ALWAYS = 100  # show a progress bar from this many files on, even when stderr is no terminal
-VIDEO_SUFFIXES = (".mp4", ".mov", ".m4v", ".avi", ".mkv", ".webm", ".mpg", ".mpeg", ".wmv", ".flv",
-                  ".3gp", ".ts")
 URL = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://")
 
 
@@ -76,6 +74,8 @@ def _not_a_photo(item: str) -> str | None:
     if URL.match(item):
         return (f"{display(item)} is a URL: predict does not download anything; download the image "
                 "first (e.g. curl -O URL) and give the file")
+    from ..images import VIDEO_SUFFIXES
+
     if Path(item).suffix.lower() in VIDEO_SUFFIXES:
         return f"{display(item)} is a video: use `emotiscope video {display(item)}` instead"
     return None
@@ -131,7 +131,7 @@ class _Printer:
         self.form = "json" if args.json else "csv" if args.csv else "table"
         self.labels, self.emit = labels, emit
         self.width = min(60, max(len(display(p)) for p in paths))
-        self.header = ["file", "face", "x", "y", "w", "h", "label", "score", *labels, "assumed"]
+        self.header = ["file", "face", *FaceEmotion.columns(labels), "assumed"]
         if self.form == "csv":
             self._csv(self.header)
         elif self.form == "table":
@@ -149,15 +149,9 @@ class _Printer:
         for k, face in enumerate(faces, start=1):
             box = face.box
             if self.form == "json":
-                record = {"file": display(path), "face": k, "box": box.as_dict(), "label": face.label,
-                          "score": round(face.score, 4),
-                          "scores": {name: round(p, 4) for name, p in face.scores.items()},
-                          "assumed": face.assumed}
-                self.emit(json.dumps(record))
+                self.emit(json.dumps({"file": display(path), "face": k, **face.as_dict(digits=4)}))
             elif self.form == "csv":
-                self._csv([display(path), k, box.x, box.y, box.w, box.h, face.label,
-                           f"{face.score:.4f}", *(f"{face.scores[n]:.4f}" for n in self.labels),
-                           int(face.assumed)])
+                self._csv([display(path), k, *face.as_row(self.labels), int(face.assumed)])
             else:
                 note = "  (assumed: whole image taken as a face crop)" if face.assumed else ""
                 self.emit(f"{self._name(path):<{self.width}}  {k:>4}  {face.label:<10} {face.score:>5.0%}"
@@ -194,7 +188,9 @@ def drop_earlier_outputs(paths: list[Path], out: Path) -> list[Path]:
 def output_name(name: str) -> str:
     """The annotated copy's file name: the input's name where we can write that format, else the
     whole name + ".png" (x.gif -> x.gif.png, so it never meets x.png's copy)."""
-    return name if Path(name).suffix.lower() in WRITABLE else name + ".png"
+    from ..images import WRITABLE_SUFFIXES
+
+    return name if Path(name).suffix.lower() in WRITABLE_SUFFIXES else name + ".png"
 
 
 def plan_outputs(paths: list[Path], out: Path, force: bool) -> dict[Path, Path]:

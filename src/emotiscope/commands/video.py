@@ -96,15 +96,10 @@ def _check_outputs(args) -> None:
             check_new(path, args.force, flag, create_folder=False)
 
 
-# Still-image suffixes: OpenCV would open these as one-frame "videos". GIF is left out: an
-# animated GIF is a short clip.
-PHOTO_SUFFIXES = {".jpg", ".jpeg", ".jpe", ".png", ".bmp", ".webp", ".tif", ".tiff", ".pbm",
-                  ".pgm", ".ppm", ".pnm", ".pam", ".heic", ".heif", ".avif", ".jxl", ".jp2"}
-
-
 def photo_format(path: str) -> str | None:
     """The still-image format of `path` from its first bytes (or its suffix), else None."""
     from ..imageheader import image_format, other_format
+    from ..images import STILL_SUFFIXES  # OpenCV would open these as one-frame "videos"
 
     with open(path, "rb") as f:
         head = f.read(64)
@@ -112,7 +107,7 @@ def photo_format(path: str) -> str | None:
     if kind and kind != "GIF":
         return kind
     suffix = Path(path).suffix.lower()
-    return f"{suffix[1:].upper()} by its name" if not kind and suffix in PHOTO_SUFFIXES else None
+    return f"{suffix[1:].upper()} by its name" if not kind and suffix in STILL_SUFFIXES else None
 
 
 def run(args) -> int:

@@ -17,6 +17,7 @@ import cv2
 import numpy as np
 
 from ..errors import ConfigError, DataError
+from ..images import IMREAD_SUFFIXES
 from ..outputs import display
 from ..preprocess import resize_face
 from .fercsv import decode_pixels, parse_csv_rows
@@ -28,7 +29,7 @@ FER_CSV_NAMES = ("angry", "disgust", "fear", "happy", "sad", "surprise", "neutra
 CSV_USAGE = {"Training": "train", "PublicTest": "val", "PrivateTest": "test"}
 FOLDER_SPLITS = {"train": "train", "training": "train", "val": "val", "valid": "val",
                  "validation": "val", "publictest": "val", "test": "test", "privatetest": "test"}
-IMAGE_EXTS = {".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff", ".pgm", ".ppm"}
+IMAGE_EXTS = IMREAD_SUFFIXES  # decoded with cv2.imread
 CACHE_VERSION = "2"  # 2: folder sets keep their file names
 
 
