@@ -119,19 +119,14 @@ def create_app(recognizer: Recognizer | Sequence[Recognizer] | RecognizerPool | 
                           "pass that many recognizers (a RecognizerPool), or leave workers out")
     workers = len(pool) if pool is not None else check_workers(workers)
     max_batch_bytes = max_batch_bytes or 4 * max_upload_bytes
-    config = ServerConfig(
+    config = _checked(ServerConfig(
         max_upload_bytes=max_upload_bytes, max_pixels=max_pixels,
         max_concurrency=max_concurrency or max(workers, ServerConfig.max_concurrency),
         queue_limit=queue_limit, max_batch_files=max_batch_files,
         max_batch_bytes=max_batch_bytes, body_timeout_s=body_timeout_s,
         max_pending_bytes=max_pending_bytes or max(256 * MB, 2 * (max_batch_bytes
                                                                   + MULTIPART_SLACK)),
-        drain_bytes=drain_bytes)
-    largest = config.body_limit("/v1/analyze/batch")
-    if config.max_pending_bytes < largest:
-        raise ConfigError(f"the upload memory budget ({config.max_pending_bytes / MB:.1f} MB) "
-                          f"is below the largest request body ({largest / MB:.1f} MB): raise "
-                          "--max-pending-mb or lower --max-upload-mb")
+        drain_bytes=drain_bytes))
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):
@@ -144,6 +139,23 @@ def create_app(recognizer: Recognizer | Sequence[Recognizer] | RecognizerPool | 
         await run_in_threadpool(_warm_up, app.state.analyzer.pool)
         yield
 
+    app = _assemble(config, lifespan)
+    if pool is not None:
+        _install(app, pool)
+    return app
+
+
+def _checked(config: ServerConfig) -> ServerConfig:
+    largest = config.body_limit("/v1/analyze/batch")
+    if config.max_pending_bytes < largest:
+        raise ConfigError(f"the upload memory budget ({config.max_pending_bytes / MB:.1f} MB) "
+                          f"is below the largest request body ({largest / MB:.1f} MB): raise "
+                          "--max-pending-mb or lower --max-upload-mb")
+    return config
+
+
+def _assemble(config: ServerConfig, lifespan) -> FastAPI:
+    """The application: its state, routes, static files and middleware (no recognizer yet)."""
     app = FastAPI(title="emotiscope", version=__version__, lifespan=lifespan,
                   docs_url=None, redoc_url=None,
                   description="Find the faces in an image and the emotion each one shows. "
@@ -152,8 +164,6 @@ def create_app(recognizer: Recognizer | Sequence[Recognizer] | RecognizerPool | 
     app.state.gate = Gate(config.max_concurrency, config.queue_limit)
     app.state.budget = ByteBudget(config.max_pending_bytes)
     app.state.analyzer = None
-    if pool is not None:
-        _install(app, pool)
     install_handlers(app)
     app.include_router(router)
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
