@@ -145,7 +145,7 @@ def main() -> None:
         def full() -> int:
             out = [str(video), "--model", model, "-o", str(folder / "out.mp4"), "--csv",
                    str(folder / "out.csv"), "--detect-every", str(args.detect_every),
-                   "--detect-size", str(args.detect_size), "--force"]
+                   "--max-side", str(args.detect_size), "--force"]
             assert cli_main(["video", *out]) == 0
             return args.frames
 

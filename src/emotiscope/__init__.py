@@ -26,6 +26,7 @@ __version__ = "0.1.0"  # the one place: pyproject.toml reads it (tool.setuptools
 
 _LAZY = {
     "EmotionRecognizer": "pipeline",
+    "RecognizerOptions": "options",
     "analyze": "pipeline",
     "annotate": "draw",
     "load_image": "images",
@@ -34,6 +35,7 @@ _LAZY = {
 if TYPE_CHECKING:  # pragma: no cover
     from .draw import annotate
     from .images import load_image
+    from .options import RecognizerOptions
     from .pipeline import EmotionRecognizer, analyze
 
 
@@ -47,7 +49,7 @@ def __getattr__(name: str):
 
 
 __all__ = [
-    "Box", "FaceEmotion", "EmotionRecognizer", "analyze", "annotate", "load_image",
+    "Box", "FaceEmotion", "EmotionRecognizer", "RecognizerOptions", "analyze", "annotate", "load_image",
     "EmotiscopeError", "InputError", "ModelError", "DataError", "ConfigError",
     "OutputError", "OutputExistsError", "DependencyError", "__version__",
 ]
