@@ -189,7 +189,3 @@ def options_from_args(args: argparse.Namespace) -> RecognizerOptions:
              if hasattr(args, f.name)}
     return RecognizerOptions(**given)
 
-
-def flag_of(name: str) -> str:
-    """The command-line flag of a field ("max_side" -> "--max-side")."""
-    return {f.name: f.metadata["flag"] for f in fields(RecognizerOptions)}[name]
