@@ -35,24 +35,25 @@ else
 fi
 log "data $DATA on $DEVICE; teachers $EPOCHS_T epochs (budget ${BUDGET_T}s), student $EPOCHS_S epochs"
 train() { python3 -m emotiscope train "$DATA" --device "$DEVICE" --val-fraction 0.05 --out "$WORK/runs" "$@"; }
+# A teacher still running at the budget is stopped (SIGTERM); its best.pt of the epochs it
+# finished is still a teacher.
+teacher() { timeout -s TERM "$BUDGET_T" python3 -m emotiscope train "$DATA" --device "$DEVICE" \
+    --val-fraction 0.05 --out "$WORK/runs" "$@"; }
 
 # Three different teachers at once: small 48 px networks leave an H200 mostly idle one at a time.
 # SGD's peak learning rate grows with the batch (0.1 at 128 -> 0.2 at 512).
 common=(--epochs "$EPOCHS_T" --batch-size "$BATCH_T" --lr 0.2 --ema 0.999)
-train "${common[@]}" --arch resnet --seed 1 --name t-resnet18 >"$WORK/t1.log" 2>&1 &
-train "${common[@]}" --arch resnet --widths 48,96,192,384 --depths 1,2,3,2 --seed 2 \
+teacher "${common[@]}" --arch resnet --seed 1 --name t-resnet18 >"$WORK/t1.log" 2>&1 &
+teacher "${common[@]}" --arch resnet --widths 48,96,192,384 --depths 1,2,3,2 --seed 2 \
     --name t-resnet-narrow >"$WORK/t2.log" 2>&1 &
-train "${common[@]}" --arch compact --widths 64,128,256,384 --depths 2,2,2,2 --seed 3 \
+teacher "${common[@]}" --arch compact --widths 64,128,256,384 --depths 2,2,2,2 --seed 3 \
     --name t-vgg >"$WORK/t3.log" 2>&1 &
-teachers=$(jobs -p)
-( sleep "$BUDGET_T"; pkill -TERM -f "emotiscope train $DATA" ) & watchdog=$!
-wait $teachers
-kill $watchdog 2>/dev/null
+wait
 for f in "$WORK"/t*.log; do tail -n 3 "$f" | tr '\r' '\n' | grep -a "epoch\|error" | tail -n 1 | tee -a "$OUT/recipe.log"; done
 
 # A teacher killed by the budget still has its best.pt from the epochs it finished.
 best=$(ls "$WORK"/runs/*/best.pt 2>/dev/null | paste -sd, -)
-[ -n "$best" ] || { log "no teacher finished an epoch; see the logs"; cp "$WORK"/t1.log "$OUT/"; exit 1; }
+[ -n "$best" ] || { log "no teacher finished an epoch"; cp "$WORK"/t1.log "$OUT/"; exit 1; }
 log "teachers: $best"
 for run in "$WORK"/runs/*-t-*; do
     [ -f "$run/report.json" ] && cp "$run/report.json" "$OUT/$(basename "$run" | sed 's/^[0-9-]*//')-report.json"
