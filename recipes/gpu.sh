@@ -7,11 +7,13 @@
 # .git/info/exclude ignores):
 #     bash recipes/gpu.sh .gpu/fer2013.tar.gz
 # A CPU dry run with tiny settings (minutes; checks every step and file name):
-#     DEVICE=cpu EPOCHS_T=1 EPOCHS_S=1 OUT=/tmp/gpu-dry bash recipes/gpu.sh ../shared/datasets/fer2013-sample.csv
+#     DEVICE=cpu EPOCHS_T=1 EPOCHS_S=1 TTA=none OUT=/tmp/gpu-dry bash recipes/gpu.sh \
+#         ../shared/datasets/fer2013-sample.csv
 #
 # Settings (environment): DEVICE (cuda), EPOCHS_T (30) teacher epochs, EPOCHS_S (80) student
 # epochs, BATCH_T (512), BATCH_S (256), BUDGET_T (330 s: teachers still running then are stopped
-# and the student learns from those that finished), OUT ($OUT, else ./gpu-out).
+# and the student learns from those that finished), TTA (multicrop: teacher views per face),
+# OUT ($OUT, else ./gpu-out).
 set -uo pipefail
 cd "$(dirname "$0")/.."
 DATA_IN=${1:?usage: recipes/gpu.sh FER2013.tar.gz|fer2013.csv}
@@ -21,6 +23,7 @@ EPOCHS_S=${EPOCHS_S:-80}
 BATCH_T=${BATCH_T:-512}
 BATCH_S=${BATCH_S:-256}
 BUDGET_T=${BUDGET_T:-330}
+TTA=${TTA:-multicrop}
 OUT=${OUT:-$PWD/gpu-out}
 WORK=$(mktemp -d)
 export PYTHONPATH=$PWD/src${PYTHONPATH:+:$PYTHONPATH} PYTHONUNBUFFERED=1
@@ -59,7 +62,7 @@ for run in "$WORK"/runs/*-t-*; do
     [ -f "$run/report.json" ] && cp "$run/report.json" "$OUT/$(basename "$run" | sed 's/^[0-9-]*//')-report.json"
 done
 
-train --widths 40,80,160,240 --depths 1,2,2,2 --distill "$best" --distill-tta multicrop \
+train --widths 40,80,160,240 --depths 1,2,2,2 --distill "$best" --distill-tta "$TTA" \
     --distill-weight 0.7 --ema 0.999 --epochs "$EPOCHS_S" --batch-size "$BATCH_S" --lr 0.15 \
     --name student 2>&1 | tr '\r' '\n' | grep -a "teacher\|agree\|epoch [0-9]*/[0-9]*  \|run \|error" \
     | tee -a "$OUT/recipe.log"
