@@ -210,7 +210,7 @@ def test_read_model_reads_the_contract(tmp_path):
     info = model_file.read_model(path)
     assert info.path == path and info.labels == ("calm", "happy") and info.temperature == 1.5
     assert info.metrics == metrics and info.sha256 == file_sha256(path)
-    assert info.spec.size == 48 and info.spec.chqwxels == 1
+    assert info.spec.size == 48 and info.spec.channels == 1
 
 
 def test_read_model_refuses_a_file_that_is_not_a_model(tmp_path):
