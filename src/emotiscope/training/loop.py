@@ -28,8 +28,8 @@ from .distill import WeightAverage, soft_cross_entropy, teacher_paths, teacher_t
 from .evaluate import classification_report
 from .models import count_macs
 from .optim import HEAD_PREFIX, bf16_supported, jump_schedule, make_optimizer, pick_device
+from .prepare import build_initial_model, new_run_dir, prepare_data
 from .runlog import RunLog, check_tensorboard
-from .setup import build_initial_model, new_run_dir, prepare_data
 
 log = logging.getLogger(__name__)
 
