@@ -31,10 +31,8 @@ def _run(code: str, tmp_path) -> subprocess.CompletedProcess:
                           env=env, timeout=120, cwd=tmp_path)
 
 
-def test_torch_free_modules_import_and_work_without_torch(tmp_path, tiny_model_path):
-    from fixtures.training import face_folders
-
-    data = face_folders(tmp_path / "faces")
+def test_torch_free_modules_import_and_work_without_torch(tmp_path, tiny_model_path, fer_folders):
+    data = fer_folders
     code = f"""
 import importlib, sys
 for name in {TORCH_FREE!r}:
@@ -51,7 +49,7 @@ raise SystemExit(code)
     done = _run(code, tmp_path)
     assert done.returncode == 0, done.stderr
     report = json.loads(done.stdout[:done.stdout.index("usage: emotiscope train")])
-    assert report["n"] == 16 and 0 <= report["accuracy"] <= 1
+    assert report["n"] == 35 and 0 <= report["accuracy"] <= 1
     shown = " ".join(done.stdout.split())
     assert "--epochs EPOCHS" in shown and "(default: 60, 10 with --init-from)" in shown
 
