@@ -10,6 +10,7 @@ import argparse
 import types
 import typing
 from dataclasses import MISSING, Field, fields
+from typing import Any
 
 
 def comma_list(text: str) -> list[str]:
@@ -24,8 +25,12 @@ def _base_type(hint) -> type:
     return typing.get_origin(hint) or hint
 
 
-def default_of(f: Field):
-    return f.default_factory() if f.default is MISSING else f.default  # type: ignore[misc]
+def default_of(f: Field) -> Any:
+    """The field's default value (built by its default_factory where it has one)."""
+    if f.default is not MISSING:
+        return f.default
+    factory = f.default_factory
+    return factory() if callable(factory) else None
 
 
 def _help(f: Field, kind: type) -> str:
@@ -50,7 +55,7 @@ def add_flags(parser: argparse.ArgumentParser, cls, groups: dict[str, argparse._
     groups = groups if groups is not None else {}
     for f in generated(cls):
         meta, kind = f.metadata, _base_type(hints[f.name])
-        title = meta.get("group")
+        title = str(meta.get("group") or "")
         if title and title not in groups:
             groups[title] = parser.add_argument_group(title)
         target = groups.get(title, parser)
@@ -63,7 +68,7 @@ def add_flags(parser: argparse.ArgumentParser, cls, groups: dict[str, argparse._
         target.add_argument(meta.get("flag") or "--" + f.name.replace("_", "-"), **kwargs)
 
 
-def given(args: argparse.Namespace, cls) -> dict:
+def given(args: argparse.Namespace, cls) -> dict[str, Any]:
     """{field: value} of the generated flags given on the command line."""
     return {f.name: getattr(args, f.name) for f in generated(cls)
             if getattr(args, f.name, None) is not None}

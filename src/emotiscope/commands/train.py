@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import shlex
 import sys
+from typing import Any
 
 from ..errors import ConfigError, DependencyError
 from ..outputs import display
@@ -43,7 +44,7 @@ def register(sub) -> None:
     p.set_defaults(func=run)
 
 
-def given(args: argparse.Namespace) -> dict:
+def given(args: argparse.Namespace) -> dict[str, Any]:
     """The TrainConfig fields set by flags given on the command line (not --augment)."""
     out = _flags.given(args, TrainConfig)
     if "classes" in out:

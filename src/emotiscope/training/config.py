@@ -12,7 +12,7 @@ from ..errors import ConfigError
 # What `--init-from` changes unless the flag is given: a small data set of new faces is fitted
 # best by gentle steps from the source's weights (see docs/TRAINING.md and
 # benchmarks/bench_finetune.py for the measurements behind these numbers).
-FINETUNE_DEFAULTS = {"optimizer": "adamw", "lr": 1e-4, "schedule": "cosine", "epochs": 10}
+FINETUNE_DEFAULTS: dict[str, Any] = {"optimizer": "adamw", "lr": 1e-4, "schedule": "cosine", "epochs": 10}
 
 # The fields `train --resume RUN` may change; the others are fixed by the run's config.json.
 RESUMABLE = ("epochs", "patience", "threads", "device", "amp", "quiet", "tensorboard")
@@ -64,7 +64,7 @@ def parse_augment(text: str, base: AugmentConfig) -> AugmentConfig:
     from dataclasses import replace
 
     types = {f.name: (int if f.type in (int, "int") else float) for f in fields(base)}
-    changes = {}
+    changes: dict[str, Any] = {}
     for item in filter(None, (part.strip() for part in text.split(","))):
         key, _, value = item.partition("=")
         key = key.strip().replace("-", "_")
