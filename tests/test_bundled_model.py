@@ -35,10 +35,10 @@ def test_bundled_model_carries_its_contract(bundled):
     assert validation["accuracy"] >= 0.68 and set(validation["per_class"]) == set(FER_LABELS)
 
 
-def test_bundled_model_on_the_sample_csv(sample_csv, tmp_path, monkeypatch, capsys):
+def test_bundled_model_on_the_sample_csv(shared_sample_csv, tmp_path, monkeypatch, capsys):
     # 175 PublicTest faces, 25 per class (so disgust weighs as much as happy): measured 0.606.
     monkeypatch.setenv("EMOTISCOPE_CACHE", str(tmp_path))
-    assert main(["evaluate", str(sample_csv), "--json"]) == 0
+    assert main(["evaluate", str(shared_sample_csv), "--json"]) == 0
     report = json.loads(capsys.readouterr().out)
     assert report["split"] == "val" and report["n"] == 175
     assert report["accuracy"] >= 0.60

@@ -261,6 +261,26 @@ def test_export_writes_a_model_with_the_checkpoints_contract(run_dir, tmp_path, 
                                atol=1e-5)
 
 
+def test_export_and_the_run_stamp_the_same_contract(run_dir, tmp_path):
+    """One export recipe: `emotiscope export best.pt` writes what the run wrote itself."""
+    out = tmp_path / "again.onnx"
+    assert main(["export", str(run_dir / "best.pt"), "-o", str(out)]) == 0
+    again = EmotionClassifier(out, threads=1).info.metadata
+    run = EmotionClassifier(run_dir / "model.onnx", threads=1).info.metadata
+    for key in ("labels", "input", "arch", "model_args", "metrics", "temperature", "format"):
+        assert again[key] == run[key], key
+    assert again["training"]["config"] == run["training"]["config"]
+    assert again["training"]["exported_epoch"] == run["training"]["exported_epoch"] == 1
+
+
+def test_only_the_checkpoint_module_calls_torch_load():
+    import emotiscope
+
+    root = Path(emotiscope.__file__).parent
+    callers = sorted(str(p.relative_to(root)) for p in root.rglob("*.py") if "torch.load(" in p.read_text())
+    assert callers == ["training/checkpoint.py"]
+
+
 def test_export_stamps_the_metrics_of_the_epoch_it_exports(run_dir, tmp_path, capsys):
     """last.pt of a run whose best epoch came earlier carries its own epoch's validation metrics,
     not best.pt's from report.json."""

@@ -276,6 +276,24 @@ def test_load_folder_converts_colour_to_grey(tmp_path):
         assert abs(float(img.mean()) - expected[fs.classes[label]]) <= 1.5
 
 
+def test_folder_faces_are_decoded_exactly_as_inference_decodes_them(tmp_path):
+    """Training and inference see the same pixels: colour images (where OpenCV's grey decoding
+    differs from RGB -> grey by a level or more) read through load_image + resize_face."""
+    from emotiscope import load_image
+    from emotiscope.preprocess import resize_face
+
+    rng = np.random.default_rng(0)
+    folder = tmp_path / "faces" / "happy"
+    folder.mkdir(parents=True)
+    for name in ("a.png", "b.jpg"):
+        assert cv2.imwrite(str(folder / name), rng.integers(0, 256, (48, 48, 3), dtype=np.uint8))
+    faces = load_folder(tmp_path / "faces", use_cache=False)["all"].images
+    for face, name in zip(faces, ("a.png", "b.jpg"), strict=True):
+        np.testing.assert_array_equal(face, resize_face(load_image(folder / name), 48))
+        opencv_grey = cv2.imread(str(folder / name), cv2.IMREAD_GRAYSCALE)
+        assert (face != opencv_grey).any()  # the other path would not have been the same
+
+
 def test_load_folder_plain_class_folders(tmp_path):
     root = make_tree(tmp_path / "mine", splits=(), classes=("calm", "joy"), per_class=4)
     (root / ".ipynb_checkpoints").mkdir()

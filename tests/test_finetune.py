@@ -19,7 +19,7 @@ from fixtures.training import TRAINING_MARKS, config  # noqa: E402
 from emotiscope.cli import build_parser  # noqa: E402
 from emotiscope.commands.train import _config  # noqa: E402
 from emotiscope.errors import ConfigError  # noqa: E402
-from emotiscope.training import loop, setup  # noqa: E402
+from emotiscope.training import loop, prepare  # noqa: E402
 from emotiscope.training.optim import make_optimizer  # noqa: E402
 
 pytestmark = TRAINING_MARKS
@@ -54,7 +54,7 @@ def test_init_from_defaults_are_gentle_and_flags_override_them():
 
 
 def test_backbone_lr_scale_and_freeze_make_the_groups(tmp_path):
-    model, _, _ = setup.build_initial_model(config("x", tmp_path), ("a", "b"))
+    model, _, _ = prepare.build_initial_model(config("x", tmp_path), ("a", "b"))
     opt, _ = make_optimizer(model, config("x", tmp_path, lr=0.01, backbone_lr_scale=0.1), 10)
     head = {id(p) for p in model.classifier.parameters()}
     for group in opt.param_groups:
@@ -81,7 +81,7 @@ def test_group_by_splits_by_subject_and_warns_about_a_tiny_val(tmp_path, caplog)
     data = subject_folders(tmp_path / "faces")
     cfg = config(data, tmp_path / "runs", group_by=r"^([a-z]+)_", val_fraction=0.3, batch_size=8)
     with caplog.at_level(logging.WARNING):
-        train, val, source = setup.prepare_data(cfg)
+        train, val, source = prepare.prepare_data(cfg)
     who = lambda fs: {os.path.basename(f).split("_")[0] for f in fs.files}  # noqa: E731
     assert who(train) and who(val) and not who(train) & who(val)
     assert len(train) + len(val) == 30 and len(val) >= 9
@@ -94,11 +94,11 @@ def test_warnings_for_shared_subjects_and_random_splits(tmp_path, caplog):
     data = subject_folders(tmp_path / "faces")
     other = subject_folders(tmp_path / "other", subjects=("bob", "zed"), seed=1)
     with caplog.at_level(logging.WARNING):
-        setup.prepare_data(config(data, tmp_path, val=str(other), group_by=r"^([a-z]+)_", batch_size=8))
+        prepare.prepare_data(config(data, tmp_path, val=str(other), group_by=r"^([a-z]+)_", batch_size=8))
     assert "1 subject(s) are in both training and validation data (e.g. bob)" in caplog.text
     caplog.clear()
     with caplog.at_level(logging.WARNING):
-        setup.prepare_data(config(data, tmp_path, val_fraction=0.2, batch_size=8))
+        prepare.prepare_data(config(data, tmp_path, val_fraction=0.2, batch_size=8))
     assert "random split" in caplog.text and "--group-by" in caplog.text
 
 
@@ -116,4 +116,4 @@ def test_bad_group_by(tmp_path, pattern, fragment):
 
 def test_group_by_needs_file_names(sample_csv, tmp_path):
     with pytest.raises(ConfigError, match="has no file names"):
-        setup.prepare_data(config(sample_csv, tmp_path, group_by=r"(\d+)"))
+        prepare.prepare_data(config(sample_csv, tmp_path, group_by=r"(\d+)"))

@@ -182,3 +182,37 @@ def test_model_card_with_sparse_metadata(tmp_path):
     assert card["arch"] is None and card["version"] is None and card["created"] is None
     assert card["metrics"] == {} and card["training"] == {}
     assert card["input"] == InputSpec().to_dict() and card["labels"] == ["a", "b"]
+
+
+def test_model_card_without_paths_keeps_file_names_only(tmp_path):
+    meta = {"training": {"command": "emotiscope train /home/qwx/fer --out=/home/qwx/runs",
+                         "config": {"data": "/home/qwx/fer", "lr": 0.1}},
+            "metrics": {"validation": {"source": "C:\\Users\\qwx\\val split", "accuracy": 0.5}}}
+    info = ModelInfo(path=tmp_path / "m.onnx", labels=("a", "b"), spec=InputSpec(), sha256="0" * 64,
+                     metadata=meta)
+    assert model_card(info)["training"] == meta["training"]  # paths kept by default
+    card = model_card(info, paths=False)
+    assert card["training"] == {"command": "emotiscope train fer --out=runs",
+                                "config": {"data": "fer", "lr": 0.1}}
+    assert card["metrics"] == {"validation": {"source": "val split", "accuracy": 0.5}}
+    assert "qwx" not in json.dumps(card)
+
+
+# --- read_model ----------------------------------------------------------------------------------
+
+def test_read_model_reads_the_contract(tmp_path):
+    from fixtures.tiny_model import make_tiny_model
+
+    metrics = {"validation": {"accuracy": 0.61}}
+    path = make_tiny_model(tmp_path / "m.onnx", labels=("calm", "happy"),
+                           metadata={"labels": ["calm", "happy"], "input": INPUT, "metrics": metrics,
+                                     "temperature": 1.5})
+    info = model_file.read_model(path)
+    assert info.path == path and info.labels == ("calm", "happy") and info.temperature == 1.5
+    assert info.metrics == metrics and info.sha256 == file_sha256(path)
+    assert info.spec.size == 48 and info.spec.channels == 1
+
+
+def test_read_model_refuses_a_file_that_is_not_a_model(tmp_path):
+    with pytest.raises(ModelError, match="not a valid ONNX model"):
+        model_file.read_model(touch(tmp_path / "junk.onnx", b"junk"))

@@ -23,7 +23,7 @@ from emotiscope.classify import EmotionClassifier  # noqa: E402
 from emotiscope.cli import main  # noqa: E402
 from emotiscope.errors import ConfigError, ModelError  # noqa: E402
 from emotiscope.preprocess import InputSpec, normalize  # noqa: E402
-from emotiscope.training import export, loop, runs, setup  # noqa: E402
+from emotiscope.training import export, loop, prepare, runs  # noqa: E402
 from emotiscope.training.augment import AugmentConfig  # noqa: E402
 from emotiscope.training.config import TrainConfig  # noqa: E402
 from emotiscope.training.data import load_csv  # noqa: E402
@@ -132,11 +132,11 @@ def test_second_run_never_overwrites_the_first(base_run, sample_csv):
 
 def test_new_run_dir_adds_a_suffix_within_the_same_second(tmp_path, monkeypatch):
     frozen = datetime.datetime(2024, 1, 2, 3, 4, 5)
-    monkeypatch.setattr(setup, "dt", SimpleNamespace(
+    monkeypatch.setattr(prepare, "dt", SimpleNamespace(
         datetime=SimpleNamespace(now=lambda: frozen)))
-    first = setup.new_run_dir(tmp_path, "x")
+    first = prepare.new_run_dir(tmp_path, "x")
     (first / "keep.txt").write_text("mine")
-    names = [first.name] + [setup.new_run_dir(tmp_path, "x").name for _ in range(2)]
+    names = [first.name] + [prepare.new_run_dir(tmp_path, "x").name for _ in range(2)]
     assert names == ["20240102-030405-x", "20240102-030405-x-2", "20240102-030405-x-3"]
     assert (first / "keep.txt").read_text() == "mine"
 
@@ -222,7 +222,7 @@ def test_init_from_copies_weights_and_resets_the_head(base_run, sample_csv, sour
     src = load_ckpt(base_run / "best.pt")  # model.onnx holds the same (best) weights
     cfg = config(sample_csv, base_run.parent, arch="resnet", model_args={},
                  init_from=str(base_run / source), classes=["happy", "sad"])
-    model, args, source_spec = setup.build_initial_model(cfg, ("happy", "sad"))
+    model, args, source_spec = prepare.build_initial_model(cfg, ("happy", "sad"))
     state = model.state_dict()
     assert cfg.arch == "compact" and args == TINY  # architecture comes from the source
     assert source_spec["mean"] == src["spec"]["mean"]  # normalisation comes from the source too
@@ -246,7 +246,7 @@ def test_init_from_maps_head_rows_by_label_name_in_any_folder_order(tmp_path):
     assert src["labels"] == ["happy", "sad", "neutral"]
     target = ("happy", "neutral", "sad", "surprise")  # the order a plain folder tree gives
     cfg = config(data, tmp_path / "runs", init_from=str(source_run / "model.onnx"))
-    model, _, _ = setup.build_initial_model(cfg, target)
+    model, _, _ = prepare.build_initial_model(cfg, target)
     w, b = model.state_dict()["classifier.weight"], model.state_dict()["classifier.bias"]
     for i, name in enumerate(target[:3]):
         j = src["labels"].index(name)
@@ -286,21 +286,21 @@ def test_init_from_onnx_fine_tunes_on_a_class_subset(base_run, sample_csv, tmp_p
 def test_init_from_bad_sources(tmp_path, sample_csv, tiny_model_path):
     cfg = config(sample_csv, tmp_path, init_from=str(tmp_path / "nosuch.pt"))
     with pytest.raises(ConfigError, match="nosuch.pt does not exist"):
-        setup.build_initial_model(cfg, FER)
+        prepare.build_initial_model(cfg, FER)
     junk = tmp_path / "junk.pt"
     torch.save({"weights": 1}, junk)
     with pytest.raises(ModelError, match="not an emotiscope checkpoint"):
-        setup.build_initial_model(config(sample_csv, tmp_path, init_from=str(junk)), FER)
+        prepare.build_initial_model(config(sample_csv, tmp_path, init_from=str(junk)), FER)
     for garbage in (b"", b"not a checkpoint", b"PK\x03\x04 not a zip either"):
         junk.write_bytes(garbage)
         with pytest.raises(ModelError, match="not an emotiscope checkpoint"):
-            setup.build_initial_model(config(sample_csv, tmp_path, init_from=str(junk)), FER)
+            prepare.build_initial_model(config(sample_csv, tmp_path, init_from=str(junk)), FER)
     with pytest.raises(ConfigError, match="unknown architecture 'tiny-test'"):
-        setup.build_initial_model(config(sample_csv, tmp_path, init_from=str(tiny_model_path)), FER)
+        prepare.build_initial_model(config(sample_csv, tmp_path, init_from=str(tiny_model_path)), FER)
     no_arch = make_tiny_model(tmp_path / "no_arch.onnx", metadata={
         "labels": ["a", "b"], "input": {"size": 48, "channels": 1, "mean": 0.5, "std": 0.25}})
     with pytest.raises(ModelError, match="no 'arch'"):
-        setup.build_initial_model(config(sample_csv, tmp_path, init_from=str(no_arch)), FER)
+        prepare.build_initial_model(config(sample_csv, tmp_path, init_from=str(no_arch)), FER)
 
 
 # --- the CLI, in-process -------------------------------------------------------------------------

@@ -1,24 +1,16 @@
 """ONNX Runtime emotion classifier: batch of face crops -> probabilities.
 
-Labels, input size and normalisation come from the model file (see model_file.py).
+Labels, input size and normalisation come from the model file (model_file.open_model reads it).
 """
 
 from __future__ import annotations
 
-import os
 from collections.abc import Sequence
 
 import numpy as np
 
 from .errors import ModelError
-from .model_file import (
-    ModelInfo,
-    check_graph,
-    file_sha256,
-    parse_metadata,
-    resolve_model_path,
-    verify_checksum,
-)
+from .model_file import open_model
 from .preprocess import mirror, prepare_crops
 
 
@@ -30,45 +22,11 @@ def softmax(logits: np.ndarray, temperature: float = 1.0) -> np.ndarray:
     return e / e.sum(axis=1, keepdims=True)
 
 
-def _session(path, threads: int | None):
-    import onnxruntime as ort
-
-    opts = ort.SessionOptions()
-    opts.intra_op_num_threads = threads or min(4, os.cpu_count() or 1)
-    opts.log_severity_level = 3
-    # Spinning worker threads steal the cores the face detector needs (measured: one-face frame
-    # 30 -> 17 ms end to end without spinning).
-    opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
-    try:
-        return ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
-    except Exception as exc:  # onnxruntime raises several private exception types
-        first = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else type(exc).__name__
-        raise ModelError(f"cannot load model {path}: not a valid ONNX model ({first}); "
-                         "pass a model exported by `emotiscope export`") from exc
-
-
-def read_temperature(meta: dict, path) -> float:
-    """The calibration temperature in the model's metadata (1.0 when it has none)."""
-    value = meta.get("temperature", 1.0)
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0.01 <= value <= 100:
-        raise ModelError(f"model {path} has temperature {value!r} in its metadata; it must be a number "
-                         "in [0.01, 100]: re-export the model")
-    return float(value)
-
-
 class EmotionClassifier:
     """Face crops -> label probabilities, with the contract read from the model file."""
 
     def __init__(self, model=None, threads: int | None = None) -> None:
-        path = resolve_model_path(model)
-        digest = file_sha256(path)
-        verify_checksum(path, digest)
-        self.session = _session(path, threads)
-        custom = self.session.get_modelmeta().custom_metadata_map
-        labels, spec, meta = parse_metadata(custom, path)
-        self.info = ModelInfo(path=path, labels=labels, spec=spec, sha256=digest, metadata=meta,
-                              temperature=read_temperature(meta, path))
-        check_graph(path, self.session.get_inputs(), self.session.get_outputs(), labels, spec)
+        self.info, self.session = open_model(model, threads)
         self._input = self.session.get_inputs()[0].name
 
     @property

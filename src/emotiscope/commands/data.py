@@ -93,10 +93,10 @@ def augmented(faces, settings: str, seed: int):
     try:
         import torch
 
-        from ..training.augment import AugmentConfig, augment_batch
+        from ..training.augment import augment_batch
     except ImportError as exc:
         raise DependencyError("--augment needs torch: pip install torch==2.13.0 'emotiscope[train]'") from exc
-    from .train import parse_augment
+    from ..training.config import AugmentConfig, parse_augment
 
     cfg = parse_augment(settings, AugmentConfig()) if settings else AugmentConfig()
     x = torch.from_numpy(faces).float()[:, None]

@@ -18,13 +18,13 @@ def register(subparsers) -> None:
     p.set_defaults(func=run)
 
 
-def model_card(model=None) -> dict:
-    """Everything `info` shows, as plain data."""
-    from ..classify import EmotionClassifier
-    from ..model_file import model_card as card
+def info_card(model=None) -> dict:
+    """Everything `info` shows, as plain data: the model card, the detector and versions."""
+    from ..model_file import model_card, read_model
 
-    info = EmotionClassifier(model, threads=1).info
-    return {"model": str(info.path), **card(info), "detector": _detector(), "versions": _versions()}
+    info = read_model(model)
+    return {"model": str(info.path), **model_card(info), "detector": _detector(),
+            "versions": _versions()}
 
 
 def _detector() -> str:
@@ -87,6 +87,6 @@ def format_card(card: dict) -> str:
 
 
 def run(args) -> int:
-    card = model_card(args.model)
+    card = info_card(args.model)
     print(json.dumps(card, indent=2) if args.json else format_card(card))
     return 0

@@ -7,7 +7,6 @@ path or URL a client sends. Boxes are in pixels of the decoded image, top-left o
 from __future__ import annotations
 
 import logging
-import re
 import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
@@ -19,6 +18,7 @@ from ..draw import annotate as draw
 from ..draw import label_colour
 from ..errors import InputError, ModelError
 from ..images import declared_size, encode_image, image_format, load_image
+from ..model_file import file_names_only
 from ..model_file import model_card as card
 from ..types import Recognizer
 from ..workers import RecognizerPool
@@ -36,30 +36,12 @@ def ms_since(start: float) -> float:
     return round((time.perf_counter() - start) * 1000.0, 2)
 
 
-# A path inside text: a run of non-space characters with a / or \ in it ("--out=/a/b" -> "/a/b")
-PATH = re.compile(r"[^\s=,;'\"]*[\\/][^\s=,;'\"]*")
-
-
-def file_names_only(value):
-    """`value` (JSON-like) with every path in its strings cut to its last part: the training
-    machine's folders are nobody's business ("/home/ann/runs/t.onnx" -> "t.onnx")."""
-    if isinstance(value, dict):
-        return {key: file_names_only(item) for key, item in value.items()}
-    if isinstance(value, list):
-        return [file_names_only(item) for item in value]
-    if isinstance(value, str):
-        return PATH.sub(lambda m: re.split(r"[\\/]", m.group().rstrip("/\\"))[-1], value)
-    return value
-
-
 def model_card(recognizer: EmotionRecognizer) -> dict:
     """What GET /v1/model reports: the model file's contract and provenance, with file names
     but no paths (neither the server's nor the training machine's)."""
     info = recognizer.classifier.info
     detector = recognizer.detector
-    public = card(info)
-    for provenance in ("training", "metrics"):  # commands, configs, data folders
-        public[provenance] = file_names_only(public[provenance])
+    public = card(info, paths=False)  # commands, configs, data folders: file names only
     return {
         **public,
         "colours": {label: "#" + bytes(label_colour(label, info.labels)).hex()

@@ -3,36 +3,11 @@
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
 
-
-@dataclass
-class AugmentConfig:
-    """flip: probability; rotate: max degrees; shift: max fraction of the side; scale: max +-fraction;
-    crop_pad: random-crop padding in pixels; erase: probability of one random-erasing box;
-    jitter: max +-fraction of brightness and contrast change."""
-
-    flip: float = 0.5
-    rotate: float = 15.0
-    shift: float = 0.1
-    scale: float = 0.15
-    crop_pad: int = 4
-    erase: float = 0.5
-    jitter: float = 0.3
-
-    def validate(self) -> None:
-        """A one-line ConfigError for a value outside its range (e.g. flip=2, rotate=400)."""
-        from ..errors import ConfigError
-
-        limits = {"flip": 1, "rotate": 180, "shift": 0.5, "scale": 0.9, "crop_pad": 24, "erase": 1,
-                  "jitter": 1}
-        for key, top in limits.items():
-            value = getattr(self, key)
-            if not 0 <= value <= top:
-                raise ConfigError(f"--augment {key}={value:g} is out of range; use 0 to {top:g}")
+from .config import AugmentConfig
 
 
 def random_affine(x: torch.Tensor, cfg: AugmentConfig, gen: torch.Generator) -> torch.Tensor:

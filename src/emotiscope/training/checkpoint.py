@@ -62,3 +62,21 @@ def _reason(exc: Exception) -> str:
     if "Weights only load failed" in text:
         return "not a torch checkpoint, or one holding more than tensors and plain data"
     return text.strip().splitlines()[0][:120]
+
+
+def model_from_checkpoint(ckpt: dict, source: str | Path = "the checkpoint") -> torch.nn.Module:
+    """The network in `ckpt` (from load_checkpoint), rebuilt from its arch and model_args with
+    its weights loaded (on the CPU, in eval mode); ModelError when the weights do not fit."""
+    from ..preprocess import InputSpec
+    from .models import build_model
+
+    arch, labels = ckpt["arch"], ckpt["labels"]
+    try:
+        spec = InputSpec.from_dict(ckpt["spec"])
+        model = build_model(arch, len(labels), spec.channels, **ckpt.get("model_args", {}))
+        model.load_state_dict(ckpt["model"])
+    except (KeyError, TypeError, RuntimeError) as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise ModelError(f"{display(Path(source))} holds no weights that fit its architecture "
+                         f"{arch!r} ({first}); {HINT}") from exc
+    return model.eval()

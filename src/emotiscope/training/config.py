@@ -1,62 +1,151 @@
-"""Training configuration: one dataclass; CLI flags map onto its fields."""
+"""Training configuration: one dataclass. Each field carries its flag's help text in its metadata,
+and `emotiscope train` generates its flags from them (commands/_flags.py), so a setting, its
+default and its flag are written once. No torch here: `train --help` reads this without it."""
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import MISSING, asdict, dataclass, field, fields
+from typing import Any
 
 from ..errors import ConfigError
-from ..preprocess import MAX_MARGIN
-from .augment import AugmentConfig
 
 # What `--init-from` changes unless the flag is given: a small data set of new faces is fitted
 # best by gentle steps from the source's weights (see docs/TRAINING.md and
 # benchmarks/bench_finetune.py for the measurements behind these numbers).
-FINETUNE_DEFAULTS = {"optimizer": "adamw", "lr": 1e-4, "schedule": "cosine", "epochs": 10}
+FINETUNE_DEFAULTS: dict[str, Any] = {"optimizer": "adamw", "lr": 1e-4, "schedule": "cosine", "epochs": 10}
 
 # The fields `train --resume RUN` may change; the others are fixed by the run's config.json.
 RESUMABLE = ("epochs", "patience", "threads", "device", "amp", "quiet", "tensorboard")
 
+DATA, MODEL, RUN = "data", "model and optimisation", "run"
+
+
+def option(default: Any = MISSING, help: str = "", *, group: str = RUN, flag: str | None = None,
+           factory: Any = MISSING, generate: bool = True, **argparse_kwargs) -> Any:
+    """A dataclass field with its command-line flag described in its metadata: `help`, the flag
+    (default --field-name), its argparse group, whether the flag is generated from the field
+    (False: the command adds it by hand) and extra argparse keywords (metavar, choices, and
+    `default_text` to say the default in words)."""
+    meta = {"help": help, "group": group, "flag": flag, "generate": generate, **argparse_kwargs}
+    if factory is not MISSING:
+        return field(default_factory=factory, metadata=meta)
+    return field(default=default, metadata=meta)
+
+
+@dataclass
+class AugmentConfig:
+    """flip: probability; rotate: max degrees; shift: max fraction of the side; scale: max +-fraction;
+    crop_pad: random-crop padding in pixels; erase: probability of one random-erasing box;
+    jitter: max +-fraction of brightness and contrast change."""
+
+    flip: float = 0.5
+    rotate: float = 15.0
+    shift: float = 0.1
+    scale: float = 0.15
+    crop_pad: int = 4
+    erase: float = 0.5
+    jitter: float = 0.3
+
+    def validate(self) -> None:
+        """A one-line ConfigError for a value outside its range (e.g. flip=2, rotate=400)."""
+        limits = {"flip": 1, "rotate": 180, "shift": 0.5, "scale": 0.9, "crop_pad": 24, "erase": 1,
+                  "jitter": 1}
+        for key, top in limits.items():
+            value = getattr(self, key)
+            if not 0 <= value <= top:
+                raise ConfigError(f"--augment {key}={value:g} is out of range; use 0 to {top:g}")
+
+
+NO_AUGMENT = AugmentConfig(0, 0, 0, 0, 0, 0, 0)
+
+
+def parse_augment(text: str, base: AugmentConfig) -> AugmentConfig:
+    """'erase=0.25,rotate=10' -> a copy of the AugmentConfig `base` with those fields changed."""
+    from dataclasses import replace
+
+    types = {f.name: (int if f.type in (int, "int") else float) for f in fields(base)}
+    changes: dict[str, Any] = {}
+    for item in filter(None, (part.strip() for part in text.split(","))):
+        key, _, value = item.partition("=")
+        key = key.strip().replace("-", "_")
+        if key not in types:
+            raise ConfigError(f"--augment {item!r}: unknown key; use {', '.join(types)}")
+        try:
+            changes[key] = types[key](value)
+        except ValueError:
+            raise ConfigError(f"--augment {item!r}: {value!r} is not a {types[key].__name__}") from None
+    out = replace(base, **changes)
+    out.validate()
+    return out
+
 
 @dataclass
 class TrainConfig:
-    data: str = ""
-    val: str | None = None            # a separate CSV/folder for validation
-    val_fraction: float | None = None  # hold out this stratified fraction of the training split
-    group_by: str | None = None        # regex on file names; its first group is the subject id
-    classes: list[str] | None = None
-    balance: str | None = None         # "min" or an integer per class
-    strict: bool = False
-    arch: str = "compact"
-    model_args: dict = field(default_factory=dict)
-    init_from: str | None = None
-    freeze: str | None = None          # "features": train only the classifier head
-    backbone_lr_scale: float = 1.0    # the backbone's learning rate as a fraction of the head's
-    epochs: int = 60
-    batch_size: int = 128
-    optimizer: str = "sgd"            # sgd (nesterov momentum) or adamw
-    lr: float = 0.1
-    weight_decay: float = 5e-4
-    schedule: str = "onecycle"        # onecycle, cosine or constant
-    label_smoothing: float = 0.1
-    class_weights: bool = False
-    patience: int = 0                 # early stopping after this many epochs without gain; 0 = off
-    distill: str | None = None        # teachers (.onnx/.pt, comma-separated): soft targets in the loss
-    distill_tta: str = "multicrop"    # teacher views averaged for its soft targets
-    distill_weight: float = 0.5       # share of the loss from the teacher's soft targets
-    ema: float = 0.0                  # per-step decay of a weight average used for val/export; 0 = off
-    seed: int = 0
-    device: str = "auto"
-    amp: bool = True                  # bfloat16 autocast on CUDA and on CPUs with native bf16
-    threads: int | None = None
-    crop_margin: float = 0.0
-    size: int = 48
-    out: str = "runs"
-    name: str | None = None
-    tensorboard: bool = False          # also write TensorBoard logs into the run folder
-    quiet: bool = False                # no per-epoch progress on stderr
-    augment: AugmentConfig = field(default_factory=AugmentConfig)
+    data: str = option("", "fer2013.csv or a folder (train/<class>/*, or <class>/*)", group=DATA,
+                       flag="DATA", generate=False)
+    val: str | None = option(None, "a separate CSV/folder to validate on", group=DATA,
+                             default_text="the data's val split")
+    val_fraction: float | None = option(None, "hold out this fraction of the training data", group=DATA)
+    group_by: str | None = option(None, "split train/val by subject: the regex's first group on each "
+                                  "file name is the subject id, e.g. '^(\\w+?)_' for alice_01.jpg",
+                                  group=DATA, metavar="REGEX")
+    classes: list[str] | None = option(None, "comma-separated subset, e.g. happy,sad,neutral",
+                                       group=DATA, default_text="all classes of the data")
+    balance: str | None = option(None, "'min' (cut every class to the rarest) or N images per class",
+                                 group=DATA)
+    strict: bool = option(False, "fail on unreadable images instead of skipping", group=DATA)
+    arch: str = option("compact", "compact (CPU) or resnet (GPU)", group=MODEL)
+    model_args: dict = option(help="channels (--widths) and convolutions or blocks (--depths) per stage",
+                              factory=dict, group=MODEL, flag="--widths/--depths", generate=False)
+    init_from: str | None = option(None, "fine-tune from one of our .pt checkpoints or .onnx models "
+                                   "(then the defaults are adamw, lr 1e-4, cosine, 10 epochs)",
+                                   group=MODEL)
+    freeze: str | None = option(None, "train only the classifier head", group=MODEL, choices=["features"])
+    backbone_lr_scale: float = option(1.0, "the backbone's learning rate as a fraction of the head's, "
+                                      "e.g. 0.1", group=MODEL, metavar="F")
+    epochs: int = option(60, "epochs to train", group=MODEL, default_text="60, 10 with --init-from")
+    batch_size: int = option(128, "faces per optimisation step", group=MODEL)
+    optimizer: str = option("sgd", "sgd (nesterov momentum) or adamw", group=MODEL,
+                            choices=["sgd", "adamw"], default_text="sgd, adamw with --init-from")
+    lr: float = option(0.1, "peak learning rate", group=MODEL,
+                       default_text="0.1 sgd, 0.002 adamw, 1e-4 with --init-from")
+    weight_decay: float = option(5e-4, "weight decay", group=MODEL)
+    schedule: str = option("onecycle", "learning-rate schedule", group=MODEL,
+                           choices=["onecycle", "cosine", "constant"],
+                           default_text="onecycle, cosine with --init-from")
+    label_smoothing: float = option(0.1, "label smoothing of the cross-entropy", group=MODEL)
+    class_weights: bool = option(False, "weight the loss by class rarity", group=MODEL)
+    patience: int = option(0, "early stopping after this many epochs without gain; 0 = off",
+                           group=MODEL)
+    distill: str | None = option(None, "learn also from teachers' soft targets (knowledge "
+                                 "distillation): .onnx models or .pt checkpoints of ours, "
+                                 "comma-separated; several are averaged", group=MODEL,
+                                 metavar="TEACHER[,TEACHER...]")
+    distill_tta: str = option("multicrop", "teacher views averaged into each soft target", group=MODEL,
+                              choices=["none", "flip", "multicrop"])
+    distill_weight: float = option(0.5, "share of the loss from the teacher's soft targets", group=MODEL)
+    ema: float = option(0.0, "validate and export a moving average of the weights, e.g. 0.999; "
+                        "0 = off", group=MODEL, metavar="DECAY")
+    seed: int = option(0, "random seed of the data split, initial weights and augmentation")
+    device: str = option("auto", "auto, cpu, cuda, cuda:1 ...")
+    amp: bool = option(True, "no bfloat16 autocast (default: on with CUDA and CPUs with native bf16)",
+                       flag="--no-amp")
+    threads: int | None = option(None, "torch CPU threads", default_text="torch's choice")
+    crop_margin: float = option(0.0, "margin per side added to detected face boxes at inference, as a "
+                                "fraction of the box (FER-2013 crops match YuNet boxes with 0, see "
+                                "MODEL_CARD.md)", group=DATA)
+    size: int = option(48, "side of the model's square input in pixels", generate=False)
+    out: str = option("runs", "parent folder of run folders")
+    name: str | None = option(None, "run name", default_text="the architecture")
+    tensorboard: bool = option(False, "also write TensorBoard logs into the run folder (needs the "
+                               "tensorboard package)")
+    quiet: bool = option(False, "no progress on stderr")
+    augment: AugmentConfig = option(help="augmentation settings", factory=AugmentConfig, group=MODEL,
+                                    generate=False)
 
     def validate(self) -> TrainConfig:
+        from ..preprocess import MAX_MARGIN
+
         checks = [
             (self.epochs >= 1, f"--epochs {self.epochs} must be at least 1"),
             (self.batch_size >= 1, f"--batch-size {self.batch_size} must be at least 1"),
@@ -105,3 +194,9 @@ class TrainConfig:
         kwargs = {k: v for k, v in data.items() if k in known}
         kwargs["augment"] = AugmentConfig(**data.get("augment", {}))
         return cls(**kwargs)
+
+
+def flag_name(name: str) -> str:
+    """The command-line flag of a TrainConfig field (for messages)."""
+    known = TrainConfig.__dataclass_fields__.get(name)
+    return (known and known.metadata.get("flag")) or "--" + name.replace("_", "-")

@@ -13,10 +13,9 @@ import os
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-import cv2
 import numpy as np
 
-from ..errors import ConfigError, DataError
+from ..errors import ConfigError, DataError, InputError
 from ..images import IMREAD_SUFFIXES
 from ..outputs import display
 from ..preprocess import resize_face
@@ -29,8 +28,8 @@ FER_CSV_NAMES = ("angry", "disgust", "fear", "happy", "sad", "surprise", "neutra
 CSV_USAGE = {"Training": "train", "PublicTest": "val", "PrivateTest": "test"}
 FOLDER_SPLITS = {"train": "train", "training": "train", "val": "val", "valid": "val",
                  "validation": "val", "publictest": "val", "test": "test", "privatetest": "test"}
-IMAGE_EXTS = IMREAD_SUFFIXES  # decoded with cv2.imread
-CACHE_VERSION = "2"  # 2: folder sets keep their file names
+IMAGE_EXTS = IMREAD_SUFFIXES  # every suffix the image reader decodes
+CACHE_VERSION = "3"  # 2: folder sets keep their file names; 3: folder images decoded as inference does
 
 
 @dataclass
@@ -133,17 +132,15 @@ def load_csv(path: Path, size: int = 48, use_cache: bool = True) -> dict[str, Fa
 
 
 def _read_face(path: Path, size: int) -> np.ndarray | None:
-    """Any image file -> uint8 size x size grey, or None when it cannot be decoded."""
+    """Any image file -> uint8 size x size grey, or None when it cannot be decoded. The same
+    decoding and grey conversion as inference on a face crop (load_image, then resize_face), so
+    a model trains on exactly the pixels it will see."""
+    from .. import load_image
+
     try:
-        buf = np.fromfile(path, dtype=np.uint8)
-    except OSError:
+        return resize_face(load_image(path), size, 1)
+    except InputError:
         return None
-    img = cv2.imdecode(buf, cv2.IMREAD_GRAYSCALE) if buf.size else None
-    if img is None:
-        return None
-    if img.dtype != np.uint8:
-        img = cv2.convertScaleAbs(img, alpha=255.0 / max(1, int(img.max())))
-    return resize_face(img, size, 1)
 
 
 def _class_dirs(root: Path) -> list[Path]:

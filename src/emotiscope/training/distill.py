@@ -97,16 +97,13 @@ def _onnx_teacher(path: Path, fs: FaceSet, tta: str, device) -> np.ndarray:
 @torch.no_grad()
 def _torch_teacher(path: Path, fs: FaceSet, tta: str, device, batch: int = 1024) -> np.ndarray:
     from ..preprocess import InputSpec, normalize
-    from .checkpoint import load_checkpoint
+    from .checkpoint import load_checkpoint, model_from_checkpoint
     from .evaluate import tta_views
-    from .models import build_model
 
     ckpt = load_checkpoint(path, flag="--distill")
     spec = InputSpec.from_dict(ckpt["spec"])
     columns = _check_teacher(path, spec.size, ckpt["labels"], fs)
-    model = build_model(ckpt["arch"], len(ckpt["labels"]), spec.channels, **ckpt.get("model_args", {}))
-    model.load_state_dict(ckpt["model"])
-    model.to(device).eval()
+    model = model_from_checkpoint(ckpt, path).to(device)
     out = []
     for i in range(0, len(fs), batch):
         views = tta_views(fs.images[i:i + batch], tta)

@@ -70,6 +70,72 @@ def export_onnx(model: torch.nn.Module, path: Path, metadata: dict) -> dict:
     return {"sha256": file_sha256(path), "parity_max_abs_diff": diff}
 
 
+def export_checkpoint(checkpoint: str | Path | dict, out: Path, *, report: dict | None = None,
+                      crop_margin: float | None = None, **training_extra) -> dict:
+    """THE export: a checkpoint (a .pt path or a dict from load_checkpoint) -> `out`, an ONNX
+    model with its contract in the metadata (labels, input spec, arch, training record, the
+    validation metrics and calibration temperature of the epoch exported). Returns
+    {sha256, parity_max_abs_diff}.
+
+    `report` is the run's report (report.json beside a checkpoint path when not given): its
+    metrics and temperature are stamped only when it describes the checkpoint's epoch.
+    `crop_margin` changes the face-box margin the model asks for; `training_extra` adds to or
+    overrides the "training" record (train_counts, epochs_run, export_command...)."""
+    from dataclasses import replace
+
+    from .checkpoint import load_checkpoint, model_from_checkpoint
+    from .models import count_macs
+
+    source = Path(checkpoint) if not isinstance(checkpoint, dict) else Path("the checkpoint")
+    ckpt = checkpoint if isinstance(checkpoint, dict) else load_checkpoint(source, ("arch", "labels", "spec"))
+    if report is None and not isinstance(checkpoint, dict):
+        report = read_report(source.parent / "report.json")
+    model = model_from_checkpoint(ckpt, source)
+    spec = InputSpec.from_dict(ckpt["spec"])
+    if crop_margin is not None:
+        spec = replace(spec, margin=crop_margin)
+    metrics, temperature = checkpoint_metrics(ckpt, report)
+    metrics["macs"] = count_macs(model, spec.size, spec.channels)
+    meta = build_metadata(ckpt["labels"], spec, ckpt["arch"], ckpt.get("model_args", {}),
+                          training_record(ckpt, exported_epoch=ckpt.get("epoch"), **training_extra),
+                          metrics)
+    if temperature is not None:
+        meta["temperature"] = temperature
+    return export_onnx(model, Path(out), meta)
+
+
+def read_report(path: Path) -> dict | None:
+    """A run's report.json, None when there is none; ModelError when it cannot be read."""
+    if not path.is_file():
+        return None
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError) as exc:
+        raise ModelError(f"cannot read {path} beside the checkpoint ({exc}); fix or remove it") from None
+
+
+def checkpoint_metrics(ckpt: dict, report: dict | None) -> tuple[dict, float | None]:
+    """({"validation": ..., ["calibration": ...]}, calibration temperature or None) of the
+    weights in `ckpt`.
+
+    The run's report describes the best epoch: it is used only when the checkpoint holds that
+    epoch (best.pt). Any other checkpoint (last.pt of a run whose best epoch came earlier) gets
+    its own epoch's row of the history, and no temperature (none was fitted to it)."""
+    epoch, history = ckpt.get("epoch"), ckpt.get("history") or []
+    if report and epoch is not None and report.get("best_epoch") == epoch:
+        validation = {k: report[k] for k in ("accuracy", "macro_f1", "n", "per_class", "source")
+                      if k in report}
+        validation["epoch"] = epoch
+        calibration = report.get("calibration") or {}
+        metrics = {"validation": validation, **({"calibration": calibration} if calibration else {})}
+        return metrics, calibration.get("temperature")
+    row = next((r for r in history if r.get("epoch") == epoch), None)
+    if row is None:
+        return {"validation": {"accuracy": ckpt.get("best_acc"), "epoch": ckpt.get("best_epoch")}}, None
+    return {"validation": {"accuracy": row.get("val_acc"), "macro_f1": row.get("val_macro_f1"),
+                           "epoch": epoch}}, None
+
+
 def onnx_state_dict(path: Path) -> tuple[dict, dict]:
     """Weights (by state-dict name) and metadata of an ONNX model exported by emotiscope."""
     import onnx

@@ -28,8 +28,8 @@ from .distill import WeightAverage, soft_cross_entropy, teacher_paths, teacher_t
 from .evaluate import classification_report
 from .models import count_macs
 from .optim import HEAD_PREFIX, bf16_supported, jump_schedule, make_optimizer, pick_device
+from .prepare import build_initial_model, new_run_dir, prepare_data
 from .runlog import RunLog, check_tensorboard
-from .setup import build_initial_model, new_run_dir, prepare_data
 
 log = logging.getLogger(__name__)
 
@@ -219,22 +219,16 @@ class Trainer:
         logits = self.predict(self.val_set)
         report = classification_report(self.val_set.labels, logits.argmax(1), self.val_set.classes)
         report["best_epoch"], report["epochs_run"] = self.best_epoch, self.epoch
+        report["source"] = self.val_source
         report["calibration"] = calibrate.calibration_record(logits, self.val_set.labels, self.val_source)
         self.log.record(self.history)
         self.log.close()
         plots.plot_confusion(report["confusion"], self.val_set.classes, self.run_dir / "confusion.png",
                              f"Validation, best epoch {self.best_epoch}: {report['accuracy']:.1%}")
-        metrics = {"validation": {k: report[k] for k in ("accuracy", "macro_f1", "n", "per_class")},
-                   "macs": count_macs(self.model.cpu(), self.spec.size, self.spec.channels)}
-        metrics["validation"]["source"] = self.val_source
-        metrics["calibration"] = report["calibration"]
-        state = {"command": self.command, "config": self.cfg.to_dict(),
-                 "best_epoch": self.best_epoch, "epoch": self.epoch}
-        training = export.training_record(state, train_counts=self.train_set.counts())
-        meta = export.build_metadata(self.train_set.classes, self.spec, self.cfg.arch,
-                                     self.model_args, training, metrics)
-        meta["temperature"] = report["calibration"]["temperature"]
-        report["export"] = export.export_onnx(self.model, self.run_dir / "model.onnx", meta)
+        # the metrics and temperature of the report belong to best.pt's epoch: export stamps them
+        report["export"] = export.export_checkpoint(
+            best, self.run_dir / "model.onnx", report=report, command=self.command,
+            config=self.cfg.to_dict(), epochs_run=self.epoch, train_counts=self.train_set.counts())
         write_json(self.run_dir / "report.json", report)
         return report
 

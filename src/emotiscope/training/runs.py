@@ -9,7 +9,7 @@ from pathlib import Path
 from ..errors import ConfigError
 from ..outputs import write_json
 from .checkpoint import RESUME_KEYS, load_checkpoint
-from .config import RESUMABLE, TrainConfig
+from .config import RESUMABLE, TrainConfig, flag_name
 from .loop import Trainer
 from .runlog import RunLog, check_tensorboard
 
@@ -60,8 +60,3 @@ def resume(run_dir: Path, changes: dict | None = None, on_epoch_end=None) -> Pat
     trainer.finish()
     return run_dir
 
-
-def flag_name(field: str) -> str:
-    """The command-line flag of a TrainConfig field."""
-    return {"data": "DATA", "amp": "--no-amp", "model_args": "--widths/--depths",
-            "augment": "--augment"}.get(field, "--" + field.replace("_", "-"))

@@ -1,0 +1,52 @@
+"""`train` flags are generated from TrainConfig's fields: every field has its flag, its help
+shows the default, and a flag given sets exactly its field."""
+
+from __future__ import annotations
+
+from dataclasses import fields
+
+from emotiscope.cli import build_parser
+from emotiscope.commands import _flags
+from emotiscope.commands.train import _config
+from emotiscope.training.config import TrainConfig, flag_name
+
+
+def _parse(*argv):
+    return build_parser().parse_args(["train", *argv])
+
+
+def test_every_field_has_a_flag_and_help_shows_its_default(capsys):
+    parser = build_parser()
+    try:
+        parser.parse_args(["train", "--help"])
+    except SystemExit:
+        pass
+    text = " ".join(capsys.readouterr().out.split())
+    for f in fields(TrainConfig):
+        if f.name not in ("size",):  # size is fixed by the model architecture (48)
+            assert flag_name(f.name).split("/")[0] in text or f.name == "data", f.name
+    shown = [f for f in _flags.generated(TrainConfig)
+             if not isinstance(_flags.default_of(f), bool) and _flags.default_of(f) is not None]
+    assert text.count("(default: ") >= len(shown)
+    assert "(default: 60, 10 with --init-from)" in text and "(default: 0.0005)" in text
+    assert "(default: runs)" in text and "erase=0.5" in text
+
+
+def test_flags_given_set_their_fields_and_nothing_else():
+    cfg = _config(_parse("x.csv", "--epochs", "3", "--no-amp", "--classes", "happy, sad",
+                         "--strict", "--lr", "0.05", "--distill-tta", "flip"))
+    changed = {f.name for f in fields(TrainConfig)
+               if getattr(cfg, f.name) != getattr(TrainConfig(), f.name)}
+    assert changed == {"data", "epochs", "amp", "classes", "strict", "lr", "distill_tta"}
+    assert (cfg.epochs, cfg.amp, cfg.classes, cfg.strict, cfg.lr) == (3, False, ["happy", "sad"],
+                                                                      True, 0.05)
+
+
+def test_nothing_given_is_the_dataclass_default():
+    assert _config(_parse("x.csv")) == TrainConfig(data="x.csv")
+
+
+def test_flag_names_for_messages():
+    assert flag_name("amp") == "--no-amp" and flag_name("model_args") == "--widths/--depths"
+    assert flag_name("batch_size") == "--batch-size" and flag_name("data") == "DATA"
+    assert flag_name("config") == "--config"
