@@ -1,4 +1,5 @@
 """`emotiscope data stats|samples PATH`: class counts per split with a bar chart; a sample grid.
+`emotiscope data crop SRC DST`: the face crops training takes from photos, as PNG files.
 `emotiscope data cache [--clear]`: the decoded-data cache's size, or clear it."""
 
 from __future__ import annotations
@@ -6,8 +7,9 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from ..errors import ConfigError
+from ..errors import ConfigError, DataError
 from ..outputs import display
+from ..training.config import TrainConfig
 from ._out import check_new
 
 
@@ -32,6 +34,18 @@ def register(sub) -> None:
     g.add_argument("--out", default="samples.png", help="grid PNG (default samples.png)")
     g.add_argument("--force", action="store_true", help="overwrite --out")
     g.set_defaults(func=run_samples)
+    r = dsub.add_parser("crop", help="write the faces training takes from photos, as PNG files",
+                        description="Detect the largest face of every image under SRC and write it "
+                        "as training crops it (grey, --size px, --crop-margin) to the same path under "
+                        "DST as PNG; lists the images in which no face is found.")
+    r.add_argument("src", metavar="SRC", help="a folder of class folders of photos")
+    r.add_argument("dst", metavar="DST", help="folder to write the crops to (same layout)")
+    r.add_argument("--crop-margin", type=float, default=0.0, metavar="F",
+                   help=TrainConfig.__dataclass_fields__["crop_margin"].metadata["help"]
+                   + " (default: 0)")
+    r.add_argument("--size", type=int, default=48, help="side of the crops in pixels (default 48)")
+    r.add_argument("--force", action="store_true", help="overwrite existing files in DST")
+    r.set_defaults(func=run_crop)
     c = dsub.add_parser("cache", help="show the decoded-data cache's folder and size, or clear it")
     c.add_argument("--clear", action="store_true", help="delete the cached data sets")
     c.set_defaults(func=run_cache)
@@ -102,6 +116,28 @@ def augmented(faces, settings: str, seed: int):
     x = torch.from_numpy(faces).float()[:, None]
     out = augment_batch(x, cfg, torch.Generator().manual_seed(seed))
     return out[:, 0].round().clamp(0, 255).to(torch.uint8).numpy()
+
+
+def run_crop(args: argparse.Namespace) -> int:
+    from ..preprocess import MAX_MARGIN, MAX_SIZE, MIN_SIZE
+    from ..training.photos import FaceCropper, export_crops
+
+    if not 0 <= args.crop_margin <= MAX_MARGIN:
+        raise ConfigError(f"--crop-margin {args.crop_margin:g} must be between 0 and {MAX_MARGIN:g}")
+    if not MIN_SIZE <= args.size <= MAX_SIZE:
+        raise ConfigError(f"--size {args.size} must be between {MIN_SIZE} and {MAX_SIZE}")
+    src, dst = Path(args.src), Path(args.dst)
+    written, no_face, unreadable = export_crops(src, dst, FaceCropper(args.crop_margin), args.size,
+                                                args.force)
+    for what, files in (("with no face found", no_face), ("unreadable", unreadable)):
+        if files:
+            print(f"{len(files)} image(s) {what}:")
+            print("\n".join(f"  {f}" for f in files))
+    if not written:
+        raise DataError(f"no face found in the {len(no_face) + len(unreadable)} image(s) under "
+                        f"{display(src)}; are they photos of faces? (face crops need no cropping)")
+    print(f"wrote {written} face crop(s) to {display(dst)}")
+    return 0
 
 
 def run_cache(args: argparse.Namespace) -> int:

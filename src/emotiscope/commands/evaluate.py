@@ -8,6 +8,7 @@ from pathlib import Path
 
 from ..options import DETECTION, add_recognizer_flags, options_from_args
 from ..outputs import write_json
+from ..training.config import FACES, FACES_HELP
 from ._out import check_new
 
 
@@ -19,8 +20,7 @@ def register(sub) -> None:
     p.add_argument("--split", help="train, val, test or all (default: test, else val, else all)")
     p.add_argument("--tta", default="none", choices=["none", "flip", "multicrop"],
                    help="test-time augmentation: mirror (2 views) or mirror + shifts (10 views)")
-    p.add_argument("--faces", default="auto", choices=["auto", "crops", "detect"],
-                   help="images are face crops, or photos to detect faces in (auto: by image size)")
+    p.add_argument("--faces", default="auto", choices=FACES, help=f"{FACES_HELP} (default: auto)")
     p.add_argument("--classes", help="only these data classes, e.g. happy,sad,neutral (a model "
                    "with fewer labels than the data)")
     p.add_argument("--predictions", metavar="FILE.csv",

@@ -19,6 +19,10 @@ RESUMABLE = ("epochs", "patience", "threads", "device", "amp", "quiet", "tensorb
 
 DATA, MODEL, RUN = "data", "model and optimisation", "run"
 
+# `--faces` of train and evaluate: what the images of class folders are (training/photos.py).
+FACES = ("auto", "crops", "detect")
+FACES_HELP = "images are face crops, or photos to detect faces in (auto: by image size)"
+
 
 def option(default: Any = MISSING, help: str = "", *, group: str = RUN, flag: str | None = None,
            factory: Any = MISSING, generate: bool = True, **argparse_kwargs) -> Any:
@@ -94,6 +98,8 @@ class TrainConfig:
     balance: str | None = option(None, "'min' (cut every class to the rarest) or N images per class",
                                  group=DATA)
     strict: bool = option(False, "fail on unreadable images instead of skipping", group=DATA)
+    faces: str = option("auto", FACES_HELP + "; in photos the largest face is cropped as inference "
+                        "crops it (--crop-margin)", group=DATA, choices=list(FACES))
     arch: str = option("compact", "compact (CPU) or resnet (GPU)", group=MODEL)
     model_args: dict = option(help="channels (--widths) and convolutions or blocks (--depths) per stage",
                               factory=dict, group=MODEL, flag="--widths/--depths", generate=False)
@@ -160,6 +166,7 @@ class TrainConfig:
             (0 <= self.distill_weight <= 1, f"--distill-weight {self.distill_weight} must be in [0, 1]"),
             (0 <= self.ema < 1, f"--ema {self.ema} must be in [0, 1), e.g. 0.999"),
             (self.freeze in (None, "features"), f"--freeze {self.freeze!r}: use features"),
+            (self.faces in FACES, f"--faces {self.faces!r}: use one of {', '.join(FACES)}"),
             (0 < self.backbone_lr_scale <= 1,
              f"--backbone-lr-scale {self.backbone_lr_scale:g} must be in (0, 1], e.g. 0.1"),
             (not (self.val and self.val_fraction),

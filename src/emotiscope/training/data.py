@@ -3,6 +3,8 @@
 A `FaceSet` holds uint8 faces (N x S x S grey, already at the model's input size), integer labels
 and the class names they index. Loaders return {split name: FaceSet}; splits are "train", "val",
 "test" (CSV: Training, PublicTest, PrivateTest) or "all" for a plain folder of class folders.
+Class folders of photos are read through a FaceCropper (photos.py): the largest face of each
+photo, cropped as inference crops it; photos with no face are skipped and reported.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from ..images import IMREAD_SUFFIXES
 from ..outputs import display
 from ..preprocess import resize_face
 from .fercsv import decode_pixels, parse_csv_rows
+from .photos import FaceCropper, report_skipped
 
 log = logging.getLogger(__name__)
 
@@ -34,14 +37,16 @@ CACHE_VERSION = "3"  # 2: folder sets keep their file names; 3: folder images de
 
 @dataclass
 class FaceSet:
-    """Faces (uint8 N x S x S), labels (int64 N) indexing `classes`, files skipped on load, and
-    each face's file (relative to its split folder; empty for CSV data)."""
+    """Faces (uint8 N x S x S), labels (int64 N) indexing `classes`, files skipped on load
+    (unreadable, or photos with no face: those are also in `no_face`), and each face's file
+    (relative to its split folder; empty for CSV data)."""
 
     images: np.ndarray
     labels: np.ndarray
     classes: tuple[str, ...]
     skipped: list[str] = field(default_factory=list)
     files: np.ndarray = field(default_factory=lambda: np.zeros(0, str))
+    no_face: list[str] = field(default_factory=list)
 
     def subset(self, keep: np.ndarray, **changes) -> FaceSet:
         """The faces selected by a boolean mask or index array (files follow)."""
@@ -62,24 +67,30 @@ def cache_dir() -> Path:
     return Path(root or Path.home() / ".cache") / "emotiscope"
 
 
+def _from_npz(z, split: str, classes: tuple[str, ...]) -> FaceSet:
+    no_face = [str(f) for f in z[f"{split}_n"]] if f"{split}_n" in z else []
+    return FaceSet(z[f"{split}_x"], z[f"{split}_y"], classes, list(no_face),
+                   z[f"{split}_f"] if f"{split}_f" in z else np.zeros(0, str), no_face)
+
+
 def _cached(key: str, build):
-    """Load {split: FaceSet} from the npz cache under `key`, or build it and store it."""
+    """Load {split: FaceSet} from the npz cache under `key`, or build it and store it (not when
+    unreadable images were skipped; photos with no face are stored with the faces)."""
     path = cache_dir() / f"{key}.npz"
     if path.is_file():
         try:
             with np.load(path, allow_pickle=False) as z:
                 classes = tuple(str(c) for c in z["classes"])
-                return {str(s): FaceSet(z[f"{s}_x"], z[f"{s}_y"], classes,
-                                        files=z[f"{s}_f"] if f"{s}_f" in z else np.zeros(0, str))
-                        for s in z["splits"]}
+                return {str(s): _from_npz(z, str(s), classes) for s in z["splits"]}
         except (OSError, ValueError, KeyError):
             log.warning("ignoring unreadable cache %s", path)
     sets = build()
-    if sets and not any(s.skipped for s in sets.values()):
+    if sets and not any(len(s.skipped) > len(s.no_face) for s in sets.values()):
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
             arrays = {f"{s}_{k}": v for s, fs in sets.items()
-                      for k, v in (("x", fs.images), ("y", fs.labels), ("f", fs.files))}
+                      for k, v in (("x", fs.images), ("y", fs.labels), ("f", fs.files),
+                                   ("n", np.array(fs.no_face, str)))}
             tmp = path.with_suffix(".tmp.npz")
             np.savez(tmp, splits=np.array(list(sets)), classes=np.array(next(iter(sets.values())).classes),
                      **arrays)
@@ -131,16 +142,24 @@ def load_csv(path: Path, size: int = 48, use_cache: bool = True) -> dict[str, Fa
     return _cached(_file_key(path, size, "csv"), build) if use_cache else build()
 
 
-def _read_face(path: Path, size: int) -> np.ndarray | None:
+NO_FACE = "no face"
+
+
+def _read_face(path: Path, size: int, cropper: FaceCropper | None = None) -> np.ndarray | str | None:
     """Any image file -> uint8 size x size grey, or None when it cannot be decoded. The same
     decoding and grey conversion as inference on a face crop (load_image, then resize_face), so
-    a model trains on exactly the pixels it will see."""
+    a model trains on exactly the pixels it will see. With a `cropper` the image is a photo: its
+    largest face as inference crops it, or NO_FACE."""
     from .. import load_image
 
     try:
-        return resize_face(load_image(path), size, 1)
+        image = load_image(path)
     except InputError:
         return None
+    if cropper is None:
+        return resize_face(image, size, 1)
+    face = cropper.crop(image, size)
+    return NO_FACE if face is None else face
 
 
 def _class_dirs(root: Path) -> list[Path]:
@@ -152,8 +171,9 @@ def _class_dirs(root: Path) -> list[Path]:
     return dirs
 
 
-def _load_class_tree(root: Path, classes: tuple[str, ...], size: int, strict: bool) -> FaceSet:
-    images, labels, skipped, names = [], [], [], []
+def _load_class_tree(root: Path, classes: tuple[str, ...], size: int, strict: bool,
+                     cropper: FaceCropper | None = None) -> FaceSet:
+    images, labels, skipped, names, no_face = [], [], [], [], []
     for cls in classes:
         folder = root / cls
         if not folder.is_dir():
@@ -165,7 +185,11 @@ def _load_class_tree(root: Path, classes: tuple[str, ...], size: int, strict: bo
                             "images or remove the folder")
         read = 0
         for f in files:
-            face = _read_face(f, size)
+            face = _read_face(f, size, cropper)
+            if isinstance(face, str):
+                skipped.append(display(f))
+                no_face.append(display(f))
+                continue
             if face is None:
                 if strict:
                     raise DataError(f"cannot decode image {display(f)}; remove or replace it, or "
@@ -178,18 +202,16 @@ def _load_class_tree(root: Path, classes: tuple[str, ...], size: int, strict: bo
             read += 1
         if not read:
             raise DataError(f"class folder {display(folder)}: none of its {len(files)} image(s) "
-                            f"can be decoded (e.g. {display(files[0].name)}); replace them or "
-                            "remove the folder")
-    if skipped:
-        log.warning("skipped %d unreadable image(s) under %s, e.g. %s", len(skipped), root, skipped[0])
+                            f"can be decoded{' or holds a face the detector finds' if cropper else ''}"
+                            f" (e.g. {display(files[0].name)}); replace them or remove the folder")
     arr = np.stack(images) if images else np.zeros((0, size, size), np.uint8)
     # class names come from folder names: keep them printable (the paths above use the raw ones)
     return FaceSet(arr, np.array(labels, np.int64), tuple(display(c) for c in classes), skipped,
-                   np.array(names, str))
+                   np.array(names, str), no_face)
 
 
-def _tree_key(root: Path, size: int) -> str:
-    h = hashlib.sha1(f"{CACHE_VERSION}|{display(root.resolve())}|{size}".encode())
+def _tree_key(root: Path, size: int, extra: str = "") -> str:
+    h = hashlib.sha1(f"{CACHE_VERSION}|{display(root.resolve())}|{size}|{extra}".encode())
     for p in sorted(root.rglob("*")):
         if p.is_file():
             st = p.stat()
@@ -197,9 +219,10 @@ def _tree_key(root: Path, size: int) -> str:
     return h.hexdigest()[:20]
 
 
-def load_folder(root: Path, size: int = 48, strict: bool = False,
-                use_cache: bool = True) -> dict[str, FaceSet]:
-    """train/ val/ test/ split folders of class folders, or a plain folder of class folders ("all")."""
+def load_folder(root: Path, size: int = 48, strict: bool = False, use_cache: bool = True,
+                cropper: FaceCropper | None = None) -> dict[str, FaceSet]:
+    """train/ val/ test/ split folders of class folders, or a plain folder of class folders ("all").
+    `cropper`: the images are photos; each gives its largest face (photos.py)."""
     root = Path(root)
     if not root.is_dir():
         raise DataError(f"data folder {root} does not exist")
@@ -210,14 +233,18 @@ def load_folder(root: Path, size: int = 48, strict: bool = False,
     classes = tuple(d.name for d in _class_dirs(split_dirs.get("train", next(iter(split_dirs.values())))))
 
     def build() -> dict[str, FaceSet]:
-        return {name: _load_class_tree(d, classes, size, strict) for name, d in split_dirs.items()}
+        return {name: _load_class_tree(d, classes, size, strict, cropper)
+                for name, d in split_dirs.items()}
 
-    return _cached(_tree_key(root, size), build) if use_cache else build()
+    key = _tree_key(root, size, cropper.key() if cropper else "")
+    sets = _cached(key, build) if use_cache else build()
+    report_skipped(root, sets)
+    return sets
 
 
-def load_any(path: Path, size: int = 48, strict: bool = False,
-             use_cache: bool = True) -> dict[str, FaceSet]:
-    """A fer2013-style CSV file or an image-folder layout."""
+def load_any(path: Path, size: int = 48, strict: bool = False, use_cache: bool = True,
+             cropper: FaceCropper | None = None) -> dict[str, FaceSet]:
+    """A fer2013-style CSV file or an image-folder layout (`cropper`: of photos, see load_folder)."""
     path = Path(path)
     if not path.exists():
         raise DataError(f"data path {path} does not exist; pass fer2013.csv or a folder of class "
@@ -225,7 +252,7 @@ def load_any(path: Path, size: int = 48, strict: bool = False,
     if path.is_file() and path.suffix.lower() == ".csv":
         return load_csv(path, size, use_cache)
     if path.is_dir():
-        return load_folder(path, size, strict, use_cache)
+        return load_folder(path, size, strict, use_cache, cropper)
     raise DataError(f"{path} is neither a .csv file nor a folder; pass fer2013.csv or a folder of "
                     "class folders (train/<class>/*.jpg)")
 
@@ -269,4 +296,4 @@ def split_fraction(fs: FaceSet, fraction: float, seed: int = 0) -> tuple[FaceSet
                            if len(idx := np.flatnonzero(fs.labels == k))])
     mask = np.zeros(len(fs), bool)
     mask[held] = True
-    return fs.subset(~mask, skipped=[]), fs.subset(mask, skipped=[])
+    return fs.subset(~mask, skipped=[], no_face=[]), fs.subset(mask, skipped=[], no_face=[])

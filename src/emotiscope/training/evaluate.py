@@ -11,9 +11,9 @@ import numpy as np
 from ..errors import ConfigError, DataError
 from ..outputs import display
 from .data import IMAGE_EXTS, FaceSet, load_any, select_classes
+from .photos import is_photo_folder, largest_face
 
 log = logging.getLogger(__name__)
-
 
 
 def confusion_matrix(y_true: np.ndarray, y_pred: np.ndarray, k: int) -> np.ndarray:
@@ -112,33 +112,12 @@ def map_labels(fs: FaceSet, model_labels: tuple[str, ...]) -> np.ndarray:
     return lut[fs.labels]
 
 
-def is_photo_folder(root: Path, limit: int = 20) -> bool:
-    """True when the images look like full photos (larger than 96 px or far from square).
-
-    Sizes come from the file headers; nothing is decoded (and no path goes to OpenCV, which
-    crashes on names that are not valid UTF-8)."""
-    from ..images import declared_size
-
-    files = (p for p in sorted(root.rglob("*")) if p.suffix.lower() in IMAGE_EXTS and p.is_file())
-    for i, f in enumerate(files):
-        if i >= limit:
-            break
-        try:
-            size = declared_size(f.read_bytes())
-        except OSError:
-            continue
-        if size and (max(size) > 96 or abs(size[0] - size[1]) > 0.2 * max(size)):
-            return True
-    return False
-
-
 def photo_faces(root: Path, recognizer, size: int, classes: list[str] | None = None):
     """Class folders of photos -> (largest-face crops or None where no face, labels, classes,
     files, unreadable files). An image that cannot be read is listed and left out. `classes`:
     only those class folders."""
     from ..errors import InputError
     from ..images import load_image
-    from ..preprocess import face_crop, resize_face
 
     folders = sorted(d for d in root.iterdir() if d.is_dir() and not d.name.startswith("."))
     if not folders:
@@ -160,9 +139,7 @@ def photo_faces(root: Path, recognizer, size: int, classes: list[str] | None = N
                 log.warning("skipping %s", exc)
                 unreadable.append(display(f))
                 continue
-            boxes = recognizer.detect(image)
-            box = max(boxes, key=lambda b: b.area) if boxes else None
-            faces.append(None if box is None else resize_face(face_crop(image, box, margin), size))
+            faces.append(largest_face(image, recognizer.detect(image), margin, size))
             labels.append(k)
             files.append(display(f))
     classes = tuple(display(d.name) for d in folders)

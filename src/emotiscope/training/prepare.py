@@ -15,6 +15,7 @@ from .checkpoint import load_checkpoint
 from .config import TrainConfig
 from .data import FaceSet, balance, load_any, select_classes, split_fraction
 from .models import build_model
+from .photos import face_cropper
 
 log = logging.getLogger(__name__)
 
@@ -24,12 +25,12 @@ SMALL_VAL = 50  # fewer validation faces than this: accuracy moves in steps of 2
 
 def prepare_data(cfg: TrainConfig) -> tuple[FaceSet, FaceSet, str]:
     """(train, val, a description of the val source) after class selection and balancing."""
-    splits = load_any(Path(cfg.data), cfg.size, cfg.strict)
+    splits = load_data(Path(cfg.data), cfg)
     train = splits.get("train") or splits.get("all")
     if train is None:
         raise ConfigError(f"{cfg.data} has no training split (train/ folder or Training rows)")
     if cfg.val:
-        other = load_any(Path(cfg.val), cfg.size, cfg.strict)
+        other = load_data(Path(cfg.val), cfg)
         val = other.get("val") or other.get("all") or other.get("test")
         source = f"{cfg.val}"
     elif cfg.group_by and "val" not in splits:
@@ -58,6 +59,14 @@ def prepare_data(cfg: TrainConfig) -> tuple[FaceSet, FaceSet, str]:
                           "class(es); need at least 2 classes with images")
     warn_about_validation(cfg, train, val, random_split="held out" in source and not cfg.group_by)
     return train, val, source
+
+
+def load_data(path: Path, cfg: TrainConfig) -> dict[str, FaceSet]:
+    """load_any, with the faces of photos detected and cropped as inference does (--faces)."""
+    cropper = face_cropper(path, cfg.faces, cfg.crop_margin)
+    if cropper:
+        log.info("detecting faces in the photos under %s (--faces %s)", display(path), cfg.faces)
+    return load_any(path, cfg.size, cfg.strict, cropper=cropper)
 
 
 def subjects(fs: FaceSet, pattern: str) -> np.ndarray:

@@ -32,7 +32,8 @@ def resume(run_dir: Path, changes: dict | None = None, on_epoch_end=None) -> Pat
                           f"--init-from {run_dir / 'last.pt'}")
     ckpt = load_checkpoint(last, RESUME_KEYS, "--resume")
     try:
-        cfg = TrainConfig.from_dict(ckpt["config"])
+        # a run from before --faces read every image as a crop: it resumes on the same data
+        cfg = TrainConfig.from_dict({"faces": "crops", **ckpt["config"]})
     except (TypeError, ValueError, AttributeError) as exc:
         raise ConfigError(f"--resume {last}: its config cannot be read ({exc}); start a new run") from None
     planned = cfg.epochs
