@@ -1,9 +1,10 @@
 """Classifier throughput through ONNX Runtime: faces/s at batch 1 and batch 64.
 
-Uses --model, else the bundled model, else a randomly initialised compact model exported to a
-temporary file (speed does not depend on the weights). Prints numbers; never run as a test.
+Uses --model (one or several, measured side by side in alternating rounds), else the bundled
+model, else a randomly initialised compact model exported to a temporary file (speed does not
+depend on the weights). Prints numbers; never run as a test.
 
-    python benchmarks/bench_classifier.py [--model PATH] [--threads N] [--seconds 3]
+    python benchmarks/bench_classifier.py [--model PATH ...] [--threads N] [--seconds 3] [--rounds 3]
 """
 
 from __future__ import annotations
@@ -50,26 +51,32 @@ def faces_per_second(clf: EmotionClassifier, batch: int, seconds: float) -> floa
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--model", help="an .onnx exported by emotiscope (default: bundled)")
+    parser.add_argument("--model", nargs="+", help=".onnx models exported by emotiscope (default: bundled)")
     parser.add_argument("--threads", type=int, help="ONNX Runtime intra-op threads")
-    parser.add_argument("--seconds", type=float, default=3.0, help="time per batch size")
+    parser.add_argument("--seconds", type=float, default=3.0, help="time per batch size and round")
+    parser.add_argument("--rounds", type=int, default=3, help="alternating rounds; the best is kept")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
-        model = args.model
-        if model is None:
+        models = args.model
+        if not models:
             try:
-                model = bundled_model_path()
+                models = [bundled_model_path()]
             except ModelError:
-                model = random_compact_model(Path(tmp))
+                models = [random_compact_model(Path(tmp))]
                 print("no bundled model: timing a randomly initialised compact model")
-        clf = EmotionClassifier(model, threads=args.threads)
-        macs = clf.info.metadata.get("metrics", {}).get("macs")
-        print(f"model {clf.info.path.name} ({clf.info.metadata.get('arch')}, "
-              f"{f'{macs / 1e6:.1f} M MACs/face, ' if macs else ''}input {clf.info.spec.size}px "
-              f"x{clf.info.spec.channels}), threads {args.threads or 'default'}")
-        for batch in (1, 64):
-            fps = faces_per_second(clf, batch, args.seconds)
-            print(f"batch {batch:3d}: {fps:9.1f} faces/s  ({1000 * batch / fps:.2f} ms per batch)")
+        classifiers = [EmotionClassifier(m, threads=args.threads) for m in models]
+        best: dict[tuple[int, int], float] = {}
+        for _ in range(args.rounds):  # alternate, so a busy moment hits every model alike
+            for i, clf in enumerate(classifiers):
+                for batch in (1, 64):
+                    fps = faces_per_second(clf, batch, args.seconds)
+                    best[i, batch] = max(best.get((i, batch), 0.0), fps)
+        print(f"threads {args.threads or 'default'}, best of {args.rounds} alternating rounds")
+        print(f"{'model':<44} {'M MACs':>7} {'batch 1 faces/s':>16} {'batch 64 faces/s':>17}")
+        for i, clf in enumerate(classifiers):
+            macs = clf.info.metadata.get("metrics", {}).get("macs")
+            print(f"{clf.info.path.name:<44} {macs / 1e6 if macs else float('nan'):>7.1f} "
+                  f"{best[i, 1]:>16.1f} {best[i, 64]:>17.1f}")
 
 
 if __name__ == "__main__":
