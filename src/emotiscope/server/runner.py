@@ -46,7 +46,7 @@ def bind(host: str, port: int) -> socket.socket:
         if code == errno.EACCES:
             raise ServiceError(f"no permission to listen on port {port}: choose a port above "
                               "1023 with --port") from None
-        raise ServiceError(f"cannot listen on {host} port {port} ({exc.strerror or exc}): check "
+        raise ServiceError(f"cannot listen on {host} port {port} ({getattr(exc, 'strerror', None) or exc}): check "
                           "--host and --port") from None
     sock.set_inheritable(True)
     return sock
