@@ -107,7 +107,7 @@ def _torch_teacher(path: Path, fs: FaceSet, tta: str, device, batch: int = 1024)
     out = []
     for i in range(0, len(fs), batch):
         views = tta_views(fs.images[i:i + batch], tta)
-        probs = 0
+        probs = torch.zeros((), device=device)  # 0 + p is p exactly
         for view in views:
             x = normalize(torch.from_numpy(view).to(device).float()[:, None], spec.mean, spec.std)
             probs = probs + torch.softmax(model(x).float(), 1)
