@@ -78,9 +78,10 @@ def _as_pool(recognizer: OneOrMore) -> RecognizerPool[Recognizer]:
     return RecognizerPool(list(recognizer) if isinstance(recognizer, list | tuple) else [recognizer])
 
 
-def _install(app: FastAPI, pool: RecognizerPool) -> None:
+def _install(app: FastAPI, pool: RecognizerPool) -> Analyzer:
     app.state.analyzer = Analyzer(pool, app.state.config.max_pixels)
     app.state.card = model_card(pool.first)
+    return app.state.analyzer
 
 
 def _warm_up(pool: RecognizerPool) -> None:
@@ -131,13 +132,14 @@ def create_app(recognizer: OneOrMore | None = None, *,
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):
-        if app.state.analyzer is None:
+        analyzer: Analyzer | None = app.state.analyzer
+        if analyzer is None:
             extra = {} if threads is None else {"threads": threads}
             built = await run_in_threadpool(
                 lambda: RecognizerPool.build(workers, options=options, **extra))
-            _install(app, built)
+            analyzer = _install(app, built)
             log.info("model %s loaded (%d workers)", app.state.card["name"], workers)
-        await run_in_threadpool(_warm_up, app.state.analyzer.pool)
+        await run_in_threadpool(_warm_up, analyzer.pool)
         yield
 
     app = _assemble(config, lifespan)
