@@ -64,9 +64,9 @@ def annotate(image: np.ndarray, faces: Sequence[FaceEmotion], *,
 def label_rects(image_shape: tuple[int, ...], faces: Sequence[FaceEmotion], *,
                 min_side: int = MIN_SIDE) -> list[Rect]:
     """Where `annotate` puts each face's label, in the annotated image's pixels."""
-    scale = _scale(image_shape[:2], min_side)
-    shape = (round(image_shape[0] * scale), round(image_shape[1] * scale)) if scale > 1.0 \
-        else tuple(image_shape[:2])
+    height, width = image_shape[0], image_shape[1]
+    scale = _scale((height, width), min_side)
+    shape = (round(height * scale), round(width * scale)) if scale > 1.0 else (height, width)
     style = _Style.for_image(shape)
     sizes = [style.label_size(_caption(face, k)) for k, face in enumerate(faces, start=1)]
     return place_labels([_corners(face, scale) for face in faces], sizes, shape)

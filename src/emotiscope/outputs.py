@@ -27,8 +27,9 @@ def _write_error(path: Path, exc: OSError) -> OutputError:
 def temp_beside(path: Path) -> Path:
     """A new hidden name in `path`'s folder with the same suffix (encoders pick the format from
     it): ".NAME.RANDOM.tmpSUFFIX", with "output" for NAME when the name is not valid UTF-8."""
+    stem = path.stem
     try:
-        stem = path.stem.encode("utf-8") and path.stem
+        stem.encode("utf-8")  # a name that is not valid UTF-8 holds lone surrogates
     except UnicodeEncodeError:
         stem = "output"
     return path.with_name(f".{stem}.{secrets.token_hex(4)}.tmp{path.suffix}")

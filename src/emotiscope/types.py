@@ -13,6 +13,8 @@ from typing import TYPE_CHECKING, Protocol
 if TYPE_CHECKING:  # numpy loads with the recognizer, not with these types
     import numpy as np
 
+    from .classify import EmotionClassifier
+
 # The recognizer's policy for an image in which no face is detected (pipeline.py): kept here,
 # with no heavy import, so that command-line parsers can offer the same choices.
 ASSUME_CROP = ("auto", "always", "never")
@@ -105,6 +107,16 @@ class Recognizer(Protocol):
     @property
     def labels(self) -> tuple[str, ...]:
         """The model's labels, in its output order."""
+        ...
+
+    @property
+    def classifier(self) -> EmotionClassifier:
+        """The model; the server's model card shows its file's contract (`classifier.info`)."""
+        ...
+
+    @property
+    def detector(self) -> object:
+        """The face detector; the server's model card names it (its `name`, else its type)."""
         ...
 
     def detect(self, image: np.ndarray) -> list[Box]:

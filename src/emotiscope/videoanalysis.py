@@ -57,6 +57,15 @@ def clip_box(box: Box, width: int, height: int, min_side: int = 4) -> Box | None
     return inside
 
 
+def _flow(before: np.ndarray, after: np.ndarray, points: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Pyramidal Lucas-Kanade: where `points` of `before` went in `after`, and 1 where found."""
+    # OpenCV's stub makes nextPts required, but None asks OpenCV to allocate it (as its own
+    # tutorial calls this function)
+    moved, status, _ = cv2.calcOpticalFlowPyrLK(  # type: ignore[call-overload]
+        before, after, points, None, winSize=(15, 15), maxLevel=2)
+    return moved, status
+
+
 def shift_box(prev_grey: np.ndarray, grey: np.ndarray, box: Box) -> Box | None:
     """Move `box` from the previous grey frame to this one by the median optical flow of the
     corners inside it; its size follows the spread of those points (0.8x..1.25x per frame).
@@ -73,10 +82,9 @@ def shift_box(prev_grey: np.ndarray, grey: np.ndarray, box: Box) -> Box | None:
                                      max(2.0, min(x1 - x0, y1 - y0) / 12))
     if points is None or len(points) < 4:
         return None
-    points = (points + np.float32([x0, y0])).astype(np.float32)
-    lk = {"winSize": (15, 15), "maxLevel": 2}
-    moved, status, _ = cv2.calcOpticalFlowPyrLK(prev_grey, grey, points, None, **lk)
-    back, status_back, _ = cv2.calcOpticalFlowPyrLK(grey, prev_grey, moved, None, **lk)
+    points = (points + np.array([x0, y0], np.float32)).astype(np.float32)
+    moved, status = _flow(prev_grey, grey, points)
+    back, status_back = _flow(grey, prev_grey, moved)
     error = np.linalg.norm((back - points).reshape(-1, 2), axis=1)
     ok = (status.ravel() == 1) & (status_back.ravel() == 1) & (error < 1.0)
     if ok.sum() < max(4, len(points) // 2):
@@ -199,14 +207,15 @@ class VideoAnalyzer:
         self._count = 0  # frames processed
         self._since_detect = 0  # frames since the detector last ran
 
-    def follow(self, grey: np.ndarray) -> tuple[list[Box], list[FaceTemplate], bool]:
-        """The last frame's boxes moved into this one by optical flow, keeping only those whose
-        flow held and whose pixels still look like the face detected there; their templates;
-        and whether any box was lost."""
+    def follow(self, prev_grey: np.ndarray, grey: np.ndarray
+               ) -> tuple[list[Box], list[FaceTemplate], bool]:
+        """The last frame's boxes moved from it (`prev_grey`) into this one by optical flow,
+        keeping only those whose flow held and whose pixels still look like the face detected
+        there; their templates; and whether any box was lost."""
         height, width = grey.shape
         kept, templates = [], []
         for box, template in zip(self._boxes, self._templates, strict=True):
-            moved = shift_box(self._prev_grey, grey, box)
+            moved = shift_box(prev_grey, grey, box)
             moved = clip_box(moved, width, height) if moved is not None else None
             if moved is not None and template.matches(grey, moved):
                 kept.append(moved)
@@ -219,9 +228,10 @@ class VideoAnalyzer:
         cut = self.cuts.is_cut(grey)
         if cut:
             self.tracker.end_all()
-        fresh = self._prev_grey is None or self._prev_grey.shape != grey.shape
-        if not (fresh or cut or self._since_detect >= self.detect_every):
-            boxes, self._templates, lost = self.follow(grey)
+        prev = self._prev_grey
+        same_size = prev is not None and prev.shape == grey.shape
+        if prev is not None and same_size and not cut and self._since_detect < self.detect_every:
+            boxes, self._templates, lost = self.follow(prev, grey)
             if not lost:
                 return boxes, False, cut
         # Only detected faces: a video frame is never taken for a face crop (assume_crop).

@@ -65,25 +65,27 @@ class VideoSource:
                  max_pixels: int = DEFAULT_MAX_PIXELS) -> None:
         self.source = parse_source(source)
         self.is_camera = isinstance(self.source, int)
-        self.is_file = not self.is_camera and not is_url(self.source)
-        if self.is_file and (reason := not_a_file(Path(self.source))):
+        # the file's path; None for a camera or a stream URL
+        self.file = None if isinstance(self.source, int) or is_url(self.source) else Path(self.source)
+        if self.file is not None and (reason := not_a_file(self.file)):
             raise InputError(f"video {reason}")
-        if self.is_file and Path(self.source).stat().st_size == 0:
+        if self.file is not None and self.file.stat().st_size == 0:
             raise InputError(f"video file {self.describe()} is empty (0 bytes); check the path")
-        if not self.is_file and not is_utf8(str(self.source)):  # OpenCV would crash on it
+        if self.file is None and not is_utf8(str(self.source)):  # OpenCV would crash on it
             raise InputError(f"stream address {self.describe()} is not valid UTF-8; check it")
         # A file name that is not valid UTF-8 is opened through an ASCII link (see cvpath.py).
-        self._name = OpenCvPath(self.source) if self.is_file else None
-        self._cap = _open_capture(self._name.path if self._name else self.source)
-        if not self._cap.isOpened():
+        self._name = OpenCvPath(self.file) if self.file is not None else None
+        cap = _open_capture(self._name.path if self._name else self.source)
+        self._cap: cv2.VideoCapture | None = cap
+        if not cap.isOpened():
             self.close()
             raise InputError(self._cannot_open())
-        self._check_size(int(self._cap.get(cv2.CAP_PROP_FRAME_WIDTH)),
-                         int(self._cap.get(cv2.CAP_PROP_FRAME_HEIGHT)), max_pixels)
-        fps = self._cap.get(cv2.CAP_PROP_FPS)
+        self._check_size(int(cap.get(cv2.CAP_PROP_FRAME_WIDTH)),
+                         int(cap.get(cv2.CAP_PROP_FRAME_HEIGHT)), max_pixels)
+        fps = cap.get(cv2.CAP_PROP_FPS)
         self.fps_known = bool(np.isfinite(fps) and 1.0 <= fps <= 1000.0)
         self.fps = float(fps) if self.fps_known else DEFAULT_FPS
-        count = int(self._cap.get(cv2.CAP_PROP_FRAME_COUNT)) if self.is_file else 0
+        count = int(cap.get(cv2.CAP_PROP_FRAME_COUNT)) if self.is_file else 0
         self.frame_count: int | None = count if count > 0 else None
         self.frames_read = 0
         self.frames_skipped = 0  # undecodable frames passed over in a file
@@ -94,6 +96,11 @@ class VideoSource:
             raise InputError(self._no_frames())
         self.size = (self._first.shape[1], self._first.shape[0])
         self._check_size(*self.size, max_pixels)
+
+    @property
+    def is_file(self) -> bool:
+        """A file, not a camera or a stream."""
+        return self.file is not None
 
     def _check_size(self, width: int, height: int, max_pixels: int) -> None:
         """InputError (source closed) for frames above the pixel limit or beyond 50:1."""
@@ -121,6 +128,8 @@ class VideoSource:
                 "codec); re-encode it: ffmpeg -i IN -c:v libx264 out.mp4")
 
     def _decode(self) -> np.ndarray | None:
+        if self._cap is None:  # closed
+            return None
         try:
             ok, bgr = self._cap.read()
         except cv2.error:  # some corrupt streams raise instead of returning False
@@ -143,10 +152,11 @@ class VideoSource:
     def read(self) -> np.ndarray | None:
         """The next frame, or None at the end of the source (or when a camera disconnects).
         In a file, a frame that does not decode is skipped and counted (`frames_skipped`)."""
+        frame: np.ndarray | None
         if self._first is not None:
             frame, self._first = self._first, None
         else:
-            frame = self._decode() if self._cap is not None else None
+            frame = self._decode()
             if frame is None and self.is_file and self._cap is not None:
                 with quiet_native_output():
                     frame = self._decode_past_damage()
@@ -163,9 +173,9 @@ class VideoSource:
         """What the decoder or the file itself showed to be wrong with a file read to its
         end, or None. Never judged from `frame_count`, which is only the container's estimate
         (it can exceed the frames a sound file really has)."""
-        if not self.is_file:
+        if self.file is None:
             return None
-        if cut_short(self.source):
+        if cut_short(self.file):
             return "the file is shorter than its own header says (truncated)"
         if self.frames_skipped:
             return f"{self.frames_skipped} frame(s) could not be decoded (corrupt) and were skipped"
@@ -177,7 +187,7 @@ class VideoSource:
         return self.damage is not None
 
     def describe(self) -> str:
-        if self.is_camera:
+        if isinstance(self.source, int):
             return f"camera {self.source}"
         return display(self.source)
 
@@ -243,6 +253,7 @@ class LatestFrameReader:
             if self._index <= self._taken:
                 return None
             self._taken = self._index
+            assert self._frame is not None, "set together with _index, which is past _taken here"
             return self._frame, self._index
 
     @property

@@ -126,8 +126,8 @@ class H264Writer:
         self.path, self.fps, self.frames_written = Path(path), float(fps), 0
         self.size = (max(2, int(size[0]) // 2 * 2), max(2, int(size[1]) // 2 * 2))
         try:
-            self._out = av.open(str(self.path), "w", format="mp4",
-                                options={"movflags": "+faststart"})
+            self._out: av.container.OutputContainer | None = av.open(
+                str(self.path), "w", format="mp4", options={"movflags": "+faststart"})
         except (av.FFmpegError, OSError) as exc:
             raise OutputError(f"cannot write video {self.path}: {exc}; check the folder is "
                              "writable") from exc
@@ -203,8 +203,9 @@ class VideoWriter:
         self._tmp = temp_beside(self.path)
         # A folder whose name is not valid UTF-8 is reached through an ASCII link (cvpath.py).
         self._folder = OpenCvPath(self._tmp.parent)
-        self._writer = cv2.VideoWriter(os.path.join(self._folder.path, self._tmp.name),
-                                       cv2.VideoWriter_fourcc(*code), self.fps, self.size)
+        self._writer: cv2.VideoWriter | None = cv2.VideoWriter(
+            os.path.join(self._folder.path, self._tmp.name), cv2.VideoWriter.fourcc(*code), self.fps,
+            self.size)
         if not self._writer.isOpened():
             self.discard()
             raise OutputError(f"cannot write video {display(self.path)}: OpenCV could not open a "

@@ -23,13 +23,17 @@ from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
-from typing import TypeVar
+from typing import TYPE_CHECKING, Generic, TypeVar
 
 from .errors import ConfigError
 from .types import Recognizer
 
+if TYPE_CHECKING:
+    from .pipeline import EmotionRecognizer
+
 T = TypeVar("T")
 R = TypeVar("R")
+Rec = TypeVar("Rec", bound=Recognizer, covariant=True)  # a pool of EmotionRecognizers is one of Recognizers
 
 
 def cpu_count() -> int:
@@ -49,7 +53,7 @@ def check_workers(workers: int | None, flag: str = "--workers") -> int:
     return workers
 
 
-def build_recognizers(count: int, **options) -> list[Recognizer]:
+def build_recognizers(count: int, **options) -> list[EmotionRecognizer]:
     """`count` EmotionRecognizers with the same options. With more than one, each gets one ONNX
     Runtime thread and one detector thread (unless `threads` says otherwise): the pool, not
     each image, spreads over the cores."""
@@ -66,32 +70,32 @@ def build_recognizers(count: int, **options) -> list[Recognizer]:
     return recognizers
 
 
-class RecognizerPool:
+class RecognizerPool(Generic[Rec]):
     """Recognizers lent to one thread at a time; a borrower waits while all are in use."""
 
-    def __init__(self, recognizers: Sequence[Recognizer]) -> None:
+    def __init__(self, recognizers: Sequence[Rec]) -> None:
         if not recognizers:
             raise ConfigError("a recognizer pool needs at least one recognizer")
         self.recognizers = tuple(recognizers)
-        self._free: queue.SimpleQueue = queue.SimpleQueue()
+        self._free: queue.SimpleQueue[Rec] = queue.SimpleQueue()
         for recognizer in self.recognizers:
             self._free.put(recognizer)
 
-    @classmethod
-    def build(cls, count: int | None = None, **options) -> RecognizerPool:
+    @staticmethod
+    def build(count: int | None = None, **options) -> RecognizerPool[EmotionRecognizer]:
         """`count` recognizers (default: one per core) made with EmotionRecognizer(**options)."""
-        return cls(build_recognizers(check_workers(count), **options))
+        return RecognizerPool(build_recognizers(check_workers(count), **options))
 
     def __len__(self) -> int:
         return len(self.recognizers)
 
     @property
-    def first(self) -> Recognizer:
+    def first(self) -> Rec:
         """One of the recognizers: for what they share (labels, model card, settings)."""
         return self.recognizers[0]
 
     @contextmanager
-    def use(self) -> Iterator[Recognizer]:
+    def use(self) -> Iterator[Rec]:
         """Borrow a recognizer for the body of the `with`."""
         recognizer = self._free.get()
         try:

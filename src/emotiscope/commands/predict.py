@@ -116,6 +116,7 @@ def _analyse_all(paths: list[Path], outputs: dict[Path, Path], args,
             continue
         if error is not None:
             raise error
+        assert faces is not None, "ordered_map gives a result wherever it gives no error"
         printer.add(path, faces)
         done, faces_total = done + 1, faces_total + len(faces)
     bar.close()

@@ -35,7 +35,7 @@ def summary(run_dir: Path) -> dict:
     if not isinstance(config, dict) or not isinstance(history, list):
         raise InputError(f"{display(run_dir)} is not a run folder (no config.json and history.json); "
                          "pass folders written by `emotiscope train`")
-    best = max(history, key=lambda r: r.get("val_acc", -1), default={})
+    best: dict = max(history, key=lambda r: r.get("val_acc", -1), default={})
     seconds = [r["seconds"] for r in history if "seconds" in r]
     return {"run": display(run_dir), "best_val_acc": best.get("val_acc"), "best_epoch": best.get("epoch"),
             "lr": config.get("lr"), "optimizer": config.get("optimizer"), "arch": config.get("arch"),

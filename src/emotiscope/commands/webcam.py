@@ -62,7 +62,7 @@ def gui_problem() -> str | None:
 
 def main_face(faces: list[FaceEmotion]) -> FaceEmotion | None:
     """The largest face: the one the banner speaks about."""
-    return max(faces, key=lambda f: f.box.area, default=None)
+    return max(faces, key=lambda f: f.box.area) if faces else None
 
 
 def draw_banner(image: np.ndarray, faces: list[FaceEmotion], fps: float) -> np.ndarray:

@@ -9,7 +9,6 @@ from __future__ import annotations
 import logging
 import time
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -22,9 +21,6 @@ from ..model_file import file_names_only
 from ..model_file import model_card as card
 from ..types import Recognizer
 from ..workers import RecognizerPool
-
-if TYPE_CHECKING:
-    from ..pipeline import EmotionRecognizer
 from .http_errors import ApiError, first_line, input_status
 
 log = logging.getLogger("emotiscope.server")
@@ -36,7 +32,7 @@ def ms_since(start: float) -> float:
     return round((time.perf_counter() - start) * 1000.0, 2)
 
 
-def model_card(recognizer: EmotionRecognizer) -> dict:
+def model_card(recognizer: Recognizer) -> dict:
     """What GET /v1/model reports: the model file's contract and provenance, with file names
     but no paths (neither the server's nor the training machine's)."""
     info = recognizer.classifier.info

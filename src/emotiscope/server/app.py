@@ -14,9 +14,9 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
+from typing import TypeAlias
 
 import numpy as np
 from fastapi import FastAPI
@@ -35,6 +35,8 @@ from .limits import Gate, SecurityHeaders
 from .routes import STATIC, router
 
 log = logging.getLogger("emotiscope.server")
+# what create_app serves: one recognizer, a list or tuple of them, or a pool
+OneOrMore: TypeAlias = "Recognizer | list[Recognizer] | tuple[Recognizer, ...] | RecognizerPool[Recognizer]"
 
 MULTIPART_SLACK = 64 * 1024  # room for multipart boundaries and part headers
 
@@ -69,17 +71,17 @@ class ServerConfig:
         return self.upload_limit(path) + MULTIPART_SLACK
 
 
-def _as_pool(recognizer: Recognizer | Sequence[Recognizer] | RecognizerPool) -> RecognizerPool:
-    """A pool from a recognizer, a list of them, or a pool."""
+def _as_pool(recognizer: OneOrMore) -> RecognizerPool[Recognizer]:
+    """A pool from a recognizer, a list or tuple of them, or a pool."""
     if isinstance(recognizer, RecognizerPool):
         return recognizer
-    return RecognizerPool(list(recognizer) if isinstance(recognizer, list | tuple)
-                          else [recognizer])
+    return RecognizerPool(list(recognizer) if isinstance(recognizer, list | tuple) else [recognizer])
 
 
-def _install(app: FastAPI, pool: RecognizerPool) -> None:
+def _install(app: FastAPI, pool: RecognizerPool) -> Analyzer:
     app.state.analyzer = Analyzer(pool, app.state.config.max_pixels)
     app.state.card = model_card(pool.first)
+    return app.state.analyzer
 
 
 def _warm_up(pool: RecognizerPool) -> None:
@@ -93,7 +95,7 @@ def _warm_up(pool: RecognizerPool) -> None:
             return
 
 
-def create_app(recognizer: Recognizer | Sequence[Recognizer] | RecognizerPool | None = None, *,
+def create_app(recognizer: OneOrMore | None = None, *,
                options: RecognizerOptions | None = None, model=None, detector=None,
                threads: int | None = None, max_upload_bytes: int = 10 * MB,
                max_pixels: int | None = None, max_concurrency: int | None = None,
@@ -130,13 +132,14 @@ def create_app(recognizer: Recognizer | Sequence[Recognizer] | RecognizerPool | 
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):
-        if app.state.analyzer is None:
+        analyzer: Analyzer | None = app.state.analyzer
+        if analyzer is None:
             extra = {} if threads is None else {"threads": threads}
             built = await run_in_threadpool(
                 lambda: RecognizerPool.build(workers, options=options, **extra))
-            _install(app, built)
+            analyzer = _install(app, built)
             log.info("model %s loaded (%d workers)", app.state.card["name"], workers)
-        await run_in_threadpool(_warm_up, app.state.analyzer.pool)
+        await run_in_threadpool(_warm_up, analyzer.pool)
         yield
 
     app = _assemble(config, lifespan)

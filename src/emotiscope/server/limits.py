@@ -54,7 +54,7 @@ class Gate:
 
     def _sem(self) -> asyncio.Semaphore:
         loop = asyncio.get_running_loop()
-        if self._loop is not loop:  # a new event loop (tests run several): fresh semaphore
+        if self._semaphore is None or self._loop is not loop:  # a new event loop (tests run several)
             self._semaphore, self._loop = asyncio.Semaphore(self.concurrency), loop
         return self._semaphore
 

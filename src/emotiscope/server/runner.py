@@ -46,7 +46,8 @@ def bind(host: str, port: int) -> socket.socket:
         if code == errno.EACCES:
             raise ServiceError(f"no permission to listen on port {port}: choose a port above "
                               "1023 with --port") from None
-        raise ServiceError(f"cannot listen on {host} port {port} ({exc.strerror or exc}): check "
+        reason = getattr(exc, "strerror", None) or exc  # an OverflowError has no strerror
+        raise ServiceError(f"cannot listen on {host} port {port} ({reason}): check "
                           "--host and --port") from None
     sock.set_inheritable(True)
     return sock

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from pydantic import BaseModel, Field
 
 
@@ -73,7 +75,8 @@ class Health(BaseModel):
     held_bytes: int = Field(description="bytes of request bodies held in memory")
 
 
-ERRORS = {code: {"model": ErrorOut, "description": text} for code, text in {
+# typed as FastAPI's `responses` parameter is
+ERRORS: dict[int | str, dict[str, Any]] = {code: {"model": ErrorOut, "description": text} for code, text in {
     408: "the body did not arrive in time", 413: "body or image too large", 415: "not a supported image",
     422: "corrupt image or invalid parameter", 500: "the model failed, or a bug",
     503: "busy: retry after Retry-After seconds",

@@ -54,8 +54,10 @@ def teacher_targets(spec: str | Path, fs: FaceSet, tta: str,
     for path in paths:
         t0 = time.perf_counter()
         print(f"teacher {path.name}: soft targets for {len(fs)} faces ({tta} views)...", file=sys.stderr)
-        run = _onnx_teacher if path.suffix == ".onnx" else _torch_teacher
-        probs = run(path, fs, tta, device)
+        if path.suffix == ".onnx":
+            probs = _onnx_teacher(path, fs, tta, device)
+        else:
+            probs = _torch_teacher(path, fs, tta, device)
         agree = float((probs.argmax(1) == fs.labels).mean())
         print(f"teacher targets ready in {time.perf_counter() - t0:.0f} s; teacher agrees with the "
               f"training labels on {agree:.1%}", file=sys.stderr)
@@ -107,7 +109,7 @@ def _torch_teacher(path: Path, fs: FaceSet, tta: str, device, batch: int = 1024)
     out = []
     for i in range(0, len(fs), batch):
         views = tta_views(fs.images[i:i + batch], tta)
-        probs = 0
+        probs = torch.zeros((), device=device)  # 0 + p is p exactly
         for view in views:
             x = normalize(torch.from_numpy(view).to(device).float()[:, None], spec.mean, spec.std)
             probs = probs + torch.softmax(model(x).float(), 1)

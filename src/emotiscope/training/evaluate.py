@@ -142,8 +142,8 @@ def photo_faces(root: Path, recognizer, size: int, classes: list[str] | None = N
             faces.append(largest_face(image, recognizer.detect(image), margin, size))
             labels.append(k)
             files.append(display(f))
-    classes = tuple(display(d.name) for d in folders)
-    return faces, np.array(labels, np.int64), classes, files, unreadable
+    found = tuple(display(d.name) for d in folders)
+    return faces, np.array(labels, np.int64), found, files, unreadable
 
 
 def evaluate(model, data: Path, split: str | None = None, tta: str = "none",

@@ -53,7 +53,8 @@ def export_onnx(model: torch.nn.Module, path: Path, metadata: dict) -> dict:
     import onnx
 
     spec = InputSpec.from_dict(metadata["input"])
-    model = model.cpu().eval().to(memory_format=torch.contiguous_format)
+    # torch's stub for Module.to omits memory_format, which Module.to documents and accepts
+    model = model.cpu().eval().to(memory_format=torch.contiguous_format)  # type: ignore[call-overload]
     path = Path(path)
     dummy = torch.zeros(1, spec.channels, spec.size, spec.size)
     with atomic_path(path) as tmp:  # a failed parity check leaves no model behind

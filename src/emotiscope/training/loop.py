@@ -37,8 +37,10 @@ log = logging.getLogger(__name__)
 class Trainer:
     """Holds the model, optimiser, data and state of one run; `fit()` runs the remaining epochs."""
 
-    def __init__(self, cfg: TrainConfig, run_dir: Path | None, command: str) -> None:
-        self.cfg, self.run_dir, self.command = cfg, run_dir, command
+    def __init__(self, cfg: TrainConfig, command: str, run_dir: Path | None = None) -> None:
+        """`run_dir`: the folder of a run being resumed; None makes a new one, last, once data and
+        model are ready, so a bad option leaves no empty run folder behind."""
+        self.cfg, self.command = cfg, command
         self.device = pick_device(cfg.device)
         if cfg.threads:
             torch.set_num_threads(cfg.threads)
@@ -55,7 +57,8 @@ class Trainer:
         self.steps_per_epoch = math.ceil(len(self.train_set) / cfg.batch_size)
         self.opt, self.sched = make_optimizer(self.model, cfg, cfg.epochs * self.steps_per_epoch)
         self.gen = torch.Generator(device=self.device).manual_seed(cfg.seed)
-        self.epoch, self.best_acc, self.best_epoch, self.history = 0, -1.0, 0, []
+        self.epoch, self.best_acc, self.best_epoch = 0, -1.0, 0
+        self.history: list[dict] = []
         self.x_train = torch.from_numpy(imgs).to(self.device)
         self.y_train = torch.from_numpy(self.train_set.labels).to(self.device)
         self.loss_weight = self._class_weights() if cfg.class_weights else None
@@ -63,7 +66,9 @@ class Trainer:
                                                      self.device))
                      .to(self.device) if cfg.distill else None)
         self.average = WeightAverage(self.model, cfg.ema) if cfg.ema else None
-        self.log = RunLog(run_dir, quiet=cfg.quiet) if run_dir else None
+        # the folder name uses the effective arch (--init-from sets it)
+        self.run_dir = run_dir if run_dir is not None else new_run_dir(Path(cfg.out), cfg.name or cfg.arch)
+        self.log = RunLog(self.run_dir, cfg.tensorboard, cfg.quiet)
 
     @property
     def eval_model(self) -> torch.nn.Module:
@@ -104,7 +109,8 @@ class Trainer:
         cross-entropy has none, so it compares with the validation loss."""
         self._train_mode()
         order = torch.randperm(len(self.y_train), generator=self.gen, device=self.device)
-        total_loss = total_ce = correct = seen = 0
+        total_loss = total_ce = 0.0
+        correct = seen = 0
         for i in range(self.steps_per_epoch):
             idx = order[i * self.cfg.batch_size:(i + 1) * self.cfg.batch_size]
             x, y = self._inputs(self.x_train[idx], train=True), self.y_train[idx]
@@ -119,7 +125,7 @@ class Trainer:
                 self.average.update(self.model)
             total_loss += loss.item() * len(y)
             total_ce += F.cross_entropy(logits.detach().float(), y, reduction="sum").item()
-            correct += (logits.argmax(1) == y).sum().item()
+            correct += int((logits.argmax(1) == y).sum())
             seen += len(y)
             bar.update(1)
             bar.set_postfix(loss=f"{total_loss / seen:.3f}", acc=f"{correct / seen:.3f}")
@@ -244,16 +250,13 @@ def train(cfg: TrainConfig, command: str = "", on_epoch_end=None) -> Path:
             setattr(cfg, key, os.path.abspath(getattr(cfg, key)))
     if cfg.distill:
         cfg.distill = ",".join(os.path.abspath(p) for p in teacher_paths(cfg.distill))
-    # Data and model first: a bad option must not leave an empty run folder behind, and the
-    # config written is the effective one (--init-from sets arch and model_args).
-    trainer = Trainer(cfg, None, command)
-    run_dir = trainer.run_dir = new_run_dir(Path(cfg.out), cfg.name or cfg.arch)
-    trainer.log = RunLog(run_dir, cfg.tensorboard, cfg.quiet)
-    write_json(run_dir / "config.json", cfg.to_dict())
+    trainer = Trainer(cfg, command)
+    # written after the model is built: the effective config (--init-from sets arch and model_args)
+    write_json(trainer.run_dir / "config.json", cfg.to_dict())
     _describe(trainer)
     trainer.fit(on_epoch_end)
     trainer.finish()
-    return run_dir
+    return trainer.run_dir
 
 
 def _describe(trainer: Trainer) -> None:

@@ -54,8 +54,11 @@ def param_groups(model: torch.nn.Module, cfg: TrainConfig) -> list[dict]:
     return groups
 
 
-def make_optimizer(model, cfg: TrainConfig, steps: int):
+def make_optimizer(model, cfg: TrainConfig, steps: int
+                   ) -> tuple[torch.optim.Optimizer, torch.optim.lr_scheduler.LRScheduler]:
     groups = param_groups(model, cfg)
+    opt: torch.optim.Optimizer
+    sched: torch.optim.lr_scheduler.LRScheduler
     if cfg.optimizer == "sgd":
         opt = torch.optim.SGD(groups, lr=cfg.lr, momentum=0.9, nesterov=True)
     else:

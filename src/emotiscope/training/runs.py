@@ -48,9 +48,8 @@ def resume(run_dir: Path, changes: dict | None = None, on_epoch_end=None) -> Pat
         return run_dir
     if cfg.tensorboard:
         check_tensorboard()
-    trainer = Trainer(replace(cfg, init_from=None), run_dir, ckpt.get("command", ""))  # weights: ckpt
+    trainer = Trainer(replace(cfg, init_from=None), ckpt.get("command", ""), run_dir)  # weights: ckpt
     trainer.cfg.init_from = cfg.init_from
-    trainer.log = RunLog(run_dir, cfg.tensorboard, cfg.quiet)
     trainer.load_state(ckpt, reschedule=cfg.epochs != planned)
     if changes:
         write_json(run_dir / "config.json", cfg.to_dict())
