@@ -3,8 +3,8 @@
 A `FaceSet` holds uint8 faces (N x S x S grey, already at the model's input size), integer labels
 and the class names they index. Loaders return {split name: FaceSet}; splits are "train", "val",
 "test" (CSV: Training, PublicTest, PrivateTest) or "all" for a plain folder of class folders.
-Class folders of photos are read through a FaceCropper (photos.py): the largest face of each
-photo, cropped as inference crops it; photos with no face are skipped and reported.
+Photo folders go through a FaceCropper (photos.py): each photo's largest face, cropped as
+inference crops it (photos with no face are skipped and reported).
 """
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ import logging
 import os
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -88,9 +89,10 @@ def _cached(key: str, build):
     if sets and not any(len(s.skipped) > len(s.no_face) for s in sets.values()):
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
-            arrays = {f"{s}_{k}": v for s, fs in sets.items()
-                      for k, v in (("x", fs.images), ("y", fs.labels), ("f", fs.files),
-                                   ("n", np.array(fs.no_face, str)))}
+            arrays: dict[str, Any] = {  # Any: numpy's stub types savez's keywords as allow_pickle's
+                f"{s}_{k}": v for s, fs in sets.items()
+                for k, v in (("x", fs.images), ("y", fs.labels), ("f", fs.files),
+                             ("n", np.array(fs.no_face, str)))}
             tmp = path.with_suffix(".tmp.npz")
             np.savez(tmp, splits=np.array(list(sets)), classes=np.array(next(iter(sets.values())).classes),
                      **arrays)
