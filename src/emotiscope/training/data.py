@@ -3,8 +3,7 @@
 A `FaceSet` holds uint8 faces (N x S x S grey, already at the model's input size), integer labels
 and the class names they index. Loaders return {split name: FaceSet}; splits are "train", "val",
 "test" (CSV: Training, PublicTest, PrivateTest) or "all" for a plain folder of class folders.
-Photo folders go through a FaceCropper (photos.py): each photo's largest face, cropped as
-inference crops it (photos with no face are skipped and reported).
+Photo folders go through photos.FaceCropper: each photo's largest face, cropped as inference does.
 """
 
 from __future__ import annotations
