@@ -136,9 +136,9 @@ class Trainer:
             seen += len(y)
             bar.update(1)
             bar.set_postfix(loss=f"{total_loss / seen:.3f}", acc=f"{correct / seen:.3f}")
-        total_loss, total_ce, correct, seen = distributed.total(  # over all ranks
+        loss_sum, ce_sum, right, count = distributed.total(  # over all ranks
             [total_loss, total_ce, correct, seen], self.device)
-        return total_loss / seen, correct / seen, total_ce / seen
+        return loss_sum / count, right / count, ce_sum / count
 
     @torch.no_grad()
     def predict(self, fs: FaceSet, batch: int = 512) -> np.ndarray:
