@@ -83,7 +83,9 @@ def ray_results(paths: Sequence[str], options: RecognizerOptions, settings: Vide
         raise DependencyError('--engine ray needs Ray Data: pip install "emotiscope[ray]" (or '
                               'pip install ".[ray]" in the clone)') from exc
     import json
+    import logging
 
+    logging.getLogger("ray.data").setLevel(logging.WARNING)  # the command shows its own progress
     started = not ray.is_initialized()
     if started:
         if address:
@@ -97,7 +99,7 @@ def ray_results(paths: Sequence[str], options: RecognizerOptions, settings: Vide
                                      override_num_blocks=min(len(paths), 64 * workers))
         dataset = items.map_batches(RayAnalyser, fn_constructor_kwargs={
             "options": options, "settings": settings}, batch_size=1, num_cpus=1,
-            concurrency=workers)
+            compute=ray.data.ActorPoolStrategy(size=workers))
         for row in dataset.iter_rows():
             yield FileResult(row["path"], json.loads(row["rows"]), tuple(json.loads(row["labels"])),
                              row["error"] or None)
