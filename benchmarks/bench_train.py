@@ -5,6 +5,8 @@ uses: augment_batch -> normalize -> forward -> label-smoothed cross-entropy -> b
 Prints numbers; never run as a test.
 
     python benchmarks/bench_train.py [--arch compact resnet] [--steps 5] [--batch 128] [--threads 2]
+    python benchmarks/bench_train.py --nproc [--arch compact]   # DDP: 1 process x 2 threads
+                                                                # vs 2 processes x 1 thread
 """
 
 from __future__ import annotations
@@ -46,13 +48,56 @@ def bench(arch: str, steps: int, batch: int, warmup: int = 1) -> tuple[float, fl
     return steps * batch / total, aug_time / total
 
 
+def _ddp_step_rate(arch: str, steps: int, batch: int) -> float:
+    """Images/s of `train --nproc`'s step (each rank its share of the batch, DDP gradients
+    all-reduced), measured in every rank; rank 0's number is returned by launch."""
+    from emotiscope.training import distributed
+
+    gen = torch.Generator().manual_seed(0)
+    model = build_model(arch, 7).train()
+    net = distributed.wrap(model, torch.device("cpu"))
+    opt, sched = make_optimizer(model, TrainConfig(arch=arch, batch_size=batch), steps + 1)
+    faces = torch.randint(0, 256, (batch, 48, 48), generator=gen, dtype=torch.uint8)
+    labels = torch.randint(0, 7, (batch,), generator=gen)
+    idx = distributed.shard(torch.arange(batch))
+    start = 0.0
+    for step in range(steps + 1):
+        if step == 1:
+            start = time.perf_counter()  # after one warm-up step
+        x = augment_batch(faces[idx].float()[:, None], AugmentConfig(), gen)
+        loss = F.cross_entropy(net(normalize(x, 0.5, 0.25)), labels[idx], label_smoothing=0.1)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        sched.step()
+    return steps * batch / (time.perf_counter() - start)
+
+
+def bench_nproc(archs: list[str], steps: int, batch: int) -> None:
+    from emotiscope.training.distributed import launch
+
+    print(f"torch {torch.__version__}, batch {batch} per step in all, {steps} timed step(s); "
+          "the same step `train --nproc` takes (gloo on CPU). Numbers from a machine busy with "
+          "other work are lower and noisier than on an idle one.")
+    print(f"{'arch':<10}{'processes x threads':>22}{'img/s':>10}")
+    for arch in archs:
+        for nproc, threads in ((1, 2), (2, 1)):
+            rate = launch(nproc, threads, _ddp_step_rate, arch, steps, batch)
+            print(f"{arch:<10}{f'{nproc} x {threads}':>22}{rate:>10.0f}", flush=True)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--arch", nargs="+", default=["compact", "resnet"])
     parser.add_argument("--steps", type=int, default=5)
     parser.add_argument("--batch", type=int, default=128)
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--nproc", action="store_true",
+                        help="compare train --nproc 1 --threads 2 with --nproc 2 --threads 1")
     args = parser.parse_args()
+    if args.nproc:
+        bench_nproc(args.arch, args.steps, args.batch)
+        return
     torch.set_num_threads(args.threads)
     print(f"torch {torch.__version__}, {args.threads} thread(s), batch {args.batch}, "
           f"{args.steps} timed step(s) after 1 warm-up, augmentation on")

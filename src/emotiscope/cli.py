@@ -19,10 +19,11 @@ from .errors import ConfigError, EmotiscopeError
 # Optional dependencies (top-level module -> the extra that installs it): a command that needs
 # a missing one ends with a one-line hint; any other failed import is a bug and is raised.
 OPTIONAL = {"torch": "train", "onnx": "train", "fastapi": "serve", "uvicorn": "serve",
-            "starlette": "serve", "multipart": "serve", "python_multipart": "serve", "av": "video"}
+            "starlette": "serve", "multipart": "serve", "python_multipart": "serve", "av": "video",
+            "pyarrow": "batch", "ray": "ray"}
 
 COMMANDS = ("predict", "info", "video", "webcam", "serve", "data", "train", "export", "evaluate",
-            "runs")
+            "runs", "batch")
 
 
 def build_parser() -> argparse.ArgumentParser:

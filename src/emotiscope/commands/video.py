@@ -48,6 +48,11 @@ VIDEO_OPTIONS = ("model", "detector", "min_face", "threshold", "max_side", "flip
 def add_tracking_options(p: argparse.ArgumentParser, detect_every: int) -> None:
     """Recognizer and tracking flags shared with `emotiscope webcam`."""
     add_recognizer_flags(p, only=VIDEO_OPTIONS)
+    add_tracking_flags(p, detect_every)
+
+
+def add_tracking_flags(p: argparse.ArgumentParser, detect_every: int) -> None:
+    """--detect-every, --smooth, --keep-for (also on `emotiscope batch`, for its videos)."""
     p.add_argument("--detect-every", type=int, default=detect_every, metavar="N",
                    help=f"run the face detector every N frames, track in between "
                         f"(default: {detect_every}; 1 = every frame)")

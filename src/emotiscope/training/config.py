@@ -136,7 +136,11 @@ class TrainConfig:
     device: str = option("auto", "auto, cpu, cuda, cuda:1 ...")
     amp: bool = option(True, "no bfloat16 autocast (default: on with CUDA and CPUs with native bf16)",
                        flag="--no-amp")
-    threads: int | None = option(None, "torch CPU threads", default_text="torch's choice")
+    threads: int | None = option(None, "torch CPU threads (of each process with --nproc)",
+                                 default_text="torch's choice; with --nproc the cores shared out")
+    nproc: int = option(1, "train data-parallel in N processes on this machine (torch DDP: gloo on "
+                        "CPU, NCCL on CUDA); a resumed run keeps its N. Across machines use "
+                        "torchrun (docs/BATCH.md)", metavar="N")
     crop_margin: float = option(0.0, "margin per side added to detected face boxes at inference, as a "
                                 "fraction of the box (FER-2013 crops match YuNet boxes with 0, see "
                                 "MODEL_CARD.md)", group=DATA)
@@ -155,6 +159,9 @@ class TrainConfig:
         checks = [
             (self.epochs >= 1, f"--epochs {self.epochs} must be at least 1"),
             (self.batch_size >= 1, f"--batch-size {self.batch_size} must be at least 1"),
+            (self.nproc >= 1, f"--nproc {self.nproc} must be at least 1"),
+            (self.batch_size >= self.nproc, f"--batch-size {self.batch_size} must be at least "
+             f"--nproc {self.nproc}: each process takes its share of every batch"),
             (self.lr > 0, f"--lr {self.lr} must be positive"),
             (self.optimizer in ("sgd", "adamw"), f"--optimizer {self.optimizer!r}: use sgd or adamw"),
             (self.schedule in ("onecycle", "cosine", "constant"),

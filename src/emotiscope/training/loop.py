@@ -19,7 +19,7 @@ import torch.nn.functional as F
 
 from ..outputs import check_writable_folder, write_json
 from ..preprocess import InputSpec, normalize
-from . import calibrate, export, plots
+from . import calibrate, distributed, export, plots
 from .augment import augment_batch
 from .checkpoint import load_checkpoint, save_checkpoint
 from .config import TrainConfig
@@ -41,6 +41,8 @@ class Trainer:
         """`run_dir`: the folder of a run being resumed; None makes a new one, last, once data and
         model are ready, so a bad option leaves no empty run folder behind."""
         self.cfg, self.command = cfg, command
+        self.rank, self.world = distributed.rank_world()
+        self.main = self.rank == 0  # only rank 0 validates, logs and writes files
         self.device = pick_device(cfg.device)
         if cfg.threads:
             torch.set_num_threads(cfg.threads)
@@ -67,8 +69,11 @@ class Trainer:
                      .to(self.device) if cfg.distill else None)
         self.average = WeightAverage(self.model, cfg.ema) if cfg.ema else None
         # the folder name uses the effective arch (--init-from sets it)
-        self.run_dir = run_dir if run_dir is not None else new_run_dir(Path(cfg.out), cfg.name or cfg.arch)
-        self.log = RunLog(self.run_dir, cfg.tensorboard, cfg.quiet)
+        if run_dir is None and self.main:
+            run_dir = new_run_dir(Path(cfg.out), cfg.name or cfg.arch)
+        self.run_dir: Path = distributed.share(run_dir)
+        self.log = RunLog(self.run_dir, cfg.tensorboard and self.main, cfg.quiet or not self.main)
+        self.net = distributed.wrap(self.model, self.device)  # what trains: DDP with --nproc
 
     @property
     def eval_model(self) -> torch.nn.Module:
@@ -87,10 +92,11 @@ class Trainer:
         w = (counts.sum() / np.maximum(counts, 1) / len(counts)) ** 0.5
         return torch.tensor(w / w.mean(), dtype=torch.float32, device=self.device)
 
-    def _inputs(self, x_uint8: torch.Tensor, train: bool) -> torch.Tensor:
+    def _inputs(self, x_uint8: torch.Tensor, train: bool,
+                gen: torch.Generator | None = None) -> torch.Tensor:
         x = x_uint8.float()[:, None]
         if train:
-            x = augment_batch(x, self.cfg.augment, self.gen)
+            x = augment_batch(x, self.cfg.augment, gen or self.gen)
         return normalize(x, self.spec.mean, self.spec.std).contiguous(memory_format=torch.channels_last)
 
     def _autocast(self):
@@ -109,13 +115,14 @@ class Trainer:
         cross-entropy has none, so it compares with the validation loss."""
         self._train_mode()
         order = torch.randperm(len(self.y_train), generator=self.gen, device=self.device)
+        own_gen = distributed.reseed(self.cfg.seed, self.epoch, self.device)  # with --nproc
         total_loss = total_ce = 0.0
         correct = seen = 0
         for i in range(self.steps_per_epoch):
-            idx = order[i * self.cfg.batch_size:(i + 1) * self.cfg.batch_size]
-            x, y = self._inputs(self.x_train[idx], train=True), self.y_train[idx]
+            idx = distributed.shard(order[i * self.cfg.batch_size:(i + 1) * self.cfg.batch_size])
+            x, y = self._inputs(self.x_train[idx], True, own_gen), self.y_train[idx]
             with self._autocast():
-                logits = self.model(x)
+                logits = self.net(x)
             loss = self._loss(logits.float(), y, idx)
             self.opt.zero_grad(set_to_none=True)
             loss.backward()
@@ -129,7 +136,9 @@ class Trainer:
             seen += len(y)
             bar.update(1)
             bar.set_postfix(loss=f"{total_loss / seen:.3f}", acc=f"{correct / seen:.3f}")
-        return total_loss / seen, correct / seen, total_ce / seen
+        loss_sum, ce_sum, right, count = distributed.total(  # over all ranks
+            [total_loss, total_ce, correct, seen], self.device)
+        return loss_sum / count, right / count, ce_sum / count
 
     @torch.no_grad()
     def predict(self, fs: FaceSet, batch: int = 512) -> np.ndarray:
@@ -192,6 +201,10 @@ class Trainer:
             with self.log.bar(self.steps_per_epoch, f"epoch {self.epoch + 1}/{cfg.epochs}") as bar:
                 train_loss, train_acc, train_ce = self.train_epoch(bar)
             self.epoch += 1
+            if not self.main:  # rank 0 validates, writes, and says whether to stop
+                if distributed.share(None):
+                    break
+                continue
             row = {"epoch": self.epoch, "lr": self.opt.param_groups[-1]["lr"],
                    "train_loss": round(train_loss, 4), "train_ce": round(train_ce, 4),
                    "train_acc": round(train_acc, 4),
@@ -213,8 +226,10 @@ class Trainer:
                          f"eta {eta / 60:.1f} min")
             if on_epoch_end is not None:
                 on_epoch_end(self)
-            if cfg.patience and self.epoch - self.best_epoch >= cfg.patience:
+            stop = bool(cfg.patience and self.epoch - self.best_epoch >= cfg.patience)
+            if stop:
                 self.log.say(f"early stop: no gain for {cfg.patience} epochs")
+            if distributed.share(stop):
                 break
 
     def finish(self) -> dict:
@@ -240,8 +255,13 @@ class Trainer:
 
 
 def train(cfg: TrainConfig, command: str = "", on_epoch_end=None) -> Path:
-    """Start a new run; returns its folder."""
+    """Start a new run; returns its folder. With cfg.nproc > 1 (or under torchrun) it trains
+    data-parallel (training/distributed.py)."""
     cfg.validate()
+    if world := distributed.join_torchrun():
+        cfg.nproc = world  # recorded, so --resume runs with as many processes
+    elif cfg.nproc > 1:
+        return distributed.launch(cfg.nproc, cfg.threads, train, cfg, command)
     check_writable_folder(cfg.out, "--out")
     if cfg.tensorboard:
         check_tensorboard()
@@ -251,11 +271,13 @@ def train(cfg: TrainConfig, command: str = "", on_epoch_end=None) -> Path:
     if cfg.distill:
         cfg.distill = ",".join(os.path.abspath(p) for p in teacher_paths(cfg.distill))
     trainer = Trainer(cfg, command)
-    # written after the model is built: the effective config (--init-from sets arch and model_args)
-    write_json(trainer.run_dir / "config.json", cfg.to_dict())
-    _describe(trainer)
+    if trainer.main:
+        # written after the model is built: the effective config (--init-from sets arch and model_args)
+        write_json(trainer.run_dir / "config.json", cfg.to_dict())
+        _describe(trainer)
     trainer.fit(on_epoch_end)
-    trainer.finish()
+    if trainer.main:
+        trainer.finish()
     return trainer.run_dir
 
 
@@ -263,5 +285,7 @@ def _describe(trainer: Trainer) -> None:
     ts, vs = trainer.train_set, trainer.val_set
     macs = count_macs(trainer.model.cpu(), trainer.spec.size, trainer.spec.channels)
     trainer.model.to(trainer.device)
+    where = f"{trainer.device}" if trainer.world == 1 else \
+        f"{trainer.world} processes ({distributed.backend()}, {trainer.device})"
     trainer.log.say(f"run {trainer.run_dir}: {trainer.cfg.arch} ({macs / 1e6:.1f} M MACs/face) on "
-                    f"{trainer.device}; train {len(ts)} {ts.counts()}; val {len(vs)} ({trainer.val_source})")
+                    f"{where}; train {len(ts)} {ts.counts()}; val {len(vs)} ({trainer.val_source})")

@@ -8,6 +8,7 @@ from pathlib import Path
 
 from ..errors import ConfigError
 from ..outputs import write_json
+from . import distributed
 from .checkpoint import RESUME_KEYS, load_checkpoint
 from .config import RESUMABLE, TrainConfig, flag_name
 from .loop import Trainer
@@ -48,15 +49,18 @@ def resume(run_dir: Path, changes: dict | None = None, on_epoch_end=None) -> Pat
         return run_dir
     if cfg.tensorboard:
         check_tensorboard()
+    if cfg.nproc > 1 and not distributed.join_torchrun():
+        return distributed.launch(cfg.nproc, cfg.threads, resume, run_dir, changes)
     trainer = Trainer(replace(cfg, init_from=None), ckpt.get("command", ""), run_dir)  # weights: ckpt
     trainer.cfg.init_from = cfg.init_from
     trainer.load_state(ckpt, reschedule=cfg.epochs != planned)
-    if changes:
+    if changes and trainer.main:
         write_json(run_dir / "config.json", cfg.to_dict())
     if not done:
-        say(f"resuming {run_dir} at epoch {trainer.epoch + 1}/{cfg.epochs}"
+        trainer.log.say(f"resuming {run_dir} at epoch {trainer.epoch + 1}/{cfg.epochs}"
             + (f" (was {planned}; learning-rate schedule rebuilt)" if cfg.epochs != planned else ""))
         trainer.fit(on_epoch_end)
-    trainer.finish()
+    if trainer.main:
+        trainer.finish()
     return run_dir
 

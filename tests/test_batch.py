@@ -1,0 +1,141 @@
+"""`emotiscope batch`: the Parquet rows equal predict's and video's, resuming never duplicates,
+failures are listed; the process pool and a real local Ray give the same rows."""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+from fixtures import videos
+
+from emotiscope.cli import main
+from emotiscope.images import encode_image, sample_image_path
+
+pytest.importorskip("pyarrow", reason='emotiscope batch needs pyarrow: pip install ".[batch]"')
+
+FRAMES = 10
+
+
+@pytest.fixture(scope="module")
+def media(tmp_path_factory) -> Path:
+    """A folder with the sample photo (faces), a grey photo (no face) and a two-face video."""
+    folder = tmp_path_factory.mktemp("batch-in")
+    shutil.copy(sample_image_path(), folder / "sample.jpg")
+    (folder / "grey.png").write_bytes(encode_image(np.full((90, 120, 3), 128, np.uint8)))
+    videos.write_video(folder / "two.avi", videos.two_face_frames(FRAMES))
+    return folder
+
+
+@pytest.fixture
+def flags(tiny_model_path) -> list[str]:
+    return ["--model", str(tiny_model_path), "--detector", "haar"]
+
+
+def batch(inputs, out: Path, flags, *extra) -> int:
+    return main(["batch", *map(str, inputs), "--out", str(out), *flags, *extra])
+
+
+def rows(out: Path) -> list[dict]:
+    from emotiscope.batch import read_rows
+
+    table = read_rows(out).to_pylist()
+    return sorted(table, key=lambda r: (r["file"], r["frame"] or 0, r["face"] or 0))
+
+
+def test_rows_equal_predict_json_and_video_csv(media, flags, tmp_path, capsys):
+    assert batch([media], tmp_path / "out", flags, "--workers", "1") == 0
+    got = rows(tmp_path / "out")
+    photos = [r for r in got if not r["file"].endswith(".avi")]
+    clip = [r for r in got if r["file"].endswith(".avi")]
+    capsys.readouterr()
+    assert main(["predict", str(media / "grey.png"), str(media / "sample.jpg"), "--json",
+                 *flags]) == 0
+    printed = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert [(r["file"], r["face"]) for r in photos] == [(p["file"], p["face"]) for p in printed]
+    for row, line in zip(photos, printed, strict=True):
+        if line["face"] is None:
+            assert row["label"] is None and row["x"] is None
+            continue
+        assert {k: row[k] for k in "xywh"} == line["box"] and row["label"] == line["label"]
+        assert {k: round(row[k], 4) for k in line["scores"]} == line["scores"]
+        assert row["time"] is None and row["track_id"] is None
+    assert main(["video", str(media / "two.avi"), "--csv", str(tmp_path / "v.csv"), *flags]) == 0
+    table = list(csv.DictReader((tmp_path / "v.csv").open()))
+    assert len(clip) == len(table) == 2 * FRAMES
+    by_key = {(int(t["frame"]), int(t["track_id"])): t for t in table}
+    for row in clip:
+        line = by_key[(row["frame"], row["track_id"])]
+        assert [row[k] for k in ("x", "y", "w", "h", "label")] == \
+            [int(line[k]) for k in "xywh"] + [line["label"]]
+        assert f"{row['score']:.4f}" == line["score"] and f"{row['time']:.3f}" == line["time"]
+
+
+def test_a_second_run_skips_done_files_and_nothing_is_duplicated(media, flags, tmp_path, capsys):
+    work = tmp_path / "in"
+    shutil.copytree(media, work)
+    out = tmp_path / "out"
+    assert batch([work], out, flags, "--workers", "1") == 0
+    first = rows(out)
+    assert batch([work], out, flags, "--workers", "1") == 0
+    summary = json.loads((out / "summary.json").read_text())
+    assert (summary["skipped"], summary["analysed"]) == (3, 0)
+    # A changed file and a run killed after a part was written but before its done line:
+    os.utime(work / "sample.jpg", ns=(0, 10**18))
+    done = (out / "done.jsonl").read_text().splitlines()
+    kept = [line for line in done if "grey.png" not in line]
+    (out / "done.jsonl").write_text("\n".join(kept) + "\n{\"path\": \"cut sh")  # a cut last line
+    assert batch([work], out, flags, "--workers", "1") == 0
+    summary = json.loads((out / "summary.json").read_text())
+    assert (summary["skipped"], summary["analysed"]) == (1, 2)
+    assert rows(out) == first
+    assert len(list((out / "parts").glob("*.parquet"))) == 3
+
+
+def test_process_pool_gives_the_same_rows(media, flags, tmp_path):
+    assert batch([media], tmp_path / "one", flags, "--workers", "1") == 0
+    assert batch([media], tmp_path / "two", flags, "--workers", "2") == 0
+    assert rows(tmp_path / "two") == rows(tmp_path / "one")
+
+
+def test_path_lists_and_failures(media, flags, tmp_path, capsys):
+    (tmp_path / "bad.jpg").write_bytes(b"not a photo")
+    listing = tmp_path / "paths.txt"
+    listing.write_text(f"# photos\n{media / 'sample.jpg'}\n\n{tmp_path / 'bad.jpg'}\n")
+    out = tmp_path / "out"
+    assert batch([f"@{listing}", tmp_path / "missing.png"], out, flags, "--workers", "1") == 1
+    err = capsys.readouterr().err
+    assert "2 input(s) failed" in err and "bad.jpg" in err and "missing.png" in err
+    failures = json.loads((out / "failures.json").read_text())
+    assert len(failures) == 2
+    assert {r["file"] for r in rows(out)} == {str(media / "sample.jpg")}
+    assert batch(["--from-file", listing], tmp_path / "out2", flags) == 1
+
+
+def test_other_settings_are_refused_without_force(media, flags, tmp_path, capsys):
+    out = tmp_path / "out"
+    assert batch([media / "grey.png"], out, flags) == 0
+    assert batch([media / "grey.png"], out, flags, "--min-face", "40") == 2
+    assert "other settings" in capsys.readouterr().err
+    assert batch([media / "grey.png"], out, flags, "--min-face", "40", "--force") == 0
+    (tmp_path / "full").mkdir()
+    (tmp_path / "full" / "notes.txt").write_text("mine")
+    assert batch([media / "grey.png"], tmp_path / "full", flags) == 2
+    assert batch([media / "grey.png"], tmp_path / "o", flags, "--address", "auto") == 2
+
+
+def test_ray_engine_on_a_local_ray_gives_the_same_rows(media, flags, tmp_path):
+    pytest.importorskip("ray.data", reason='Ray Data is not installed: pip install ".[ray]"')
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    shutil.copy(media / "sample.jpg", photos / "a.jpg")
+    shutil.copy(media / "grey.png", photos / "b.png")
+    shutil.copy(media / "sample.jpg", photos / "c.jpg")
+    assert batch([photos], tmp_path / "local", flags, "--workers", "1") == 0
+    assert batch([photos], tmp_path / "ray", flags, "--engine", "ray", "--workers", "2") == 0
+    assert rows(tmp_path / "ray") == rows(tmp_path / "local")
+    assert json.loads((tmp_path / "ray" / "summary.json").read_text())["engine"] == "ray"
