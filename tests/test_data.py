@@ -159,11 +159,11 @@ def test_load_csv_bad_row_names_file_and_row(tmp_path, case):
     assert str(path) in message and "row 4" in message and fragment in message
 
 
-@pytest.mark.parametrize("header", ["emotion,pixel,Usage", "label,pixels,Usage", "pixels,emotion",
+@pytest.mark.parametrize("header", ["emotion,pixel,Usage", "label,pixels,Usage", "pixels,Usage",
                                     "emotion,pixels,split", ""])
 def test_load_csv_wrong_columns(tmp_path, header):
     path = write_csv(tmp_path / "cols.csv", [f"0,{GOOD},Training"], header=header)
-    with pytest.raises(DataError, match="expected 'emotion,pixels,Usage'") as err:
+    with pytest.raises(DataError, match="expected the columns emotion, pixels and") as err:
         load_csv(path, use_cache=False)
     assert str(path) in str(err.value) and "\n" not in str(err.value)
 
@@ -221,6 +221,17 @@ def test_load_csv_accepts_crlf_quotes_and_spaces_after_commas(tmp_path):
     images = loaded(path)
     np.testing.assert_array_equal(images[0].ravel(), np.arange(2304) % 256)
     assert (images[1] == 128).all()
+
+
+def test_load_csv_reads_kaggles_icml_face_data_column_order(tmp_path):
+    """icml_face_data.csv: "emotion, Usage, pixels", a space after each comma."""
+    path = tmp_path / "icml_face_data.csv"
+    path.write_text("emotion, Usage, pixels\n" f"3, Training, {' '.join(RAMP)}\n"
+                    f"4, PublicTest, {GOOD}\n")
+    splits = load_csv(path, use_cache=False)
+    assert sorted(splits) == ["train", "val"]
+    np.testing.assert_array_equal(splits["train"].images[0].ravel(), np.arange(2304) % 256)
+    assert (splits["val"].images[0] == 128).all()
 
 
 @pytest.mark.parametrize("sep", ["  ", "\t", " \t "])

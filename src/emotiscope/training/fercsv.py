@@ -54,10 +54,15 @@ def parse_csv_rows(path: Path) -> CsvRows:
     out = CsvRows([], [], [], [])
     try:
         header = [h.strip() for h in next(reader, [])]
-        need = ["emotion", "pixels"]
-        if header[:2] != need or (len(header) > 2 and header[2] != "Usage"):
-            raise DataError(f"{path}: header is {','.join(header)!r}, expected "
-                            "'emotion,pixels,Usage' (the original fer2013.csv columns)")
+        # columns by name: fer2013.csv has emotion,pixels,Usage; Kaggle's icml_face_data.csv
+        # has "emotion, Usage, pixels"; a CSV without Usage is all training data
+        names = [h.lower() for h in header]
+        known = {"emotion", "pixels", "usage"}
+        if not {"emotion", "pixels"} <= set(names) <= known or len(names) != len(set(names)):
+            raise DataError(f"{path}: header is {','.join(header)!r}, expected the columns emotion, "
+                            "pixels and (optionally) Usage, as in fer2013.csv or icml_face_data.csv")
+        col_e, col_p = names.index("emotion"), names.index("pixels")
+        col_u = names.index("usage") if "usage" in names else None
         for row in reader:
             if not any(field.strip() for field in row):
                 continue
@@ -66,9 +71,9 @@ def parse_csv_rows(path: Path) -> CsvRows:
                          if any("\n" in field for field in row) else "")
                 raise DataError(f"{path} row {reader.line_num}: {len(row)} fields, expected "
                                 f"{len(header)} ({','.join(header)}){quote}")
-            out.emotions.append(row[0])
-            out.pixels.append(row[1])
-            out.usage.append(row[2].strip() if len(header) > 2 else "Training")
+            out.emotions.append(row[col_e])
+            out.pixels.append(row[col_p])
+            out.usage.append(row[col_u].strip() if col_u is not None else "Training")
             out.lines.append(reader.line_num)
     except csv.Error as exc:  # an unclosed quote, a NUL byte, a field over the size limit
         raise DataError(f"{path} row {reader.line_num}: not valid CSV ({exc}); save it as a "
