@@ -5,6 +5,8 @@ uses: augment_batch -> normalize -> forward -> label-smoothed cross-entropy -> b
 Prints numbers; never run as a test.
 
     python benchmarks/bench_train.py [--arch compact resnet] [--steps 5] [--batch 128] [--threads 2]
+                                     [--widths 40,80,160,240]   # each arch in float32 and in
+                                                                # bf16 + channels-last, as train
     python benchmarks/bench_train.py --nproc [--arch compact]   # DDP: 1 process x 2 threads
                                                                 # vs 2 processes x 1 thread
 """
@@ -24,10 +26,14 @@ from emotiscope.training.models import build_model, count_macs
 from emotiscope.training.optim import make_optimizer
 
 
-def bench(arch: str, steps: int, batch: int, warmup: int = 1) -> tuple[float, float]:
-    """(training images/s, augmentation share of the step time) for one architecture."""
+def bench(arch: str, steps: int, batch: int, warmup: int = 1, amp: bool = False,
+          model_args: dict | None = None) -> tuple[float, float]:
+    """(training images/s, augmentation share of the step time) for one architecture; `amp`:
+    bfloat16 autocast and channels-last tensors, as `train` uses where the CPU has native bf16."""
     gen = torch.Generator().manual_seed(0)
-    model = build_model(arch, 7).train()
+    model = build_model(arch, 7, **(model_args or {})).train()
+    if amp:
+        model = model.to(memory_format=torch.channels_last)
     cfg = TrainConfig(arch=arch, batch_size=batch)
     opt, sched = make_optimizer(model, cfg, steps + warmup)
     faces = torch.randint(0, 256, (batch, 48, 48), generator=gen, dtype=torch.uint8)
@@ -37,7 +43,12 @@ def bench(arch: str, steps: int, batch: int, warmup: int = 1) -> tuple[float, fl
         t0 = time.perf_counter()
         x = augment_batch(faces.float()[:, None], AugmentConfig(), gen)
         t1 = time.perf_counter()
-        loss = F.cross_entropy(model(normalize(x, 0.5, 0.25)), labels, label_smoothing=0.1)
+        x = normalize(x, 0.5, 0.25)
+        if amp:
+            x = x.contiguous(memory_format=torch.channels_last)
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=amp):
+            logits = model(x)
+        loss = F.cross_entropy(logits.float(), labels, label_smoothing=0.1)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
@@ -92,6 +103,7 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=5)
     parser.add_argument("--batch", type=int, default=128)
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--widths", help="channels per stage, e.g. 40,80,160,240 (4 stages)")
     parser.add_argument("--nproc", action="store_true",
                         help="compare train --nproc 1 --threads 2 with --nproc 2 --threads 1")
     args = parser.parse_args()
@@ -101,12 +113,18 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     print(f"torch {torch.__version__}, {args.threads} thread(s), batch {args.batch}, "
           f"{args.steps} timed step(s) after 1 warm-up, augmentation on")
+    bf16 = bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+    model_args = {"widths": [int(w) for w in args.widths.split(",")]} if args.widths else {}
     for arch in args.arch:
-        macs = count_macs(build_model(arch, 7))
-        ips, aug = bench(arch, args.steps, args.batch)
-        epoch_min = 28709 / ips / 60
-        print(f"{arch:8s} {macs / 1e6:7.1f} M MACs/face  {ips:8.1f} train images/s  "
-              f"(augmentation {aug:.0%} of step time; one FER-2013 epoch ~ {epoch_min:.1f} min)")
+        macs = count_macs(build_model(arch, 7, **model_args))
+        for amp in (False, True) if bf16 else (False,):
+            ips, aug = bench(arch, args.steps, args.batch, amp=amp, model_args=model_args)
+            epoch_min = 28709 / ips / 60
+            mode = "bf16+CL" if amp else "float32"
+            print(f"{arch:8s} {mode:8s} {macs / 1e6:7.1f} M MACs/face  {ips:8.1f} train images/s  "
+                  f"(augmentation {aug:.0%} of step time; one FER-2013 epoch ~ {epoch_min:.1f} min)")
+    if not bf16:
+        print("this CPU has no native bfloat16: train runs in float32 here")
 
 
 if __name__ == "__main__":
