@@ -117,3 +117,15 @@ def test_bad_group_by(tmp_path, pattern, fragment):
 def test_group_by_needs_file_names(sample_csv, tmp_path):
     with pytest.raises(ConfigError, match="has no file names"):
         prepare.prepare_data(config(sample_csv, tmp_path, group_by=r"(\d+)"))
+
+
+def test_val_fraction_holds_out_the_same_faces_for_every_seed(tmp_path):
+    """Runs that differ only in --seed are compared and ensembled on one held-out slice."""
+    data = subject_folders(tmp_path / "faces", per_subject=4)
+    slices = []
+    for seed in (0, 1, 7):
+        train, val, _ = prepare.prepare_data(config(data, tmp_path, val_fraction=0.25, batch_size=8,
+                                                    seed=seed))
+        slices.append(sorted(val.images.reshape(len(val), -1).sum(1).tolist()))
+        assert len(train) + len(val) == 40
+    assert slices[0] == slices[1] == slices[2]

@@ -132,7 +132,8 @@ class TrainConfig:
     distill_weight: float = option(0.5, "share of the loss from the teacher's soft targets", group=MODEL)
     ema: float = option(0.0, "validate and export a moving average of the weights, e.g. 0.999; "
                         "0 = off", group=MODEL, metavar="DECAY")
-    seed: int = option(0, "random seed of the data split, initial weights and augmentation")
+    seed: int = option(0, "random seed of the initial weights, augmentation and --group-by split "
+                       "(the --val-fraction slice is the same for every seed)")
     device: str = option("auto", "auto, cpu, cuda, cuda:1 ...")
     amp: bool = option(True, "no bfloat16 autocast (default: on with CUDA and CPUs with native bf16)",
                        flag="--no-amp")

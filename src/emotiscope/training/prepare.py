@@ -22,6 +22,8 @@ log = logging.getLogger(__name__)
 
 SMALL_VAL = 50  # fewer validation faces than this: accuracy moves in steps of 2 % or more
 
+SPLIT_SEED = 0  # the held-out slice of --val-fraction is the same for every --seed
+
 
 def prepare_data(cfg: TrainConfig) -> tuple[FaceSet, FaceSet, str]:
     """(train, val, a description of the val source) after class selection and balancing."""
@@ -38,12 +40,14 @@ def prepare_data(cfg: TrainConfig) -> tuple[FaceSet, FaceSet, str]:
         train, val = split_groups(train, cfg.group_by, fraction, cfg.seed)
         source = f"subjects holding ~{fraction:.0%} of {cfg.data} held out (--group-by)"
     elif cfg.val_fraction:
-        train, val = split_fraction(train, cfg.val_fraction, cfg.seed)
+        # SPLIT_SEED, not --seed: runs that differ only in seed hold out the same faces, so they
+        # can be compared and ensembled on them
+        train, val = split_fraction(train, cfg.val_fraction, SPLIT_SEED)
         source = f"{cfg.val_fraction:.0%} of {cfg.data} held out"
     elif "val" in splits:
         val, source = splits["val"], f"{cfg.data} val split"
     else:
-        train, val = split_fraction(train, 0.1, cfg.seed)
+        train, val = split_fraction(train, 0.1, SPLIT_SEED)
         source = f"10% of {cfg.data} held out (no val split found)"
     if val is None or not len(val):
         raise ConfigError(f"validation source {cfg.val or cfg.data} has no images")
