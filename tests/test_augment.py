@@ -9,7 +9,10 @@ from emotiscope.training.augment import (  # noqa: E402
     augment_batch,
     random_affine,
     random_crop,
+    random_blur,
+    random_dark,
     random_erase,
+    random_lowres,
 )
 
 OFF = dict(flip=0, rotate=0, shift=0, scale=0, crop_pad=0, erase=0, jitter=0)
@@ -99,3 +102,49 @@ def test_jitter_stays_in_range():
     y = augment_batch(x, AugmentConfig(**{**OFF, "jitter": 0.9}), gen())
     assert float(y.min()) >= 0 and float(y.max()) <= 255
     assert not torch.equal(y, x)
+
+
+def smooth_faces(n: int = 8) -> torch.Tensor:
+    """Faces with fine detail (a checkerboard) on a mid-grey gradient."""
+    ys, xs = torch.meshgrid(torch.arange(48), torch.arange(48), indexing="ij")
+    base = 60 + 2.5 * xs + 60 * ((ys + xs) % 2)
+    return base.float().expand(n, 1, 48, 48).clone()
+
+
+def detail(x: torch.Tensor) -> torch.Tensor:
+    """Per-face energy of neighbouring-pixel differences (fine detail)."""
+    return (x[..., :, 1:] - x[..., :, :-1]).abs().mean(dim=(1, 2, 3))
+
+
+@pytest.mark.parametrize("degrade", [random_blur, random_lowres, random_dark])
+def test_real_photo_degradations_off_at_p0_and_in_range_at_p1(degrade):
+    x = smooth_faces()
+    assert torch.equal(degrade(x, 0.0, gen()), x)
+    y = degrade(x, 1.0, gen())
+    assert y.shape == x.shape and float(y.min()) >= 0 and float(y.max()) <= 255
+    assert not torch.equal(y, x)
+
+
+@pytest.mark.parametrize("degrade", [random_blur, random_lowres])
+def test_blur_and_lowres_remove_fine_detail(degrade):
+    x = smooth_faces()
+    assert bool((detail(degrade(x, 1.0, gen())) < 0.6 * detail(x)).all())
+
+
+def test_dark_darkens_and_adds_noise():
+    x = torch.full((8, 1, 48, 48), 128.0)
+    y = random_dark(x, 1.0, gen())
+    assert bool((y.mean(dim=(1, 2, 3)) < 95).all())  # gamma >= 1.5: 128 -> at most ~ 91
+    assert bool((y.std(dim=(1, 2, 3)) > 1).all())
+
+
+def test_degradations_hit_about_p_of_the_faces():
+    x = smooth_faces(400)
+    changed = (random_blur(x, 0.3, gen()) != x).flatten(1).any(1).float().mean()
+    assert 0.2 < float(changed) < 0.4
+
+
+def test_degradations_are_reachable_from_augment_batch():
+    x = smooth_faces()
+    y = augment_batch(x, AugmentConfig(**{**OFF, "blur": 1.0, "dark": 1.0, "lowres": 1.0}), gen())
+    assert float(y.mean()) < float(x.mean()) - 40 and not torch.equal(y, x)

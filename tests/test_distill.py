@@ -122,7 +122,7 @@ def test_cli_augment_settings_reach_the_config(sample_csv, tmp_path, capsys):
 
 
 @pytest.mark.parametrize("args, fragment", [
-    (["--augment", "blur=1"], "'blur=1': unknown key"),
+    (["--augment", "sharpen=1"], "'sharpen=1': unknown key"),
     (["--augment", "erase=lots"], "'lots' is not a float"),
     (["--augment", "rotate=-5"], "out of range"),
     (["--distill-weight", "1.5"], "--distill-weight 1.5 must be in [0, 1]"),

@@ -54,8 +54,50 @@ def random_erase(x: torch.Tensor, p: float, gen: torch.Generator) -> torch.Tenso
     return torch.where(inside[:, None], noise, x)
 
 
+def _chosen(n: int, p: float, gen: torch.Generator, dev) -> torch.Tensor:
+    return torch.rand(n, generator=gen, device=dev) < p
+
+
+def random_blur(x: torch.Tensor, p: float, gen: torch.Generator) -> torch.Tensor:
+    """With probability p per face, a Gaussian blur of sigma 0.4-1.6 px (separable, 7 taps)."""
+    n, c, h, w = x.shape
+    dev = x.device
+    sigma = 0.4 + torch.rand(n, generator=gen, device=dev) * 1.2
+    taps = torch.arange(-3, 4, device=dev, dtype=x.dtype)
+    k = torch.exp(-taps[None] ** 2 / (2 * sigma[:, None] ** 2))
+    k = (k / k.sum(1, keepdim=True)).repeat_interleave(c, 0)  # (n*c) x 7
+    y = x.reshape(1, n * c, h, w)
+    y = F.conv2d(F.pad(y, (3, 3, 0, 0), mode="replicate"), k[:, None, None, :], groups=n * c)
+    y = F.conv2d(F.pad(y, (0, 0, 3, 3), mode="replicate"), k[:, None, :, None], groups=n * c)
+    return torch.where(_chosen(n, p, gen, dev)[:, None, None, None], y.reshape(n, c, h, w), x)
+
+
+def random_lowres(x: torch.Tensor, p: float, gen: torch.Generator) -> torch.Tensor:
+    """With probability p per face, down-sample to 35-80 % of the side (area) and back (bilinear);
+    one factor per batch."""
+    n, _, h, w = x.shape
+    factor = 0.35 + float(torch.rand(1, generator=gen, device=x.device)) * 0.45
+    small = F.interpolate(x, size=(max(4, round(h * factor)), max(4, round(w * factor))),
+                          mode="area")
+    y = F.interpolate(small, size=(h, w), mode="bilinear", align_corners=False)
+    return torch.where(_chosen(n, p, gen, x.device)[:, None, None, None], y, x)
+
+
+def random_dark(x: torch.Tensor, p: float, gen: torch.Generator) -> torch.Tensor:
+    """With probability p per face, low light: gamma 1.5-3 darkening, then Gaussian noise of
+    sigma 2-8 grey levels (a dim face from a camera that raised its gain)."""
+    n = x.shape[0]
+    dev = x.device
+    gamma = 1.5 + torch.rand(n, 1, 1, 1, generator=gen, device=dev) * 1.5
+    noise = torch.randn(x.shape, generator=gen, device=dev)
+    noise *= 2 + torch.rand(n, 1, 1, 1, generator=gen, device=dev) * 6
+    y = (255 * (x / 255).clamp(0, 1) ** gamma + noise).clamp(0, 255)
+    return torch.where(_chosen(n, p, gen, dev)[:, None, None, None], y, x)
+
+
 def augment_batch(x: torch.Tensor, cfg: AugmentConfig, gen: torch.Generator) -> torch.Tensor:
-    """Flip, affine, random crop, brightness/contrast jitter, random erasing; values stay 0..255."""
+    """Flip, affine, random crop, real-photo degradations (low resolution, blur, low light),
+    brightness/contrast jitter, random erasing; values stay 0..255."""
     n = x.shape[0]
     dev = x.device
     if cfg.flip > 0:
@@ -65,6 +107,12 @@ def augment_batch(x: torch.Tensor, cfg: AugmentConfig, gen: torch.Generator) -> 
         x = random_affine(x, cfg, gen)
     if cfg.crop_pad > 0:
         x = random_crop(x, cfg.crop_pad, gen)
+    if cfg.lowres > 0:
+        x = random_lowres(x, cfg.lowres, gen)
+    if cfg.blur > 0:
+        x = random_blur(x, cfg.blur, gen)
+    if cfg.dark > 0:
+        x = random_dark(x, cfg.dark, gen)
     if cfg.jitter > 0:
         mean = x.mean(dim=(1, 2, 3), keepdim=True)
         contrast = 1 + (torch.rand(n, 1, 1, 1, generator=gen, device=dev) * 2 - 1) * cfg.jitter

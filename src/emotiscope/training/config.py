@@ -40,7 +40,10 @@ def option(default: Any = MISSING, help: str = "", *, group: str = RUN, flag: st
 class AugmentConfig:
     """flip: probability; rotate: max degrees; shift: max fraction of the side; scale: max +-fraction;
     crop_pad: random-crop padding in pixels; erase: probability of one random-erasing box;
-    jitter: max +-fraction of brightness and contrast change."""
+    jitter: max +-fraction of brightness and contrast change. Real-photo degradations, each a
+    probability per face (off by default): blur: a Gaussian blur (sigma 0.4-1.6 px, a soft or
+    out-of-focus face); lowres: down-sampled to 35-80 % and back (a small face in a large photo);
+    dark: low light (gamma 1.5-3 darkening plus sensor noise)."""
 
     flip: float = 0.5
     rotate: float = 15.0
@@ -49,11 +52,14 @@ class AugmentConfig:
     crop_pad: int = 4
     erase: float = 0.5
     jitter: float = 0.3
+    blur: float = 0.0
+    lowres: float = 0.0
+    dark: float = 0.0
 
     def validate(self) -> None:
         """A one-line ConfigError for a value outside its range (e.g. flip=2, rotate=400)."""
         limits = {"flip": 1, "rotate": 180, "shift": 0.5, "scale": 0.9, "crop_pad": 24, "erase": 1,
-                  "jitter": 1}
+                  "jitter": 1, "blur": 1, "lowres": 1, "dark": 1}
         for key, top in limits.items():
             value = getattr(self, key)
             if not 0 <= value <= top:
