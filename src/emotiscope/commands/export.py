@@ -1,4 +1,5 @@
-"""`emotiscope export CHECKPOINT`: a training checkpoint (.pt) -> ONNX with its contract inside."""
+"""`emotiscope export CHECKPOINT [MODEL ...]`: a training checkpoint (.pt) -> ONNX with its
+contract inside; several checkpoints or models -> one ensemble model (training/ensemble.py)."""
 
 from __future__ import annotations
 
@@ -12,9 +13,13 @@ from ._out import check_new
 
 
 def register(sub) -> None:
-    p = sub.add_parser("export", help="export a training checkpoint to ONNX (needs [train])")
-    p.add_argument("checkpoint", help="best.pt or last.pt from a run folder")
-    p.add_argument("-o", "--output", help="the .onnx to write (default: beside the checkpoint)")
+    p = sub.add_parser("export", help="export a training checkpoint to ONNX, or several models as "
+                       "one ensemble (needs [train])")
+    p.add_argument("checkpoint", nargs="+",
+                   help="best.pt or last.pt from a run folder; with more than one (.pt or .onnx of "
+                   "ours), one model that averages their probabilities")
+    p.add_argument("-o", "--output", help="the .onnx to write (default: beside the checkpoint; "
+                   "needed for an ensemble)")
     p.add_argument("--force", action="store_true", help="overwrite an existing output")
     p.add_argument("--crop-margin", type=float,
                    help="set the face-box margin the model asks for at inference (default: as trained)")
@@ -30,10 +35,28 @@ def run(args: argparse.Namespace) -> int:
                               "'.[train]' in the emotiscope clone") from exc
     if args.crop_margin is not None and not 0 <= args.crop_margin <= MAX_MARGIN:
         raise ConfigError(f"--crop-margin {args.crop_margin} must be between 0 and {MAX_MARGIN}")
-    src = Path(args.checkpoint)
+    command = "emotiscope " + shlex.join(getattr(args, "argv", []))
+    if len(args.checkpoint) > 1:
+        return _ensemble(args, command)
+    src = Path(args.checkpoint[0])
     out = check_new(Path(args.output) if args.output else src.with_suffix(".onnx"), args.force,
                     "--output")
-    result = export_checkpoint(src, out, crop_margin=args.crop_margin,
-                               export_command="emotiscope " + shlex.join(getattr(args, "argv", [])))
+    result = export_checkpoint(src, out, crop_margin=args.crop_margin, export_command=command)
     print(f"{display(out)}  sha256 {result['sha256']}  parity {result['parity_max_abs_diff']:.1e}")
+    return 0
+
+
+def _ensemble(args: argparse.Namespace, command: str) -> int:
+    from ..training.ensemble import export_ensemble
+
+    if not args.output:
+        raise ConfigError(f"{len(args.checkpoint)} models make one ensemble: name it with -o FILE.onnx")
+    if args.crop_margin is not None:
+        raise ConfigError("--crop-margin applies to one checkpoint; an ensemble keeps its members' margin")
+    out = check_new(Path(args.output), args.force, "--output")
+    result = export_ensemble([Path(p) for p in args.checkpoint], out, command)
+    val = result["validation"]
+    scored = f"  held-out accuracy {val['accuracy']:.2%} (n={val['n']})" if val else ""
+    print(f"{display(out)}  sha256 {result['sha256']}  parity {result['parity_max_abs_diff']:.1e}"
+          f"  temperature {result['temperature']:g}{scored}")
     return 0

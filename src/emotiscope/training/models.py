@@ -3,9 +3,13 @@
 compact: a VGG-style CNN with batch norm, ~47 M multiply-adds per 48x48 face, sized to train on a
          2-core CPU in about two hours and to classify well over 1,000 faces/s there.
 resnet:  a ResNet-18-style network (64-512 channels) for GPU runs.
+ensemble: several trained networks in one model (`emotiscope export A B C`, training/ensemble.py);
+         not trained as such.
 """
 
 from __future__ import annotations
+
+import math
 
 import torch
 from torch import nn
@@ -80,13 +84,39 @@ class ResNetFER(nn.Module):
         return self.classifier(self.dropout(x))
 
 
-ARCHS = {"compact": CompactCNN, "resnet": ResNetFER}
+class EnsembleNet(nn.Module):
+    """Members averaged in probability: log(mean_i softmax(member_i(x * scale_i + shift_i) / T_i)).
+
+    `members`: one dict per member, {"arch", "model_args", "scale", "shift", "temperature"};
+    scale and shift re-normalise the ensemble's input to the member's own normalisation, T is the
+    member's calibration temperature. The output is a log-probability, so a softmax of it (at
+    temperature 1) is the members' mean probability."""
+
+    def __init__(self, num_classes: int, in_channels: int = 1, members: list[dict] | None = None) -> None:
+        super().__init__()
+        if not members:
+            raise ConfigError("an ensemble is made from trained models with `emotiscope export "
+                              "A B C -o ensemble.onnx`, not trained with --arch ensemble")
+        self.members = nn.ModuleList(
+            build_model(m["arch"], num_classes, in_channels, **m.get("model_args", {})) for m in members)
+        self.affine = [(float(m.get("scale", 1.0)), float(m.get("shift", 0.0)),
+                        float(m.get("temperature", 1.0))) for m in members]
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        logp = [torch.log_softmax(net(x * scale + shift) / t, dim=1)
+                for net, (scale, shift, t) in zip(self.members, self.affine, strict=True)]
+        return torch.logsumexp(torch.stack(logp), dim=0) - math.log(len(logp))
+
+
+ARCHS: dict[str, type[nn.Module]] = {"compact": CompactCNN, "resnet": ResNetFER}
+TRAINABLE = tuple(ARCHS)
+ARCHS["ensemble"] = EnsembleNet
 
 
 def build_model(arch: str, num_classes: int, in_channels: int = 1, **kwargs) -> nn.Module:
     """Instantiate an architecture by name; kwargs are its constructor arguments."""
     if arch not in ARCHS:
-        raise ConfigError(f"unknown architecture {arch!r}; choose one of {', '.join(ARCHS)}")
+        raise ConfigError(f"unknown architecture {arch!r}; choose one of {', '.join(TRAINABLE)}")
     return ARCHS[arch](num_classes=num_classes, in_channels=in_channels, **kwargs)
 
 

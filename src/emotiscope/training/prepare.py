@@ -144,6 +144,9 @@ def load_init(path: Path) -> tuple[str, dict, dict, dict | None, list[str]]:
         if "arch" not in meta:
             raise ModelError(f"--init-from {path} has no 'arch' in its metadata; pass a model "
                              "exported by `emotiscope train` or `emotiscope export`")
+        if meta["arch"] == "ensemble":
+            raise ConfigError(f"--init-from {path} is an ensemble; fine-tune one of its members "
+                              "(`emotiscope info --model` lists them)")
         return (meta["arch"], meta.get("model_args", {}), weights, meta.get("input"),
                 list(meta.get("labels", [])))
     ckpt = load_checkpoint(path, ("model", "arch"), "--init-from")

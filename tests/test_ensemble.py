@@ -1,0 +1,146 @@
+"""`emotiscope export A B C -o out.onnx`: several trained models as one ensemble model."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+pytest.importorskip("onnx")
+pytest.importorskip("matplotlib")
+
+from fixtures.training import TINY, TRAINING_MARKS, config  # noqa: E402
+
+from emotiscope.classify import EmotionClassifier  # noqa: E402
+from emotiscope.cli import main  # noqa: E402
+from emotiscope.preprocess import InputSpec, normalize  # noqa: E402
+from emotiscope.training import loop  # noqa: E402
+from emotiscope.training.ensemble import Member, build_ensemble  # noqa: E402
+from emotiscope.training.models import build_model  # noqa: E402
+
+pytestmark = TRAINING_MARKS
+
+
+@pytest.fixture(scope="module")
+def runs(sample_csv, tmp_path_factory) -> list[Path]:
+    """Two tiny one-epoch runs that differ only in --seed, holding out 30 % of the training rows."""
+    out = tmp_path_factory.mktemp("runs")
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("EMOTISCOPE_CACHE", str(tmp_path_factory.mktemp("cache")))
+        return [loop.train(config(sample_csv, out, seed=seed, val_fraction=0.3, crop_margin=0.0,
+                                  name=f"seed{seed}"), command=f"train --seed {seed}")
+                for seed in (0, 1)]
+
+
+def faces(n: int = 6) -> list[np.ndarray]:
+    return list(np.random.default_rng(3).integers(0, 256, (n, 48, 48), dtype=np.uint8))
+
+
+def test_an_ensemble_averages_its_members_probabilities(runs, tmp_path, capsys):
+    out = tmp_path / "ensemble.onnx"
+    assert main(["export", str(runs[0] / "best.pt"), str(runs[1] / "best.pt"), "-o", str(out)]) == 0
+    printed = capsys.readouterr().out
+    assert "held-out accuracy" in printed and "temperature" in printed
+    ens = EmotionClassifier(out, threads=1)
+    members = [EmotionClassifier(r / "model.onnx", threads=1) for r in runs]
+    # each member at its own calibration temperature, the mean re-calibrated at the ensemble's
+    mean = np.mean([m.predict_crops(faces()) for m in members], axis=0)
+    t = ens.info.temperature
+    expected = np.exp(np.log(mean) / t)
+    expected /= expected.sum(1, keepdims=True)
+    np.testing.assert_allclose(ens.predict_crops(faces()), expected, atol=1e-4)
+    assert list(ens.labels) == list(members[0].labels)
+
+
+def test_the_ensemble_is_validated_and_calibrated_on_the_shared_held_out_slice(runs, tmp_path, capsys):
+    out = tmp_path / "ensemble.onnx"
+    assert main(["export", str(runs[0] / "best.pt"), str(runs[1] / "best.pt"), "-o", str(out)]) == 0
+    meta = EmotionClassifier(out, threads=1).info.metadata
+    held_out = json.loads((runs[0] / "report.json").read_text())["n"]
+    assert held_out == json.loads((runs[1] / "report.json").read_text())["n"]  # the same slice
+    assert meta["metrics"]["validation"]["n"] == held_out
+    assert meta["metrics"]["calibration"]["temperature"] == meta["temperature"]
+    assert meta["arch"] == "ensemble" and len(meta["model_args"]["members"]) == 2
+    assert [m["command"] for m in meta["training"]["members"]] == ["train --seed 0", "train --seed 1"]
+    one = build_model("compact", 7, 1, **TINY)
+    from emotiscope.training.models import count_macs
+    assert meta["metrics"]["macs"] == 2 * count_macs(one)
+
+
+def test_an_onnx_member_makes_an_uncalibrated_ensemble_and_says_why(runs, tmp_path, capsys):
+    out = tmp_path / "mixed.onnx"
+    assert main(["export", str(runs[0] / "best.pt"), str(runs[1] / "model.onnx"), "-o", str(out)]) == 0
+    captured = capsys.readouterr()
+    assert "not validated and not calibrated" in captured.err
+    meta = EmotionClassifier(out, threads=1).info.metadata
+    assert meta["temperature"] == 1.0 and "validation" not in meta["metrics"]
+
+
+def test_members_with_their_own_normalisation_see_their_own_input():
+    spec_a = InputSpec(mean=0.5, std=0.25)
+    spec_b = InputSpec(mean=0.4, std=0.3)
+    torch.manual_seed(0)
+    net = build_model("compact", 7, 1, **TINY).eval()
+    weights = net.state_dict()
+    members = [Member(Path("a.pt"), "compact", dict(TINY), list("abcdefg"), spec, weights)
+               for spec in (spec_a, spec_b)]
+    model, spec, _, _ = build_ensemble(members)
+    pixels = torch.from_numpy(np.stack(faces(4))).float()[:, None]
+    with torch.no_grad():
+        got = torch.softmax(model(normalize(pixels, spec.mean, spec.std)), 1)
+        want = (torch.softmax(net(normalize(pixels, 0.5, 0.25)), 1)
+                + torch.softmax(net(normalize(pixels, 0.4, 0.3)), 1)) / 2
+    torch.testing.assert_close(got, want, atol=1e-5, rtol=0)
+
+
+@pytest.mark.parametrize("which, fragment", [
+    ("no-output", "name it with -o"),
+    ("ensemble", "is an ensemble; pass its members"),
+    ("text", "is not an emotiscope checkpoint"),
+    ("margin", "--crop-margin applies to one checkpoint"),
+])
+def test_bad_ensembles_are_one_line_errors(runs, tmp_path, capsys, which, fragment):
+    a, b = str(runs[0] / "best.pt"), str(runs[1] / "best.pt")
+    out = str(tmp_path / "e.onnx")
+    if which == "ensemble":
+        assert main(["export", a, b, "-o", out]) == 0
+        capsys.readouterr()
+        argv = ["export", out, a, "-o", str(tmp_path / "e2.onnx")]
+    else:
+        (tmp_path / "notes.pt").write_text("hello")
+        argv = {"no-output": ["export", a, b],
+                "text": ["export", a, str(tmp_path / "notes.pt"), "-o", out],
+                "margin": ["export", a, b, "-o", out, "--crop-margin", "0.1"]}[which]
+    assert main(argv) != 0
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and fragment in err[0], err
+
+
+def test_one_member_is_not_an_ensemble():
+    from emotiscope.errors import ConfigError
+    member = Member(Path("a.pt"), "compact", dict(TINY), list("abcdefg"), InputSpec(), {})
+    with pytest.raises(ConfigError, match="needs at least two models"):
+        build_ensemble([member])
+
+
+def test_members_with_different_labels_are_refused(sample_csv, runs, tmp_path, capsys):
+    out = tmp_path / "runs"
+    other = loop.train(config(sample_csv, out, classes=["happy", "sad"], name="two"), command="train")
+    assert main(["export", str(runs[0] / "best.pt"), str(other / "best.pt"),
+                 "-o", str(tmp_path / "e.onnx")]) != 0
+    assert "ensemble models trained on the same classes" in capsys.readouterr().err
+
+
+def test_an_ensemble_cannot_be_fine_tuned_or_trained_as_such(runs, tmp_path, capsys):
+    out = tmp_path / "e.onnx"
+    assert main(["export", str(runs[0] / "best.pt"), str(runs[1] / "best.pt"), "-o", str(out)]) == 0
+    capsys.readouterr()
+    from emotiscope.errors import ConfigError
+    with pytest.raises(ConfigError, match="not trained with --arch ensemble"):
+        build_model("ensemble", 7)
+    from emotiscope.training.prepare import load_init
+    with pytest.raises(ConfigError, match="fine-tune one of its members"):
+        load_init(out)
