@@ -324,3 +324,14 @@ def test_forced_detection_needs_a_folder(tiny_model_path, sample_csv, tmp_path):
     for data in (sample_csv, tmp_path / "nosuch"):
         with pytest.raises(ConfigError, match="--faces detect needs class folders of photos"):
             evaluate(tiny_model_path, data, faces="detect")
+
+
+def test_evaluate_uses_the_models_own_tta_unless_told(sample_csv, tmp_path):
+    from fixtures.tiny_model import make_tiny_model
+    from test_pipeline import flip_model
+
+    from emotiscope.training.evaluate import evaluate
+    flip = flip_model(tmp_path / "flip.onnx")
+    assert evaluate(flip, sample_csv)["tta"] == "flip"
+    assert evaluate(flip, sample_csv, tta="none")["tta"] == "none"
+    assert evaluate(make_tiny_model(tmp_path / "plain.onnx"), sample_csv)["tta"] == "none"

@@ -171,3 +171,34 @@ def test_golden_sample_photo_with_the_bundled_model(sample):
     faces = EmotionRecognizer()(sample)
     assert len(faces) == 3
     assert faces[1].label == "happy"  # Eileen Collins, smiling broadly
+
+
+def flip_model(path):
+    """A tiny model whose file asks for flip TTA (its `tta` metadata)."""
+    from fixtures.tiny_model import FER_LABELS, make_tiny_model
+    meta = {"labels": list(FER_LABELS), "arch": "tiny-test", "metrics": {}, "training": {},
+            "input": {"size": 48, "channels": 1, "mean": 0.5, "std": 0.25, "margin": 0.1},
+            "version": "test", "tta": "flip"}
+    return make_tiny_model(path, metadata=meta)
+
+
+def test_flip_tta_defaults_to_what_the_model_file_says(tiny_model_path, tmp_path, sample):
+    flip = flip_model(tmp_path / "flip.onnx")
+    boxes = [Box(430, 40, 80, 90)]
+    assert EmotionRecognizer(model=flip).flip_tta is True
+    assert EmotionRecognizer(model=tiny_model_path).flip_tta is False
+    assert EmotionRecognizer(model=flip, flip_tta=False).flip_tta is False
+    assert EmotionRecognizer(model=tiny_model_path, flip_tta=True).flip_tta is True
+    by_default = EmotionRecognizer(model=flip, detector=FixedDetector(boxes))(sample)
+    told = EmotionRecognizer(model=flip, detector=FixedDetector(boxes), flip_tta=True)(sample)
+    plain = EmotionRecognizer(model=flip, detector=FixedDetector(boxes), flip_tta=False)(sample)
+    assert by_default[0].scores == told[0].scores != plain[0].scores
+
+
+@pytest.mark.parametrize("argv, expected", [([], None), (["--tta"], True), (["--no-tta"], False)])
+def test_tta_flags_leave_the_default_to_the_model(argv, expected):
+    from emotiscope.cli import build_parser
+    from emotiscope.options import options_from_args
+    for verb in (["predict", "x.jpg"], ["video", "x.mp4"], ["serve"]):
+        args = build_parser().parse_args(verb + argv)
+        assert options_from_args(args).flip_tta is expected, verb

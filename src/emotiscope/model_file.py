@@ -39,6 +39,12 @@ class ModelInfo:
         """The validation metrics and cost recorded when the model was exported."""
         return self.metadata.get("metrics", {})
 
+    @property
+    def flip_tta(self) -> bool:
+        """Whether the model asks to be run on the face and its mirror image, averaged (its
+        `tta` metadata, "flip" or "none"): what every verb does unless told --tta / --no-tta."""
+        return self.metadata.get("tta", "none") == "flip"
+
 
 def bundled_model_path() -> Path:
     """The newest .onnx shipped in emotiscope/models (names carry the date)."""
@@ -201,4 +207,4 @@ def model_card(info: ModelInfo, paths: bool = True) -> dict:
     return {"name": info.path.name, "sha256": info.sha256, "arch": meta.get("arch"),
             "version": meta.get("version"), "created": meta.get("created"),
             "labels": list(info.labels), "input": info.spec.to_dict(), "temperature": info.temperature,
-            "metrics": metrics, "training": training}
+            "tta": "flip" if info.flip_tta else "none", "metrics": metrics, "training": training}

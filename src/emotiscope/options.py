@@ -113,8 +113,9 @@ class RecognizerOptions:
         "--max-side", "detect on a copy at most PX pixels long; smaller is faster but misses "
         "small faces; 0 = full resolution", type=max_side, metavar="PX",
         deprecated=("--detect-size",)))
-    flip_tta: bool = field(default=False, metadata=flag(
-        "--tta", "also classify the mirrored face and average (slower, a little better)"))
+    flip_tta: bool | None = field(default=None, metadata=flag(
+        "--tta", "classify the face and its mirror image and average them (--no-tta: the face "
+        "only); default: as the model file says (`emotiscope info`: tta)"))
     assume_crop: str = field(default="auto", metadata=flag(
         "--assume-crop", "when no face is detected, take the whole image as one face crop: "
         "auto = only a small (<= 64 px), square, non-flat, non-noise image such as a 48x48 FER "
@@ -171,9 +172,10 @@ def add_recognizer_flags(parser: argparse.ArgumentParser,
             continue
         meta = f.metadata
         shown = meta["shown"](f.default) if meta["shown"] else f.default
-        help_text = meta["help"] if f.type == "bool" else f"{meta['help']} (default: {shown})"
-        if f.type == "bool":
-            group.add_argument(meta["flag"], dest=f.name, action="store_true", help=help_text)
+        help_text = meta["help"] if str(f.type).startswith("bool") else f"{meta['help']} (default: {shown})"
+        if str(f.type).startswith("bool"):
+            group.add_argument(meta["flag"], dest=f.name, action=argparse.BooleanOptionalAction,
+                               default=f.default, help=help_text)
             continue
         kwargs = {"dest": f.name, "default": f.default, "metavar": meta["metavar"]}
         kwargs.update({k: meta[k] for k in ("type", "choices") if meta[k] is not None})

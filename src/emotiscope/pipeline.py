@@ -82,12 +82,14 @@ class EmotionRecognizer:
         self.options = (options or RecognizerOptions()).replace(**given, **settings)
         opts = self.options
         self.assume_crop, self.min_face = opts.assume_crop, opts.min_face
-        self.flip_tta, self.max_pixels = opts.flip_tta, opts.max_pixels
+        self.max_pixels = opts.max_pixels
         # The detector first: its options are checked before the slower model load.
         self.detector: FaceDetector = make_detector(opts.detector, min_face=opts.min_face,
                                                     threshold=opts.threshold,
                                                     max_side=opts.max_side)
         self.classifier = EmotionClassifier(opts.model, threads=threads)
+        # None: the model's own choice (its `tta` metadata)
+        self.flip_tta = self.classifier.info.flip_tta if opts.flip_tta is None else opts.flip_tta
 
     @property
     def labels(self) -> tuple[str, ...]:

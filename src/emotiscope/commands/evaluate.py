@@ -18,8 +18,9 @@ def register(sub) -> None:
                        "class folders of full photos (faces are detected; the largest is classified).")
     p.add_argument("data", help="fer2013.csv, a split layout (train/ val/ test/) or <class>/ folders")
     p.add_argument("--split", help="train, val, test or all (default: test, else val, else all)")
-    p.add_argument("--tta", default="none", choices=["none", "flip", "multicrop"],
-                   help="test-time augmentation: mirror (2 views) or mirror + shifts (10 views)")
+    p.add_argument("--tta", choices=["none", "flip", "multicrop"],
+                   help="test-time augmentation: mirror (2 views) or mirror + shifts (10 views) "
+                   "(default: as the model file says, `emotiscope info`: tta)")
     p.add_argument("--faces", default="auto", choices=FACES, help=f"{FACES_HELP} (default: auto)")
     p.add_argument("--classes", help="only these data classes, e.g. happy,sad,neutral (a model "
                    "with fewer labels than the data)")

@@ -21,6 +21,9 @@ def register(sub) -> None:
     p.add_argument("-o", "--output", help="the .onnx to write (default: beside the checkpoint; "
                    "needed for an ensemble)")
     p.add_argument("--force", action="store_true", help="overwrite an existing output")
+    p.add_argument("--tta", choices=["none", "flip"], default="none",
+                   help="the views every verb classifies unless told otherwise: the face (none) "
+                   "or the face and its mirror image averaged (flip, twice the cost) (default: none)")
     p.add_argument("--crop-margin", type=float,
                    help="set the face-box margin the model asks for at inference (default: as trained)")
     p.set_defaults(func=run)
@@ -41,7 +44,8 @@ def run(args: argparse.Namespace) -> int:
     src = Path(args.checkpoint[0])
     out = check_new(Path(args.output) if args.output else src.with_suffix(".onnx"), args.force,
                     "--output")
-    result = export_checkpoint(src, out, crop_margin=args.crop_margin, export_command=command)
+    result = export_checkpoint(src, out, crop_margin=args.crop_margin, tta=args.tta,
+                               export_command=command)
     print(f"{display(out)}  sha256 {result['sha256']}  parity {result['parity_max_abs_diff']:.1e}")
     return 0
 
@@ -54,7 +58,7 @@ def _ensemble(args: argparse.Namespace, command: str) -> int:
     if args.crop_margin is not None:
         raise ConfigError("--crop-margin applies to one checkpoint; an ensemble keeps its members' margin")
     out = check_new(Path(args.output), args.force, "--output")
-    result = export_ensemble([Path(p) for p in args.checkpoint], out, command)
+    result = export_ensemble([Path(p) for p in args.checkpoint], out, command, args.tta)
     val = result["validation"]
     scored = f"  held-out accuracy {val['accuracy']:.2%} (n={val['n']})" if val else ""
     print(f"{display(out)}  sha256 {result['sha256']}  parity {result['parity_max_abs_diff']:.1e}"

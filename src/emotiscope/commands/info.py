@@ -75,6 +75,8 @@ def format_card(card: dict) -> str:
             ("version", card["version"]), ("created", card["created"]),
             ("labels", ", ".join(card["labels"])), ("input", _describe_input(card["input"])),
             ("confidence", f"softmax(logits / {card.get('temperature', 1.0):g}) (calibration temperature)"),
+            ("tta", {"flip": "flip: the face and its mirror image, averaged (--no-tta: the face only)",
+                     "none": "none: the face only (--tta: also its mirror image)"}[card.get("tta", "none")]),
             ("detector", card["detector"])]
     sections = [("metrics", card["metrics"]), ("training", card["training"]),
                 ("versions", card["versions"])]

@@ -127,7 +127,7 @@ def ensemble_logits(model: torch.nn.Module, spec: InputSpec, faces: np.ndarray,
     return torch.cat(out).numpy()
 
 
-def export_ensemble(paths: list[Path], out: Path, command: str = "") -> dict:
+def export_ensemble(paths: list[Path], out: Path, command: str = "", tta: str = "none") -> dict:
     """Write the ensemble of `paths` to `out` with its contract; returns {sha256, parity,
     validation, temperature} (validation None where no shared held-out slice exists)."""
     members = [load_member(Path(p)) for p in paths]
@@ -150,6 +150,6 @@ def export_ensemble(paths: list[Path], out: Path, command: str = "") -> dict:
          "temperature": m.temperature, "command": m.command}
         for m in members]}
     meta = build_metadata(labels, spec, "ensemble", {"members": records}, training, metrics)
-    meta["temperature"] = temperature
+    meta["temperature"], meta["tta"] = temperature, tta
     result = export_onnx(model, Path(out), meta)
     return {**result, "validation": metrics.get("validation"), "temperature": temperature}

@@ -146,7 +146,7 @@ def photo_faces(root: Path, recognizer, size: int, classes: list[str] | None = N
     return faces, np.array(labels, np.int64), found, files, unreadable
 
 
-def evaluate(model, data: Path, split: str | None = None, tta: str = "none",
+def evaluate(model, data: Path, split: str | None = None, tta: str | None = None,
              faces: str = "auto", detector: str = "auto", classes: list[str] | None = None,
              details: dict | None = None, options=None) -> dict:
     """Report dict (accuracy, macro_f1, per_class, confusion, ...) for `model` on `data`.
@@ -155,10 +155,13 @@ def evaluate(model, data: Path, split: str | None = None, tta: str = "none",
     `details`, when given, is filled with the per-face results: names (file or row index), y_true
     and y_pred (model label indices; -1 = no face), probs (N x labels; NaN rows where no face) and
     faces (the crops the model saw; None where no face). `options` (RecognizerOptions): how
-    faces are detected in photos (default: `detector` with the other defaults)."""
+    faces are detected in photos (default: `detector` with the other defaults). `tta` None:
+    the model's own choice (flip or none, its `tta` metadata)."""
     from ..classify import EmotionClassifier
 
     classifier = EmotionClassifier(model)
+    if tta is None:
+        tta = "flip" if classifier.info.flip_tta else "none"
     size, labels = classifier.info.spec.size, classifier.labels
     data = Path(data)
     photos = faces == "detect" or (faces == "auto" and data.is_dir() and is_photo_folder(data))

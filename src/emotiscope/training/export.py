@@ -71,8 +71,11 @@ def export_onnx(model: torch.nn.Module, path: Path, metadata: dict) -> dict:
     return {"sha256": file_sha256(path), "parity_max_abs_diff": diff}
 
 
+TTA_CHOICES = ("none", "flip")
+
+
 def export_checkpoint(checkpoint: str | Path | dict, out: Path, *, report: dict | None = None,
-                      crop_margin: float | None = None, **training_extra) -> dict:
+                      crop_margin: float | None = None, tta: str = "none", **training_extra) -> dict:
     """THE export: a checkpoint (a .pt path or a dict from load_checkpoint) -> `out`, an ONNX
     model with its contract in the metadata (labels, input spec, arch, training record, the
     validation metrics and calibration temperature of the epoch exported). Returns
@@ -81,7 +84,8 @@ def export_checkpoint(checkpoint: str | Path | dict, out: Path, *, report: dict 
     `report` is the run's report (report.json beside a checkpoint path when not given): its
     metrics and temperature are stamped only when it describes the checkpoint's epoch.
     `crop_margin` changes the face-box margin the model asks for; `training_extra` adds to or
-    overrides the "training" record (train_counts, epochs_run, export_command...)."""
+    overrides the "training" record (train_counts, epochs_run, export_command...). `tta`: the
+    views every verb classifies by default ("flip": the face and its mirror image)."""
     from dataclasses import replace
 
     from .checkpoint import load_checkpoint, model_from_checkpoint
@@ -102,6 +106,7 @@ def export_checkpoint(checkpoint: str | Path | dict, out: Path, *, report: dict 
                           metrics)
     if temperature is not None:
         meta["temperature"] = temperature
+    meta["tta"] = tta
     return export_onnx(model, Path(out), meta)
 
 
