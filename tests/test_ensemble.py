@@ -144,3 +144,18 @@ def test_an_ensemble_cannot_be_fine_tuned_or_trained_as_such(runs, tmp_path, cap
     from emotiscope.training.prepare import load_init
     with pytest.raises(ConfigError, match="fine-tune one of its members"):
         load_init(out)
+
+
+def test_export_tta_is_what_every_verb_then_does(runs, tmp_path, capsys):
+    single, both = tmp_path / "single.onnx", tmp_path / "both.onnx"
+    assert main(["export", str(runs[0] / "best.pt"), "-o", str(single), "--tta", "flip"]) == 0
+    assert main(["export", str(runs[0] / "best.pt"), str(runs[1] / "best.pt"), "-o", str(both)]) == 0
+    assert EmotionClassifier(single, threads=1).info.flip_tta is True
+    assert EmotionClassifier(both, threads=1).info.flip_tta is False
+    assert EmotionClassifier(runs[0] / "model.onnx", threads=1).info.flip_tta is False
+    capsys.readouterr()
+    assert main(["info", "--model", str(single)]) == 0
+    assert any(line.startswith("tta") and "flip" in line for line in capsys.readouterr().out.splitlines())
+    with pytest.raises(SystemExit) as exit_:
+        main(["export", str(runs[0] / "best.pt"), "-o", str(tmp_path / "x.onnx"), "--tta", "ten"])
+    assert exit_.value.code == 2 and "ten" in capsys.readouterr().err
