@@ -65,6 +65,9 @@ def test_a_checkpoint_teacher_matches_its_onnx_export_and_teachers_average(sampl
     labels = list(exported.labels)
     cols = [labels.index(c) for c in fs.classes]
     np.testing.assert_allclose(from_pt, raw[:, cols] / raw[:, cols].sum(1, keepdims=True), atol=1e-4)
+    # on the CPU a checkpoint runs in ONNX Runtime; torch (a GPU's path) gives the same targets
+    from emotiscope.training.distill import _torch_teacher
+    np.testing.assert_allclose(_torch_teacher(run / "best.pt", fs, "flip", "cpu"), from_pt, atol=1e-4)
     both = teacher_targets(f"{run / 'best.pt'}, {tiny_model_path}", fs, "flip")
     np.testing.assert_allclose(both, (from_pt + teacher_targets(tiny_model_path, fs, "flip")) / 2, atol=1e-6)
 

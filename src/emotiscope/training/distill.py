@@ -56,6 +56,8 @@ def teacher_targets(spec: str | Path, fs: FaceSet, tta: str,
         print(f"teacher {path.name}: soft targets for {len(fs)} faces ({tta} views)...", file=sys.stderr)
         if path.suffix == ".onnx":
             probs = _onnx_teacher(path, fs, tta, device)
+        elif torch.device(device).type == "cpu":
+            probs = _checkpoint_via_onnx(path, fs, tta, device)
         else:
             probs = _torch_teacher(path, fs, tta, device)
         agree = float((probs.argmax(1) == fs.labels).mean())
@@ -87,13 +89,28 @@ def _renormalised(probs: np.ndarray, columns: list[int]) -> np.ndarray:
     return probs / probs.sum(1, keepdims=True)
 
 
-def _onnx_teacher(path: Path, fs: FaceSet, tta: str, device) -> np.ndarray:
+def _onnx_teacher(path: Path, fs: FaceSet, tta: str, device, shown: Path | None = None) -> np.ndarray:
     from ..classify import EmotionClassifier
     from .evaluate import predict_faces
 
     teacher = EmotionClassifier(path)
-    columns = _check_teacher(path, teacher.info.spec.size, teacher.labels, fs)
+    columns = _check_teacher(shown or path, teacher.info.spec.size, teacher.labels, fs)
     return _renormalised(predict_faces(teacher, fs.images, tta), columns)
+
+
+def _checkpoint_via_onnx(path: Path, fs: FaceSet, tta: str, device) -> np.ndarray:
+    """A .pt teacher on the CPU: exported to a temporary ONNX file (no temperature, as in torch)
+    and run in ONNX Runtime, which runs the network faster than torch does in float32 there."""
+    import tempfile
+
+    from .checkpoint import load_checkpoint
+    from .export import export_checkpoint
+
+    ckpt = load_checkpoint(path, flag="--distill")
+    with tempfile.TemporaryDirectory(prefix="emotiscope-teacher-") as tmp:
+        onnx_path = Path(tmp) / "teacher.onnx"
+        export_checkpoint(ckpt, onnx_path)  # a dict: no report.json, so no temperature
+        return _onnx_teacher(onnx_path, fs, tta, device, shown=path)
 
 
 @torch.no_grad()
