@@ -170,7 +170,7 @@ def test_model_card_fields(tmp_path):
     card = model_card(info)
     assert card == {"name": "2025-01-01.onnx", "sha256": "ab" * 32, "arch": "compact",
                     "version": "0.1", "created": "2025-01-01T00:00:00+00:00",
-                    "labels": ["calm", "happy"], "input": INPUT, "temperature": 1.0,
+                    "labels": ["calm", "happy"], "input": INPUT, "temperature": 1.0, "tta": "none",
                     "metrics": {"validation": {"accuracy": 0.68}},
                     "training": {"command": "emotiscope train x.csv"}}
     json.dumps(card)  # plain data
