@@ -159,3 +159,16 @@ def test_export_tta_is_what_every_verb_then_does(runs, tmp_path, capsys):
     with pytest.raises(SystemExit) as exit_:
         main(["export", str(runs[0] / "best.pt"), "-o", str(tmp_path / "x.onnx"), "--tta", "ten"])
     assert exit_.value.code == 2 and "ten" in capsys.readouterr().err
+
+
+def test_an_onnx_model_is_restamped_with_its_weights_untouched(runs, tmp_path, capsys):
+    src = runs[0] / "model.onnx"
+    out = tmp_path / "flip.onnx"
+    assert main(["export", str(src), "-o", str(out), "--tta", "flip"]) == 0
+    before, after = EmotionClassifier(src, threads=1), EmotionClassifier(out, threads=1)
+    assert after.info.flip_tta and not before.info.flip_tta
+    assert after.info.temperature == before.info.temperature and after.labels == before.labels
+    np.testing.assert_array_equal(after.predict_crops(faces()), before.predict_crops(faces()))
+    assert after.info.metadata["training"]["restamped"]["sha256"] == before.info.sha256
+    assert main(["export", str(src), "--tta", "flip"]) != 0  # would overwrite itself
+    assert "--force" in capsys.readouterr().err

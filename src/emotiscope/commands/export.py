@@ -16,8 +16,9 @@ def register(sub) -> None:
     p = sub.add_parser("export", help="export a training checkpoint to ONNX, or several models as "
                        "one ensemble (needs [train])")
     p.add_argument("checkpoint", nargs="+",
-                   help="best.pt or last.pt from a run folder; with more than one (.pt or .onnx of "
-                   "ours), one model that averages their probabilities")
+                   help="best.pt or last.pt from a run folder; an .onnx of ours: the same weights "
+                   "with --tta / --crop-margin changed; with more than one (.pt or .onnx of ours), "
+                   "one model that averages their probabilities")
     p.add_argument("-o", "--output", help="the .onnx to write (default: beside the checkpoint; "
                    "needed for an ensemble)")
     p.add_argument("--force", action="store_true", help="overwrite an existing output")
@@ -44,6 +45,13 @@ def run(args: argparse.Namespace) -> int:
     src = Path(args.checkpoint[0])
     out = check_new(Path(args.output) if args.output else src.with_suffix(".onnx"), args.force,
                     "--output")
+    if src.suffix == ".onnx":
+        from ..training.export import restamp_onnx
+
+        result = restamp_onnx(src, out, tta=args.tta, crop_margin=args.crop_margin, command=command)
+        print(f"{display(out)}  sha256 {result['sha256']}  (the weights of {display(src)}, tta "
+              f"{args.tta})")
+        return 0
     result = export_checkpoint(src, out, crop_margin=args.crop_margin, tta=args.tta,
                                export_command=command)
     print(f"{display(out)}  sha256 {result['sha256']}  parity {result['parity_max_abs_diff']:.1e}")

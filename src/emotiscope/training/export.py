@@ -110,6 +110,26 @@ def export_checkpoint(checkpoint: str | Path | dict, out: Path, *, report: dict 
     return export_onnx(model, Path(out), meta)
 
 
+def restamp_onnx(src: Path, out: Path, *, tta: str = "none", crop_margin: float | None = None,
+                 command: str = "") -> dict:
+    """An .onnx model of ours written to `out` with its contract changed (the views every verb
+    classifies, `tta`; the crop margin) and its weights untouched; the training record keeps
+    where it came from. Returns {sha256}."""
+    import onnx
+
+    _, meta = onnx_state_dict(src)  # ModelError for a file that is not ours
+    proto = onnx.load(str(src))
+    meta["tta"] = tta
+    if crop_margin is not None:
+        meta["input"] = {**meta["input"], "margin": crop_margin}
+    meta.setdefault("training", {})["restamped"] = {"from": Path(src).name, "sha256": file_sha256(src),
+                                                    "command": command}
+    with atomic_path(Path(out)) as tmp:
+        onnx.helper.set_model_props(proto, {METADATA_KEY: json.dumps(meta)})
+        onnx.save(proto, str(tmp))
+    return {"sha256": file_sha256(out)}
+
+
 def read_report(path: Path) -> dict | None:
     """A run's report.json, None when there is none; ModelError when it cannot be read."""
     if not path.is_file():
