@@ -78,6 +78,9 @@ def _entry(rank: int, world: int, port: int, threads: int | None, results, func,
         result = func(*args)
         if rank == 0:
             results.put(result)
+        # Leave together: rank 0 finishes the run alone (report, export) while the others would
+        # otherwise tear the group down and exit under it; CI saw one such rank abort in C++.
+        dist.barrier()
     finally:
         dist.destroy_process_group()
 
