@@ -163,3 +163,23 @@ def test_cli_bad_widths_and_depths(sample_csv, tmp_path, capsys, args, fragment)
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and fragment in err[0]
     assert not any(tmp_path.iterdir())
+
+
+def test_resume_reads_the_teachers_targets_back_from_the_run(sample_csv, tmp_path, tiny_model_path,
+                                                             monkeypatch):
+    import shutil
+
+    from emotiscope.training import distill
+    teacher = tmp_path / "teacher.onnx"
+    shutil.copy(tiny_model_path, teacher)
+    run = loop.train(config(sample_csv, tmp_path / "runs", epochs=1, distill=str(teacher),
+                            distill_tta="none"))
+    assert (run / distill.TARGETS_FILE).is_file()
+    computed = []
+    real = distill.teacher_targets
+    monkeypatch.setattr(distill, "teacher_targets", lambda *a: computed.append(1) or real(*a))
+    runs.resume(run, {"epochs": 2})
+    assert computed == []  # read back, not computed again
+    make_tiny_model(teacher, seed=5)  # the same file name, another teacher
+    runs.resume(run, {"epochs": 3})
+    assert computed == [1]

@@ -72,6 +72,39 @@ def teacher_targets(spec: str | Path, fs: FaceSet, tta: str,
     return total.astype(np.float32)
 
 
+TARGETS_FILE = "teacher-targets.npz"
+
+
+def _teacher_key(spec: str | Path, tta: str) -> str:
+    from ..model_file import file_sha256
+
+    return f"{tta}:" + ",".join(file_sha256(p) for p in teacher_paths(spec))
+
+
+def run_teacher_targets(spec: str | Path, fs: FaceSet, tta: str, device, run_dir: Path | None) -> np.ndarray:
+    """teacher_targets, read back from a resumed run's folder when it holds them for the same
+    teacher files (by content), views and faces; computing them takes minutes on a CPU."""
+    saved = Path(run_dir) / TARGETS_FILE if run_dir is not None else None
+    if saved is not None and saved.is_file():
+        try:
+            with np.load(saved) as z:
+                shape = (len(fs), len(fs.classes))
+                if str(z["key"]) == _teacher_key(spec, tta) and z["targets"].shape == shape:
+                    print(f"teacher targets read from {saved}", file=sys.stderr)
+                    return z["targets"]
+        except (OSError, ValueError, KeyError):
+            pass  # unreadable or from another version: computed again below
+    return teacher_targets(spec, fs, tta, device)
+
+
+def save_teacher_targets(run_dir: Path, spec: str | Path, tta: str, targets: np.ndarray) -> None:
+    """Keep the targets in the run folder, so `--resume` need not compute them again."""
+    from ..outputs import atomic_path
+
+    with atomic_path(Path(run_dir) / TARGETS_FILE) as tmp, open(tmp, "wb") as fh:
+        np.savez(fh, targets=targets, key=np.array(_teacher_key(spec, tta)))
+
+
 def _check_teacher(path: Path, size: int, labels, fs: FaceSet) -> list[int]:
     """Column of each training class in the teacher's output; ConfigError on a mismatch."""
     if size != fs.images.shape[1]:

@@ -24,7 +24,13 @@ from .augment import augment_batch
 from .checkpoint import load_checkpoint, save_checkpoint
 from .config import TrainConfig
 from .data import FaceSet
-from .distill import WeightAverage, soft_cross_entropy, teacher_paths, teacher_targets
+from .distill import (
+    WeightAverage,
+    run_teacher_targets,
+    save_teacher_targets,
+    soft_cross_entropy,
+    teacher_paths,
+)
 from .evaluate import classification_report
 from .models import count_macs
 from .optim import HEAD_PREFIX, bf16_supported, jump_schedule, make_optimizer, pick_device
@@ -64,14 +70,16 @@ class Trainer:
         self.x_train = torch.from_numpy(imgs).to(self.device)
         self.y_train = torch.from_numpy(self.train_set.labels).to(self.device)
         self.loss_weight = self._class_weights() if cfg.class_weights else None
-        self.soft = (torch.from_numpy(teacher_targets(cfg.distill, self.train_set, cfg.distill_tta,
-                                                     self.device))
-                     .to(self.device) if cfg.distill else None)
+        soft = (run_teacher_targets(cfg.distill, self.train_set, cfg.distill_tta, self.device, run_dir)
+                if cfg.distill else None)
+        self.soft = torch.from_numpy(soft).to(self.device) if soft is not None else None
         self.average = WeightAverage(self.model, cfg.ema) if cfg.ema else None
         # the folder name uses the effective arch (--init-from sets it)
         if run_dir is None and self.main:
             run_dir = new_run_dir(Path(cfg.out), cfg.name or cfg.arch)
         self.run_dir: Path = distributed.share(run_dir)
+        if soft is not None and cfg.distill and self.main:
+            save_teacher_targets(self.run_dir, cfg.distill, cfg.distill_tta, soft)
         self.log = RunLog(self.run_dir, cfg.tensorboard and self.main, cfg.quiet or not self.main)
         self.net = distributed.wrap(self.model, self.device)  # what trains: DDP with --nproc
 
