@@ -20,6 +20,7 @@ from .errors import ModelError
 from .preprocess import InputSpec
 
 METADATA_KEY = "emotiscope"
+TTA_MODES = ("none", "flip")  # a model's `tta`: the views every verb classifies by default
 ENV_VAR = "EMOTISCOPE_MODEL"
 
 

@@ -8,6 +8,7 @@ import shlex
 from pathlib import Path
 
 from ..errors import ConfigError, DependencyError
+from ..model_file import TTA_MODES
 from ..outputs import display
 from ._out import check_new
 
@@ -22,7 +23,7 @@ def register(sub) -> None:
     p.add_argument("-o", "--output", help="the .onnx to write (default: beside the checkpoint; "
                    "needed for an ensemble)")
     p.add_argument("--force", action="store_true", help="overwrite an existing output")
-    p.add_argument("--tta", choices=["none", "flip"], default="none",
+    p.add_argument("--tta", choices=TTA_MODES, default="none",
                    help="the views every verb classifies unless told otherwise: the face (none) "
                    "or the face and its mirror image averaged (flip, twice the cost) (default: none)")
     p.add_argument("--crop-margin", type=float,

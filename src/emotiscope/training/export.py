@@ -71,9 +71,6 @@ def export_onnx(model: torch.nn.Module, path: Path, metadata: dict) -> dict:
     return {"sha256": file_sha256(path), "parity_max_abs_diff": diff}
 
 
-TTA_CHOICES = ("none", "flip")
-
-
 def export_checkpoint(checkpoint: str | Path | dict, out: Path, *, report: dict | None = None,
                       crop_margin: float | None = None, tta: str = "none", **training_extra) -> dict:
     """THE export: a checkpoint (a .pt path or a dict from load_checkpoint) -> `out`, an ONNX
