@@ -41,10 +41,16 @@ class ModelInfo:
         return self.metadata.get("metrics", {})
 
     @property
+    def tta(self) -> str:
+        """The views the model asks every verb to classify unless told --tta / --no-tta: "flip"
+        (the face and its mirror image, averaged) or "none" (its `tta` metadata; none if absent
+        or unknown)."""
+        mode = self.metadata.get("tta", "none")
+        return mode if mode in TTA_MODES else "none"
+
+    @property
     def flip_tta(self) -> bool:
-        """Whether the model asks to be run on the face and its mirror image, averaged (its
-        `tta` metadata, "flip" or "none"): what every verb does unless told --tta / --no-tta."""
-        return self.metadata.get("tta", "none") == "flip"
+        return self.tta == "flip"
 
 
 def bundled_model_path() -> Path:
@@ -208,4 +214,4 @@ def model_card(info: ModelInfo, paths: bool = True) -> dict:
     return {"name": info.path.name, "sha256": info.sha256, "arch": meta.get("arch"),
             "version": meta.get("version"), "created": meta.get("created"),
             "labels": list(info.labels), "input": info.spec.to_dict(), "temperature": info.temperature,
-            "tta": "flip" if info.flip_tta else "none", "metrics": metrics, "training": training}
+            "tta": info.tta, "metrics": metrics, "training": training}

@@ -172,11 +172,11 @@ def add_recognizer_flags(parser: argparse.ArgumentParser,
             continue
         meta = f.metadata
         shown = meta["shown"](f.default) if meta["shown"] else f.default
-        help_text = meta["help"] if str(f.type).startswith("bool") else f"{meta['help']} (default: {shown})"
-        if str(f.type).startswith("bool"):
+        if str(f.type).startswith("bool"):  # on, off (--no-...), or the default
             group.add_argument(meta["flag"], dest=f.name, action=argparse.BooleanOptionalAction,
-                               default=f.default, help=help_text)
+                               default=f.default, help=meta["help"])
             continue
+        help_text = f"{meta['help']} (default: {shown})"
         kwargs = {"dest": f.name, "default": f.default, "metavar": meta["metavar"]}
         kwargs.update({k: meta[k] for k in ("type", "choices") if meta[k] is not None})
         group.add_argument(meta["flag"], help=help_text, **kwargs)

@@ -160,8 +160,7 @@ def evaluate(model, data: Path, split: str | None = None, tta: str | None = None
     from ..classify import EmotionClassifier
 
     classifier = EmotionClassifier(model)
-    if tta is None:
-        tta = "flip" if classifier.info.flip_tta else "none"
+    tta = tta or classifier.info.tta
     size, labels = classifier.info.spec.size, classifier.labels
     data = Path(data)
     photos = faces == "detect" or (faces == "auto" and data.is_dir() and is_photo_folder(data))
