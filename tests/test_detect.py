@@ -159,6 +159,30 @@ def test_landmarks_that_are_not_a_face_are_dropped():
     assert not yunet_module.face_like_landmarks(box, (150, 150) * 5)  # all in one point
 
 
+def test_eye_roll_is_the_eye_lines_clockwise_angle():
+    assert yunet_module.eye_roll((130, 135, 170, 135, 150, 155, 135, 175, 165, 175)) == 0.0
+    assert yunet_module.eye_roll((128, 140, 166, 126)) == pytest.approx(-20.2, abs=0.1)
+    assert yunet_module.eye_roll((100, 100, 100, 140)) == pytest.approx(90.0)  # lying on its side
+    assert yunet_module.eye_roll(()) == 0.0  # the binding's fallback gives no landmarks
+
+
+def test_yunet_boxes_carry_the_roll_of_a_turned_face(yunet, sample):
+    import cv2
+
+    face = sample[14:231, 50:267]  # the sample's largest face, with half its side around it
+    centre = (face.shape[1] / 2, face.shape[0] / 2)
+
+    def roll(turn: float) -> float:  # OpenCV turns counter-clockwise for a positive angle
+        m = cv2.getRotationMatrix2D(centre, turn, 1.0)
+        boxes = yunet(max_side=0).detect(cv2.warpAffine(face, m, face.shape[1::-1],
+                                                        borderMode=cv2.BORDER_REPLICATE))
+        assert len(boxes) == 1
+        return boxes[0].roll
+
+    assert abs(roll(0)) < 5
+    assert roll(25) < -8 and roll(-25) > 8  # YuNet's landmarks under-read a tilt
+
+
 def test_yunet_falls_back_to_the_binding_without_the_symbol(yunet, sample, monkeypatch):
     monkeypatch.setattr(yunet_module, "_FACEDETECT_CNN", "no_such_symbol")
     fallback = yunet(max_side=0)

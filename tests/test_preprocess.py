@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import json
+import math
 import os
 import subprocess
 import sys
+from dataclasses import replace
 
 import cv2
 import numpy as np
@@ -13,6 +15,7 @@ import pytest
 
 from emotiscope.errors import ModelError
 from emotiscope.preprocess import (
+    ALIGN_MIN_ROLL,
     InputSpec,
     batch_input,
     face_crop,
@@ -148,6 +151,23 @@ def test_square_crop_replicates_the_border_pixels():
     assert crop.shape == (40, 40)
     np.testing.assert_array_equal(crop[:, :10], np.repeat(crop[:, 10:11], 10, axis=1))
     np.testing.assert_array_equal(crop[:, 10], image[30:70, 0])
+
+
+def test_square_crop_turns_a_tilted_face_upright():
+    image = np.zeros((100, 120), np.uint8)
+    # an "eye line" through (60, 50), falling 30 degrees to the right: clockwise, roll +30
+    dx, dy = 30 * math.cos(math.radians(30)), 30 * math.sin(math.radians(30))
+    cv2.line(image, (round(60 - dx), round(50 - dy)), (round(60 + dx), round(50 + dy)), 255, 1)
+    box = Box(40, 30, 40, 40, roll=30.0)
+    upright = square_crop(image, box, 0.0)
+    rows, cols = np.nonzero(upright > 100)
+    assert upright.shape == (40, 40) and cols.min() <= 8 and cols.max() >= 31  # across the crop
+    assert rows.max() - rows.min() <= 2 and abs(rows.mean() - 20) <= 1.5  # level, centred
+    tilted = square_crop(image, replace(box, roll=0.0), 0.0)
+    assert np.ptp(np.nonzero(tilted > 100)[0]) >= 15  # as it lies, the line still falls
+    below = replace(box, roll=ALIGN_MIN_ROLL - 1)  # a small tilt is left as it is
+    np.testing.assert_array_equal(square_crop(image, below, 0.0), tilted)
+    assert square_crop(ramp(100, 120, 3), box, 0.5).shape == (80, 80, 3)
 
 
 def test_face_crop_uses_a_whole_image_box_as_it_is():

@@ -22,13 +22,16 @@ ASSUME_CROP = ("auto", "always", "never")
 
 @dataclass(frozen=True)
 class Box:
-    """A face box in original-image pixels; `score` is the detector's confidence in 0..1."""
+    """A face box in original-image pixels; `score` is the detector's confidence in 0..1;
+    `roll` the angle of the eye line in degrees (clockwise in the image, 0 when level or unknown:
+    only detectors with landmarks measure it)."""
 
     x: int
     y: int
     w: int
     h: int
     score: float = 1.0
+    roll: float = 0.0
 
     @property
     def area(self) -> int:
@@ -38,10 +41,11 @@ class Box:
         return {"x": self.x, "y": self.y, "w": self.w, "h": self.h}
 
     @classmethod
-    def from_edges(cls, x0: float, y0: float, x1: float, y1: float, score: float = 1.0) -> Box:
+    def from_edges(cls, x0: float, y0: float, x1: float, y1: float, score: float = 1.0,
+                   roll: float = 0.0) -> Box:
         """The box from its left, top, right and bottom edges, each rounded to a pixel."""
         left, top = round(x0), round(y0)
-        return cls(left, top, round(x1) - left, round(y1) - top, float(score))
+        return cls(left, top, round(x1) - left, round(y1) - top, float(score), float(roll))
 
     def clipped(self, width: int, height: int) -> Box | None:
         """The part of this box inside a width x height image, or None if nothing is."""
@@ -49,7 +53,7 @@ class Box:
         x1, y1 = min(self.x + self.w, width), min(self.y + self.h, height)
         if x1 <= x0 or y1 <= y0:
             return None
-        return Box(x0, y0, x1 - x0, y1 - y0, self.score)
+        return Box(x0, y0, x1 - x0, y1 - y0, self.score, self.roll)
 
 
 @dataclass(frozen=True)

@@ -96,7 +96,7 @@ def shift_box(prev_grey: np.ndarray, grey: np.ndarray, box: Box) -> Box | None:
     scale = float(np.clip(spread1 / spread0, 0.8, 1.25)) if spread0 > 1 else 1.0
     cx, cy = box.x + box.w / 2 + dx, box.y + box.h / 2 + dy
     bw, bh = max(1, round(box.w * scale)), max(1, round(box.h * scale))
-    return Box(round(cx - bw / 2), round(cy - bh / 2), bw, bh, box.score)
+    return Box(round(cx - bw / 2), round(cy - bh / 2), bw, bh, box.score, box.roll)
 
 
 def threaded(items: Iterable, maxsize: int = 8) -> Iterator:

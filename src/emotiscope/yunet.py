@@ -7,6 +7,7 @@ Linux x86_64 and Windows only; elsewhere `make_detector("auto")` falls back to H
 from __future__ import annotations
 
 import functools
+import math
 import os
 import sys
 import threading
@@ -56,7 +57,8 @@ class YuNetDetector(ScaledDetector):
             with YuNetDetector._lock:
                 found = self._call(width, height, image)
                 YuNetDetector._ready = True
-        return [(x, y, w, h, score / 100.0) for x, y, w, h, score, *landmarks in found
+        return [(x, y, w, h, score / 100.0, eye_roll(landmarks))
+                for x, y, w, h, score, *landmarks in found
                 if not (self.landmark_check and landmarks)
                 or face_like_landmarks((x, y, w, h), landmarks)]
 
@@ -78,6 +80,15 @@ class YuNetDetector(ScaledDetector):
 # false positives on headlights and discs put a "mouth" just under wide-set "eyes".
 MIN_MOUTH_BELOW_EYES = 0.6  # eye-to-mouth distance / eye distance, across the eye line
 LANDMARK_MARGIN = 0.1  # landmarks may lie this fraction of the box outside it
+
+
+def eye_roll(landmarks) -> float:
+    """The eye line's angle in degrees, clockwise in the image (y points down), from YuNet's
+    landmarks (right eye first, then left eye, as x, y); 0.0 without landmarks."""
+    if len(landmarks) < 4:
+        return 0.0
+    (rx, ry), (lx, ly) = landmarks[0:2], landmarks[2:4]
+    return math.degrees(math.atan2(ly - ry, lx - rx))
 
 
 def face_like_landmarks(box: tuple[int, int, int, int], landmarks) -> bool:
