@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import logging
 import sys
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -24,48 +24,24 @@ from ..outputs import display
 from ..preprocess import InputSpec, normalize
 from . import calibrate
 from .evaluate import classification_report, map_labels
-from .export import build_metadata, checkpoint_metrics, export_onnx, onnx_state_dict, read_report
+from .export import TrainedModel, build_metadata, export_onnx, read_trained
 from .models import build_model, count_macs
 
-
-@dataclass
-class Member:
-    path: Path
-    arch: str
-    model_args: dict
-    labels: list[str]
-    spec: InputSpec
-    weights: dict
-    temperature: float = 1.0
-    config: dict = field(default_factory=dict)  # the run's TrainConfig (checkpoints only)
-    accuracy: float | None = None  # its own validation accuracy, as recorded
-    command: str = ""
+Member = TrainedModel  # an ensemble's member: a single network of ours
 
 
 def load_member(path: Path) -> Member:
     """A member from one of our .pt checkpoints (with its run's report.json, when beside it) or
-    .onnx models; ConfigError for anything else, or for an ensemble (members are single models)."""
-    from .checkpoint import load_checkpoint
-
-    if path.suffix == ".onnx":
-        weights, meta = onnx_state_dict(path)
-        arch, args, labels = meta.get("arch"), meta.get("model_args", {}), meta.get("labels", [])
-        spec, temperature = InputSpec.from_dict(meta.get("input", {})), float(meta.get("temperature", 1.0))
-        accuracy = (meta.get("metrics") or {}).get("validation", {}).get("accuracy")
-        config: dict = {}
-        command = (meta.get("training") or {}).get("command", "")
-    elif path.suffix == ".pt":
-        ckpt = load_checkpoint(path)
-        metrics, t = checkpoint_metrics(ckpt, read_report(path.parent / "report.json"))
-        arch, args, labels, weights = ckpt["arch"], ckpt.get("model_args", {}), ckpt["labels"], ckpt["model"]
-        spec, temperature, config = InputSpec.from_dict(ckpt["spec"]), float(t or 1.0), ckpt.get("config", {})
-        accuracy, command = metrics["validation"].get("accuracy"), ckpt.get("command", "")
-    else:
+    .onnx models; ModelError for anything else, ConfigError for an ensemble (members are single
+    models)."""
+    if path.suffix not in (".pt", ".onnx"):
         raise ConfigError(f"{path}: an ensemble member is a .pt checkpoint or an .onnx model of ours")
-    if arch in (None, "ensemble"):
-        raise ConfigError(f"{path} is {'an ensemble' if arch else 'not a model of ours'}; "
-                          "pass its members (single models) instead")
-    return Member(path, arch, dict(args), list(labels), spec, weights, temperature, config, accuracy, command)
+    member = read_trained(path, "export", need=("model", "arch", "labels", "spec"))
+    if member.arch == "ensemble":
+        raise ConfigError(f"{path} is an ensemble; pass its members (single models) instead")
+    if member.spec is None:
+        raise ConfigError(f"{path} has no input contract; export it again with this version")
+    return member
 
 
 def build_ensemble(members: list[Member]) -> tuple[torch.nn.Module, InputSpec, list[str], list[dict]]:
@@ -73,20 +49,22 @@ def build_ensemble(members: list[Member]) -> tuple[torch.nn.Module, InputSpec, l
     labels, the members' model_args records); ConfigError when members do not fit together."""
     if len(members) < 2:
         raise ConfigError("an ensemble needs at least two models")
-    first = members[0]
-    for m in members[1:]:
+    specs = [m.spec for m in members if m.spec is not None]
+    if len(specs) < len(members):
+        raise ConfigError("every ensemble member needs its input contract; export them again")
+    first, spec = members[0], specs[0]
+    for m, own in zip(members[1:], specs[1:], strict=True):
         if m.labels != first.labels:
             raise ConfigError(f"{display(m.path)} has labels {', '.join(m.labels)}; "
                               f"{display(first.path)} has {', '.join(first.labels)}: ensemble models "
                               "trained on the same classes")
-        if replace(m.spec, mean=0, std=1) != replace(first.spec, mean=0, std=1):
-            raise ConfigError(f"{display(m.path)} takes {m.spec.size}px, {m.spec.channels} channel(s), "
-                              f"margin {m.spec.margin:g}; {display(first.path)} takes {first.spec.size}px, "
-                              f"{first.spec.channels}, margin {first.spec.margin:g}: they must match")
-    spec = first.spec
-    records = [{"arch": m.arch, "model_args": m.model_args, "scale": spec.std / m.spec.std,
-                "shift": (spec.mean - m.spec.mean) / m.spec.std, "temperature": m.temperature}
-               for m in members]
+        if replace(own, mean=0, std=1) != replace(spec, mean=0, std=1):
+            raise ConfigError(f"{display(m.path)} takes {own.size}px, {own.channels} channel(s), "
+                              f"margin {own.margin:g}; {display(first.path)} takes {spec.size}px, "
+                              f"{spec.channels}, margin {spec.margin:g}: they must match")
+    records = [{"arch": m.arch, "model_args": m.model_args, "scale": spec.std / own.std,
+                "shift": (spec.mean - own.mean) / own.std, "temperature": m.temperature}
+               for m, own in zip(members, specs, strict=True)]
     model = build_model("ensemble", len(first.labels), spec.channels, members=records)
     for net, m in zip(model.members, members, strict=True):  # type: ignore[arg-type]
         net.load_state_dict(m.weights)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -159,8 +160,54 @@ def checkpoint_metrics(ckpt: dict, report: dict | None) -> tuple[dict, float | N
                            "epoch": epoch}}, None
 
 
-def onnx_state_dict(path: Path) -> tuple[dict, dict]:
-    """Weights (by state-dict name) and metadata of an ONNX model exported by emotiscope."""
+@dataclass
+class TrainedModel:
+    """One of our trained models as `read_trained` finds it in a .pt checkpoint or an .onnx file."""
+
+    path: Path
+    arch: str
+    model_args: dict
+    labels: list[str]
+    spec: InputSpec | None  # None only for a checkpoint that predates the input contract
+    weights: dict
+    temperature: float = 1.0
+    config: dict = field(default_factory=dict)  # the run's TrainConfig (checkpoints only)
+    accuracy: float | None = None  # its own validation accuracy, as recorded
+    command: str = ""
+
+
+def read_trained(path: Path, flag: str, need: tuple[str, ...] = ("model", "arch")) -> TrainedModel:
+    """The model in one of our .pt checkpoints (with its run's report.json, when beside it) or
+    .onnx files; ModelError naming `flag` for anything else. `need`: the checkpoint keys required.
+    An ensemble is read as it is: callers that need a single network refuse arch "ensemble"."""
+    from .checkpoint import load_checkpoint
+
+    path = Path(path)
+    if path.suffix == ".onnx":
+        if not path.is_file():
+            raise ModelError(f"{flag} {path} does not exist; pass an .onnx model or a .pt checkpoint of ours")
+        weights, meta = onnx_state_dict(path, flag)
+        if "arch" not in meta:
+            raise ModelError(f"{flag} {path} has no 'arch' in its metadata; pass a model exported by "
+                             "`emotiscope train` or `emotiscope export`")
+        spec = meta.get("input")
+        return TrainedModel(
+            path, meta["arch"], dict(meta.get("model_args", {})), list(meta.get("labels", [])),
+            InputSpec.from_dict(spec) if spec else None, weights, float(meta.get("temperature", 1.0)),
+            accuracy=(meta.get("metrics") or {}).get("validation", {}).get("accuracy"),
+            command=(meta.get("training") or {}).get("command", ""))
+    ckpt = load_checkpoint(path, need, flag)
+    metrics, temperature = checkpoint_metrics(ckpt, read_report(path.parent / "report.json"))
+    spec = ckpt.get("spec")
+    return TrainedModel(
+        path, ckpt["arch"], dict(ckpt.get("model_args", {})), list(ckpt.get("labels", [])),
+        InputSpec.from_dict(spec) if spec else None, ckpt["model"], float(temperature or 1.0),
+        ckpt.get("config", {}), metrics["validation"].get("accuracy"), ckpt.get("command", ""))
+
+
+def onnx_state_dict(path: Path, flag: str = "--init-from") -> tuple[dict, dict]:
+    """Weights (by state-dict name) and metadata of an ONNX model exported by emotiscope; `flag`
+    names the option the path came from, for the message."""
     import onnx
     from onnx import numpy_helper
 
@@ -171,6 +218,6 @@ def onnx_state_dict(path: Path) -> tuple[dict, dict]:
                          "pass a model exported by emotiscope") from exc
     props = {p.key: p.value for p in proto.metadata_props}
     if METADATA_KEY not in props:
-        raise ModelError(f"{path} has no emotiscope metadata; --init-from takes our .pt or .onnx")
+        raise ModelError(f"{path} has no emotiscope metadata; {flag} takes our .pt or .onnx")
     weights = {t.name: torch.from_numpy(numpy_helper.to_array(t).copy()) for t in proto.graph.initializer}
     return weights, json.loads(props[METADATA_KEY])

@@ -9,9 +9,8 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import ConfigError, InputError, ModelError
+from ..errors import ConfigError, InputError
 from ..outputs import check_writable_folder, display
-from .checkpoint import load_checkpoint
 from .config import TrainConfig
 from .data import FaceSet, balance, load_any, select_classes, split_fraction
 from .models import build_model
@@ -135,23 +134,16 @@ HEAD = ("classifier.weight", "classifier.bias")  # the output layer of every arc
 def load_init(path: Path) -> tuple[str, dict, dict, dict | None, list[str]]:
     """(arch, model_args, state_dict, input spec dict, labels) from one of our .pt checkpoints or
     .onnx models."""
+    from .export import read_trained
+
     if not path.is_file():
         raise ConfigError(f"--init-from {path} does not exist")
-    if path.suffix == ".onnx":
-        from .export import onnx_state_dict
-
-        weights, meta = onnx_state_dict(path)
-        if "arch" not in meta:
-            raise ModelError(f"--init-from {path} has no 'arch' in its metadata; pass a model "
-                             "exported by `emotiscope train` or `emotiscope export`")
-        if meta["arch"] == "ensemble":
-            raise ConfigError(f"--init-from {path} is an ensemble; fine-tune one of its members "
-                              "(`emotiscope info --model` lists them)")
-        return (meta["arch"], meta.get("model_args", {}), weights, meta.get("input"),
-                list(meta.get("labels", [])))
-    ckpt = load_checkpoint(path, ("model", "arch"), "--init-from")
-    return (ckpt["arch"], ckpt.get("model_args", {}), ckpt["model"], ckpt.get("spec"),
-            list(ckpt.get("labels", [])))
+    source = read_trained(path, "--init-from")
+    if source.arch == "ensemble":
+        raise ConfigError(f"--init-from {path} is an ensemble; fine-tune one of its members "
+                          "(`emotiscope info --model` lists them)")
+    return (source.arch, source.model_args, source.weights,
+            source.spec.to_dict() if source.spec else None, source.labels)
 
 
 def build_initial_model(cfg: TrainConfig, classes):
