@@ -55,6 +55,19 @@ def test_calibration_record_and_empty_input():
     assert fit_temperature(np.zeros((0, 7)), np.zeros(0, int)) == 1.0
 
 
+def test_calibration_leaves_out_near_duplicates_of_training_faces():
+    new_logits, new_labels = overconfident(600)
+    twins = np.eye(7)[np.arange(300) % 7] * 2.0  # twins of training faces: right, not confident
+    logits, labels = np.vstack([new_logits, twins]), np.concatenate([new_labels, np.arange(300) % 7])
+    twin = np.arange(900) >= 600
+    rec = calibration_record(logits, labels, "held-out", twin)
+    assert rec["n"] == 600 and rec["fitted_on"] == "held-out, without its 300 near-duplicates of training faces"
+    assert rec["temperature"] == fit_temperature(new_logits, new_labels)
+    assert calibration_record(logits, labels, "held-out")["temperature"] < rec["temperature"] - 0.3
+    few = calibration_record(logits[450:], labels[450:], "held-out", twin[450:])
+    assert few["n"] == 450 and few["fitted_on"] == "held-out"  # 150 < MIN_FIT would be left: all used
+
+
 def _with_temperature(src, dst, value):
     import onnx
 

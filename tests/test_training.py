@@ -110,6 +110,8 @@ def test_export_fits_a_temperature_on_the_validation_faces(base_run):
     assert cal["nll_after"] <= cal["nll_before"] + 1e-6  # the fit minimises the NLL
     report = json.loads((base_run / "report.json").read_text())
     assert report["calibration"] == cal
+    free = report["duplicate_free"]  # the validation faces without twins among the training faces
+    assert free["n"] + free["excluded"] == report["n"] and 0 <= free["accuracy"] <= 1
 
 
 def test_parity_check_passes_and_catches_a_mismatch(base_run):

@@ -23,7 +23,8 @@ from ..errors import ConfigError
 from ..outputs import display
 from ..preprocess import InputSpec, normalize
 from . import calibrate
-from .evaluate import classification_report, map_labels
+from .duplicates import near_duplicates
+from .evaluate import classification_report, duplicate_free, map_labels
 from .export import TrainedModel, build_metadata, export_onnx, read_trained
 from .models import build_model, count_macs
 
@@ -72,8 +73,9 @@ def build_ensemble(members: list[Member]) -> tuple[torch.nn.Module, InputSpec, l
 
 
 def shared_holdout(members: list[Member]):
-    """The held-out slice (a FaceSet) that every member's run kept out of training, or None with
-    the reason."""
+    """(the held-out slice (a FaceSet) that every member's run kept out of training, its source,
+    the mask of its faces with a near-duplicate in the training part), or (None, the reason,
+    None)."""
     from .config import TrainConfig
     from .prepare import prepare_data
 
@@ -81,20 +83,20 @@ def shared_holdout(members: list[Member]):
     keys = ("data", "val_fraction", "classes", "faces", "group_by", "val")
     if not all(configs) or any({k: c.get(k) for k in keys} != {k: configs[0].get(k) for k in keys}
                                for c in configs):
-        return None, "its members are not all checkpoints of runs on the same data and split"
+        return None, "its members are not all checkpoints of runs on the same data and split", None
     cfg = TrainConfig.from_dict(configs[0])
     if not cfg.val_fraction or cfg.val or cfg.group_by:
-        return None, "its members' runs did not hold out a --val-fraction slice of the training data"
+        return None, "its members' runs did not hold out a --val-fraction slice of the training data", None
     if not Path(cfg.data).exists():
-        return None, f"the training data {cfg.data} is not here"
+        return None, f"the training data {cfg.data} is not here", None
     quiet = logging.getLogger("emotiscope.training.prepare")
     level = quiet.level
     quiet.setLevel(logging.ERROR)  # the members' runs already warned about their split
     try:
-        _, held_out, source = prepare_data(cfg)
+        train, held_out, source = prepare_data(cfg)
     finally:
         quiet.setLevel(level)
-    return held_out, source
+    return held_out, source, near_duplicates(held_out.images, train.images)
 
 
 @torch.no_grad()
@@ -111,7 +113,7 @@ def export_ensemble(paths: list[Path], out: Path, command: str = "", tta: str = 
     members = [load_member(Path(p)) for p in paths]
     model, spec, labels, records = build_ensemble(members)
     metrics: dict = {"macs": count_macs(model, spec.size, spec.channels)}
-    held_out, source = shared_holdout(members)
+    held_out, source, twin = shared_holdout(members)
     temperature = 1.0
     if held_out is None:
         print(f"{display(out)}: not validated and not calibrated: {source}", file=sys.stderr)
@@ -121,7 +123,8 @@ def export_ensemble(paths: list[Path], out: Path, command: str = "", tta: str = 
         report = classification_report(y, logits.argmax(1), labels)
         metrics["validation"] = {k: report[k] for k in ("accuracy", "macro_f1", "per_class")}
         metrics["validation"].update(n=len(y), source=source)
-        metrics["calibration"] = calibrate.calibration_record(logits, y, source)
+        metrics["validation"]["duplicate_free"] = duplicate_free(y, logits.argmax(1), labels, twin)
+        metrics["calibration"] = calibrate.calibration_record(logits, y, source, twin)
         temperature = metrics["calibration"]["temperature"]
     training = {"command": command, "members": [
         {"file": str(m.path), "arch": m.arch, "validation_accuracy": m.accuracy,

@@ -184,8 +184,10 @@ def evaluate(model, data: Path, split: str | None = None, tta: str | None = None
     report["skipped"] = fs.skipped
     report["calibration"] = calibration(classifier, fs.images, y_true, probs, tta)
     if name != "train" and "train" in splits:
-        report["duplicate_free"] = duplicate_free(fs.images, splits["train"].images, y_true,
-                                                  probs.argmax(1), labels)
+        from .duplicates import near_duplicates
+
+        report["duplicate_free"] = duplicate_free(y_true, probs.argmax(1), labels,
+                                                  near_duplicates(fs.images, splits["train"].images))
     return report
 
 
@@ -201,12 +203,11 @@ def calibration(classifier, faces: np.ndarray, y_true: np.ndarray, probs: np.nda
     return out
 
 
-def duplicate_free(faces: np.ndarray, train_faces: np.ndarray, y_true: np.ndarray,
-                   y_pred: np.ndarray, labels) -> dict:
-    """Accuracy and macro-F1 without the faces that have a near-twin in the training split."""
-    from .duplicates import THRESHOLD, near_duplicates
+def duplicate_free(y_true: np.ndarray, y_pred: np.ndarray, labels, twin: np.ndarray) -> dict:
+    """Accuracy and macro-F1 without the faces that have a near-twin in the training faces (`twin`,
+    a mask from duplicates.near_duplicates)."""
+    from .duplicates import THRESHOLD
 
-    twin = near_duplicates(faces, train_faces)
     kept = classification_report(y_true[~twin], y_pred[~twin], labels)
     return {"accuracy": kept["accuracy"], "macro_f1": kept["macro_f1"], "n": kept["n"],
             "excluded": int(twin.sum()), "threshold": THRESHOLD,

@@ -31,7 +31,8 @@ from .distill import (
     soft_cross_entropy,
     teacher_paths,
 )
-from .evaluate import classification_report
+from .duplicates import near_duplicates
+from .evaluate import classification_report, duplicate_free
 from .models import count_macs
 from .optim import HEAD_PREFIX, bf16_supported, jump_schedule, make_optimizer, pick_device
 from .prepare import build_initial_model, new_run_dir, prepare_data
@@ -249,7 +250,11 @@ class Trainer:
         report = classification_report(self.val_set.labels, logits.argmax(1), self.val_set.classes)
         report["best_epoch"], report["epochs_run"] = self.best_epoch, self.epoch
         report["source"] = self.val_source
-        report["calibration"] = calibrate.calibration_record(logits, self.val_set.labels, self.val_source)
+        twin = near_duplicates(self.val_set.images, self.train_set.images)
+        report["duplicate_free"] = duplicate_free(self.val_set.labels, logits.argmax(1),
+                                                  self.val_set.classes, twin)
+        report["calibration"] = calibrate.calibration_record(logits, self.val_set.labels,
+                                                             self.val_source, twin)
         self.log.record(self.history)
         self.log.close()
         plots.plot_confusion(report["confusion"], self.val_set.classes, self.run_dir / "confusion.png",
