@@ -61,7 +61,8 @@ def test_calibration_leaves_out_near_duplicates_of_training_faces():
     logits, labels = np.vstack([new_logits, twins]), np.concatenate([new_labels, np.arange(300) % 7])
     twin = np.arange(900) >= 600
     rec = calibration_record(logits, labels, "held-out", twin)
-    assert rec["n"] == 600 and rec["fitted_on"] == "held-out, without its 300 near-duplicates of training faces"
+    assert rec["n"] == 600
+    assert rec["fitted_on"] == "held-out, without its 300 near-duplicates of training faces"
     assert rec["temperature"] == fit_temperature(new_logits, new_labels)
     assert calibration_record(logits, labels, "held-out")["temperature"] < rec["temperature"] - 0.3
     few = calibration_record(logits[450:], labels[450:], "held-out", twin[450:])
