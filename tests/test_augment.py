@@ -12,6 +12,8 @@ from emotiscope.training.augment import (  # noqa: E402
     random_crop,
     random_dark,
     random_erase,
+    jpeg_round_trip,
+    random_jpeg,
     random_lowres,
 )
 
@@ -116,7 +118,7 @@ def detail(x: torch.Tensor) -> torch.Tensor:
     return (x[..., :, 1:] - x[..., :, :-1]).abs().mean(dim=(1, 2, 3))
 
 
-@pytest.mark.parametrize("degrade", [random_blur, random_lowres, random_dark])
+@pytest.mark.parametrize("degrade", [random_blur, random_lowres, random_dark, random_jpeg])
 def test_real_photo_degradations_off_at_p0_and_in_range_at_p1(degrade):
     x = smooth_faces()
     assert torch.equal(degrade(x, 0.0, gen()), x)
@@ -136,6 +138,23 @@ def test_dark_darkens_and_adds_noise():
     y = random_dark(x, 1.0, gen())
     assert bool((y.mean(dim=(1, 2, 3)) < 95).all())  # gamma >= 1.5: 128 -> at most ~ 91
     assert bool((y.std(dim=(1, 2, 3)) > 1).all())
+
+
+@pytest.mark.parametrize("size", [48, 44])
+def test_jpeg_matches_opencvs_jpeg_at_the_same_quality(size):
+    import cv2
+    import numpy as np
+
+    rng = np.random.default_rng(0)
+    x = np.stack([cv2.GaussianBlur(rng.uniform(0, 255, (size, size)), (0, 0), 1.5) * 2 - 100
+                  for _ in range(6)]).clip(0, 255).round()
+    quality = [15, 30, 45, 55, 60, 75]  # both sides of libjpeg's scaling at 50
+    ours = jpeg_round_trip(torch.from_numpy(x[:, None]).float(), torch.tensor(quality)).numpy()
+    for face, mine, q in zip(x.astype(np.uint8), ours[:, 0], quality, strict=True):
+        _, data = cv2.imencode(".jpg", face, [cv2.IMWRITE_JPEG_QUALITY, q])
+        theirs = cv2.imdecode(data, cv2.IMREAD_GRAYSCALE).astype(float)
+        lost = np.abs(theirs - face).mean()  # what compression changed
+        assert lost > 1 and np.abs(mine - theirs).mean() < 0.15 * lost
 
 
 def test_degradations_hit_about_p_of_the_faces():

@@ -95,8 +95,48 @@ def random_dark(x: torch.Tensor, p: float, gen: torch.Generator) -> torch.Tensor
     return torch.where(_chosen(n, p, gen, dev)[:, None, None, None], y, x)
 
 
+# The JPEG standard's luminance quantisation table (ITU T.81, Annex K), scaled by quality as
+# libjpeg does.
+JPEG_LUMA = (16, 11, 10, 16, 24, 40, 51, 61, 12, 12, 14, 19, 26, 58, 60, 55,
+             14, 13, 16, 24, 40, 57, 69, 56, 14, 17, 22, 29, 51, 87, 80, 62,
+             18, 22, 37, 56, 68, 109, 103, 77, 24, 35, 55, 64, 81, 104, 113, 92,
+             49, 64, 78, 87, 103, 121, 120, 101, 72, 92, 95, 98, 112, 100, 103, 99)
+
+
+def _dct_matrix(dev, dtype) -> torch.Tensor:
+    k, i = torch.meshgrid(torch.arange(8.0), torch.arange(8.0), indexing="ij")
+    d = torch.cos((2 * i + 1) * k * math.pi / 16) * math.sqrt(2 / 8)
+    d[0] /= math.sqrt(2)
+    return d.to(dev, dtype)  # orthonormal DCT-II: coefficients = d @ block @ d.T
+
+
+def jpeg_round_trip(x: torch.Tensor, quality: torch.Tensor) -> torch.Tensor:
+    """Each face through JPEG at its quality (1-100; every channel coded as luminance: 8x8 DCT,
+    the standard table's quantisation, inverse DCT, rounded to grey levels)."""
+    n, c, h, w = x.shape
+    dev = x.device
+    quality = quality.to(dev, torch.float32).clamp(1, 100)
+    scale = torch.where(quality < 50, 5000 / quality, 200 - 2 * quality)
+    table = torch.tensor(JPEG_LUMA, device=dev, dtype=torch.float32).reshape(1, 8, 8)
+    step = ((table * scale[:, None, None] + 50) / 100).floor().clamp(1, 255)[:, None, None, None]
+    ph, pw = -h % 8, -w % 8
+    y = F.pad(x.float(), (0, pw, 0, ph), mode="replicate") - 128
+    blocks = y.reshape(n, c, (h + ph) // 8, 8, (w + pw) // 8, 8).transpose(3, 4)  # n c by bx 8 8
+    d = _dct_matrix(dev, blocks.dtype)
+    blocks = d.T @ (torch.round((d @ blocks @ d.T) / step) * step) @ d
+    y = blocks.transpose(3, 4).reshape(n, c, h + ph, w + pw)[:, :, :h, :w]
+    return (y + 128).round().clamp(0, 255).to(x.dtype)
+
+
+def random_jpeg(x: torch.Tensor, p: float, gen: torch.Generator) -> torch.Tensor:
+    """With probability p per face, a JPEG round trip at quality 15-75 (jpeg_round_trip)."""
+    quality = 15 + torch.rand(x.shape[0], generator=gen, device=x.device) * 60
+    return torch.where(_chosen(x.shape[0], p, gen, x.device)[:, None, None, None],
+                       jpeg_round_trip(x, quality), x)
+
+
 def augment_batch(x: torch.Tensor, cfg: AugmentConfig, gen: torch.Generator) -> torch.Tensor:
-    """Flip, affine, random crop, real-photo degradations (low resolution, blur, low light),
+    """Flip, affine, random crop, real-photo degradations (low resolution, blur, low light, JPEG),
     brightness/contrast jitter, random erasing; values stay 0..255."""
     n = x.shape[0]
     dev = x.device
@@ -113,6 +153,8 @@ def augment_batch(x: torch.Tensor, cfg: AugmentConfig, gen: torch.Generator) -> 
         x = random_blur(x, cfg.blur, gen)
     if cfg.dark > 0:
         x = random_dark(x, cfg.dark, gen)
+    if cfg.jpeg > 0:
+        x = random_jpeg(x, cfg.jpeg, gen)
     if cfg.jitter > 0:
         mean = x.mean(dim=(1, 2, 3), keepdim=True)
         contrast = 1 + (torch.rand(n, 1, 1, 1, generator=gen, device=dev) * 2 - 1) * cfg.jitter
