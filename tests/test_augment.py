@@ -7,12 +7,12 @@ torch = pytest.importorskip("torch")
 from emotiscope.training.augment import (  # noqa: E402
     AugmentConfig,
     augment_batch,
+    jpeg_round_trip,
     random_affine,
     random_blur,
     random_crop,
     random_dark,
     random_erase,
-    jpeg_round_trip,
     random_jpeg,
     random_lowres,
 )
