@@ -64,7 +64,7 @@ done
 
 train --widths 40,80,160,240 --depths 1,2,2,2 --distill "$best" --distill-tta "$TTA" \
     --distill-weight 0.7 --ema 0.999 --epochs "$EPOCHS_S" --batch-size "$BATCH_S" --lr 0.15 \
-    --augment blur=0.15,lowres=0.15,dark=0.1 --name student 2>&1 | tr '\r' '\n' | grep -a "teacher\|agree\|epoch [0-9]*/[0-9]*  \|run \|error" \
+    --augment blur=0.15,lowres=0.15,dark=0.1,jpeg=0.15 --name student 2>&1 | tr '\r' '\n' | grep -a "teacher\|agree\|epoch [0-9]*/[0-9]*  \|run \|error" \
     | tee -a "$OUT/recipe.log"
 student=$(ls -d "$WORK"/runs/*-student 2>/dev/null | tail -n 1)
 [ -f "$student/model.onnx" ] || { log "the student did not finish"; exit 1; }
