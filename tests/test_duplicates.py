@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import cv2
 import numpy as np
+import pytest
 
 from emotiscope.cli import main
 from emotiscope.training.duplicates import THRESHOLD, best_match, near_duplicates, thumbnails
@@ -52,8 +54,8 @@ def test_memory_is_chunked_and_empty_inputs_work():
     assert not near_duplicates(train[:3], train[:0]).any()
 
 
-def test_evaluate_reports_duplicate_free_accuracy(tmp_path, tiny_model_path, capsys, monkeypatch):
-    monkeypatch.setenv("EMOTISCOPE_CACHE", str(tmp_path / "cache"))
+def csv_with_twins(tmp_path) -> Path:
+    """A fer2013.csv of 40 training faces and 16 PublicTest faces, 6 of them twins of training ones."""
     train, other = smooth_faces(40, 4), smooth_faces(10, 5)
     val = np.concatenate([train[:6], other])  # 6 twins of training faces, 10 new faces
     rows = ["emotion,pixels,Usage"]
@@ -61,9 +63,34 @@ def test_evaluate_reports_duplicate_free_accuracy(tmp_path, tiny_model_path, cap
         rows += [f"{i % 7},{' '.join(map(str, f.ravel()))},{usage}" for i, f in enumerate(faces)]
     csv = tmp_path / "fer.csv"
     csv.write_text("\n".join(rows) + "\n")
+    return csv
+
+
+def test_evaluate_reports_duplicate_free_accuracy(tmp_path, tiny_model_path, capsys, monkeypatch):
+    monkeypatch.setenv("EMOTISCOPE_CACHE", str(tmp_path / "cache"))
+    csv = csv_with_twins(tmp_path)
     assert main(["evaluate", str(csv), "--split", "val", "--model", str(tiny_model_path), "--json"]) == 0
     report = json.loads(capsys.readouterr().out)
     free = report["duplicate_free"]
     assert free["excluded"] == 6 and free["n"] == 10 and free["threshold"] == THRESHOLD
     assert main(["evaluate", str(csv), "--split", "train", "--model", str(tiny_model_path), "--json"]) == 0
     assert "duplicate_free" not in json.loads(capsys.readouterr().out)
+
+
+@pytest.mark.filterwarnings("ignore:You are using the legacy TorchScript",
+                            "ignore:The feature will be removed")
+def test_training_reports_validation_accuracy_without_twins(tmp_path, monkeypatch):
+    pytest.importorskip("torch")
+    from fixtures.training import config
+
+    from emotiscope.training.loop import train
+
+    monkeypatch.setenv("EMOTISCOPE_CACHE", str(tmp_path / "cache"))
+    run = train(config(csv_with_twins(tmp_path), tmp_path / "runs", epochs=2, batch_size=16))
+    history = json.loads((run / "history.json").read_text())
+    report = json.loads((run / "report.json").read_text())
+    assert report["duplicate_free"]["excluded"] == 6 and report["duplicate_free"]["n"] == 10
+    assert all(0 <= row["val_acc_dup_free"] <= 1 for row in history)
+    best = history[report["best_epoch"] - 1]
+    assert report["duplicate_free"]["accuracy"] == pytest.approx(best["val_acc_dup_free"], abs=1e-4)
+    assert report["calibration"]["n"] == 16  # fewer than MIN_FIT would be left: fitted on all

@@ -203,6 +203,24 @@ def calibration(classifier, faces: np.ndarray, y_true: np.ndarray, probs: np.nda
     return out
 
 
+def holdout_report(logits: np.ndarray, fs, twin: np.ndarray, source: str) -> dict:
+    """The final report of a run's validation faces (FaceSet `fs`): accuracy and per-class table,
+    the same without the faces in `twin` (near-duplicates of training faces), and the calibration
+    temperature fitted without them."""
+    from . import calibrate
+
+    report = classification_report(fs.labels, logits.argmax(1), fs.classes)
+    report["source"] = source
+    report["duplicate_free"] = duplicate_free(fs.labels, logits.argmax(1), fs.classes, twin)
+    report["calibration"] = calibrate.calibration_record(logits, fs.labels, source, twin)
+    return report
+
+
+def dup_free_text(row: dict) -> str:
+    """'  (dup-free 0.6612)' for an epoch row with a duplicate-free accuracy, else ''."""
+    return f" (dup-free {row['val_acc_dup_free']:.4f})" if "val_acc_dup_free" in row else ""
+
+
 def duplicate_free(y_true: np.ndarray, y_pred: np.ndarray, labels, twin: np.ndarray) -> dict:
     """Accuracy and macro-F1 without the faces that have a near-twin in the training faces (`twin`,
     a mask from duplicates.near_duplicates)."""

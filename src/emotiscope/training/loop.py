@@ -19,7 +19,7 @@ import torch.nn.functional as F
 
 from ..outputs import check_writable_folder, write_json
 from ..preprocess import InputSpec, normalize
-from . import calibrate, distributed, export, plots
+from . import distributed, export, plots
 from .augment import augment_batch
 from .checkpoint import load_checkpoint, save_checkpoint
 from .config import TrainConfig
@@ -32,9 +32,9 @@ from .distill import (
     teacher_paths,
 )
 from .duplicates import near_duplicates
-from .evaluate import classification_report, duplicate_free
+from .evaluate import classification_report, dup_free_text, holdout_report
 from .models import count_macs
-from .optim import HEAD_PREFIX, bf16_supported, jump_schedule, make_optimizer, pick_device
+from .optim import HEAD_PREFIX, bf16_supported, class_weights, jump_schedule, make_optimizer, pick_device
 from .prepare import build_initial_model, new_run_dir, prepare_data
 from .runlog import RunLog, check_tensorboard
 
@@ -56,6 +56,7 @@ class Trainer:
         torch.manual_seed(cfg.seed)
         self.train_set, self.val_set, self.val_source = prepare_data(cfg)
         imgs = self.train_set.images
+        self.val_twin = near_duplicates(self.val_set.images, imgs)  # twins of training faces
         self.model, self.model_args, source = build_initial_model(cfg, self.train_set.classes)
         mean, std = (source["mean"], source["std"]) if source else (imgs.mean() / 255, imgs.std() / 255)
         self.spec = InputSpec(size=cfg.size, channels=1, mean=round(float(mean), 4),
@@ -70,7 +71,8 @@ class Trainer:
         self.history: list[dict] = []
         self.x_train = torch.from_numpy(imgs).to(self.device)
         self.y_train = torch.from_numpy(self.train_set.labels).to(self.device)
-        self.loss_weight = self._class_weights() if cfg.class_weights else None
+        self.loss_weight = (class_weights(self.train_set.labels, len(self.train_set.classes), self.device)
+                            if cfg.class_weights else None)
         soft = (run_teacher_targets(cfg.distill, self.train_set, cfg.distill_tta, self.device, run_dir)
                 if cfg.distill else None)
         self.soft = torch.from_numpy(soft).to(self.device) if soft is not None else None
@@ -95,11 +97,6 @@ class Trainer:
             return loss
         w = self.cfg.distill_weight
         return (1 - w) * loss + w * soft_cross_entropy(logits, self.soft[idx])
-
-    def _class_weights(self) -> torch.Tensor:
-        counts = np.bincount(self.train_set.labels, minlength=len(self.train_set.classes))
-        w = (counts.sum() / np.maximum(counts, 1) / len(counts)) ** 0.5
-        return torch.tensor(w / w.mean(), dtype=torch.float32, device=self.device)
 
     def _inputs(self, x_uint8: torch.Tensor, train: bool,
                 gen: torch.Generator | None = None) -> torch.Tensor:
@@ -164,7 +161,10 @@ class Trainer:
         y = torch.from_numpy(self.val_set.labels)
         loss = F.cross_entropy(torch.from_numpy(logits), y).item()
         report = classification_report(self.val_set.labels, logits.argmax(1), self.val_set.classes)
-        return {"val_loss": loss, "val_acc": report["accuracy"], "val_macro_f1": report["macro_f1"]}
+        row = {"val_loss": loss, "val_acc": report["accuracy"], "val_macro_f1": report["macro_f1"]}
+        if self.val_twin.any():  # the accuracy a new face can expect (evaluate.duplicate_free)
+            row["val_acc_dup_free"] = float((logits.argmax(1) == y.numpy())[~self.val_twin].mean())
+        return row
 
     def checkpoint(self) -> dict:
         return {"model": self.eval_model.state_dict(), "optimizer": self.opt.state_dict(),
@@ -231,7 +231,8 @@ class Trainer:
             eta = (time.perf_counter() - start) / (self.epoch - first) * (cfg.epochs - self.epoch)
             self.log.say(f"epoch {self.epoch}/{cfg.epochs}  loss {train_loss:.3f}  ce {train_ce:.3f}  "
                          f"acc {train_acc:.3f}  val_loss {row['val_loss']:.3f}  "
-                         f"val_acc {row['val_acc']:.4f}  best {self.best_acc:.4f}@{self.best_epoch}  "
+                         f"val_acc {row['val_acc']:.4f}{dup_free_text(row)}  "
+                         f"best {self.best_acc:.4f}@{self.best_epoch}  "
                          f"eta {eta / 60:.1f} min")
             if on_epoch_end is not None:
                 on_epoch_end(self)
@@ -246,15 +247,8 @@ class Trainer:
         best = load_checkpoint(self.run_dir / "best.pt")
         self.model.load_state_dict(best["model"])
         self.average = None  # best["model"] already holds the averaged weights when --ema
-        logits = self.predict(self.val_set)
-        report = classification_report(self.val_set.labels, logits.argmax(1), self.val_set.classes)
+        report = holdout_report(self.predict(self.val_set), self.val_set, self.val_twin, self.val_source)
         report["best_epoch"], report["epochs_run"] = self.best_epoch, self.epoch
-        report["source"] = self.val_source
-        twin = near_duplicates(self.val_set.images, self.train_set.images)
-        report["duplicate_free"] = duplicate_free(self.val_set.labels, logits.argmax(1),
-                                                  self.val_set.classes, twin)
-        report["calibration"] = calibrate.calibration_record(logits, self.val_set.labels,
-                                                             self.val_source, twin)
         self.log.record(self.history)
         self.log.close()
         plots.plot_confusion(report["confusion"], self.val_set.classes, self.run_dir / "confusion.png",

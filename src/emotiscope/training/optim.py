@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 import torch
 
 from ..errors import ConfigError
@@ -24,6 +25,14 @@ def pick_device(name: str) -> torch.device:
     if index and int(index) >= torch.cuda.device_count():
         raise ConfigError(f"--device {name}: only {torch.cuda.device_count()} CUDA GPU(s) visible")
     return torch.device(name)
+
+
+def class_weights(labels, classes: int, device: torch.device) -> torch.Tensor:
+    """--class-weights: the loss weight of each class, the square root of its inverse frequency,
+    mean 1."""
+    counts = np.bincount(labels, minlength=classes)
+    w = (counts.sum() / np.maximum(counts, 1) / len(counts)) ** 0.5
+    return torch.tensor(w / w.mean(), dtype=torch.float32, device=device)
 
 
 def bf16_supported(device: torch.device) -> bool:
