@@ -41,7 +41,7 @@ class FaceDetector(Protocol):
     def detect(self, image: np.ndarray) -> list[Box]: ...
 
 
-RawBox = tuple[float, float, float, float, float, float]  # x, y, w, h, score in 0..1, roll (Box)
+RawBox = tuple[float, ...]  # x, y, w, h, score in 0..1[, roll in degrees (Box.roll); 0 when left out]
 
 
 class ScaledDetector:
@@ -73,9 +73,9 @@ class ScaledDetector:
             size = (max(1, round(width * scale)), max(1, round(height * scale)))
             image = cv2.resize(image, size, interpolation=cv2.INTER_AREA)
         boxes = []
-        for x, y, w, h, score, roll in self._raw(image, max(1, int(self.min_face * scale))):
+        for x, y, w, h, score, *roll in self._raw(image, max(1, int(self.min_face * scale))):
             box = Box.from_edges(x / scale, y / scale, (x + w) / scale, (y + h) / scale,
-                                 score, roll).clipped(width, height)
+                                 score, roll[0] if roll else 0.0).clipped(width, height)
             if box and score >= self.threshold and min(box.w, box.h) >= self.min_face:
                 boxes.append(box)
         return sorted(boxes, key=lambda b: (b.x, b.y))
@@ -101,7 +101,7 @@ class HaarDetector(ScaledDetector):
         found = self._cascade.detectMultiScale(grey, scaleFactor=self.scale_factor,
                                                minNeighbors=self.min_neighbors,
                                                minSize=(min_px, min_px))
-        return [(x, y, w, h, 1.0, 0.0) for x, y, w, h in found]
+        return [(x, y, w, h, 1.0) for x, y, w, h in found]
 
 
 def _load_cascade(name: str):
