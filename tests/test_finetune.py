@@ -129,3 +129,34 @@ def test_val_fraction_holds_out_the_same_faces_for_every_seed(tmp_path):
         slices.append(sorted(val.images.reshape(len(val), -1).sum(1).tolist()))
         assert len(train) + len(val) == 40
     assert slices[0] == slices[1] == slices[2]
+
+
+class _Oracle(torch.nn.Module):
+    """Knows every face: face k of class c is a flat image of grey 20 + 40 c."""
+
+    def __init__(self, spec, classes: int) -> None:
+        super().__init__()
+        self.centres = (20 + 40 * torch.arange(classes) - 255 * spec.mean) / (255 * spec.std)
+
+    def forward(self, x):
+        return -(x.mean(dim=(1, 2, 3))[:, None] - self.centres[None]) ** 2
+
+
+@pytest.mark.parametrize("recorded, warns", [(0.4, True), (0.97, False), (None, False)])
+def test_a_source_that_already_knows_the_validation_faces_is_flagged(recorded, warns, monkeypatch):
+    from emotiscope.preprocess import InputSpec
+    from emotiscope.training import export
+    from emotiscope.training.data import FaceSet
+
+    labels = np.arange(150) % 3
+    faces = np.stack([np.full((48, 48), 20 + 40 * c, np.uint8) for c in labels])
+    val = FaceSet(faces, labels, ("happy", "neutral", "sad"))
+    spec = InputSpec()
+    source = export.TrainedModel(prepare.Path("src.pt"), "compact", {}, list(val.classes), spec, {},
+                                 accuracy=recorded)
+    monkeypatch.setattr(export, "read_trained", lambda path, flag: source)
+    text = prepare.init_knew_validation("src.pt", _Oracle(spec, 3), val, spec)
+    assert (text is not None) == warns
+    if warns:
+        assert "right on 100.0% of this run's validation faces against 40.0%" in text
+    assert prepare.init_knew_validation("src.pt", _Oracle(spec, 3), val.subset(np.arange(50)), spec) is None

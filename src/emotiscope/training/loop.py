@@ -33,10 +33,9 @@ from .distill import (
 )
 from .duplicates import near_duplicates
 from .evaluate import classification_report, dup_free_text, holdout_report
-from .models import count_macs
 from .optim import HEAD_PREFIX, bf16_supported, class_weights, jump_schedule, make_optimizer, pick_device
 from .prepare import build_initial_model, new_run_dir, prepare_data
-from .runlog import RunLog, check_tensorboard
+from .runlog import RunLog, check_tensorboard, describe_run
 
 log = logging.getLogger(__name__)
 
@@ -281,18 +280,8 @@ def train(cfg: TrainConfig, command: str = "", on_epoch_end=None) -> Path:
     if trainer.main:
         # written after the model is built: the effective config (--init-from sets arch and model_args)
         write_json(trainer.run_dir / "config.json", cfg.to_dict())
-        _describe(trainer)
+        describe_run(trainer)
     trainer.fit(on_epoch_end)
     if trainer.main:
         trainer.finish()
     return trainer.run_dir
-
-
-def _describe(trainer: Trainer) -> None:
-    ts, vs = trainer.train_set, trainer.val_set
-    macs = count_macs(trainer.model.cpu(), trainer.spec.size, trainer.spec.channels)
-    trainer.model.to(trainer.device)
-    where = f"{trainer.device}" if trainer.world == 1 else \
-        f"{trainer.world} processes ({distributed.backend()}, {trainer.device})"
-    trainer.log.say(f"run {trainer.run_dir}: {trainer.cfg.arch} ({macs / 1e6:.1f} M MACs/face) on "
-                    f"{where}; train {len(ts)} {ts.counts()}; val {len(vs)} ({trainer.val_source})")

@@ -172,6 +172,35 @@ def build_initial_model(cfg: TrainConfig, classes):
     return model, args, source_spec
 
 
+KNEW_MARGIN = 0.05  # accuracy above the source's own record that says it learnt the faces
+
+
+def init_knew_validation(init_from: str, model, val_set: FaceSet, spec, limit: int = 2000) -> str | None:
+    """A warning when the --init-from model (already in `model`) is KNEW_MARGIN or more above its
+    own recorded validation accuracy on this run's validation faces (the first `limit`): it has
+    most likely trained on them (a --val-fraction slice of the data it learnt from), so the best
+    epoch would be chosen early and its accuracy would flatter it. None otherwise."""
+    import torch
+
+    from ..preprocess import normalize
+    from .export import read_trained
+
+    recorded = read_trained(Path(init_from), "--init-from").accuracy
+    if recorded is None or len(val_set) < 100:
+        return None
+    model.eval()
+    with torch.no_grad():
+        x = normalize(torch.from_numpy(val_set.images[:limit]).float()[:, None], spec.mean, spec.std)
+        right = model(x).argmax(1).numpy() == val_set.labels[:limit]
+    accuracy = float(right.mean())
+    if accuracy < recorded + KNEW_MARGIN:
+        return None
+    return (f"--init-from {display(Path(init_from))} is right on {accuracy:.1%} of this run's validation "
+            f"faces against {recorded:.1%} on its own: it has probably trained on them, so the best "
+            "epoch will be chosen early and flatter the run; validate on faces it never saw (--val) "
+            "or use last.pt")
+
+
 def map_head(own: dict, weights: dict, source_labels: list[str], classes: list[str]) -> list[str]:
     """Copy the source's classifier rows into `own` (in place) by label name; returns the classes
     whose rows were copied. A source without labels, or with a head of another width, gives none."""

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import csv
 import io
+import logging
 import sys
 from contextlib import nullcontext
 from pathlib import Path
@@ -17,6 +18,8 @@ from pathlib import Path
 from ..errors import ConfigError
 from ..outputs import atomic_path, write_json
 from . import plots
+
+log = logging.getLogger("emotiscope.training")
 
 
 def check_tensorboard() -> None:
@@ -99,3 +102,22 @@ def write_csv(history: list[dict], path: Path) -> None:
     with atomic_path(path) as tmp:
         Path(tmp).write_text(buf.getvalue(), encoding="utf-8")
 
+
+
+def describe_run(trainer) -> None:
+    """The first line of a new run (architecture, cost, device, data), and with --init-from a
+    warning when the source model has most likely learnt the validation faces already."""
+    from . import distributed
+    from .models import count_macs
+    from .prepare import init_knew_validation
+
+    ts, vs, cfg = trainer.train_set, trainer.val_set, trainer.cfg
+    macs = count_macs(trainer.model.cpu(), trainer.spec.size, trainer.spec.channels)
+    knew = init_knew_validation(cfg.init_from, trainer.model, vs, trainer.spec) if cfg.init_from else None
+    trainer.model.to(trainer.device)
+    where = f"{trainer.device}" if trainer.world == 1 else \
+        f"{trainer.world} processes ({distributed.backend()}, {trainer.device})"
+    trainer.log.say(f"run {trainer.run_dir}: {cfg.arch} ({macs / 1e6:.1f} M MACs/face) on "
+                    f"{where}; train {len(ts)} {ts.counts()}; val {len(vs)} ({trainer.val_source})")
+    if knew:
+        log.warning(knew)
