@@ -40,8 +40,6 @@ def load_member(path: Path) -> Member:
     member = read_trained(path, "export", need=("model", "arch", "labels", "spec"))
     if member.arch == "ensemble":
         raise ConfigError(f"{path} is an ensemble; pass its members (single models) instead")
-    if member.spec is None:
-        raise ConfigError(f"{path} has no input contract; export it again with this version")
     return member
 
 
@@ -52,7 +50,8 @@ def build_ensemble(members: list[Member]) -> tuple[torch.nn.Module, InputSpec, l
         raise ConfigError("an ensemble needs at least two models")
     specs = [m.spec for m in members if m.spec is not None]
     if len(specs) < len(members):
-        raise ConfigError("every ensemble member needs its input contract; export them again")
+        raise ConfigError("every ensemble member needs its input contract (size, normalisation); "
+                          "export the members again with this version")
     first, spec = members[0], specs[0]
     for m, own in zip(members[1:], specs[1:], strict=True):
         if m.labels != first.labels:
