@@ -19,7 +19,7 @@ from emotiscope.cli import main  # noqa: E402
 from emotiscope.preprocess import InputSpec, normalize  # noqa: E402
 from emotiscope.training import loop  # noqa: E402
 from emotiscope.training.ensemble import Member, build_ensemble  # noqa: E402
-from emotiscope.training.models import build_model  # noqa: E402
+from emotiscope.training.models import build_model, count_macs  # noqa: E402
 
 pytestmark = TRAINING_MARKS
 
@@ -66,7 +66,6 @@ def test_the_ensemble_is_validated_and_calibrated_on_the_shared_held_out_slice(r
     assert meta["arch"] == "ensemble" and len(meta["model_args"]["members"]) == 2
     assert [m["command"] for m in meta["training"]["members"]] == ["train --seed 0", "train --seed 1"]
     one = build_model("compact", 7, 1, **TINY)
-    from emotiscope.training.models import count_macs
     assert meta["metrics"]["macs"] == 2 * count_macs(one)
 
 
@@ -77,6 +76,38 @@ def test_an_onnx_member_makes_an_uncalibrated_ensemble_and_says_why(runs, tmp_pa
     assert "not validated and not calibrated" in captured.err
     meta = EmotionClassifier(out, threads=1).info.metadata
     assert meta["temperature"] == 1.0 and "validation" not in meta["metrics"]
+
+
+def test_a_member_with_flip_adds_its_mirror_view_and_val_gives_metrics(runs, sample_csv, tmp_path, capsys):
+    out = tmp_path / "views.onnx"
+    assert main(["export", str(runs[0] / "model.onnx"), str(runs[1] / "best.pt"), "--member-tta",
+                 "flip,none", "--val", str(sample_csv), "-o", str(out)]) == 0
+    assert "validated on" in capsys.readouterr().err
+    ens = EmotionClassifier(out, threads=1)
+    a, b = (EmotionClassifier(r / "model.onnx", threads=1) for r in runs)
+    mirrored = [f[:, ::-1].copy() for f in faces()]
+    views = [a.predict_crops(faces()), a.predict_crops(mirrored), b.predict_crops(faces())]
+    np.testing.assert_allclose(ens.predict_crops(faces()), np.mean(views, axis=0), atol=1e-4)
+    meta = ens.info.metadata
+    assert meta["temperature"] == 1.0 and "calibration" not in meta["metrics"]  # not fitted on val
+    validation = meta["metrics"]["validation"]
+    assert validation["n"] == 175 and validation["source"].endswith("val split")
+    assert 0 <= validation["ece"] <= 1
+    assert [m["tta"] for m in meta["model_args"]["members"]] == ["flip", "none"]
+    one = count_macs(build_model("compact", 7, 1, **TINY))
+    assert meta["metrics"]["macs"] == 3 * one  # three views
+
+
+@pytest.mark.parametrize("argv, fragment", [
+    (["--member-tta", "flip"], "one of none or flip per member (2, in order)"),
+    (["--member-tta", "multicrop,none"], "one of none or flip per member"),
+])
+def test_member_tta_must_name_each_members_views(runs, tmp_path, capsys, argv, fragment):
+    out = tmp_path / "bad.onnx"
+    assert main(["export", str(runs[0] / "best.pt"), str(runs[1] / "best.pt"), *argv, "-o", str(out)]) == 2
+    assert fragment in capsys.readouterr().err and not out.exists()
+    assert main(["export", str(runs[0] / "best.pt"), "--member-tta", "flip", "-o", str(out)]) == 2
+    assert "--member-tta is for ensembles" in capsys.readouterr().err
 
 
 def test_members_with_their_own_normalisation_see_their_own_input():

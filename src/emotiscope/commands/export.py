@@ -26,6 +26,14 @@ def register(sub) -> None:
     p.add_argument("--tta", choices=TTA_MODES, default="none",
                    help="the views every verb classifies unless told otherwise: the face (none) "
                    "or the face and its mirror image averaged (flip, twice the cost) (default: none)")
+    p.add_argument("--member-tta", metavar="TTA,...",
+                   help="ensembles: each member's views inside the ensemble, in the members' order, "
+                   "none or flip (the face and its mirror image, each as one more member), e.g. "
+                   "flip,none (default: none for every member)")
+    p.add_argument("--val", metavar="DATA",
+                   help="ensembles whose members share no held-out slice: validate on DATA's val "
+                   "split (a fer2013.csv or a folder with val/) and store the metrics; no "
+                   "temperature is fitted there")
     p.add_argument("--crop-margin", type=float,
                    help="set the face-box margin the model asks for at inference (default: as trained)")
     p.set_defaults(func=run)
@@ -43,6 +51,9 @@ def run(args: argparse.Namespace) -> int:
     command = "emotiscope " + shlex.join(getattr(args, "argv", []))
     if len(args.checkpoint) > 1:
         return _ensemble(args, command)
+    if args.member_tta or args.val:
+        raise ConfigError(f"{'--member-tta' if args.member_tta else '--val'} is for ensembles: pass two "
+                          "or more models")
     src = Path(args.checkpoint[0])
     out = check_new(Path(args.output) if args.output else src.with_suffix(".onnx"), args.force,
                     "--output")
@@ -67,7 +78,9 @@ def _ensemble(args: argparse.Namespace, command: str) -> int:
     if args.crop_margin is not None:
         raise ConfigError("--crop-margin applies to one checkpoint; an ensemble keeps its members' margin")
     out = check_new(Path(args.output), args.force, "--output")
-    result = export_ensemble([Path(p) for p in args.checkpoint], out, command, args.tta)
+    member_tta = [t.strip() for t in args.member_tta.split(",")] if args.member_tta else None
+    result = export_ensemble([Path(p) for p in args.checkpoint], out, command, args.tta, member_tta,
+                             Path(args.val) if args.val else None)
     val = result["validation"]
     scored = f"  held-out accuracy {val['accuracy']:.2%} (n={val['n']})" if val else ""
     print(f"{display(out)}  sha256 {result['sha256']}  parity {result['parity_max_abs_diff']:.1e}"

@@ -43,11 +43,17 @@ def load_member(path: Path) -> Member:
     return member
 
 
-def build_ensemble(members: list[Member]) -> tuple[torch.nn.Module, InputSpec, list[str], list[dict]]:
+def build_ensemble(members: list[Member], member_tta: list[str] | None = None
+                   ) -> tuple[torch.nn.Module, InputSpec, list[str], list[dict]]:
     """(the EnsembleNet with the members' weights, the ensemble's input spec (the first member's),
-    labels, the members' model_args records); ConfigError when members do not fit together."""
+    labels, the members' model_args records); ConfigError when members do not fit together.
+    `member_tta`: each member's views inside the ensemble ("none" or "flip"; default all "none")."""
     if len(members) < 2:
         raise ConfigError("an ensemble needs at least two models")
+    member_tta = list(member_tta or ["none"] * len(members))
+    if len(member_tta) != len(members) or not set(member_tta) <= {"none", "flip"}:
+        raise ConfigError(f"--member-tta takes one of none or flip per member ({len(members)}, in "
+                          f"order), e.g. flip,none; got {','.join(member_tta)}")
     specs = [m.spec for m in members if m.spec is not None]
     if len(specs) < len(members):
         raise ConfigError("every ensemble member needs its input contract (size, normalisation); "
@@ -63,8 +69,8 @@ def build_ensemble(members: list[Member]) -> tuple[torch.nn.Module, InputSpec, l
                               f"margin {own.margin:g}; {display(first.path)} takes {spec.size}px, "
                               f"{spec.channels}, margin {spec.margin:g}: they must match")
     records = [{"arch": m.arch, "model_args": m.model_args, "scale": spec.std / own.std,
-                "shift": (spec.mean - own.mean) / own.std, "temperature": m.temperature}
-               for m, own in zip(members, specs, strict=True)]
+                "shift": (spec.mean - own.mean) / own.std, "temperature": m.temperature, "tta": tta}
+               for m, own, tta in zip(members, specs, member_tta, strict=True)]
     model = build_model("ensemble", len(first.labels), spec.channels, members=records)
     for net, m in zip(model.members, members, strict=True):  # type: ignore[arg-type]
         net.load_state_dict(m.weights)
@@ -98,6 +104,20 @@ def shared_holdout(members: list[Member]):
     return held_out, source, near_duplicates(held_out.images, train.images)
 
 
+def val_split(data: Path):
+    """(the val split of `data`, its near-duplicates of the data's train split, its description)."""
+    from .data import load_any
+
+    splits = load_any(Path(data))
+    if "val" not in splits:
+        raise ConfigError(f"--val {data} has no val split (it has {', '.join(splits)}); pass a "
+                          "fer2013.csv or a folder with val/<class>/ images")
+    fs = splits["val"]
+    twin = (near_duplicates(fs.images, splits["train"].images) if "train" in splits
+            else np.zeros(len(fs), bool))
+    return fs, twin, f"{data} val split"
+
+
 @torch.no_grad()
 def ensemble_logits(model: torch.nn.Module, spec: InputSpec, faces: np.ndarray,
                     batch: int = 512) -> np.ndarray:
@@ -106,29 +126,39 @@ def ensemble_logits(model: torch.nn.Module, spec: InputSpec, faces: np.ndarray,
     return torch.cat(out).numpy()
 
 
-def export_ensemble(paths: list[Path], out: Path, command: str = "", tta: str = "none") -> dict:
+def export_ensemble(paths: list[Path], out: Path, command: str = "", tta: str = "none",
+                    member_tta: list[str] | None = None, val: Path | None = None) -> dict:
     """Write the ensemble of `paths` to `out` with its contract; returns {sha256, parity,
-    validation, temperature} (validation None where no shared held-out slice exists)."""
+    validation, temperature} (validation None where it was not validated).
+    `member_tta`: build_ensemble's; `tta`: the views of the whole ensemble every verb classifies.
+    Validated and calibrated on the members' shared held-out slice when there is one; otherwise,
+    with `val` (data with a val split), validated there but not calibrated (that is data to
+    report on, not to fit on)."""
     members = [load_member(Path(p)) for p in paths]
-    model, spec, labels, records = build_ensemble(members)
+    model, spec, labels, records = build_ensemble(members, member_tta)
     metrics: dict = {"macs": count_macs(model, spec.size, spec.channels)}
     held_out, source, twin = shared_holdout(members)
-    temperature = 1.0
-    if held_out is None:
+    temperature, on_val = 1.0, held_out is None and val is not None
+    if held_out is None and val is not None:
+        print(f"{display(out)}: validated on {display(val)}, not calibrated: {source}", file=sys.stderr)
+        held_out, twin, source = val_split(val)
+    elif held_out is None:
         print(f"{display(out)}: not validated and not calibrated: {source}", file=sys.stderr)
-    else:
+    if held_out is not None:
         logits = ensemble_logits(model, spec, held_out.images)
         y = map_labels(held_out, tuple(labels))
         report = classification_report(y, logits.argmax(1), labels)
         metrics["validation"] = {k: report[k] for k in ("accuracy", "macro_f1", "per_class")}
         metrics["validation"].update(n=len(y), source=source)
         metrics["validation"]["duplicate_free"] = duplicate_free(y, logits.argmax(1), labels, twin)
-        metrics["calibration"] = calibrate.calibration_record(logits, y, source, twin)
-        temperature = metrics["calibration"]["temperature"]
+        metrics["validation"]["ece"] = calibrate.reliability(np.exp(logits), y)["ece"]
+        if not on_val:
+            metrics["calibration"] = calibrate.calibration_record(logits, y, source, twin)
+            temperature = metrics["calibration"]["temperature"]
     training = {"command": command, "members": [
         {"file": str(m.path), "arch": m.arch, "validation_accuracy": m.accuracy,
-         "temperature": m.temperature, "command": m.command}
-        for m in members]}
+         "temperature": m.temperature, "command": m.command, "tta": r["tta"]}
+        for m, r in zip(members, records, strict=True)]}
     meta = build_metadata(labels, spec, "ensemble", {"members": records}, training, metrics)
     meta["temperature"], meta["tta"] = temperature, tta
     result = export_onnx(model, Path(out), meta)

@@ -85,12 +85,14 @@ class ResNetFER(nn.Module):
 
 
 class EnsembleNet(nn.Module):
-    """Members averaged in probability: log(mean_i softmax(member_i(x * scale_i + shift_i) / T_i)).
+    """Views of members averaged in probability: log(mean over every view v of every member i of
+    softmax(member_i(v(x) * scale_i + shift_i) / T_i)).
 
-    `members`: one dict per member, {"arch", "model_args", "scale", "shift", "temperature"};
-    scale and shift re-normalise the ensemble's input to the member's own normalisation, T is the
-    member's calibration temperature. The output is a log-probability, so a softmax of it (at
-    temperature 1) is the members' mean probability."""
+    `members`: one dict per member, {"arch", "model_args", "scale", "shift", "temperature",
+    "tta"}; scale and shift re-normalise the ensemble's input to the member's own normalisation,
+    T is the member's calibration temperature, and tta "flip" gives the member two views, the face
+    and its mirror image (each counts as much as another member's one view; "none": the face).
+    The output is a log-probability, so a softmax of it (at temperature 1) is the mean probability."""
 
     def __init__(self, num_classes: int, in_channels: int = 1, members: list[dict] | None = None) -> None:
         super().__init__()
@@ -101,10 +103,13 @@ class EnsembleNet(nn.Module):
             build_model(m["arch"], num_classes, in_channels, **m.get("model_args", {})) for m in members)
         self.affine = [(float(m.get("scale", 1.0)), float(m.get("shift", 0.0)),
                         float(m.get("temperature", 1.0))) for m in members]
+        self.mirrored = [m.get("tta", "none") == "flip" for m in members]
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        logp = [torch.log_softmax(net(x * scale + shift) / t, dim=1)
-                for net, (scale, shift, t) in zip(self.members, self.affine, strict=True)]
+        logp = []
+        for net, (scale, shift, t), mirrored in zip(self.members, self.affine, self.mirrored, strict=True):
+            z = x * scale + shift
+            logp += [torch.log_softmax(net(v) / t, dim=1) for v in ((z, z.flip(-1)) if mirrored else (z,))]
         return torch.logsumexp(torch.stack(logp), dim=0) - math.log(len(logp))
 
 
