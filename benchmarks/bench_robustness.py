@@ -1,7 +1,8 @@
 """Accuracy under what real photos do to a face, for one or more models side by side.
 
 Each condition degrades every face of a split the same seeded way, then classifies it as
-`evaluate` does (no TTA, the model's temperature): clean; box jitter (the crop shifted up to 8 %
+`evaluate` does (the model's temperature; the views it asks for by default, as every verb
+classifies, or one view with `--views 1`): clean; box jitter (the crop shifted up to 8 %
 and scaled up to ±10 %, as a detector's box wanders around a tight crop); blur (Gaussian sigma
 1.2 px); low resolution (down to 40 % of the side and back); JPEG quality 25; low light (gamma 2.2
 plus noise of sigma 6); a colour photo's grey (the face tinted warm and converted back to grey, as
@@ -71,19 +72,22 @@ def main() -> None:
     parser.add_argument("--split", default="val")
     parser.add_argument("--model", nargs="+", type=Path)
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--views", choices=("default", "1"), default="default",
+                        help="each model's default views (flip when it asks for it), or one view")
     args = parser.parse_args()
     fs = load_any(args.data)[args.split]
     models = args.model or [bundled_model_path()]
     classifiers = [EmotionClassifier(m, threads=args.threads) for m in models]
-    print(f"{args.split}: {len(fs)} faces; accuracy per condition (no TTA)")
+    ttas = [clf.info.tta if args.views == "default" else "none" for clf in classifiers]
+    print(f"{args.split}: {len(fs)} faces; accuracy per condition (views: {', '.join(ttas)})")
     print(f"{'condition':<14}" + "".join(f"{m.name[:28]:>30}" for m in models))
     for name, degrade in CONDITIONS.items():
         rng = np.random.default_rng(0)
         faces = np.stack([degrade(f, rng) for f in fs.images])
         row = []
-        for clf in classifiers:
+        for clf, tta in zip(classifiers, ttas, strict=True):
             y = map_labels(fs, tuple(clf.labels))
-            row.append(float((predict_faces(clf, faces).argmax(1) == y).mean()))
+            row.append(float((predict_faces(clf, faces, tta).argmax(1) == y).mean()))
         print(f"{name:<14}" + "".join(f"{a:>30.2%}" for a in row), flush=True)
 
 

@@ -29,7 +29,9 @@ def test_bundled_model_carries_its_contract(bundled):
     meta = bundled.info.metadata
     assert bundled.labels == FER_LABELS
     assert (bundled.info.spec.size, bundled.info.spec.channels) == (48, 1)
-    assert bundled.info.flip_tta  # issue 9's decision: flip by default, within the budget
+    # issue 9: an ensemble of the flip-averaged 2026-11-23 model and a robust one, its views inside
+    assert meta["arch"] == "ensemble" and not bundled.info.flip_tta
+    assert [m["tta"] for m in meta["model_args"]["members"]] == ["flip", "none"]
     views = 2 if bundled.info.flip_tta else 1  # the views every verb classifies by default
     assert meta["metrics"]["macs"] * views <= 150e6  # <= 300 MFLOPs per face (issue 9)
     assert meta["training"]["command"].startswith(("emotiscope train ", "emotiscope export "))
