@@ -96,6 +96,8 @@ def test_a_member_with_flip_adds_its_mirror_view_and_val_gives_metrics(runs, sam
     assert [m["tta"] for m in meta["model_args"]["members"]] == ["flip", "none"]
     one = count_macs(build_model("compact", 7, 1, **TINY))
     assert meta["metrics"]["macs"] == 3 * one  # three views
+    assert main(["info", "--model", str(out)]) == 0
+    assert "2, 3 views averaged: model.onnx (face + mirror); best.pt (face)" in capsys.readouterr().out
 
 
 @pytest.mark.parametrize("argv, fragment", [

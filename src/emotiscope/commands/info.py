@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import platform
 from importlib import metadata
 from importlib.util import find_spec
@@ -70,6 +71,16 @@ def _flatten(data, prefix: str = "") -> list[tuple[str, str]]:
     return [(prefix, json.dumps(data) if isinstance(data, list) else str(data))]
 
 
+def _members(members: list[dict] | None) -> str | None:
+    """An ensemble's members and the views each sees inside it, on one line; None for one model."""
+    if not members:
+        return None
+    views = [f"{os.path.basename(m.get('file', '?'))} "
+             f"({'face + mirror' if m.get('tta') == 'flip' else 'face'})" for m in members]
+    count = sum(2 if m.get("tta") == "flip" else 1 for m in members)
+    return f"{len(members)}, {count} views averaged: " + "; ".join(views)
+
+
 def format_card(card: dict) -> str:
     rows = [("model", card["model"]), ("sha256", card["sha256"]), ("arch", card["arch"]),
             ("version", card["version"]), ("created", card["created"]),
@@ -77,6 +88,7 @@ def format_card(card: dict) -> str:
             ("confidence", f"softmax(logits / {card.get('temperature', 1.0):g}) (calibration temperature)"),
             ("tta", {"flip": "flip: the face and its mirror image, averaged (--no-tta: the face only)",
                      "none": "none: the face only (--tta: also its mirror image)"}[card.get("tta", "none")]),
+            ("members", _members(card.get("training", {}).get("members"))),
             ("detector", card["detector"])]
     sections = [("metrics", card["metrics"]), ("training", card["training"]),
                 ("versions", card["versions"])]
