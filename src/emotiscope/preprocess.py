@@ -24,8 +24,8 @@ MIN_SIZE, MAX_SIZE, MAX_MARGIN = 8, 512, 2.0
 # A face whose eye line is tilted by at least this many degrees is turned upright before it is
 # classified (Box.roll, from the detector's landmarks). FER-2013's faces are upright but not
 # eye-aligned: turning every face cost ~0.5-1.5 points on upright and slightly tilted faces, while
-# faces tilted 20-30 degrees gained 1.3-5 points from this threshold
-# (`python benchmarks/bench_align.py`, docs/MODEL_CARD.md).
+# faces tilted 20-30 degrees gained 1.4-4.7 points from this threshold
+# (`python benchmarks/bench_align.py`, docs/DETECTION.md).
 ALIGN_MIN_ROLL = 15.0
 
 

@@ -103,7 +103,6 @@ def write_csv(history: list[dict], path: Path) -> None:
         Path(tmp).write_text(buf.getvalue(), encoding="utf-8")
 
 
-
 def describe_run(trainer) -> None:
     """The first line of a new run (architecture, cost, device, data), and with --init-from a
     warning when the source model has most likely learnt the validation faces already."""
