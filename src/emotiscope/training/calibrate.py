@@ -76,7 +76,7 @@ def calibration_record(logits: np.ndarray, labels: np.ndarray, source: str,
     `twin` marks faces with a near-duplicate among the training faces: they are left out of the
     fit when at least MIN_FIT faces remain. On a held-out slice of FER-2013's train/ the model is
     right on ~82 % of the 12 % that have a twin against ~66 % on the rest, so fitting on them all
-    makes the temperature too sharp for new faces (docs/MODEL_CARD.md)."""
+    makes the temperature too sharp for new faces (docs/TRAINING.md, "Calibration")."""
     if twin is not None and twin.any() and (~twin).sum() >= MIN_FIT:
         logits, labels = logits[~twin], labels[~twin]
         source = f"{source}, without its {int(twin.sum())} near-duplicates of training faces"

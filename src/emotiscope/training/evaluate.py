@@ -217,7 +217,7 @@ def holdout_report(logits: np.ndarray, fs, twin: np.ndarray, source: str) -> dic
 
 
 def dup_free_text(row: dict) -> str:
-    """'  (dup-free 0.6612)' for an epoch row with a duplicate-free accuracy, else ''."""
+    """' (dup-free 0.6612)' for an epoch row with a duplicate-free accuracy, else ''."""
     return f" (dup-free {row['val_acc_dup_free']:.4f})" if "val_acc_dup_free" in row else ""
 
 
