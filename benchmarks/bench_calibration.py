@@ -18,19 +18,14 @@ import numpy as np
 import torch
 
 from emotiscope.classify import softmax
-from emotiscope.preprocess import InputSpec, normalize
+from emotiscope.preprocess import InputSpec
 from emotiscope.training import calibrate
 from emotiscope.training.checkpoint import load_checkpoint, model_from_checkpoint
 from emotiscope.training.config import TrainConfig
 from emotiscope.training.data import load_any
 from emotiscope.training.duplicates import near_duplicates
+from emotiscope.training.ensemble import ensemble_logits  # any of our networks, batched
 from emotiscope.training.prepare import prepare_data
-
-
-@torch.no_grad()
-def logits_of(model, spec: InputSpec, faces: np.ndarray) -> np.ndarray:
-    batches = (torch.from_numpy(faces[i:i + 512]).float()[:, None] for i in range(0, len(faces), 512))
-    return torch.cat([model(normalize(x, spec.mean, spec.std)) for x in batches]).numpy()
 
 
 def ece(logits: np.ndarray, y: np.ndarray, t: float) -> float:
@@ -44,7 +39,7 @@ def measure(path: Path) -> None:
     cfg = TrainConfig.from_dict(ckpt["config"])
     train, held, _ = prepare_data(cfg)
     val = load_any(Path(cfg.data))["val"]
-    lh, lv = logits_of(model, spec, held.images), logits_of(model, spec, val.images)
+    lh, lv = ensemble_logits(model, spec, held.images), ensemble_logits(model, spec, val.images)
     yh = np.array([labels.index(held.classes[i]) for i in held.labels])
     yv = np.array([labels.index(val.classes[i]) for i in val.labels])
     twin = near_duplicates(held.images, train.images)

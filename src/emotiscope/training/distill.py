@@ -81,9 +81,11 @@ def _teacher_key(spec: str | Path, tta: str) -> str:
     return f"{tta}:" + ",".join(file_sha256(p) for p in teacher_paths(spec))
 
 
-def run_teacher_targets(spec: str | Path, fs: FaceSet, tta: str, device, run_dir: Path | None) -> np.ndarray:
-    """teacher_targets, read back from a resumed run's folder when it holds them for the same
-    teacher files (by content), views and faces; computing them takes minutes on a CPU."""
+def run_teacher_targets(spec: str | Path, fs: FaceSet, tta: str, device,
+                        run_dir: Path | None) -> tuple[np.ndarray, bool]:
+    """(teacher_targets, whether they were read back): read from a resumed run's folder when it
+    holds them for the same teacher files (by content), views and faces; computing them takes
+    minutes on a CPU."""
     saved = Path(run_dir) / TARGETS_FILE if run_dir is not None else None
     if saved is not None and saved.is_file():
         try:
@@ -91,10 +93,10 @@ def run_teacher_targets(spec: str | Path, fs: FaceSet, tta: str, device, run_dir
                 shape = (len(fs), len(fs.classes))
                 if str(z["key"]) == _teacher_key(spec, tta) and z["targets"].shape == shape:
                     print(f"teacher targets read from {saved}", file=sys.stderr)
-                    return z["targets"]
+                    return z["targets"], True
         except (OSError, ValueError, KeyError):
             pass  # unreadable or from another version: computed again below
-    return teacher_targets(spec, fs, tta, device)
+    return teacher_targets(spec, fs, tta, device), False
 
 
 def save_teacher_targets(run_dir: Path, spec: str | Path, tta: str, targets: np.ndarray) -> None:

@@ -72,15 +72,15 @@ class Trainer:
         self.y_train = torch.from_numpy(self.train_set.labels).to(self.device)
         self.loss_weight = (class_weights(self.train_set.labels, len(self.train_set.classes), self.device)
                             if cfg.class_weights else None)
-        soft = (run_teacher_targets(cfg.distill, self.train_set, cfg.distill_tta, self.device, run_dir)
-                if cfg.distill else None)
+        soft, kept = (run_teacher_targets(cfg.distill, self.train_set, cfg.distill_tta, self.device, run_dir)
+                      if cfg.distill else (None, False))
         self.soft = torch.from_numpy(soft).to(self.device) if soft is not None else None
         self.average = WeightAverage(self.model, cfg.ema) if cfg.ema else None
         # the folder name uses the effective arch (--init-from sets it)
         if run_dir is None and self.main:
             run_dir = new_run_dir(Path(cfg.out), cfg.name or cfg.arch)
         self.run_dir: Path = distributed.share(run_dir)
-        if soft is not None and cfg.distill and self.main:
+        if cfg.distill and soft is not None and not kept and self.main:  # a resumed run keeps its file
             save_teacher_targets(self.run_dir, cfg.distill, cfg.distill_tta, soft)
         self.log = RunLog(self.run_dir, cfg.tensorboard and self.main, cfg.quiet or not self.main)
         self.net = distributed.wrap(self.model, self.device)  # what trains: DDP with --nproc
