@@ -49,15 +49,39 @@ def start_upload(url: str, declared: int, sent: bytes, extra: bytes = b"") -> so
 
 
 def read_response(sock: socket.socket, timeout: float = 10.0) -> tuple[int, dict, dict]:
-    """(status, headers, JSON body) of the one response on `sock`, read until it closes."""
+    """(status, headers, JSON body) of the one response on `sock`, which must then close.
+
+    A server that closes while the client is still sending may end the connection with a
+    reset rather than a FIN once the answer is out (the kernel's rule for unread input); a
+    reset after the whole answer counts as the close, one before it fails the test."""
     sock.settimeout(timeout)
     data = b""
-    while chunk := sock.recv(65536):
+    while (length := _complete(data)) is None:
+        chunk = sock.recv(65536)
+        assert chunk, f"connection closed after {len(data)} bytes, before a whole response"
         data += chunk
+    try:
+        assert sock.recv(65536) == b"", "the connection stayed open after the response"
+    except ConnectionResetError:
+        pass
     head, _, body = data.partition(b"\r\n\r\n")
     lines = head.decode("latin-1").split("\r\n")
     headers = dict(line.lower().split(": ", 1) for line in lines[1:])
+    assert len(body) == length, "bytes after the response's body"
     return int(lines[0].split()[1]), headers, json.loads(body)
+
+
+def _complete(data: bytes) -> int | None:
+    """The body length of the response in `data` once all of it has arrived, else None."""
+    head, sep, body = data.partition(b"\r\n\r\n")
+    if not sep:
+        return None
+    for line in head.decode("latin-1").split("\r\n")[1:]:
+        name, _, value = line.partition(":")
+        if name.strip().lower() == "content-length":
+            length = int(value)
+            return length if len(body) >= length else None
+    raise AssertionError(f"a response without Content-Length: {head!r}")
 
 
 def wait_for(url: str, key: str, value: int, timeout: float = 10.0) -> None:
