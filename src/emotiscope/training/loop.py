@@ -55,7 +55,9 @@ class Trainer:
         torch.manual_seed(cfg.seed)
         self.train_set, self.val_set, self.val_source = prepare_data(cfg)
         imgs = self.train_set.images
-        self.val_twin = near_duplicates(self.val_set.images, imgs)  # twins of training faces
+        # twins of training faces, for the duplicate-free accuracy; only rank 0 validates
+        self.val_twin = (near_duplicates(self.val_set.images, imgs) if self.main
+                         else np.zeros(len(self.val_set), bool))
         self.model, self.model_args, source = build_initial_model(cfg, self.train_set.classes)
         mean, std = (source["mean"], source["std"]) if source else (imgs.mean() / 255, imgs.std() / 255)
         self.spec = InputSpec(size=cfg.size, channels=1, mean=round(float(mean), 4),
