@@ -29,14 +29,15 @@ def test_bundled_model_carries_its_contract(bundled):
     meta = bundled.info.metadata
     assert bundled.labels == FER_LABELS
     assert (bundled.info.spec.size, bundled.info.spec.channels) == (48, 1)
-    # issue 9: an ensemble of the flip-averaged 2026-11-23 model and a robust one, its views inside
-    assert meta["arch"] == "ensemble" and not bundled.info.flip_tta
-    assert [m["tta"] for m in meta["model_args"]["members"]] == ["flip", "none"]
+    # issue 9: one wide compact network (40-80-160-240), one view by default, calibrated
+    assert meta["arch"] == "compact" and not bundled.info.flip_tta
+    assert meta["model_args"]["widths"] == [40, 80, 160, 240]
+    assert 0.5 < meta["temperature"] < 1.5 and meta["metrics"]["calibration"]["ece_after"] < 0.05
     views = 2 if bundled.info.flip_tta else 1  # the views every verb classifies by default
     assert meta["metrics"]["macs"] * views <= 150e6  # <= 300 MFLOPs per face (issue 9)
     assert meta["training"]["command"].startswith(("emotiscope train ", "emotiscope export "))
     validation = meta["metrics"]["validation"]
-    assert validation["accuracy"] >= 0.68 and set(validation["per_class"]) == set(FER_LABELS)
+    assert validation["accuracy"] >= 0.69 and set(validation["per_class"]) == set(FER_LABELS)
 
 
 def test_bundled_model_on_the_sample_csv(shared_sample_csv, tmp_path, monkeypatch, capsys):
