@@ -252,12 +252,12 @@ def test_names_that_are_not_utf8_do_not_crash_opencv(tmp_path):
 def test_latest_frame_reader_skips_to_the_newest(clips):
     with VideoSource(clips["avi"]) as source:
         reader = LatestFrameReader(source, realtime=False)
-        first = reader.latest(timeout=10)
-        assert first is not None and first[0].shape == (240, 320, 3)
-        reader._thread.join(timeout=10)  # let it read everything while we "work"
+        # The consumer "works" while the reader reads all 20 frames. (Taking a first frame before
+        # this made the test racy: under load the reader could reach the last frame first.)
+        reader._thread.join(timeout=10)
         assert reader.ended and not reader.disconnected
         frame, index = reader.latest(timeout=10)
-        assert index == 19  # the newest: everything in between was skipped
+        assert index == 19 and frame.shape == (240, 320, 3)  # the newest: 0-18 were skipped
         assert reader.latest(timeout=1) is None
         reader.close()
 
