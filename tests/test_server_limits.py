@@ -56,32 +56,27 @@ def read_response(sock: socket.socket, timeout: float = 10.0) -> tuple[int, dict
     reset after the whole answer counts as the close, one before it fails the test."""
     sock.settimeout(timeout)
     data = b""
-    while (length := _complete(data)) is None:
-        chunk = sock.recv(65536)
-        assert chunk, f"connection closed after {len(data)} bytes, before a whole response"
-        data += chunk
+    while b"\r\n\r\n" not in data:
+        data += _more(sock, data)
+    head, _, body = data.partition(b"\r\n\r\n")
+    lines = head.decode("latin-1").split("\r\n")
+    headers = dict(line.lower().split(": ", 1) for line in lines[1:])
+    assert "content-length" in headers, f"a response without Content-Length: {head!r}"
+    length = int(headers["content-length"])
+    while len(body) < length:
+        body += _more(sock, body)
     try:
         assert sock.recv(65536) == b"", "the connection stayed open after the response"
     except ConnectionResetError:
         pass
-    head, _, body = data.partition(b"\r\n\r\n")
-    lines = head.decode("latin-1").split("\r\n")
-    headers = dict(line.lower().split(": ", 1) for line in lines[1:])
     assert len(body) == length, "bytes after the response's body"
     return int(lines[0].split()[1]), headers, json.loads(body)
 
 
-def _complete(data: bytes) -> int | None:
-    """The body length of the response in `data` once all of it has arrived, else None."""
-    head, sep, body = data.partition(b"\r\n\r\n")
-    if not sep:
-        return None
-    for line in head.decode("latin-1").split("\r\n")[1:]:
-        name, _, value = line.partition(":")
-        if name.strip().lower() == "content-length":
-            length = int(value)
-            return length if len(body) >= length else None
-    raise AssertionError(f"a response without Content-Length: {head!r}")
+def _more(sock: socket.socket, got: bytes) -> bytes:
+    chunk = sock.recv(65536)
+    assert chunk, f"connection closed before a whole response ({len(got)} bytes of this part)"
+    return chunk
 
 
 def wait_for(url: str, key: str, value: int, timeout: float = 10.0) -> None:
