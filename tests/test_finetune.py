@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 import os
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -65,11 +66,18 @@ def test_backbone_lr_scale_and_freeze_make_the_groups(tmp_path):
     assert {id(p) for g in opt.param_groups for p in g["params"]} == head
 
 
-def test_freeze_features_trains_only_the_head(tmp_path):
+def test_freeze_features_trains_only_the_head(tmp_path, monkeypatch):
+    from emotiscope.training import export
+
     data = subject_folders(tmp_path / "faces")
     source = loop.train(config(data, tmp_path / "runs", batch_size=8))
+    reads: list[Path] = []
+    real = export.read_trained
+    monkeypatch.setattr(export, "read_trained",
+                        lambda path, *a, **k: reads.append(Path(path)) or real(path, *a, **k))
     run = loop.train(config(data, tmp_path / "runs", batch_size=8, init_from=str(source / "best.pt"),
                             freeze="features", lr=0.05))
+    assert reads.count(source / "best.pt") == 1  # the --init-from file is read once per run
     before = torch.load(source / "best.pt", weights_only=True)["model"]
     after = torch.load(run / "last.pt", weights_only=True)["model"]
     for key in before:
@@ -143,7 +151,7 @@ class _Oracle(torch.nn.Module):
 
 
 @pytest.mark.parametrize("recorded, warns", [(0.4, True), (0.97, False), (None, False)])
-def test_a_source_that_already_knows_the_validation_faces_is_flagged(recorded, warns, monkeypatch):
+def test_a_source_that_already_knows_the_validation_faces_is_flagged(recorded, warns):
     from emotiscope.preprocess import InputSpec
     from emotiscope.training import export
     from emotiscope.training.data import FaceSet
@@ -154,9 +162,8 @@ def test_a_source_that_already_knows_the_validation_faces_is_flagged(recorded, w
     spec = InputSpec()
     source = export.TrainedModel(prepare.Path("src.pt"), "compact", {}, list(val.classes), spec, {},
                                  accuracy=recorded)
-    monkeypatch.setattr(export, "read_trained", lambda path, flag: source)
-    text = prepare.init_knew_validation("src.pt", _Oracle(spec, 3), val, spec)
+    text = prepare.init_knew_validation(source, _Oracle(spec, 3), val, spec)
     assert (text is not None) == warns
     if warns:
         assert "right on 100.0% of this run's validation faces against 40.0%" in text
-    assert prepare.init_knew_validation("src.pt", _Oracle(spec, 3), val.subset(np.arange(50)), spec) is None
+    assert prepare.init_knew_validation(source, _Oracle(spec, 3), val.subset(np.arange(50)), spec) is None

@@ -224,10 +224,10 @@ def test_init_from_copies_weights_and_resets_the_head(base_run, sample_csv, sour
     src = load_ckpt(base_run / "best.pt")  # model.onnx holds the same (best) weights
     cfg = config(sample_csv, base_run.parent, arch="resnet", model_args={},
                  init_from=str(base_run / source), classes=["happy", "sad"])
-    model, args, source_spec = prepare.build_initial_model(cfg, ("happy", "sad"))
+    model, args, source = prepare.build_initial_model(cfg, ("happy", "sad"))
     state = model.state_dict()
     assert cfg.arch == "compact" and args == TINY  # architecture comes from the source
-    assert source_spec["mean"] == src["spec"]["mean"]  # normalisation comes from the source too
+    assert source.spec.mean == src["spec"]["mean"]  # normalisation comes from the source too
     torch.testing.assert_close(state[CONV], src["model"][CONV], rtol=0, atol=0)
     torch.testing.assert_close(state["features.0.1.running_mean"],
                                src["model"]["features.0.1.running_mean"], rtol=0, atol=0)

@@ -131,9 +131,9 @@ def warn_about_validation(cfg: TrainConfig, train: FaceSet, val: FaceSet, random
 HEAD = ("classifier.weight", "classifier.bias")  # the output layer of every architecture
 
 
-def load_init(path: Path) -> tuple[str, dict, dict, dict | None, list[str]]:
-    """(arch, model_args, state_dict, input spec dict, labels) from one of our .pt checkpoints or
-    .onnx models."""
+def load_init(path: Path):
+    """The single network in one of our .pt checkpoints or .onnx models (an export.TrainedModel),
+    for --init-from."""
     from .export import read_trained
 
     if not path.is_file():
@@ -142,25 +142,25 @@ def load_init(path: Path) -> tuple[str, dict, dict, dict | None, list[str]]:
     if source.arch == "ensemble":
         raise ConfigError(f"--init-from {path} is an ensemble; fine-tune one of its members "
                           "(`emotiscope info --model` lists them)")
-    return (source.arch, source.model_args, source.weights,
-            source.spec.to_dict() if source.spec else None, source.labels)
+    return source
 
 
 def build_initial_model(cfg: TrainConfig, classes):
     """A fresh model, or one initialised from --init-from. The classifier head is matched by label
     name: the output row of every class the source knows is copied to that class's new position,
-    classes it does not know get fresh rows. Returns (model, model_args, the source's input spec
-    dict or None: a fine-tuned model keeps its source's normalisation)."""
+    classes it does not know get fresh rows. Returns (model, model_args, the source as read, an
+    export.TrainedModel, or None: a fine-tuned model keeps its source's normalisation)."""
     classes = list(classes)
     if not cfg.init_from:
         return build_model(cfg.arch, len(classes), 1, **cfg.model_args), dict(cfg.model_args), None
-    arch, args, weights, source_spec, source_labels = load_init(Path(cfg.init_from))
-    cfg.arch, cfg.model_args = arch, dict(args)  # resume rebuilds the model from cfg
-    model = build_model(arch, len(classes), 1, **args)
+    source = load_init(Path(cfg.init_from))
+    args, weights = source.model_args, source.weights
+    cfg.arch, cfg.model_args = source.arch, dict(args)  # resume rebuilds the model from cfg
+    model = build_model(source.arch, len(classes), 1, **args)
     own = model.state_dict()
     usable = {k: v for k, v in weights.items()
               if k in own and k not in HEAD and own[k].shape == v.shape}
-    kept = map_head(own, weights, source_labels, classes)
+    kept = map_head(own, weights, source.labels, classes)
     model.load_state_dict({**usable, **{k: own[k] for k in HEAD if k in own}}, strict=False)
     fresh = sorted(k for k in set(own) - set(usable) - set(HEAD)
                    if not k.endswith("num_batches_tracked"))  # a counter, not weights
@@ -169,23 +169,23 @@ def build_initial_model(cfg: TrainConfig, classes):
                 ", ".join(kept) or "no class",
                 f", fresh for {', '.join(c for c in classes if c not in kept)}"
                 if len(kept) < len(classes) else "")
-    return model, args, source_spec
+    return model, args, source
 
 
 KNEW_MARGIN = 0.05  # accuracy above the source's own record that says it learnt the faces
 
 
-def init_knew_validation(init_from: str, model, val_set: FaceSet, spec, limit: int = 2000) -> str | None:
-    """A warning when the --init-from model (already in `model`) is KNEW_MARGIN or more above its
-    own recorded validation accuracy on this run's validation faces (the first `limit`): it has
-    most likely trained on them (a --val-fraction slice of the data it learnt from), so the best
-    epoch would be chosen early and its accuracy would flatter it. None otherwise."""
+def init_knew_validation(source, model, val_set: FaceSet, spec, limit: int = 2000) -> str | None:
+    """A warning when the --init-from model (`source` as load_init read it, its weights already in
+    `model`) is KNEW_MARGIN or more above its own recorded validation accuracy on this run's
+    validation faces (the first `limit`): it has most likely trained on them (a --val-fraction
+    slice of the data it learnt from), so the best epoch would be chosen early and its accuracy
+    would flatter it. None otherwise."""
     import torch
 
     from ..preprocess import normalize
-    from .export import read_trained
 
-    recorded = read_trained(Path(init_from), "--init-from").accuracy
+    recorded = source.accuracy
     if recorded is None or len(val_set) < 100:
         return None
     model.eval()
@@ -195,7 +195,7 @@ def init_knew_validation(init_from: str, model, val_set: FaceSet, spec, limit: i
     accuracy = float(right.mean())
     if accuracy < recorded + KNEW_MARGIN:
         return None
-    return (f"--init-from {display(Path(init_from))} is right on {accuracy:.1%} of this run's validation "
+    return (f"--init-from {display(Path(source.path))} is right on {accuracy:.1%} of this run's validation "
             f"faces against {recorded:.1%} on its own: it has probably trained on them, so the best "
             "epoch will be chosen early and flatter the run; validate on faces it never saw (--val) "
             "or use last.pt")

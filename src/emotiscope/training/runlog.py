@@ -112,7 +112,8 @@ def describe_run(trainer) -> None:
 
     ts, vs, cfg = trainer.train_set, trainer.val_set, trainer.cfg
     macs = count_macs(trainer.model.cpu(), trainer.spec.size, trainer.spec.channels)
-    knew = init_knew_validation(cfg.init_from, trainer.model, vs, trainer.spec) if cfg.init_from else None
+    source = trainer.init_source
+    knew = init_knew_validation(source, trainer.model, vs, trainer.spec) if source else None
     trainer.model.to(trainer.device)
     where = f"{trainer.device}" if trainer.world == 1 else \
         f"{trainer.world} processes ({distributed.backend()}, {trainer.device})"
