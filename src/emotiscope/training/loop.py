@@ -59,7 +59,8 @@ class Trainer:
         self.val_twin = (near_duplicates(self.val_set.images, imgs) if self.main
                          else np.zeros(len(self.val_set), bool))
         self.model, self.model_args, self.init_source = build_initial_model(cfg, self.train_set.classes)
-        kept = self.init_source.spec if self.init_source else None  # a fine-tune keeps its source's
+        # a fine-tune keeps its source's normalisation; a fresh model takes the data's
+        kept = self.init_source.spec if self.init_source else None
         mean, std = (kept.mean, kept.std) if kept else (imgs.mean() / 255, imgs.std() / 255)
         self.spec = InputSpec(size=cfg.size, channels=1, mean=round(float(mean), 4),
                               std=round(float(std), 4), margin=cfg.crop_margin)
