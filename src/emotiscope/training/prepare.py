@@ -5,7 +5,9 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import re
+from dataclasses import replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -15,6 +17,9 @@ from .config import TrainConfig
 from .data import FaceSet, balance, load_any, select_classes, split_fraction
 from .models import build_model
 from .photos import face_cropper
+
+if TYPE_CHECKING:
+    from .export import TrainedModel
 
 log = logging.getLogger(__name__)
 
@@ -131,7 +136,7 @@ def warn_about_validation(cfg: TrainConfig, train: FaceSet, val: FaceSet, random
 HEAD = ("classifier.weight", "classifier.bias")  # the output layer of every architecture
 
 
-def load_init(path: Path):
+def load_init(path: Path) -> TrainedModel:
     """The single network in one of our .pt checkpoints or .onnx models (an export.TrainedModel),
     for --init-from."""
     from .export import read_trained
@@ -149,7 +154,8 @@ def build_initial_model(cfg: TrainConfig, classes):
     """A fresh model, or one initialised from --init-from. The classifier head is matched by label
     name: the output row of every class the source knows is copied to that class's new position,
     classes it does not know get fresh rows. Returns (model, model_args, the source as read, an
-    export.TrainedModel, or None: a fine-tuned model keeps its source's normalisation)."""
+    export.TrainedModel without its weights, which are now in the model, or None: a fine-tuned
+    model keeps its source's normalisation)."""
     classes = list(classes)
     if not cfg.init_from:
         return build_model(cfg.arch, len(classes), 1, **cfg.model_args), dict(cfg.model_args), None
@@ -169,13 +175,14 @@ def build_initial_model(cfg: TrainConfig, classes):
                 ", ".join(kept) or "no class",
                 f", fresh for {', '.join(c for c in classes if c not in kept)}"
                 if len(kept) < len(classes) else "")
-    return model, args, source
+    return model, args, replace(source, weights={})  # the Trainer keeps it for the whole run
 
 
 KNEW_MARGIN = 0.05  # accuracy above the source's own record that says it learnt the faces
 
 
-def init_knew_validation(source, model, val_set: FaceSet, spec, limit: int = 2000) -> str | None:
+def init_knew_validation(source: TrainedModel, model, val_set: FaceSet, spec,
+                         limit: int = 2000) -> str | None:
     """A warning when the --init-from model (`source` as load_init read it, its weights already in
     `model`) is KNEW_MARGIN or more above its own recorded validation accuracy on this run's
     validation faces (the first `limit`): it has most likely trained on them (a --val-fraction
@@ -195,7 +202,7 @@ def init_knew_validation(source, model, val_set: FaceSet, spec, limit: int = 200
     accuracy = float(right.mean())
     if accuracy < recorded + KNEW_MARGIN:
         return None
-    return (f"--init-from {display(Path(source.path))} is right on {accuracy:.1%} of this run's validation "
+    return (f"--init-from {display(source.path)} is right on {accuracy:.1%} of this run's validation "
             f"faces against {recorded:.1%} on its own: it has probably trained on them, so the best "
             "epoch will be chosen early and flatter the run; validate on faces it never saw (--val) "
             "or use last.pt")
