@@ -9,6 +9,9 @@ Prints numbers; never run as a test.
                                                                 # bf16 + channels-last, as train
     python benchmarks/bench_train.py --nproc [--arch compact]   # DDP: 1 process x 2 threads
                                                                 # vs 2 processes x 1 thread
+    python benchmarks/bench_train.py --arch compact --widths 40,80,160,240 --teacher T.pt
+        # also with a consistent teacher (--distill T.pt --distill-tta augmented): its forward
+        # pass on every augmented batch
 """
 
 from __future__ import annotations
@@ -27,9 +30,10 @@ from emotiscope.training.optim import make_optimizer
 
 
 def bench(arch: str, steps: int, batch: int, warmup: int = 1, amp: bool = False,
-          model_args: dict | None = None) -> tuple[float, float]:
+          model_args: dict | None = None, teacher=None) -> tuple[float, float]:
     """(training images/s, augmentation share of the step time) for one architecture; `amp`:
-    bfloat16 autocast and channels-last tensors, as `train` uses where the CPU has native bf16."""
+    bfloat16 autocast and channels-last tensors, as `train` uses where the CPU has native bf16;
+    `teacher`: a ConsistentTeacher judging every augmented batch, as `--distill-tta augmented`."""
     gen = torch.Generator().manual_seed(0)
     model = build_model(arch, 7, **(model_args or {})).train()
     if amp:
@@ -43,6 +47,8 @@ def bench(arch: str, steps: int, batch: int, warmup: int = 1, amp: bool = False,
         t0 = time.perf_counter()
         x = augment_batch(faces.float()[:, None], AugmentConfig(), gen)
         t1 = time.perf_counter()
+        if teacher is not None:
+            teacher(x)
         x = normalize(x, 0.5, 0.25)
         if amp:
             x = x.contiguous(memory_format=torch.channels_last)
@@ -108,6 +114,17 @@ def bench_nproc(archs: list[str], steps: int, batch: int) -> None:
                 print(f"{arch:<10}{mode:>9}{f'{nproc} x {threads}':>22}{rate:>10.0f}", flush=True)
 
 
+def _teacher(spec: str, amp: bool):
+    """The consistent teacher `train --distill SPEC --distill-tta augmented` builds."""
+    import numpy as np
+
+    from emotiscope.training.data import FER_CSV_NAMES, FaceSet
+    from emotiscope.training.distill import ConsistentTeacher
+
+    classes = FaceSet(np.zeros((1, 48, 48), np.uint8), np.zeros(1, np.int64), FER_CSV_NAMES)
+    return ConsistentTeacher(spec, classes, "cpu", amp)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--arch", nargs="+", default=["compact", "resnet"])
@@ -115,6 +132,8 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=128)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--widths", help="channels per stage, e.g. 40,80,160,240 (4 stages)")
+    parser.add_argument("--teacher", metavar="TEACHER[,TEACHER...]",
+                        help="also time each step with these teachers judging it (.pt or .onnx)")
     parser.add_argument("--nproc", action="store_true",
                         help="compare train --nproc 1 --threads 2 with --nproc 2 --threads 1")
     args = parser.parse_args()
@@ -129,11 +148,13 @@ def main() -> None:
     for arch in args.arch:
         macs = count_macs(build_model(arch, 7, **model_args))
         for amp in (False, True) if bf16 else (False,):
-            ips, aug = bench(arch, args.steps, args.batch, amp=amp, model_args=model_args)
-            epoch_min = 28709 / ips / 60
-            mode = "bf16+CL" if amp else "float32"
-            print(f"{arch:8s} {mode:8s} {macs / 1e6:7.1f} M MACs/face  {ips:8.1f} train images/s  "
-                  f"(augmentation {aug:.0%} of step time; one FER-2013 epoch ~ {epoch_min:.1f} min)")
+            for teacher in (None, _teacher(args.teacher, amp)) if args.teacher else (None,):
+                ips, aug = bench(arch, args.steps, args.batch, amp=amp, model_args=model_args,
+                                 teacher=teacher)
+                epoch_min = 28709 / ips / 60
+                mode = ("bf16+CL" if amp else "float32") + (" +teacher" if teacher else "")
+                print(f"{arch:8s} {mode:16s} {macs / 1e6:7.1f} M MACs/face  {ips:8.1f} train images/s  "
+                      f"(augmentation {aug:.0%} of step time; one FER-2013 epoch ~ {epoch_min:.1f} min)")
     if not bf16:
         print("this CPU has no native bfloat16: train runs in float32 here")
 

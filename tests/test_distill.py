@@ -72,6 +72,43 @@ def test_a_checkpoint_teacher_matches_its_onnx_export_and_teachers_average(sampl
     np.testing.assert_allclose(both, (from_pt + teacher_targets(tiny_model_path, fs, "flip")) / 2, atol=1e-6)
 
 
+def test_a_consistent_teacher_judges_faces_as_the_targets_do(sample_csv, tmp_path, tiny_model_path):
+    """Without augmentation the per-step teacher gives the targets computed before training, for
+    .pt (torch) and .onnx (ONNX Runtime) teachers, in the data's class order."""
+    from emotiscope.training.distill import ConsistentTeacher
+
+    run = loop.train(config(sample_csv, tmp_path / "t", epochs=1))
+    fs = faces(classes=("sad", "happy", "neutral"))
+    raw = torch.from_numpy(fs.images).float()[:, None]
+    for spec in (str(tiny_model_path), str(run / "best.pt"), f"{run / 'best.pt'},{tiny_model_path}"):
+        got = ConsistentTeacher(spec, fs, "cpu", amp=False)(raw)
+        assert got.shape == (12, 3)
+        np.testing.assert_allclose(got.numpy(), teacher_targets(spec, fs, "none"), atol=1e-4)
+
+
+def test_a_consistent_teacher_sees_the_students_augmented_faces(sample_csv, tmp_path, tiny_model_path,
+                                                                 monkeypatch):
+    from emotiscope.training import distill
+
+    seen = []
+    real = distill.ConsistentTeacher.__call__
+    monkeypatch.setattr(distill.ConsistentTeacher, "__call__",
+                        lambda self, raw: seen.append(raw.clone()) or real(self, raw))
+    students = []  # the batches the student trains on
+    cfg = config(sample_csv, tmp_path / "runs", epochs=1, distill=str(tiny_model_path),
+                 distill_tta="augmented")
+    trainer = loop.Trainer(cfg.validate(), "test")
+    monkeypatch.setattr(trainer, "net", lambda x: students.append(x.clone()) or trainer.model(x))
+    trainer.fit()
+    assert len(seen) == len(students) == trainer.steps_per_epoch
+    assert not (trainer.run_dir / distill.TARGETS_FILE).exists()  # nothing computed before training
+    for raw, x in zip(seen, students, strict=True):
+        torch.testing.assert_close(trainer._normalized(raw), x)  # the very faces the student saw
+    # augmented: no face of the first batch is a training face as stored
+    gap = (seen[0][:, 0].flatten(1)[:, None] - trainer.x_train.float().flatten(1)[None]).abs().amax(2)
+    assert (gap.amin(1) > 0).all()
+
+
 def test_soft_cross_entropy_is_the_hard_loss_for_one_hot_targets():
     logits = torch.randn(5, 7, generator=torch.Generator().manual_seed(0))
     y = torch.tensor([0, 3, 6, 2, 1])
@@ -79,11 +116,12 @@ def test_soft_cross_entropy_is_the_hard_loss_for_one_hot_targets():
     torch.testing.assert_close(soft_cross_entropy(logits, torch.eye(7)[y]), hard)
 
 
-def test_distilled_run_learns_from_the_teacher(sample_csv, tmp_path, tiny_model_path):
+@pytest.mark.parametrize("views", ["multicrop", "augmented"])
+def test_distilled_run_learns_from_the_teacher(sample_csv, tmp_path, tiny_model_path, views):
     """With the full weight on the teacher, the student's predictions move towards the teacher's
     (random) judgement and away from what the labels alone teach."""
     runs = {w: loop.train(config(sample_csv, tmp_path / str(w), epochs=6, distill=str(tiny_model_path),
-                                 distill_weight=w, lr=0.05, label_smoothing=0.0))
+                                 distill_weight=w, lr=0.05, label_smoothing=0.0, distill_tta=views))
             for w in (0.0, 1.0)}
     val = load_csv(sample_csv, 48)["val"]
     teacher = predict_faces(EmotionClassifier(tiny_model_path, threads=1), val.images, "multicrop")
@@ -91,7 +129,7 @@ def test_distilled_run_learns_from_the_teacher(sample_csv, tmp_path, tiny_model_
                        .argmax(1) == teacher.argmax(1)).mean()) for w, d in runs.items()}
     assert agree[1.0] > agree[0.0] + 0.1, agree
     saved = json.loads((runs[1.0] / "config.json").read_text())
-    assert saved["distill"] == str(tiny_model_path) and saved["distill_tta"] == "multicrop"
+    assert saved["distill"] == str(tiny_model_path) and saved["distill_tta"] == views
 
 
 def test_ema_checkpoints_the_average_and_resumes_exactly(sample_csv, tmp_path):

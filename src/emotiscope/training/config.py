@@ -135,8 +135,11 @@ class TrainConfig:
                                  "distillation): .onnx models or .pt checkpoints of ours, "
                                  "comma-separated; several are averaged", group=MODEL,
                                  metavar="TEACHER[,TEACHER...]")
-    distill_tta: str = option("multicrop", "teacher views averaged into each soft target", group=MODEL,
-                              choices=["none", "flip", "multicrop"])
+    distill_tta: str = option("multicrop", "teacher views averaged into each soft target, computed "
+                              "once before training; augmented: the teacher judges the student's "
+                              "own augmented faces every step (a consistent teacher; a teacher "
+                              "forward pass per step)", group=MODEL,
+                              choices=["none", "flip", "multicrop", "augmented"])
     distill_weight: float = option(0.5, "share of the loss from the teacher's soft targets", group=MODEL)
     ema: float = option(0.0, "validate and export a moving average of the weights, e.g. 0.999; "
                         "0 = off", group=MODEL, metavar="DECAY")

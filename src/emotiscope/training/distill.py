@@ -13,6 +13,7 @@ import logging
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -73,6 +74,7 @@ def teacher_targets(spec: str | Path, fs: FaceSet, tta: str,
 
 
 TARGETS_FILE = "teacher-targets.npz"
+CONSISTENT = "augmented"  # --distill-tta: the student's own augmented view, every step
 
 
 def _teacher_key(spec: str | Path, tta: str) -> str:
@@ -167,6 +169,52 @@ def _torch_teacher(path: Path, fs: FaceSet, tta: str, device, batch: int = 1024)
             probs = probs + torch.softmax(model(x).float(), 1)
         out.append((probs / len(views)).cpu().numpy())
     return _renormalised(np.concatenate(out), columns)
+
+
+class ConsistentTeacher:
+    """`--distill-tta augmented`: the teachers judge each training batch as the student sees it,
+    augmentation included, every step (a consistent teacher: no target from a view the student
+    never saw). A .pt teacher runs in torch on the training device (bf16 with `amp`); an .onnx
+    teacher in ONNX Runtime with its temperature."""
+
+    def __init__(self, spec: str | Path, fs: FaceSet, device, amp: bool) -> None:
+        from ..classify import EmotionClassifier
+        from ..preprocess import InputSpec
+        from .checkpoint import load_checkpoint, model_from_checkpoint
+
+        self.device, self.amp = torch.device(device), amp
+        self.members: list[tuple[Any, InputSpec | None, list[int]]] = []  # (net, its input, columns)
+        for path in teacher_paths(spec):
+            if path.suffix == ".pt":
+                ckpt = load_checkpoint(path, flag="--distill")
+                net_spec = InputSpec.from_dict(ckpt["spec"])
+                columns = _check_teacher(path, net_spec.size, ckpt["labels"], fs)
+                net = model_from_checkpoint(ckpt, path).to(self.device)
+                net = net.to(memory_format=torch.channels_last)  # type: ignore[call-overload]
+                self.members.append((net.eval().requires_grad_(False), net_spec, columns))
+            else:
+                teacher = EmotionClassifier(path)
+                columns = _check_teacher(path, teacher.info.spec.size, teacher.labels, fs)
+                self.members.append((teacher, None, columns))
+
+    @torch.no_grad()
+    def __call__(self, raw: torch.Tensor) -> torch.Tensor:
+        """N x K probabilities (the training classes' columns) for N x 1 x S x S faces in 0..255."""
+        from ..preprocess import normalize
+        from .evaluate import predict_faces
+
+        total = torch.zeros((), device=raw.device)
+        for net, net_spec, columns in self.members:
+            if net_spec is None:  # ONNX Runtime takes uint8 faces, as at inference
+                faces = raw[:, 0].round().clamp(0, 255).to(torch.uint8).cpu().numpy()
+                probs = torch.from_numpy(predict_faces(net, faces)).to(raw.device)
+            else:
+                x = normalize(raw, net_spec.mean, net_spec.std).contiguous(memory_format=torch.channels_last)
+                with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.amp):
+                    probs = torch.softmax(net(x).float(), 1)
+            probs = probs[:, columns].float()
+            total = total + probs / probs.sum(1, keepdim=True)
+        return total / len(self.members)
 
 
 def soft_cross_entropy(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:

@@ -25,6 +25,8 @@ from .checkpoint import load_checkpoint, save_checkpoint
 from .config import TrainConfig
 from .data import FaceSet
 from .distill import (
+    CONSISTENT,
+    ConsistentTeacher,
     WeightAverage,
     run_teacher_targets,
     save_teacher_targets,
@@ -76,8 +78,10 @@ class Trainer:
         self.y_train = torch.from_numpy(self.train_set.labels).to(self.device)
         self.loss_weight = (class_weights(self.train_set.labels, len(self.train_set.classes), self.device)
                             if cfg.class_weights else None)
+        self.teacher = (ConsistentTeacher(cfg.distill, self.train_set, self.device, self.use_amp)
+                        if cfg.distill and cfg.distill_tta == CONSISTENT else None)
         soft, kept = (run_teacher_targets(cfg.distill, self.train_set, cfg.distill_tta, self.device, run_dir)
-                      if cfg.distill else (None, False))
+                      if cfg.distill and self.teacher is None else (None, False))
         self.soft = torch.from_numpy(soft).to(self.device) if soft is not None else None
         self.average = WeightAverage(self.model, cfg.ema) if cfg.ema else None
         # the folder name uses the effective arch (--init-from sets it)
@@ -94,19 +98,27 @@ class Trainer:
         """The weights validated, checkpointed as "model" and exported: the average when --ema."""
         return self.average.model if self.average else self.model
 
-    def _loss(self, logits: torch.Tensor, y: torch.Tensor, idx: torch.Tensor) -> torch.Tensor:
+    def _loss(self, logits: torch.Tensor, y: torch.Tensor, soft: torch.Tensor | None) -> torch.Tensor:
         loss = F.cross_entropy(logits, y, weight=self.loss_weight, label_smoothing=self.cfg.label_smoothing)
-        if self.soft is None:
+        if soft is None:
             return loss
         w = self.cfg.distill_weight
-        return (1 - w) * loss + w * soft_cross_entropy(logits, self.soft[idx])
+        return (1 - w) * loss + w * soft_cross_entropy(logits, soft)
 
-    def _inputs(self, x_uint8: torch.Tensor, train: bool,
-                gen: torch.Generator | None = None) -> torch.Tensor:
+    def _soft(self, raw: torch.Tensor, idx: torch.Tensor) -> torch.Tensor | None:
+        """The teacher's targets for a batch: judged now on the augmented faces `raw` (a
+        consistent teacher) or looked up from the targets computed before training."""
+        if self.teacher is not None:
+            return self.teacher(raw)
+        return self.soft[idx] if self.soft is not None else None
+
+    def _raw(self, x_uint8: torch.Tensor, train: bool, gen: torch.Generator | None = None) -> torch.Tensor:
+        """N x 1 x S x S faces in 0..255, augmented when `train`."""
         x = x_uint8.float()[:, None]
-        if train:
-            x = augment_batch(x, self.cfg.augment, gen or self.gen)
-        return normalize(x, self.spec.mean, self.spec.std).contiguous(memory_format=torch.channels_last)
+        return augment_batch(x, self.cfg.augment, gen or self.gen) if train else x
+
+    def _normalized(self, raw: torch.Tensor) -> torch.Tensor:
+        return normalize(raw, self.spec.mean, self.spec.std).contiguous(memory_format=torch.channels_last)
 
     def _autocast(self):
         return torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.use_amp)
@@ -129,10 +141,10 @@ class Trainer:
         correct = seen = 0
         for i in range(self.steps_per_epoch):
             idx = distributed.shard(order[i * self.cfg.batch_size:(i + 1) * self.cfg.batch_size])
-            x, y = self._inputs(self.x_train[idx], True, own_gen), self.y_train[idx]
+            raw, y = self._raw(self.x_train[idx], True, own_gen), self.y_train[idx]
             with self._autocast():
-                logits = self.net(x)
-            loss = self._loss(logits.float(), y, idx)
+                logits = self.net(self._normalized(raw))
+            loss = self._loss(logits.float(), y, self._soft(raw, idx))
             self.opt.zero_grad(set_to_none=True)
             loss.backward()
             self.opt.step()
@@ -155,7 +167,7 @@ class Trainer:
         model = self.eval_model.eval()
         out = []
         for i in range(0, len(fs), batch):
-            x = self._inputs(torch.from_numpy(fs.images[i:i + batch]).to(self.device), train=False)
+            x = self._normalized(self._raw(torch.from_numpy(fs.images[i:i + batch]).to(self.device), False))
             out.append(model(x).float().cpu())  # float32, as the exported model computes
         return torch.cat(out).numpy() if out else np.zeros((0, len(fs.classes)), np.float32)
 
