@@ -93,7 +93,7 @@ def test_a_consistent_teacher_sees_the_students_augmented_faces(sample_csv, tmp_
     seen = []
     real = distill.ConsistentTeacher.__call__
     monkeypatch.setattr(distill.ConsistentTeacher, "__call__",
-                        lambda self, raw: seen.append(raw.clone()) or real(self, raw))
+                        lambda self, raw, idx: seen.append(raw.clone()) or real(self, raw, idx))
     students = []  # the batches the student trains on
     cfg = config(sample_csv, tmp_path / "runs", epochs=1, distill=str(tiny_model_path),
                  distill_tta="augmented")

@@ -171,6 +171,16 @@ def _torch_teacher(path: Path, fs: FaceSet, tta: str, device, batch: int = 1024)
     return _renormalised(np.concatenate(out), columns)
 
 
+class FixedTargets:
+    """The teachers' targets computed before training (teacher_targets), looked up by face."""
+
+    def __init__(self, targets: torch.Tensor) -> None:
+        self.targets = targets
+
+    def __call__(self, raw: torch.Tensor, idx: torch.Tensor) -> torch.Tensor:
+        return self.targets[idx]
+
+
 class ConsistentTeacher:
     """`--distill-tta augmented`: the teachers judge each training batch as the student sees it,
     augmentation included, every step (a consistent teacher: no target from a view the student
@@ -198,8 +208,9 @@ class ConsistentTeacher:
                 self.members.append((teacher, None, columns))
 
     @torch.no_grad()
-    def __call__(self, raw: torch.Tensor) -> torch.Tensor:
-        """N x K probabilities (the training classes' columns) for N x 1 x S x S faces in 0..255."""
+    def __call__(self, raw: torch.Tensor, idx: torch.Tensor | None = None) -> torch.Tensor:
+        """N x K probabilities (the training classes' columns) for N x 1 x S x S faces in 0..255
+        (`idx`, the faces' places in the training set, is not needed: they are judged as seen)."""
         from ..preprocess import normalize
         from .evaluate import predict_faces
 

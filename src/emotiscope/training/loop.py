@@ -27,6 +27,7 @@ from .data import FaceSet
 from .distill import (
     CONSISTENT,
     ConsistentTeacher,
+    FixedTargets,
     WeightAverage,
     run_teacher_targets,
     save_teacher_targets,
@@ -78,11 +79,14 @@ class Trainer:
         self.y_train = torch.from_numpy(self.train_set.labels).to(self.device)
         self.loss_weight = (class_weights(self.train_set.labels, len(self.train_set.classes), self.device)
                             if cfg.class_weights else None)
-        self.teacher = (ConsistentTeacher(cfg.distill, self.train_set, self.device, self.use_amp)
-                        if cfg.distill and cfg.distill_tta == CONSISTENT else None)
+        # the teacher's soft targets: judged on every augmented batch, or computed once before
+        self.teacher: ConsistentTeacher | FixedTargets | None = (
+            ConsistentTeacher(cfg.distill, self.train_set, self.device, self.use_amp)
+            if cfg.distill and cfg.distill_tta == CONSISTENT else None)
         soft, kept = (run_teacher_targets(cfg.distill, self.train_set, cfg.distill_tta, self.device, run_dir)
                       if cfg.distill and self.teacher is None else (None, False))
-        self.soft = torch.from_numpy(soft).to(self.device) if soft is not None else None
+        if soft is not None:
+            self.teacher = FixedTargets(torch.from_numpy(soft).to(self.device))
         self.average = WeightAverage(self.model, cfg.ema) if cfg.ema else None
         # the folder name uses the effective arch (--init-from sets it)
         if run_dir is None and self.main:
@@ -100,22 +104,13 @@ class Trainer:
 
     def _loss(self, logits: torch.Tensor, y: torch.Tensor, soft: torch.Tensor | None) -> torch.Tensor:
         loss = F.cross_entropy(logits, y, weight=self.loss_weight, label_smoothing=self.cfg.label_smoothing)
-        if soft is None:
-            return loss
         w = self.cfg.distill_weight
-        return (1 - w) * loss + w * soft_cross_entropy(logits, soft)
+        return loss if soft is None else (1 - w) * loss + w * soft_cross_entropy(logits, soft)
 
-    def _soft(self, raw: torch.Tensor, idx: torch.Tensor) -> torch.Tensor | None:
-        """The teacher's targets for a batch: judged now on the augmented faces `raw` (a
-        consistent teacher) or looked up from the targets computed before training."""
-        if self.teacher is not None:
-            return self.teacher(raw)
-        return self.soft[idx] if self.soft is not None else None
-
-    def _raw(self, x_uint8: torch.Tensor, train: bool, gen: torch.Generator | None = None) -> torch.Tensor:
-        """N x 1 x S x S faces in 0..255, augmented when `train`."""
+    def _raw(self, x_uint8: torch.Tensor, gen: torch.Generator | None = None) -> torch.Tensor:
+        """N x 1 x S x S faces in 0..255, augmented with `gen` when given."""
         x = x_uint8.float()[:, None]
-        return augment_batch(x, self.cfg.augment, gen or self.gen) if train else x
+        return x if gen is None else augment_batch(x, self.cfg.augment, gen)
 
     def _normalized(self, raw: torch.Tensor) -> torch.Tensor:
         return normalize(raw, self.spec.mean, self.spec.std).contiguous(memory_format=torch.channels_last)
@@ -136,15 +131,15 @@ class Trainer:
         cross-entropy has none, so it compares with the validation loss."""
         self._train_mode()
         order = torch.randperm(len(self.y_train), generator=self.gen, device=self.device)
-        own_gen = distributed.reseed(self.cfg.seed, self.epoch, self.device)  # with --nproc
+        gen = distributed.reseed(self.cfg.seed, self.epoch, self.device) or self.gen  # own with --nproc
         total_loss = total_ce = 0.0
         correct = seen = 0
         for i in range(self.steps_per_epoch):
             idx = distributed.shard(order[i * self.cfg.batch_size:(i + 1) * self.cfg.batch_size])
-            raw, y = self._raw(self.x_train[idx], True, own_gen), self.y_train[idx]
+            raw, y = self._raw(self.x_train[idx], gen), self.y_train[idx]
             with self._autocast():
                 logits = self.net(self._normalized(raw))
-            loss = self._loss(logits.float(), y, self._soft(raw, idx))
+            loss = self._loss(logits.float(), y, self.teacher(raw, idx) if self.teacher else None)
             self.opt.zero_grad(set_to_none=True)
             loss.backward()
             self.opt.step()
@@ -167,7 +162,7 @@ class Trainer:
         model = self.eval_model.eval()
         out = []
         for i in range(0, len(fs), batch):
-            x = self._normalized(self._raw(torch.from_numpy(fs.images[i:i + batch]).to(self.device), False))
+            x = self._normalized(self._raw(torch.from_numpy(fs.images[i:i + batch]).to(self.device)))
             out.append(model(x).float().cpu())  # float32, as the exported model computes
         return torch.cat(out).numpy() if out else np.zeros((0, len(fs.classes)), np.float32)
 
