@@ -12,7 +12,8 @@
 #
 # Settings (environment): DEVICE (cuda), EPOCHS_T (30) teacher epochs, EPOCHS_S (80) student
 # epochs, BATCH_T (512), BATCH_S (256), BUDGET_T (330 s: teachers still running then are stopped
-# and the student learns from those that finished), TTA (multicrop: teacher views per face),
+# and the student learns from those that finished), TTA (multicrop: teacher views per face, as
+# --distill-tta; augmented: the teachers judge every augmented batch, a forward pass each per step),
 # OUT ($OUT, else ./gpu-out).
 set -uo pipefail
 cd "$(dirname "$0")/.."
