@@ -80,10 +80,23 @@ def test_a_consistent_teacher_judges_faces_as_the_targets_do(sample_csv, tmp_pat
     run = loop.train(config(sample_csv, tmp_path / "t", epochs=1))
     fs = faces(classes=("sad", "happy", "neutral"))
     raw = torch.from_numpy(fs.images).float()[:, None]
-    for spec in (str(tiny_model_path), str(run / "best.pt"), f"{run / 'best.pt'},{tiny_model_path}"):
+    ours = run / "model.onnx"  # rebuilt in torch, its temperature kept
+    assert EmotionClassifier(ours).info.temperature != 1.0
+    for spec in (str(tiny_model_path), str(run / "best.pt"), str(ours), f"{run / 'best.pt'},{tiny_model_path}"):
         got = ConsistentTeacher(spec, fs, "cpu", amp=False)(raw)
         assert got.shape == (12, 3)
         np.testing.assert_allclose(got.numpy(), teacher_targets(spec, fs, "none"), atol=1e-4)
+
+
+def test_our_onnx_models_rebuild_in_torch_and_others_do_not(sample_csv, tmp_path, tiny_model_path):
+    from emotiscope.training.checkpoint import model_from_onnx
+
+    run = loop.train(config(sample_csv, tmp_path / "t", epochs=1))
+    assert isinstance(model_from_onnx(EmotionClassifier(run / "model.onnx")), torch.nn.Module)
+    assert model_from_onnx(EmotionClassifier(tiny_model_path)) is None  # a hand-built graph
+    ensemble = tmp_path / "two.onnx"
+    assert main(["export", str(run / "best.pt"), str(run / "model.onnx"), "-o", str(ensemble)]) == 0
+    assert model_from_onnx(EmotionClassifier(ensemble)) is None
 
 
 def test_a_consistent_teacher_sees_the_students_augmented_faces(sample_csv, tmp_path, tiny_model_path,

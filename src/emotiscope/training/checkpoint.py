@@ -14,7 +14,7 @@ from pathlib import Path
 
 import torch
 
-from ..errors import ModelError
+from ..errors import ConfigError, ModelError
 from ..outputs import atomic_path, display
 
 # What `emotiscope export` and `train --init-from` need; `train --resume` needs RESUME_KEYS too.
@@ -80,3 +80,32 @@ def model_from_checkpoint(ckpt: dict, source: str | Path = "the checkpoint") -> 
         raise ModelError(f"{display(Path(source))} holds no weights that fit its architecture "
                          f"{arch!r} ({first}); {HINT}") from exc
     return model.eval()
+
+
+def model_from_onnx(classifier) -> torch.nn.Module | None:
+    """The network of an ONNX model of ours (an EmotionClassifier) rebuilt in torch from its
+    metadata (arch, model_args) and its weights, in eval mode; None when they do not map (an
+    ensemble, a graph that computes something else): it must give ONNX Runtime's logits."""
+    import numpy as np
+    import onnx
+    from onnx import numpy_helper
+
+    from .models import build_model
+
+    info = classifier.info
+    weights = {i.name: numpy_helper.to_array(i) for i in onnx.load(str(info.path)).graph.initializer}
+    try:
+        model = build_model(info.metadata["arch"], len(info.labels), info.spec.channels,
+                            **info.metadata.get("model_args", {}))
+        # every parameter and running statistic from the file (a missing one: RuntimeError)
+        model.load_state_dict({k: torch.from_numpy(np.array(weights[k])) if k in weights else v
+                               for k, v in model.state_dict().items()
+                               if k in weights or k.endswith("num_batches_tracked")})
+    except (ConfigError, KeyError, TypeError, ValueError, RuntimeError):  # not a network of ours
+        return None
+    x = np.random.default_rng(0).normal(size=(2, info.spec.channels, info.spec.size, info.spec.size))
+    x = x.astype(np.float32)
+    want = classifier.session.run(None, {classifier.session.get_inputs()[0].name: x})[0]
+    with torch.no_grad():
+        got = model.eval()(torch.from_numpy(x)).numpy()
+    return model if got.shape == want.shape and np.allclose(got, want, atol=1e-3) else None

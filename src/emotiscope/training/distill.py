@@ -13,7 +13,6 @@ import logging
 import sys
 import time
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import torch
@@ -184,28 +183,37 @@ class FixedTargets:
 class ConsistentTeacher:
     """`--distill-tta augmented`: the teachers judge each training batch as the student sees it,
     augmentation included, every step (a consistent teacher: no target from a view the student
-    never saw). A .pt teacher runs in torch on the training device (bf16 with `amp`); an .onnx
-    teacher in ONNX Runtime with its temperature."""
+    never saw). A .pt teacher runs in torch on the training device (bf16 with `amp`), and so does
+    an .onnx one whose network torch can rebuild (checkpoint.model_from_onnx), with its
+    temperature; another .onnx (an ensemble) runs in ONNX Runtime."""
 
     def __init__(self, spec: str | Path, fs: FaceSet, device, amp: bool) -> None:
+        self.device, self.amp = torch.device(device), amp
+        # (torch network or None, its input, temperature, ONNX Runtime's model or None, columns)
+        self.members = [self._member(path, fs) for path in teacher_paths(spec)]
+
+    def _member(self, path: Path, fs: FaceSet) -> tuple:
         from ..classify import EmotionClassifier
         from ..preprocess import InputSpec
-        from .checkpoint import load_checkpoint, model_from_checkpoint
+        from .checkpoint import load_checkpoint, model_from_checkpoint, model_from_onnx
 
-        self.device, self.amp = torch.device(device), amp
-        self.members: list[tuple[Any, InputSpec | None, list[int]]] = []  # (net, its input, columns)
-        for path in teacher_paths(spec):
-            if path.suffix == ".pt":
-                ckpt = load_checkpoint(path, flag="--distill")
-                net_spec = InputSpec.from_dict(ckpt["spec"])
-                columns = _check_teacher(path, net_spec.size, ckpt["labels"], fs)
-                net = model_from_checkpoint(ckpt, path).to(self.device)
-                net = net.to(memory_format=torch.channels_last)  # type: ignore[call-overload]
-                self.members.append((net.eval().requires_grad_(False), net_spec, columns))
-            else:
-                teacher = EmotionClassifier(path)
-                columns = _check_teacher(path, teacher.info.spec.size, teacher.labels, fs)
-                self.members.append((teacher, None, columns))
+        onnx: EmotionClassifier | None = None
+        net: torch.nn.Module | None
+        if path.suffix == ".pt":
+            ckpt = load_checkpoint(path, flag="--distill")
+            net_spec, labels, temperature = InputSpec.from_dict(ckpt["spec"]), ckpt["labels"], 1.0
+            net = model_from_checkpoint(ckpt, path)
+        else:
+            onnx = EmotionClassifier(path)
+            net_spec, labels, temperature = onnx.info.spec, onnx.labels, onnx.info.temperature
+            net = model_from_onnx(onnx)
+        columns = _check_teacher(path, net_spec.size, labels, fs)
+        print(f"teacher {path.name}: judges every augmented batch in "
+              f"{'torch' if net is not None else 'ONNX Runtime'}", file=sys.stderr)
+        if net is None:
+            return None, net_spec, temperature, onnx, columns
+        net = net.to(self.device).to(memory_format=torch.channels_last)  # type: ignore[call-overload]
+        return net.eval().requires_grad_(False), net_spec, temperature, None, columns
 
     @torch.no_grad()
     def __call__(self, raw: torch.Tensor, idx: torch.Tensor | None = None) -> torch.Tensor:
@@ -215,14 +223,14 @@ class ConsistentTeacher:
         from .evaluate import predict_faces
 
         total = torch.zeros((), device=raw.device)
-        for net, net_spec, columns in self.members:
-            if net_spec is None:  # ONNX Runtime takes uint8 faces, as at inference
+        for net, net_spec, temperature, onnx, columns in self.members:
+            if net is None:  # ONNX Runtime takes uint8 faces, as at inference
                 faces = raw[:, 0].round().clamp(0, 255).to(torch.uint8).cpu().numpy()
-                probs = torch.from_numpy(predict_faces(net, faces)).to(raw.device)
+                probs = torch.from_numpy(predict_faces(onnx, faces)).to(raw.device)
             else:
                 x = normalize(raw, net_spec.mean, net_spec.std).contiguous(memory_format=torch.channels_last)
                 with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.amp):
-                    probs = torch.softmax(net(x).float(), 1)
+                    probs = torch.softmax(net(x).float() / temperature, 1)
             probs = probs[:, columns].float()
             total = total + probs / probs.sum(1, keepdim=True)
         return total / len(self.members)
