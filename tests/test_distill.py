@@ -82,7 +82,8 @@ def test_a_consistent_teacher_judges_faces_as_the_targets_do(sample_csv, tmp_pat
     raw = torch.from_numpy(fs.images).float()[:, None]
     ours = run / "model.onnx"  # rebuilt in torch, its temperature kept
     assert EmotionClassifier(ours).info.temperature != 1.0
-    for spec in (str(tiny_model_path), str(run / "best.pt"), str(ours), f"{run / 'best.pt'},{tiny_model_path}"):
+    both = f"{run / 'best.pt'},{tiny_model_path}"
+    for spec in (str(tiny_model_path), str(run / "best.pt"), str(ours), both):
         got = ConsistentTeacher(spec, fs, "cpu", amp=False)(raw)
         assert got.shape == (12, 3)
         np.testing.assert_allclose(got.numpy(), teacher_targets(spec, fs, "none"), atol=1e-4)
