@@ -73,8 +73,9 @@ def test_a_checkpoint_teacher_matches_its_onnx_export_and_teachers_average(sampl
 
 
 def test_a_consistent_teacher_judges_faces_as_the_targets_do(sample_csv, tmp_path, tiny_model_path):
-    """Without augmentation the per-step teacher gives the targets computed before training, for
-    .pt (torch) and .onnx (ONNX Runtime) teachers, in the data's class order."""
+    """Without augmentation the per-step teacher gives the targets computed before training, in
+    the data's class order: a .pt and our exported .onnx (both in torch, the .onnx with its
+    temperature), a hand-built .onnx (ONNX Runtime) and two teachers averaged."""
     from emotiscope.training.distill import ConsistentTeacher
 
     run = loop.train(config(sample_csv, tmp_path / "t", epochs=1))
