@@ -4,11 +4,11 @@ The classifier learnt FER-2013's own crops; `predict` hands it a square around Y
 (preprocess.square_crop, margin 0). Each FER face is enlarged 3x on a canvas of its replicated
 edges (as bench_align.py does), so the crop it was stored as is known: the canvas' centre 144 px.
 Crop rules are fitted on training faces (`--fit` of them) and compared on a split, all single
-view: the box as `predict` crops it, the box rescaled and shifted by its median error, and rules
-from the landmarks (centre on the eye-to-mouth line, side from the eye distance and the
-eye-to-mouth distance, least squares), against FER's own crop. Per rule: the centre's error and
-the spread of the side (both as shares of the FER side), accuracy, and the faces it turns right
-and wrong against the box. Prints numbers; never run as a test.
+view: the box as `predict` crops it, the box scaled by fixed factors, the box rescaled and
+shifted by its median error, and rules from the landmarks (centre on the eye-to-mouth line, side
+from the eye distance and the eye-to-mouth distance, least squares), against FER's own crop. Per
+rule: the centre's error and the spread of the side (both as shares of the FER side), accuracy,
+and the faces it turns right and wrong against the box. Prints numbers; never run as a test.
 
     python benchmarks/bench_crop_rule.py /tmp/fer2013 [--split val] [--n 0 (all)] [--fit 2500]
 """
@@ -74,8 +74,11 @@ def fit_rules(g: dict[str, np.ndarray]):
 
     print(f"fitted: centre = eyes + {along:.3f} x (mouth - eyes); side = {k[0]:.2f} x eye distance "
           f"+ {k[1]:.2f} x eye-to-mouth; box x {scale:.3f}, shifted {shift.round(3)} of its side")
+    scaled = {f"box x {z:g}": (lambda h, z=z: (h["box_centre"], z * h["box_side"]))
+              for z in (0.91, 0.94, 0.97, 1.03, 1.06)}
     return {
         "box (predict today)": lambda h: (h["box_centre"], h["box_side"]),
+        **scaled,
         "box, fitted scale and shift": lambda h: (h["box_centre"] + shift * h["box_side"][:, None],
                                                   scale * h["box_side"]),
         "landmarks": lambda h: (land_centre(h), land_side(h)),
