@@ -5,8 +5,11 @@ Each condition degrades every face of a split the same seeded way, then classifi
 classifies, or one view with `--views 1`): clean; box jitter (the crop shifted up to 8 %
 and scaled up to ±10 %, as a detector's box wanders around a tight crop); blur (Gaussian sigma
 1.2 px); low resolution (down to 40 % of the side and back); JPEG quality 25; low light (gamma 2.2
-plus noise of sigma 6); a colour photo's grey (the face tinted warm and converted back to grey, as
-a colour frame reaches the model). Prints a table; never run as a test.
+plus noise of sigma 6); noise alone (sigma 6, a small sensor's grain); smoothed (an
+edge-preserving bilateral filter, as a phone's noise reduction or a clean downscaled photo leaves
+a face: texture gone, edges kept); a colour photo's grey (the face tinted warm and converted back
+to grey, as a colour frame reaches the model). Per model: accuracy, and how many faces it calls
+neutral (the class a doubtful face drifts to). Prints a table; never run as a test.
 
     python benchmarks/bench_robustness.py /tmp/fer2013 [--split val] [--model A.onnx B.onnx ...]
 """
@@ -50,6 +53,10 @@ def dark(face: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     return np.clip(y, 0, 255).astype(np.uint8)
 
 
+def noise(face: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    return np.clip(face + rng.normal(0, 6, face.shape), 0, 255).astype(np.uint8)
+
+
 def tinted_grey(face: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     bgr = np.stack([face * 0.75, face * 0.95, np.minimum(face * 1.15, 255)], -1).astype(np.uint8)
     return cv2.cvtColor(bgr, cv2.COLOR_BGR2GRAY)
@@ -62,6 +69,8 @@ CONDITIONS = {
     "low res": lowres,
     "jpeg 25": jpeg,
     "low light": dark,
+    "noise": noise,
+    "smoothed": lambda f, r: cv2.bilateralFilter(f, 5, 30, 3),
     "colour grey": tinted_grey,
 }
 
@@ -79,7 +88,9 @@ def main() -> None:
     models = args.model or [bundled_model_path()]
     classifiers = [EmotionClassifier(m, threads=args.threads) for m in models]
     ttas = [clf.info.tta if args.views == "default" else "none" for clf in classifiers]
-    print(f"{args.split}: {len(fs)} faces; accuracy per condition (views: {', '.join(ttas)})")
+    truly = int((fs.labels == fs.classes.index("neutral")).sum()) if "neutral" in fs.classes else 0
+    print(f"{args.split}: {len(fs)} faces, {truly} neutral; accuracy (faces called neutral) per "
+          f"condition (views: {', '.join(ttas)})")
     print(f"{'condition':<14}" + "".join(f"{m.name[:28]:>30}" for m in models))
     for name, degrade in CONDITIONS.items():
         rng = np.random.default_rng(0)
@@ -87,8 +98,10 @@ def main() -> None:
         row = []
         for clf, tta in zip(classifiers, ttas, strict=True):
             y = map_labels(fs, tuple(clf.labels))
-            row.append(float((predict_faces(clf, faces, tta).argmax(1) == y).mean()))
-        print(f"{name:<14}" + "".join(f"{a:>30.2%}" for a in row), flush=True)
+            called = predict_faces(clf, faces, tta).argmax(1)
+            neutral = (called == clf.labels.index("neutral")).sum() if "neutral" in clf.labels else 0
+            row.append(f"{(called == y).mean():.2%} ({neutral})")
+        print(f"{name:<14}" + "".join(f"{a:>30}" for a in row), flush=True)
 
 
 if __name__ == "__main__":
