@@ -7,6 +7,7 @@ torch = pytest.importorskip("torch")
 from emotiscope.training.augment import (  # noqa: E402
     AugmentConfig,
     augment_batch,
+    bilateral,
     jpeg_round_trip,
     random_affine,
     random_blur,
@@ -15,6 +16,8 @@ from emotiscope.training.augment import (  # noqa: E402
     random_erase,
     random_jpeg,
     random_lowres,
+    random_noise,
+    random_smooth,
 )
 
 OFF = dict(flip=0, rotate=0, shift=0, scale=0, crop_pad=0, erase=0, jitter=0)
@@ -118,7 +121,8 @@ def detail(x: torch.Tensor) -> torch.Tensor:
     return (x[..., :, 1:] - x[..., :, :-1]).abs().mean(dim=(1, 2, 3))
 
 
-@pytest.mark.parametrize("degrade", [random_blur, random_lowres, random_dark, random_jpeg])
+@pytest.mark.parametrize("degrade", [random_blur, random_lowres, random_dark, random_jpeg,
+                                     random_smooth, random_noise])
 def test_real_photo_degradations_off_at_p0_and_in_range_at_p1(degrade):
     x = smooth_faces()
     assert torch.equal(degrade(x, 0.0, gen()), x)
@@ -138,6 +142,39 @@ def test_dark_darkens_and_adds_noise():
     y = random_dark(x, 1.0, gen())
     assert bool((y.mean(dim=(1, 2, 3)) < 95).all())  # gamma >= 1.5: 128 -> at most ~ 91
     assert bool((y.std(dim=(1, 2, 3)) > 1).all())
+
+
+def test_bilateral_matches_opencvs_bilateral_filter():
+    import cv2
+    import numpy as np
+
+    rng = np.random.default_rng(1)
+    face = cv2.GaussianBlur(rng.uniform(0, 255, (48, 48)), (0, 0), 1.0) * 2 - 100
+    face = (face + rng.normal(0, 8, face.shape)).clip(0, 255).round().astype(np.uint8)
+    theirs = cv2.bilateralFilter(face, 5, 30, 3).astype(float)
+    ours = bilateral(torch.from_numpy(face).float()[None, None], torch.tensor([30.0]))[0, 0].numpy()
+    inner = (slice(2, -2), slice(2, -2))  # OpenCV mirrors the border, we replicate it
+    assert np.abs(theirs - face)[inner].mean() > 2  # the filter did something
+    assert np.abs(ours - theirs)[inner].max() < 1.0
+
+
+def test_smooth_removes_texture_and_keeps_edges():
+    ys, xs = torch.meshgrid(torch.arange(48), torch.arange(48), indexing="ij")
+    step = torch.where(xs < 24, 60.0, 190.0)
+    x = (step + 5 * ((ys + xs) % 2 * 2 - 1)).expand(8, 1, 48, 48).clone()  # grain on an edge
+    y = random_smooth(x, 1.0, gen())
+    flat = (slice(None), slice(None), slice(None), slice(2, 20))
+    assert bool((detail(y[flat]) < 0.6 * detail(x[flat])).all())
+    height = y[..., 28:].mean(dim=(1, 2, 3)) - y[..., :20].mean(dim=(1, 2, 3))
+    assert bool((height > 0.95 * 130).all())  # the edge is as high as before
+
+
+def test_noise_adds_grain_and_keeps_brightness():
+    x = torch.full((8, 1, 48, 48), 128.0)
+    y = random_noise(x, 1.0, gen())
+    assert bool(((y.mean(dim=(1, 2, 3)) - 128).abs() < 2).all())
+    sd = y.std(dim=(1, 2, 3))
+    assert bool(((sd > 1.5) & (sd < 11)).all())
 
 
 @pytest.mark.parametrize("size", [48, 44])
@@ -167,3 +204,5 @@ def test_degradations_are_reachable_from_augment_batch():
     x = smooth_faces()
     y = augment_batch(x, AugmentConfig(**{**OFF, "blur": 1.0, "dark": 1.0, "lowres": 1.0}), gen())
     assert float(y.mean()) < float(x.mean()) - 40 and not torch.equal(y, x)
+    for kind in ("smooth", "noise"):
+        assert not torch.equal(augment_batch(x, AugmentConfig(**{**OFF, kind: 1.0}), gen()), x)

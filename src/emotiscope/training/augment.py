@@ -135,9 +135,46 @@ def random_jpeg(x: torch.Tensor, p: float, gen: torch.Generator) -> torch.Tensor
                        jpeg_round_trip(x, quality), x)
 
 
+def bilateral(x: torch.Tensor, sigma_range: torch.Tensor, radius: int = 2,
+              sigma_space: float = 3.0) -> torch.Tensor:
+    """Edge-preserving smoothing, as cv2.bilateralFilter(face, 2 * radius + 1, sigma_range,
+    sigma_space) computes it: each pixel becomes the mean of its round neighbourhood weighted by
+    distance and by likeness of grey level (`sigma_range`: one per face, grey levels)."""
+    n, c, h, w = x.shape
+    k = 2 * radius + 1
+    dy, dx = torch.meshgrid(torch.arange(k, device=x.device) - radius,
+                            torch.arange(k, device=x.device) - radius, indexing="ij")
+    near = (dy**2 + dx**2).flatten() <= radius**2
+    space = torch.exp(-(dy**2 + dx**2).flatten()[near].to(x.dtype) / (2 * sigma_space**2))
+    around = F.unfold(F.pad(x, (radius,) * 4, mode="replicate"), k)
+    around = around.reshape(n, c, k * k, h, w)[:, :, near]
+    sr = sigma_range.to(x.dtype).reshape(n, 1, 1, 1, 1)
+    weight = space[None, None, :, None, None] * torch.exp(-(around - x[:, :, None]) ** 2 / (2 * sr**2))
+    return (weight * around).sum(2) / weight.sum(2)
+
+
+def random_smooth(x: torch.Tensor, p: float, gen: torch.Generator) -> torch.Tensor:
+    """With probability p per face, edge-preserving smoothing (bilateral, 5 px, sigma 10-40 grey
+    levels): skin texture and grain gone, edges kept, as a phone's noise reduction or a cleanly
+    downscaled studio photo leaves a face."""
+    sigma = 10 + torch.rand(x.shape[0], generator=gen, device=x.device) * 30
+    return torch.where(_chosen(x.shape[0], p, gen, x.device)[:, None, None, None],
+                       bilateral(x, sigma), x)
+
+
+def random_noise(x: torch.Tensor, p: float, gen: torch.Generator) -> torch.Tensor:
+    """With probability p per face, Gaussian sensor noise of sigma 2-10 grey levels at the face's
+    own brightness (a small sensor's grain; `dark` adds noise to a darkened face)."""
+    n = x.shape[0]
+    noise = torch.randn(x.shape, generator=gen, device=x.device)
+    noise *= 2 + torch.rand(n, 1, 1, 1, generator=gen, device=x.device) * 8
+    return torch.where(_chosen(n, p, gen, x.device)[:, None, None, None],
+                       (x + noise).clamp(0, 255), x)
+
+
 def augment_batch(x: torch.Tensor, cfg: AugmentConfig, gen: torch.Generator) -> torch.Tensor:
-    """Flip, affine, random crop, real-photo degradations (low resolution, blur, low light, JPEG),
-    brightness/contrast jitter, random erasing; values stay 0..255."""
+    """Flip, affine, random crop, real-photo degradations (low resolution, blur, low light, JPEG,
+    smoothing, noise), brightness/contrast jitter, random erasing; values stay 0..255."""
     n = x.shape[0]
     dev = x.device
     if cfg.flip > 0:
@@ -155,6 +192,10 @@ def augment_batch(x: torch.Tensor, cfg: AugmentConfig, gen: torch.Generator) -> 
         x = random_dark(x, cfg.dark, gen)
     if cfg.jpeg > 0:
         x = random_jpeg(x, cfg.jpeg, gen)
+    if cfg.smooth > 0:
+        x = random_smooth(x, cfg.smooth, gen)
+    if cfg.noise > 0:
+        x = random_noise(x, cfg.noise, gen)
     if cfg.jitter > 0:
         mean = x.mean(dim=(1, 2, 3), keepdim=True)
         contrast = 1 + (torch.rand(n, 1, 1, 1, generator=gen, device=dev) * 2 - 1) * cfg.jitter

@@ -44,7 +44,9 @@ class AugmentConfig:
     probability per face (off by default): blur: a Gaussian blur (sigma 0.4-1.6 px, a soft or
     out-of-focus face); lowres: down-sampled to 35-80 % and back (a small face in a large photo);
     dark: low light (gamma 1.5-3 darkening plus sensor noise); jpeg: a JPEG round trip at quality
-    15-75 (a compressed photo or video frame)."""
+    15-75 (a compressed photo or video frame); smooth: edge-preserving smoothing (bilateral: skin
+    texture gone, edges kept, as noise reduction or a clean downscale leaves a face); noise: sensor
+    noise of sigma 2-10 grey levels at normal light."""
 
     flip: float = 0.5
     rotate: float = 15.0
@@ -57,11 +59,14 @@ class AugmentConfig:
     lowres: float = 0.0
     dark: float = 0.0
     jpeg: float = 0.0
+    smooth: float = 0.0
+    noise: float = 0.0
 
     def validate(self) -> None:
         """A one-line ConfigError for a value outside its range (e.g. flip=2, rotate=400)."""
         limits = {"flip": 1, "rotate": 180, "shift": 0.5, "scale": 0.9, "crop_pad": 24, "erase": 1,
-                  "jitter": 1, "blur": 1, "lowres": 1, "dark": 1, "jpeg": 1}
+                  "jitter": 1, "blur": 1, "lowres": 1, "dark": 1, "jpeg": 1,
+                  "smooth": 1, "noise": 1}
         for key, top in limits.items():
             value = getattr(self, key)
             if not 0 <= value <= top:
