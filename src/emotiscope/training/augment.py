@@ -158,8 +158,10 @@ def random_smooth(x: torch.Tensor, p: float, gen: torch.Generator) -> torch.Tens
     levels): skin texture and grain gone, edges kept, as a phone's noise reduction or a cleanly
     downscaled studio photo leaves a face."""
     sigma = 10 + torch.rand(x.shape[0], generator=gen, device=x.device) * 30
-    return torch.where(_chosen(x.shape[0], p, gen, x.device)[:, None, None, None],
-                       bilateral(x, sigma), x)
+    chosen = _chosen(x.shape[0], p, gen, x.device)
+    y = x.clone()
+    y[chosen] = bilateral(x[chosen], sigma[chosen])  # only those: ~0.35 ms a face on one CPU core
+    return y
 
 
 def random_noise(x: torch.Tensor, p: float, gen: torch.Generator) -> torch.Tensor:
