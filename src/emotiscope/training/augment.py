@@ -58,6 +58,12 @@ def _chosen(n: int, p: float, gen: torch.Generator, dev) -> torch.Tensor:
     return torch.rand(n, generator=gen, device=dev) < p
 
 
+def _grain(x: torch.Tensor, low: float, high: float, gen: torch.Generator) -> torch.Tensor:
+    """Gaussian sensor noise shaped like x, of one sigma per face drawn from low-high grey levels."""
+    noise = torch.randn(x.shape, generator=gen, device=x.device)
+    return noise * (low + torch.rand(x.shape[0], 1, 1, 1, generator=gen, device=x.device) * (high - low))
+
+
 def random_blur(x: torch.Tensor, p: float, gen: torch.Generator) -> torch.Tensor:
     """With probability p per face, a Gaussian blur of sigma 0.4-1.6 px (separable, 7 taps)."""
     n, c, h, w = x.shape
@@ -89,9 +95,7 @@ def random_dark(x: torch.Tensor, p: float, gen: torch.Generator) -> torch.Tensor
     n = x.shape[0]
     dev = x.device
     gamma = 1.5 + torch.rand(n, 1, 1, 1, generator=gen, device=dev) * 1.5
-    noise = torch.randn(x.shape, generator=gen, device=dev)
-    noise *= 2 + torch.rand(n, 1, 1, 1, generator=gen, device=dev) * 6
-    y = (255 * (x / 255).clamp(0, 1) ** gamma + noise).clamp(0, 255)
+    y = (255 * (x / 255).clamp(0, 1) ** gamma + _grain(x, 2, 8, gen)).clamp(0, 255)
     return torch.where(_chosen(n, p, gen, dev)[:, None, None, None], y, x)
 
 
@@ -167,11 +171,8 @@ def random_smooth(x: torch.Tensor, p: float, gen: torch.Generator) -> torch.Tens
 def random_noise(x: torch.Tensor, p: float, gen: torch.Generator) -> torch.Tensor:
     """With probability p per face, Gaussian sensor noise of sigma 2-10 grey levels at the face's
     own brightness (a small sensor's grain; `dark` adds noise to a darkened face)."""
-    n = x.shape[0]
-    noise = torch.randn(x.shape, generator=gen, device=x.device)
-    noise *= 2 + torch.rand(n, 1, 1, 1, generator=gen, device=x.device) * 8
-    return torch.where(_chosen(n, p, gen, x.device)[:, None, None, None],
-                       (x + noise).clamp(0, 255), x)
+    y = (x + _grain(x, 2, 10, gen)).clamp(0, 255)
+    return torch.where(_chosen(x.shape[0], p, gen, x.device)[:, None, None, None], y, x)
 
 
 def augment_batch(x: torch.Tensor, cfg: AugmentConfig, gen: torch.Generator) -> torch.Tensor:
