@@ -22,8 +22,10 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from emotiscope import preprocess
 from emotiscope.classify import EmotionClassifier
 from emotiscope.detect import make_detector
+from emotiscope.types import Box
 
 sys.path.insert(0, str(Path(__file__).parent))
 from bench_align import tilted_canvas  # noqa: E402
@@ -88,11 +90,10 @@ def fit_rules(g: dict[str, np.ndarray]):
 
 
 def crop(canvas: np.ndarray, centre: np.ndarray, side: float) -> np.ndarray:
+    """The square of `side` around `centre`, as predict crops a box (edges replicated)."""
     side = max(2, int(round(side)))
     x0, y0 = (int(round(c - side / 2)) for c in centre)
-    pad = 300
-    big = cv2.copyMakeBorder(canvas, pad, pad, pad, pad, cv2.BORDER_REPLICATE)
-    return big[y0 + pad:y0 + pad + side, x0 + pad:x0 + pad + side]
+    return preprocess.square_crop(canvas, Box(x0, y0, side, side), 0.0)
 
 
 def main() -> None:
