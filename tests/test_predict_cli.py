@@ -248,6 +248,16 @@ def test_bad_inputs_fail_alone_and_the_batch_goes_on(tmp_path, capsys, model_arg
         assert words in err
 
 
+@pytest.mark.parametrize("form", [[], ["--json"]])
+def test_one_bad_input_is_one_error_line_naming_the_file(tmp_path, capsys, model_args, form):
+    path = tmp_path / "empty.jpg"
+    path.write_bytes(b"")
+    assert main(["predict", str(path), *form, *model_args]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    # one line, the path as the subject (not "image bytes"), no "0 image(s)" summary
+    assert err == [f"emotiscope predict: {path} is empty (0 bytes); it is not an image"]
+
+
 def test_huge_image_is_refused_with_the_limit(tmp_path, capsys, model_args):
     path = tmp_path / "big.png"
     path.write_bytes(encode_image(np.zeros((1000, 1000, 3), np.uint8), ".png"))

@@ -71,7 +71,7 @@ def analyze_photo(recognizer, source: str | os.PathLike | bytes) -> list[FaceEmo
     if isinstance(inner, ScaledDetector):
         reduced = decode_reduced(data, inner.max_side, recognizer.max_pixels, name)
     if reduced is None:
-        image = load_image(data, max_pixels=recognizer.max_pixels)
+        image = load_image(data, max_pixels=recognizer.max_pixels, name=name)
         return recognizer.faces(image)  # small images too: they may be face crops (assume_crop)
     image, sx, sy = reduced
     small = copy.copy(inner)  # min_face is in the photo's pixels: in the decoded ones it is less

@@ -120,7 +120,7 @@ def _analyse_all(paths: list[Path], outputs: dict[Path, Path], args,
         printer.add(path, faces)
         done, faces_total = done + 1, faces_total + len(faces)
     bar.close()
-    if not (args.json or args.csv):
+    if not (args.json or args.csv) and (done or len(failures) == 0):  # else the errors say it
         where = f"; annotated images in {args.out}" if args.out is not None and done else ""
         print(f"{done} image(s), {faces_total} face(s){where}", file=sys.stderr)
 
@@ -227,8 +227,11 @@ def plan_outputs(paths: list[Path], out: Path, force: bool) -> dict[Path, Path]:
 def _report_failures(failures: list[tuple[str, str]], total: int) -> None:
     if not failures:
         return
+    # The messages usually start with the path already; do not repeat it.
+    lines = [message if item in message else f"{item}: {message}" for item, message in failures]
+    if total == 1:
+        print(f"emotiscope predict: {lines[0]}", file=sys.stderr)
+        return
     print(f"emotiscope predict: {len(failures)} of {total} input(s) failed:", file=sys.stderr)
-    for item, message in failures:
-        # The messages usually start with the path already; do not repeat it.
-        print(f"  {message}" if item in message else f"  {item}: {message}",
-              file=sys.stderr)
+    for line in lines:
+        print(f"  {line}", file=sys.stderr)
