@@ -338,6 +338,19 @@ def test_export_refuses_a_non_checkpoint(tmp_path, capsys, content):
     assert not (tmp_path / "out.onnx").exists()
 
 
+def test_export_refuses_an_onnx_model_that_is_not_ours(tmp_path, capsys):
+    import onnx
+    from onnx import TensorProto, helper
+
+    io_ = [helper.make_tensor_value_info(n, TensorProto.FLOAT, [1, 1, 48, 48]) for n in "xy"]
+    graph = helper.make_graph([helper.make_node("Identity", ["x"], ["y"])], "g", io_[:1], io_[1:])
+    onnx.save(helper.make_model(graph), str(tmp_path / "foreign.onnx"))
+    assert main(["export", str(tmp_path / "foreign.onnx"), "-o", str(tmp_path / "out.onnx")]) == 1
+    assert "export " + str(tmp_path / "foreign.onnx") + " has no emotiscope metadata" in error_line(
+        capsys, "export")
+    assert not (tmp_path / "out.onnx").exists()
+
+
 @pytest.mark.parametrize("change", [
     {"model": {"x": torch.zeros(1)}},      # weights of something else
     {"model": None},                       # no weights at all

@@ -92,8 +92,14 @@ def test_missing_model_file(tmp_path, bundled, monkeypatch, via_env):
 
 
 def test_a_folder_is_not_a_model(tmp_path, bundled):
-    with pytest.raises(ModelError, match="does not exist"):
+    with pytest.raises(ModelError, match="is a folder, not a file"):
         resolve_model_path(tmp_path)
+
+
+def test_a_checkpoint_is_not_a_model_and_the_message_says_how_to_export_it(tmp_path, bundled):
+    path = touch(tmp_path / "best.pt", b"x")
+    with pytest.raises(ModelError, match=r"training checkpoint.*emotiscope export .*best\.pt -o"):
+        resolve_model_path(path)
 
 
 # --- checksum ------------------------------------------------------------------------------------

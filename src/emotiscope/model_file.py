@@ -69,8 +69,12 @@ def resolve_model_path(model: str | os.PathLike | None = None) -> Path:
         return bundled_model_path()
     path = Path(chosen).expanduser()
     if not path.is_file():
-        raise ModelError(f"model file {path} does not exist; pass an .onnx exported by "
+        what = "is a folder, not a file" if path.is_dir() else "does not exist"
+        raise ModelError(f"model file {path} {what}; pass an .onnx exported by "
                          "`emotiscope train`/`emotiscope export`, or omit --model for the bundled one")
+    if path.suffix in (".pt", ".pth", ".ckpt"):
+        raise ModelError(f"model file {path} is a training checkpoint, not an ONNX model; export it "
+                         f"first: emotiscope export {path} -o model.onnx")
     return path
 
 

@@ -115,7 +115,7 @@ def restamp_onnx(src: Path, out: Path, *, tta: str = "none", crop_margin: float 
     where it came from. Returns {sha256}."""
     import onnx
 
-    _, meta = onnx_state_dict(src)  # ModelError for a file that is not ours
+    _, meta = onnx_state_dict(src, "export")  # ModelError for a file that is not ours
     proto = onnx.load(str(src))
     meta["tta"] = tta
     if crop_margin is not None:
@@ -218,6 +218,7 @@ def onnx_state_dict(path: Path, flag: str = "--init-from") -> tuple[dict, dict]:
                          "pass a model exported by emotiscope") from exc
     props = {p.key: p.value for p in proto.metadata_props}
     if METADATA_KEY not in props:
-        raise ModelError(f"{path} has no emotiscope metadata; {flag} takes our .pt or .onnx")
+        raise ModelError(f"{flag} {path} has no emotiscope metadata (it was not exported by "
+                         "emotiscope); pass one of our .pt checkpoints or .onnx models")
     weights = {t.name: torch.from_numpy(numpy_helper.to_array(t).copy()) for t in proto.graph.initializer}
     return weights, json.loads(props[METADATA_KEY])
