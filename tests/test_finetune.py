@@ -167,3 +167,13 @@ def test_a_source_that_already_knows_the_validation_faces_is_flagged(recorded, w
     if warns:
         assert "right on 100.0% of this run's validation faces against 40.0%" in text
     assert prepare.init_knew_validation(source, _Oracle(spec, 3), val.subset(np.arange(50)), spec) is None
+
+
+def test_too_little_data_says_which_limit_it_hit(tmp_path):
+    data = subject_folders(tmp_path / "faces")  # 2 classes x 15 faces
+    with pytest.raises(ConfigError, match=r"only 24 training images \(6 more held out.*"
+                                          r"at least 32, a quarter of --batch-size 128"):
+        prepare.prepare_data(config(data, tmp_path, val_fraction=0.2, batch_size=128))
+    one = subject_folders(tmp_path / "one", classes=("happy",))
+    with pytest.raises(ConfigError, match=r"only 1 class\(es\) with training images"):
+        prepare.prepare_data(config(one, tmp_path, val_fraction=0.2, batch_size=8))

@@ -62,11 +62,21 @@ def prepare_data(cfg: TrainConfig) -> tuple[FaceSet, FaceSet, str]:
         train, val = select_classes(train, cfg.classes), select_classes(val, cfg.classes)
     if cfg.balance:
         train = balance(train, cfg.balance, cfg.seed)
-    if len(train) < cfg.batch_size // 4 or len(set(train.labels.tolist())) < 2:
-        raise ConfigError(f"only {len(train)} training images in {len(set(train.labels.tolist()))} "
-                          "class(es); need at least 2 classes with images")
+    _check_enough(train, val, cfg)
     warn_about_validation(cfg, train, val, random_split="held out" in source and not cfg.group_by)
     return train, val, source
+
+
+def _check_enough(train: FaceSet, val: FaceSet, cfg: TrainConfig) -> None:
+    """ConfigError, saying which, when training has fewer than 2 classes or too few images."""
+    classes = len(set(train.labels.tolist()))
+    if classes < 2:
+        raise ConfigError(f"only {classes} class(es) with training images ({len(train)} image(s)); "
+                          "need at least 2 classes with images")
+    if len(train) < cfg.batch_size // 4:
+        raise ConfigError(f"only {len(train)} training images ({len(val)} more held out for "
+                          f"validation); need at least {cfg.batch_size // 4}, a quarter of "
+                          f"--batch-size {cfg.batch_size}: add images or lower --batch-size")
 
 
 def load_data(path: Path, cfg: TrainConfig) -> dict[str, FaceSet]:
