@@ -49,6 +49,16 @@ def test_no_camera(tiny_model_path, capsys):
     assert "cannot open camera 97" in err and len(err.strip().splitlines()) == 1
 
 
+def test_a_photo_is_not_a_camera(tiny_model_path, tmp_path, capsys):
+    from emotiscope.images import encode_image
+
+    photo = tmp_path / "face.jpg"
+    photo.write_bytes(encode_image(np.zeros((60, 80, 3), np.uint8), ".jpg"))
+    assert main(cam(["--camera", photo, "--no-window"], tiny_model_path)) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "is a photo (JPEG)" in err[0] and "emotiscope predict" in err[0]
+
+
 def test_disconnect_mid_stream_keeps_the_recording(camera_file, tiny_model_path, tmp_path,
                                                    monkeypatch, capsys):
     monkeypatch.setattr("emotiscope.videoread.is_url", lambda source: True)  # a "stream" that stops
