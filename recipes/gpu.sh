@@ -11,16 +11,26 @@
 #         ../shared/datasets/fer2013-sample.csv
 #
 # Settings (environment): DEVICE (cuda), EPOCHS_T (30) teacher epochs, EPOCHS_S (80) student
-# epochs, BATCH_T (512), BATCH_S (256), BUDGET_T (330 s: teachers still running then are stopped
-# and the student learns from those that finished), TTA (multicrop: teacher views per face, as
-# --distill-tta; augmented: the teachers judge every augmented batch, a forward pass each per step),
-# OUT ($OUT, else ./gpu-out).
+# epochs at most, EPOCHS_S1 (10) student epochs of its first run, BATCH_T (512), BATCH_S (256),
+# BUDGET_T (330 s: teachers still running then are stopped and the student learns from those
+# that finished), DEADLINE (540 s from the start: everything is in $OUT by then; keep it under
+# the device call's timeout), TTA (multicrop: teacher views per face, as --distill-tta; augmented:
+# the teachers judge every augmented batch, a forward pass each per step), OUT ($OUT, else
+# ./gpu-out).
+#
+# Nobody knows in advance how fast the student trains on the lent GPU, so it trains twice: a
+# short first run (EPOCHS_S1, a whole one-cycle schedule: a finished model in $OUT early), then
+# the same run extended with `train --resume RUN --epochs N` to as many epochs as its measured
+# seconds per epoch fit before DEADLINE (at most EPOCHS_S; the teachers' targets are reused). If
+# the extension is cut short, the first run's model stays in $OUT.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 DATA_IN=${1:?usage: recipes/gpu.sh FER2013.tar.gz|fer2013.csv}
 DEVICE=${DEVICE:-cuda}
 EPOCHS_T=${EPOCHS_T:-30}
 EPOCHS_S=${EPOCHS_S:-80}
+EPOCHS_S1=${EPOCHS_S1:-10}
+DEADLINE=${DEADLINE:-540}
 BATCH_T=${BATCH_T:-512}
 BATCH_S=${BATCH_S:-256}
 BUDGET_T=${BUDGET_T:-330}
@@ -63,13 +73,32 @@ for run in "$WORK"/runs/*-t-*; do
     [ -f "$run/report.json" ] && cp "$run/report.json" "$OUT/$(basename "$run" | sed 's/^[0-9-]*//')-report.json"
 done
 
+filter() { tr '\r' '\n' | grep -a "teacher\|agree\|epoch [0-9]*/[0-9]*  \|run \|resum\|error" | tee -a "$OUT/recipe.log"; }
 train --widths 40,80,160,240 --depths 1,2,2,2 --distill "$best" --distill-tta "$TTA" \
-    --distill-weight 0.7 --ema 0.999 --epochs "$EPOCHS_S" --batch-size "$BATCH_S" --lr 0.15 \
-    --augment blur=0.15,lowres=0.15,dark=0.1,jpeg=0.15 --name student 2>&1 | tr '\r' '\n' | grep -a "teacher\|agree\|epoch [0-9]*/[0-9]*  \|run \|error" \
-    | tee -a "$OUT/recipe.log"
+    --distill-weight 0.7 --ema 0.999 --epochs "$EPOCHS_S1" --batch-size "$BATCH_S" --lr 0.15 \
+    --augment blur=0.15,lowres=0.15,dark=0.1,jpeg=0.15 --name student 2>&1 | filter
 student=$(ls -d "$WORK"/runs/*-student 2>/dev/null | tail -n 1)
 [ -f "$student/model.onnx" ] || { log "the student did not finish"; exit 1; }
-cp "$student/model.onnx" "$OUT/student.onnx"
-cp "$student/report.json" "$OUT/student-report.json"
-cp "$student/history.json" "$OUT/student-history.json"
-log "done: $(ls "$OUT" | paste -sd' ' -)"
+keep() {
+    cp "$student/model.onnx" "$OUT/student.onnx"
+    cp "$student/report.json" "$OUT/student-report.json"
+    cp "$student/history.json" "$OUT/student-history.json"
+}
+keep
+# Epochs that fit before the deadline, from the median seconds of the first run's epochs (the
+# first one warms up), less 60 s for starting, reloading the data and targets, and exporting.
+total=$(python3 - "$student/history.json" "$EPOCHS_S1" "$EPOCHS_S" $((DEADLINE - SECONDS - 60)) <<'EOF'
+import json, statistics, sys
+history, (done, most, left) = json.load(open(sys.argv[1])), map(int, sys.argv[2:])
+per_epoch = statistics.median([e["seconds"] for e in history[1:]] or [history[0]["seconds"]])
+print(min(most, done + max(0, int(left // max(per_epoch, 1e-3)))))
+EOF
+)
+log "student: $EPOCHS_S1 epochs done, $((DEADLINE - SECONDS)) s left: room for $total epochs in all"
+if (( total >= EPOCHS_S1 + 3 )); then
+    timeout -s TERM $((DEADLINE - SECONDS - 10)) python3 -m emotiscope train --resume "$student" \
+        --epochs "$total" 2>&1 | filter
+    if [ "${PIPESTATUS[0]}" = 0 ] && [ -f "$student/model.onnx" ]; then keep; else
+        log "the extension did not finish: \$OUT keeps the $EPOCHS_S1-epoch student"; fi
+fi
+log "done in ${SECONDS}s: $(ls "$OUT" | paste -sd' ' -)"
