@@ -7,7 +7,7 @@
 # .git/info/exclude ignores):
 #     bash recipes/gpu.sh .gpu/fer2013.tar.gz
 # A CPU dry run with tiny settings (minutes; checks every step and file name):
-#     DEVICE=cpu EPOCHS_T=1 EPOCHS_S=1 TTA=none OUT=/tmp/gpu-dry bash recipes/gpu.sh \
+#     DEVICE=cpu EPOCHS_T=1 EPOCHS_S1=1 EPOCHS_S=4 DEADLINE=100000 TTA=none OUT=/tmp/gpu-dry bash recipes/gpu.sh \
 #         ../shared/datasets/fer2013-sample.csv
 #
 # Settings (environment): DEVICE (cuda), EPOCHS_T (30) teacher epochs, EPOCHS_S (80) student
