@@ -10,7 +10,7 @@
 #     DEVICE=cpu EPOCHS_T=1 EPOCHS_S1=1 EPOCHS_S=4 DEADLINE=100000 TTA=none OUT=/tmp/gpu-dry bash recipes/gpu.sh \
 #         ../shared/datasets/fer2013-sample.csv
 #
-# Settings (environment): DEVICE (cuda), EPOCHS_T (30) teacher epochs, EPOCHS_S (80) student
+# Settings (environment): DEVICE (cuda), EPOCHS_T (30) teacher epochs, EPOCHS_S (150) student
 # epochs at most, EPOCHS_S1 (10) student epochs of its first run, BATCH_T (512), BATCH_S (256),
 # BUDGET_T (330 s: teachers still running then are stopped and the student learns from those
 # that finished), DEADLINE (540 s from the start: everything is in $OUT by then; keep it under
@@ -28,7 +28,7 @@ cd "$(dirname "$0")/.."
 DATA_IN=${1:?usage: recipes/gpu.sh FER2013.tar.gz|fer2013.csv}
 DEVICE=${DEVICE:-cuda}
 EPOCHS_T=${EPOCHS_T:-30}
-EPOCHS_S=${EPOCHS_S:-80}
+EPOCHS_S=${EPOCHS_S:-150}
 EPOCHS_S1=${EPOCHS_S1:-10}
 DEADLINE=${DEADLINE:-540}
 BATCH_T=${BATCH_T:-512}
@@ -47,7 +47,7 @@ if [[ $DATA_IN == *.tar.gz ]]; then
 else
     DATA=$DATA_IN
 fi
-log "data $DATA on $DEVICE; teachers $EPOCHS_T epochs (budget ${BUDGET_T}s), student $EPOCHS_S epochs"
+log "data $DATA on $DEVICE; teachers $EPOCHS_T epochs (budget ${BUDGET_T}s), student up to $EPOCHS_S epochs by ${DEADLINE}s"
 train() { python3 -m emotiscope train "$DATA" --device "$DEVICE" --val-fraction 0.05 --out "$WORK/runs" "$@"; }
 # A teacher still running at the budget is stopped (SIGTERM); its best.pt of the epochs it
 # finished is still a teacher.
