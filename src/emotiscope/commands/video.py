@@ -115,6 +115,13 @@ def photo_format(path: str) -> str | None:
     return f"{suffix[1:].upper()} by its name" if not kind and suffix in STILL_SUFFIXES else None
 
 
+def refuse_photo(path: str, wanted: str) -> None:
+    """ConfigError when the file at `path` is a still photo, not the `wanted` kind of source."""
+    if kind := photo_format(path):
+        raise ConfigError(f"{path} is a photo ({kind}), not {wanted}; for photos use: "
+                          f"emotiscope predict {path}")
+
+
 def run(args) -> int:
     from ..images import not_a_file
     from ..timeline import Timeline
@@ -125,9 +132,7 @@ def run(args) -> int:
         raise ConfigError(f"--min-seconds must be >= 0 seconds, got {args.min_seconds}")
     if reason := not_a_file(Path(args.input)):
         raise InputError(f"video {reason}")
-    if kind := photo_format(args.input):
-        raise ConfigError(f"{args.input} is a photo ({kind}), not a video; for photos use: "
-                          f"emotiscope predict {args.input}")
+    refuse_photo(args.input, "a video")
     _check_outputs(args)
     with VideoSource(args.input, max_pixels=args.max_pixels) as source:
         analyzer = make_analyzer(args)

@@ -16,9 +16,9 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from ..errors import ConfigError, DependencyError, InputError
+from ..errors import DependencyError, InputError
 from ..types import FaceEmotion
-from .video import add_tracking_options, check_tracking_options, make_analyzer, photo_format
+from .video import add_tracking_options, check_tracking_options, make_analyzer, refuse_photo
 
 if TYPE_CHECKING:  # numpy and cv2 load when the command runs, not when the CLI starts
     import numpy as np
@@ -114,9 +114,8 @@ def run(args) -> int:
     from ..videowrite import open_writer
 
     check_tracking_options(args)
-    if os.path.isfile(args.camera) and (kind := photo_format(args.camera)):
-        raise ConfigError(f"{args.camera} is a photo ({kind}), not a camera or video; for photos "
-                          f"use: emotiscope predict {args.camera}")
+    if os.path.isfile(args.camera):
+        refuse_photo(args.camera, "a camera or video")
     show = not args.no_window
     if show and (problem := gui_problem()):
         raise DependencyError(problem)
