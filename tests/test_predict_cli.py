@@ -152,7 +152,51 @@ def test_out_folder_inside_the_input_folder_is_not_read_again(tmp_path, capsys, 
         code = main(["predict", str(tmp_path), "--out", str(tmp_path / "out"), "--force", "--json",
                      *model_args])
         assert code == 0
-    assert {r["file"] for r in _json_lines(capsys.readouterr().out)} == {str(tmp_path / "a.jpg")}
+    out, err = capsys.readouterr()
+    assert {r["file"] for r in _json_lines(out)} == {str(tmp_path / "a.jpg")}
+    assert "skipped 1 file(s) in --out" in err  # the first run's copy
+
+
+def test_photos_in_an_out_folder_among_the_inputs_are_read_and_never_overwritten(
+        tmp_path, capsys, model_args):
+    """`predict photos --out photos/best` where best/ holds photos: they are inputs like any
+    other; only the copies emotiscope wrote there (and that are unchanged) are skipped, and
+    it says so."""
+    photos = tmp_path / "photos"
+    best = photos / "best"
+    best.mkdir(parents=True)
+    (photos / "a.jpg").write_bytes(Path(SAMPLE).read_bytes())
+    other = encode_image(load_image(SAMPLE)[:, ::-1], ".jpg")
+    for name in ("a.jpg", "b.jpg"):
+        (best / name).write_bytes(other)
+    args = ["predict", str(photos), "--out", str(best), "--json", *model_args]
+    assert main([*args, "--force"]) == 2  # photos/a.jpg's copy would replace best/a.jpg
+    assert f"would replace the input image {best / 'a.jpg'} " in capsys.readouterr().err
+    assert (best / "a.jpg").read_bytes() == other
+    (best / "a.jpg").unlink()
+    inputs = {str(photos / "a.jpg"), str(best / "b.jpg")}
+    for force in ([], ["--force"]):  # the second run skips the first run's two copies
+        assert main([*args, *force]) == 0
+        out, err = capsys.readouterr()
+        assert {r["file"] for r in _json_lines(out)} == inputs
+        assert ("skipped 2 file(s)" in err) == bool(force)
+    assert (best / "b.jpg").read_bytes() == other and (best / "best" / "b.jpg").is_file()
+    (best / "a.jpg").write_bytes(other)  # a copy replaced by a photo is a photo again
+    assert main([*args, "--force"]) == 2
+    assert (best / "a.jpg").read_bytes() == other
+
+
+def test_out_layout_follows_links_names_not_their_targets(tmp_path):
+    from emotiscope.commands.predict import plan_outputs
+
+    (tmp_path / "store").mkdir()
+    (tmp_path / "photos").mkdir()
+    (tmp_path / "store" / "IMG_0001.jpg").write_bytes(b"")
+    (tmp_path / "photos" / "party.jpg").symlink_to(Path("..") / "store" / "IMG_0001.jpg")
+    (tmp_path / "photos" / "b.jpg").write_bytes(b"")
+    paths = [tmp_path / "photos" / "party.jpg", tmp_path / "photos" / "b.jpg"]
+    plan = plan_outputs(paths, tmp_path / "out", False)
+    assert list(plan.values()) == [tmp_path / "out" / "party.jpg", tmp_path / "out" / "b.jpg"]
 
 
 def test_out_names_stay_unique_when_formats_share_a_name(tmp_path, capsys, model_args):
@@ -165,7 +209,8 @@ def test_out_names_stay_unique_when_formats_share_a_name(tmp_path, capsys, model
     out = tmp_path / "out"
     for force in ([], ["--force"]):
         assert main(["predict", str(photos), "--out", str(out), *force, *model_args]) == 0
-        assert sorted(p.name for p in out.iterdir()) == ["x.gif.png", "x.png"]
+        # and the record of the copies written (.emotiscope-outputs)
+        assert sorted(p.name for p in out.iterdir()) == [".emotiscope-outputs", "x.gif.png", "x.png"]
         assert not np.array_equal(load_image(out / "x.png"), load_image(out / "x.gif.png"))
     capsys.readouterr()
     assert main(["predict", str(photos), "--out", str(out), *model_args]) == 1  # no --force
@@ -229,7 +274,8 @@ def test_names_that_are_not_utf8_print_in_every_format(tmp_path, model_args):
             assert list(csv.reader(io.StringIO(text)))[1][0].endswith("caf\\xe9.jpg")
         else:
             assert "caf\\xe9.jpg" in text
-    assert os.listdir(os.fsencode(tmp_path / "out0")) == [b"caf\xe9.jpg"]  # the real name
+    copies = sorted(os.listdir(os.fsencode(tmp_path / "out0")))
+    assert copies == [b".emotiscope-outputs", b"caf\xe9.jpg"]  # the real name, and the record
 
 
 def test_bad_inputs_fail_alone_and_the_batch_goes_on(tmp_path, capsys, model_args):

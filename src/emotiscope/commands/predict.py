@@ -19,6 +19,8 @@ from ..errors import ConfigError, InputError, OutputError
 from ..options import add_recognizer_flags, options_from_args, positive_int
 from ..outputs import display, refuse_existing
 from ..types import FaceEmotion
+from ._outlog import NAME as LOG_NAME
+from ._outlog import OutputLog, earlier_outputs
 
 HELP = "find faces in photos and recognise their emotions"
 BAR_ALWAYS = 100  # show a progress bar from this many files on, even when stderr is no terminal
@@ -57,14 +59,16 @@ def run(args) -> int:
         raise ConfigError("give at least one image, folder or glob pattern, or --sample")
     failures = [(display(item), problem) for item in inputs if (problem := _not_a_photo(item))]
     inputs = [item for item in inputs if not _not_a_photo(item)]
-    paths = list(iter_image_paths(inputs, on_error=lambda item, exc: failures.append((item, str(exc)))))
+    paths = list(iter_image_paths(
+        inputs, on_error=lambda item, exc: failures.append((display(item), str(exc)))))
     unusable = len(failures)  # missing paths, empty folders, globs that match nothing
-    outputs = {}
+    outputs, log = {}, None
     if args.out is not None:
         paths = drop_earlier_outputs(paths, args.out)
         outputs = plan_outputs(paths, args.out, args.force)
+        log = OutputLog(args.out)
     if paths:
-        _analyse_all(paths, outputs, args, failures)
+        _analyse_all(paths, outputs, args, failures, log)
     _report_failures(failures, len(paths) + unusable)
     return 1 if failures else 0
 
@@ -82,7 +86,7 @@ def _not_a_photo(item: str) -> str | None:
 
 
 def _analyse_all(paths: list[Path], outputs: dict[Path, Path], args,
-                 failures: list[tuple[str, str]]) -> None:
+                 failures: list[tuple[str, str]], log: OutputLog | None) -> None:
     from tqdm import tqdm
 
     from ..bigphoto import analyze_photo
@@ -106,6 +110,8 @@ def _analyse_all(paths: list[Path], outputs: dict[Path, Path], args,
             faces = recognizer.faces(image)
             save_image(outputs[path], annotate(image, faces, labels=recognizer.labels),
                        overwrite=args.force)
+            assert log is not None, "outputs are planned only with --out, which makes the log"
+            log.add(outputs[path])
         return faces
 
     done = faces_total = 0
@@ -173,17 +179,17 @@ class _Printer:
 
 
 def drop_earlier_outputs(paths: list[Path], out: Path) -> list[Path]:
-    """Leave out files below `out` when `out` is a sub-folder of the inputs' folder: they are
-    results of an earlier run (`predict photos/ --out photos/annotated`), not photos to analyse.
-    When `out` is the inputs' folder or above it, nothing is left out (plan_outputs then refuses
-    to write onto an input)."""
-    if not paths:
-        return paths
-    base = Path(os.path.commonpath([p.resolve().parent for p in paths]))
-    target = out.resolve()
-    if target == base or not target.is_relative_to(base):
-        return paths
-    return [p for p in paths if not p.resolve().is_relative_to(target)]
+    """Leave out the annotated copies an earlier run wrote into `out` and that are still as it
+    wrote them (listed in out's record, see _outlog.py): `predict photos/ --out photos/annotated`
+    does not analyse its own results again. Every other file below `out` is a photo like any
+    other: analysed, and never overwritten (plan_outputs refuses). Says on stderr how many
+    files it left out and why."""
+    below = [p for p in paths if p.resolve().is_relative_to(out.resolve())]
+    earlier = earlier_outputs(out, below)
+    if earlier:
+        print(f"emotiscope predict: skipped {len(earlier)} file(s) in --out {display(out)} that "
+              f"earlier runs wrote (annotated copies listed in {LOG_NAME})", file=sys.stderr)
+    return [p for p in paths if p not in earlier]
 
 
 def output_name(name: str) -> str:
@@ -205,21 +211,24 @@ def plan_outputs(paths: list[Path], out: Path, force: bool) -> dict[Path, Path]:
         raise ConfigError(f"--out {display(out)} is a file; give a folder")
     if not paths:
         return {}
-    resolved = [p.resolve() for p in paths]
-    base = Path(os.path.commonpath([p.parent for p in resolved]))
+    # The layout follows the names as given (a link keeps its own name and place); identity
+    # (same file, input or not) follows links.
+    given = [Path(os.path.abspath(p)) for p in paths]
+    base = Path(os.path.commonpath([p.parent for p in given]))
     plan, taken = {}, set()
-    for path, full in zip(paths, resolved, strict=True):
+    for path, full in zip(paths, given, strict=True):
         target = out / full.relative_to(base).with_name(output_name(full.name))
         stem, k = target.stem, 2
         while target.resolve() in taken:
             target, k = target.with_stem(f"{stem}-{k}"), k + 1
         taken.add(target.resolve())
         plan[path] = target
-    onto_input = [display(p) for p, t in plan.items() if t.resolve() in set(resolved)]
+    inputs = {p.resolve() for p in paths}
+    onto_input = [t for t in plan.values() if t.resolve() in inputs]
     if onto_input:
-        raise ConfigError(f"--out {display(out)} would replace the input image {onto_input[0]} "
-                          "with its annotated copy; choose a folder that holds no inputs, e.g. "
-                          f"{display(out / 'annotated')}")
+        raise ConfigError(f"--out {display(out)} would replace the input image "
+                          f"{display(onto_input[0])} with an annotated copy; choose a folder that "
+                          f"holds no inputs, e.g. {display(out / 'annotated')}")
     refuse_existing(list(plan.values()), force)
     return plan
 
