@@ -150,7 +150,7 @@ def test_predict_workers_write_the_same_annotated_copies(tmp_path, capsys, tiny_
     capsys.readouterr()
     one = sorted(p.relative_to(tmp_path / "one") for p in (tmp_path / "one").rglob("*.*"))
     two = sorted(p.relative_to(tmp_path / "two") for p in (tmp_path / "two").rglob("*.*"))
-    assert one == two and len(one) == 5
+    assert one == two and len(one) == 6  # 5 copies and their record, .emotiscope-outputs
     for name in one:
         assert (tmp_path / "one" / name).read_bytes() == (tmp_path / "two" / name).read_bytes()
 
@@ -320,3 +320,34 @@ def test_big_photo_decoded_small_keeps_exif_orientation_and_min_face():
     (face,) = faces
     got, want = (face.box.x, face.box.y, face.box.w, face.box.h), (100, 100, 60, 60)
     assert all(abs(g - w * scale) <= 2 for g, w in zip(got, want, strict=True))
+
+
+@pytest.mark.parametrize(("policy", "faces"), [("always", 1), ("auto", 0), ("never", 0)])
+def test_big_photo_decoded_small_keeps_the_assume_crop_policy(tiny_model_path, policy, faces):
+    """A big face-free JPEG gives what the full decode gives: --assume-crop always takes the
+    whole photo (in its own pixels) for one face."""
+    from emotiscope.bigphoto import analyze_photo, decode_reduced
+    from emotiscope.pipeline import EmotionRecognizer
+
+    data = encode_image(np.full((1500, 2700, 3), 120, np.uint8), ".jpg")
+    assert decode_reduced(data, 640, 10**9) is not None  # the photo is decoded small
+    recognizer = EmotionRecognizer(model=tiny_model_path, detector="haar", assume_crop=policy)
+    got, want = analyze_photo(recognizer, data), recognizer(data)
+    assert [(f.box, f.assumed, f.label) for f in got] == [(f.box, f.assumed, f.label) for f in want]
+    assert len(got) == faces and all(f.box.w == 2700 and f.box.h == 1500 for f in got)
+
+
+def test_big_photo_decoded_small_filters_min_face_on_the_box_it_reports(tiny_model_path):
+    from emotiscope.bigphoto import analyze_photo
+    from emotiscope.detect import ScaledDetector
+    from emotiscope.pipeline import EmotionRecognizer
+    from emotiscope.types import Box
+
+    class Fake(ScaledDetector):  # a 73 px face in the photo decoded at 1/2 (1351x751 px)
+        def detect(self, image):
+            return [Box(100, 100, 73, 73, 0.9)]
+
+    data = encode_image(np.full((1501, 2701, 3), 120, np.uint8), ".jpg")
+    recognizer = EmotionRecognizer(model=tiny_model_path, detector=Fake(min_face=146))
+    (face,) = analyze_photo(recognizer, data)  # 73 x 2701/1351 = 145.95: shown as 146
+    assert (face.box.w, face.box.h) == (146, 146)

@@ -7,15 +7,14 @@ not analyse its earlier copies, yet must not take an original photo that happens
 written, in `sha256sum` format (hex digest, two spaces, the path relative to DIR), so a file is
 an earlier copy only while it is listed and still has the listed content.
 
-Lines are appended as copies are written (one short write each, under a lock), so a killed run
-still records what it wrote; a torn last line is ignored, and the last line of a path wins.
+Lines are appended as copies are written (one short write each, in input order), so a killed
+run still records what it wrote; a torn last line is ignored, and the last line of a path wins.
 """
 
 from __future__ import annotations
 
 import hashlib
 import os
-import threading
 from pathlib import Path
 
 from ..outputs import _write_error
@@ -64,21 +63,20 @@ def earlier_outputs(folder: Path, paths: list[Path]) -> set[Path]:
 
 
 class OutputLog:
-    """Appends the copies written into `folder` to its record; safe to call from threads."""
+    """Appends the copies written into `folder` to its record."""
 
     def __init__(self, folder: Path) -> None:
-        self.folder, self.lock = folder, threading.Lock()
+        self.folder = folder
 
     def add(self, path: Path) -> None:
         name = os.fsencode(os.path.relpath(path, self.folder))
         if b"\n" in name:
             return  # cannot be listed: a later run reads it as a photo, which is the safe side
-        line = _sha256(path).encode("ascii") + b"  " + name + b"\n"
         record = self.folder / NAME
-        with self.lock:
-            try:
-                new = not record.exists()
-                with open(record, "ab") as fh:
-                    fh.write((HEADER if new else b"") + line)
-            except OSError as exc:
-                raise _write_error(record, exc) from exc
+        try:
+            line = _sha256(path).encode("ascii") + b"  " + name + b"\n"
+            new = not record.exists()
+            with open(record, "ab") as fh:
+                fh.write((HEADER if new else b"") + line)
+        except OSError as exc:
+            raise _write_error(record, exc) from exc

@@ -110,8 +110,6 @@ def _analyse_all(paths: list[Path], outputs: dict[Path, Path], args,
             faces = recognizer.faces(image)
             save_image(outputs[path], annotate(image, faces, labels=recognizer.labels),
                        overwrite=args.force)
-            assert log is not None, "outputs are planned only with --out, which makes the log"
-            log.add(outputs[path])
         return faces
 
     done = faces_total = 0
@@ -123,6 +121,8 @@ def _analyse_all(paths: list[Path], outputs: dict[Path, Path], args,
         if error is not None:
             raise error
         assert faces is not None, "ordered_map gives a result wherever it gives no error"
+        if log is not None and path in outputs:  # listed in input order, whatever the workers
+            log.add(outputs[path])
         printer.add(path, faces)
         done, faces_total = done + 1, faces_total + len(faces)
     bar.close()
