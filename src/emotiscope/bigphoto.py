@@ -23,6 +23,7 @@ import numpy as np
 from .detect import ScaledDetector
 from .imageheader import read_header
 from .images import _read_file, check_size, load_image
+from .outputs import display
 from .types import FaceEmotion
 
 REDUCED_MIN_RATIO = 2  # decoded long side >= this x the detector's max_side
@@ -63,9 +64,10 @@ def decode_reduced(data: bytes, max_side: int, max_pixels: int,
 
 
 def analyze_photo(recognizer, source: str | os.PathLike | bytes) -> list[FaceEmotion]:
-    """Faces of a photo (path or bytes), big JPEGs decoded small; boxes in the photo's pixels."""
+    """Faces of a photo (path or bytes), big JPEGs decoded small; boxes in the photo's pixels.
+    No face found: the whole photo, decoded fully, if the assume_crop policy takes it for one."""
     data = source if isinstance(source, bytes) else _read_file(Path(source))
-    name = "image bytes" if isinstance(source, bytes) else str(source)
+    name = "image bytes" if isinstance(source, bytes) else display(source)
     inner = recognizer.detector
     reduced = None
     if isinstance(inner, ScaledDetector):
@@ -78,8 +80,13 @@ def analyze_photo(recognizer, source: str | os.PathLike | bytes) -> list[FaceEmo
     small.min_face = max(1, math.floor(inner.min_face / max(sx, sy)))
     small.max_side = max(inner.max_side, 1)
     faces = recognizer.classify(image, small.detect(image))
-    return [replace(face, box=_scaled_box(face.box, sx, sy)) for face in faces
-            if min(face.box.w * sx, face.box.h * sy) >= inner.min_face]
+    faces = [replace(face, box=_scaled_box(face.box, sx, sy)) for face in faces]
+    faces = [face for face in faces if min(face.box.w, face.box.h) >= inner.min_face]  # as shown
+    if faces or not recognizer.may_assume(round(image.shape[1] * sx), round(image.shape[0] * sy)):
+        return faces
+    full = load_image(data, max_pixels=recognizer.max_pixels, name=name)
+    box = recognizer.assumed_box(full)
+    return recognizer.classify(full, [box], assumed=True) if box else []
 
 
 def _scaled_box(box, sx: float, sy: float):

@@ -40,9 +40,7 @@ def looks_like_face_crop(image: np.ndarray, min_face: int = 1) -> bool:
     CROP_MAX_SIDE pixels, about square, not flat (grey-level spread) and not noise (neighbouring
     pixels correlate, as in any photo; in noise they do not)."""
     height, width = image.shape[:2]
-    low, high = CROP_ASPECT
-    if not (min_face <= min(width, height) and max(width, height) <= CROP_MAX_SIDE
-            and low * width <= height <= high * width):
+    if not crop_sized(width, height, min_face):
         return False
     grey = image.astype(np.float64)
     grey = grey.mean(axis=2) if grey.ndim == 3 else grey
@@ -50,6 +48,14 @@ def looks_like_face_crop(image: np.ndarray, min_face: int = 1) -> bool:
         return False
     return min(_correlation(grey[:, :-1], grey[:, 1:]),
                _correlation(grey[:-1], grey[1:])) >= CROP_MIN_CORRELATION
+
+
+def crop_sized(width: int, height: int, min_face: int = 1) -> bool:
+    """looks_like_face_crop's test of the size alone: both sides between `min_face` and
+    CROP_MAX_SIDE pixels, height / width within CROP_ASPECT."""
+    low, high = CROP_ASPECT
+    return (min_face <= min(width, height) and max(width, height) <= CROP_MAX_SIDE
+            and low * width <= height <= high * width)
 
 
 def _correlation(a: np.ndarray, b: np.ndarray) -> float:
@@ -99,6 +105,12 @@ class EmotionRecognizer:
     def detect(self, image: np.ndarray) -> list[Box]:
         """RGB uint8 image -> the boxes of the faces the detector found, left to right."""
         return self.detector.detect(image)
+
+    def may_assume(self, width: int, height: int) -> bool:
+        """Whether `assumed_box` could take a width x height image for a face crop: False spares
+        decoding pixels that the policy would not look at."""
+        return self.assume_crop == "always" or (
+            self.assume_crop == "auto" and crop_sized(width, height, self.min_face))
 
     def assumed_box(self, image: np.ndarray) -> Box | None:
         """For an image in which no face was detected: the whole image as one face box if the
