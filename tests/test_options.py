@@ -59,6 +59,11 @@ def test_deprecated_detect_size_still_works_and_warns(capsys):
     (["serve", "--min-face", "0"], "--min-face"),
     (["evaluate", "data", "--threshold", "2"], "--threshold"),
     (["predict", "x.jpg", "--max-megapixels", "0"], "--max-megapixels"),
+    (["predict", "x.jpg", "--max-megapixels", "inf"], "--max-megapixels"),
+    (["predict", "x.jpg", "--max-megapixels", "1e400"], "--max-megapixels"),
+    (["predict", "x.jpg", "--max-megapixels", "nan"], "--max-megapixels"),
+    (["predict", "x.jpg", "--max-megapixels", "1e-9"], "--max-megapixels"),  # below one pixel
+    (["predict", "x.jpg", "--min-face", "200000"], "--min-face"),
 ])
 def test_bad_values_name_the_flag_typed(argv, flag, capsys):
     with pytest.raises(SystemExit) as exit_info:
@@ -66,6 +71,8 @@ def test_bad_values_name_the_flag_typed(argv, flag, capsys):
     assert exit_info.value.code == 2
     last = capsys.readouterr().err.strip().splitlines()[-1]
     assert f"argument {flag}:" in last
+    if flag == "--min-face":
+        assert "1 to 100000 pixels" in last
 
 
 def test_options_check_their_values():

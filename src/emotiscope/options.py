@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import math
 import os
 import sys
 from collections.abc import Callable, Iterable
@@ -28,6 +29,7 @@ DETECTORS = ("auto", "yunet", "haar")
 DEFAULT_MAX_SIDE = 640  # 640x480 frames run at full size; see docs/DETECTION.md
 DEFAULT_MAX_PIXELS = 50_000_000
 MIN_MAX_SIDE = 32
+MAX_MIN_FACE = 100_000  # pixels: --min-face above any photo's side is a typo
 
 
 # -- command-line value parsers: argparse reports their errors with the flag the user typed --
@@ -53,6 +55,13 @@ def fraction(text: str) -> float:
     return value
 
 
+def min_face(text: str) -> int:
+    value = int(text)
+    if not 1 <= value <= MAX_MIN_FACE:
+        raise argparse.ArgumentTypeError(f"must be 1 to {MAX_MIN_FACE} pixels, got {value}")
+    return value
+
+
 def max_side(text: str) -> int:
     value = int(text)
     if value != 0 and value < MIN_MAX_SIDE:
@@ -62,15 +71,19 @@ def max_side(text: str) -> int:
 
 
 def megapixels(text: str) -> int:
-    """--max-megapixels MP -> pixels."""
-    return int(positive_float(text) * 1e6)
+    """--max-megapixels MP -> pixels (a finite number, at least one pixel)."""
+    pixels = float(text) * 1e6
+    if not (math.isfinite(pixels) and pixels >= 1):
+        raise argparse.ArgumentTypeError(f"must be a number of megapixels from 0.000001 (one "
+                                         f"pixel) up, got {text}")
+    return int(pixels)
 
 
 def check_detection(min_face: int, threshold: float, max_side: int | None) -> None:
     """ConfigError for detector settings out of range (the Python API's check; the command
     line's parsers above refuse the same values with the flag's name)."""
-    if not 1 <= min_face <= 100_000:
-        raise ConfigError(f"min_face must be a positive number of pixels, got {min_face}")
+    if not 1 <= min_face <= MAX_MIN_FACE:
+        raise ConfigError(f"min_face must be 1 to {MAX_MIN_FACE} pixels, got {min_face}")
     if not 0.0 <= threshold <= 1.0:
         raise ConfigError(f"threshold must be between 0 and 1, got {threshold}")
     if max_side is not None and max_side != 0 and max_side < MIN_MAX_SIDE:
@@ -106,7 +119,7 @@ class RecognizerOptions:
         "--detector", "face detector: auto = yunet where installed, else haar",
         choices=DETECTORS))
     min_face: int = field(default=20, metadata=flag(
-        "--min-face", "ignore faces smaller than PX pixels", type=positive_int, metavar="PX"))
+        "--min-face", "ignore faces smaller than PX pixels", type=min_face, metavar="PX"))
     threshold: float = field(default=0.6, metadata=flag(
         "--threshold", "detector confidence needed, 0..1", type=fraction, metavar="P"))
     max_side: int = field(default=DEFAULT_MAX_SIDE, metadata=flag(
