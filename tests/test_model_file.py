@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -222,3 +223,23 @@ def test_read_model_reads_the_contract(tmp_path):
 def test_read_model_refuses_a_file_that_is_not_a_model(tmp_path):
     with pytest.raises(ModelError, match="not a valid ONNX model"):
         model_file.read_model(touch(tmp_path / "junk.onnx", b"junk"))
+
+
+def test_read_model_at_a_path_that_is_not_utf8(tmp_path):
+    """A Latin-1 file name (byte 0xE9) loads; messages show it with a backslash escape."""
+    from fixtures.tiny_model import make_tiny_model
+
+    path = Path(os.fsdecode(os.fsencode(tmp_path) + b"/m\xe9.onnx"))
+    os.rename(make_tiny_model(tmp_path / "m.onnx"), path)
+    assert model_file.read_model(path).sha256 == file_sha256(path)
+    path.write_bytes(b"junk")
+    with pytest.raises(ModelError, match=r"cannot load model .*m\\xe9\.onnx: not a valid"):
+        model_file.read_model(path)
+
+
+def test_a_missing_model_from_the_environment_names_the_variable(tmp_path, bundled, monkeypatch):
+    monkeypatch.setenv(ENV_VAR, str(tmp_path / "nosuch.onnx"))
+    with pytest.raises(ModelError) as err:
+        resolve_model_path(None)
+    assert f"(named by ${ENV_VAR})" in one_line(err) and f"unset ${ENV_VAR}" in one_line(err)
+    assert "--model" not in one_line(err)

@@ -17,6 +17,7 @@ from importlib import resources
 from pathlib import Path
 
 from .errors import ModelError
+from .outputs import display
 from .preprocess import InputSpec
 
 METADATA_KEY = "emotiscope"
@@ -68,13 +69,15 @@ def resolve_model_path(model: str | os.PathLike | None = None) -> Path:
     if chosen is None:
         return bundled_model_path()
     path = Path(chosen).expanduser()
+    given = "omit --model" if model is not None else f"unset ${ENV_VAR}"
     if not path.is_file():
         what = "is a folder, not a file" if path.is_dir() else "does not exist"
-        raise ModelError(f"model file {path} {what}; pass an .onnx exported by "
-                         "`emotiscope train`/`emotiscope export`, or omit --model for the bundled one")
+        source = "" if model is not None else f" (named by ${ENV_VAR})"
+        raise ModelError(f"model file {display(path)} {what}{source}; pass an .onnx exported by "
+                         f"`emotiscope train`/`emotiscope export`, or {given} for the bundled one")
     if path.suffix in (".pt", ".pth", ".ckpt"):
-        raise ModelError(f"model file {path} is a training checkpoint, not an ONNX model; export it "
-                         f"first: emotiscope export {path} -o model.onnx")
+        raise ModelError(f"model file {display(path)} is a training checkpoint, not an ONNX model; "
+                         f"export it first: emotiscope export {display(path)} -o model.onnx")
     return path
 
 
@@ -94,25 +97,25 @@ def verify_checksum(path: Path, sha256: str) -> None:
     fields = sidecar.read_text().split()
     expected = fields[0].lower() if fields else ""
     if expected != sha256:
-        raise ModelError(f"model {path} fails its checksum ({sha256[:12]}... != {expected[:12]}... "
-                         f"in {sidecar.name}); the file is corrupt: reinstall or re-export it")
+        raise ModelError(f"model {display(path)} fails its checksum ({sha256[:12]}... != {expected[:12]}... "
+                         f"in {display(sidecar.name)}); the file is corrupt: reinstall or re-export it")
 
 
 def parse_metadata(custom: dict[str, str], path: Path) -> tuple[tuple[str, ...], InputSpec, dict]:
     """Labels, input spec and the full metadata dict from ONNX custom metadata."""
     raw = custom.get(METADATA_KEY)
     if raw is None:
-        raise ModelError(f"model {path} has no '{METADATA_KEY}' metadata; it was not exported by "
+        raise ModelError(f"model {display(path)} has no '{METADATA_KEY}' metadata; it was not exported by "
                          "emotiscope: export it with `emotiscope export CHECKPOINT`")
     try:
         meta = json.loads(raw)
         labels = tuple(str(x) for x in meta["labels"])
         spec = InputSpec.from_dict(meta["input"])
     except (ValueError, KeyError, TypeError) as exc:
-        raise ModelError(f"model {path} has malformed '{METADATA_KEY}' metadata ({exc}); "
+        raise ModelError(f"model {display(path)} has malformed '{METADATA_KEY}' metadata ({exc}); "
                          "re-export it with `emotiscope export`") from exc
     if len(labels) < 2 or len(set(labels)) != len(labels):
-        raise ModelError(f"model {path} lists labels {list(labels)}: need 2 or more distinct labels")
+        raise ModelError(f"model {display(path)} lists labels {list(labels)}: need 2 or more distinct labels")
     return labels, spec, meta
 
 
@@ -126,35 +129,37 @@ def check_graph(path: Path, inputs, outputs, labels: tuple[str, ...], spec: Inpu
     that is not a number is symbolic (dynamic)."""
     fix = "the graph and its metadata disagree; re-export the model with `emotiscope export`"
     if len(inputs) != 1 or not outputs:
-        raise ModelError(f"model {path} has {len(inputs)} inputs and {len(outputs)} outputs; "
+        raise ModelError(f"model {display(path)} has {len(inputs)} inputs and {len(outputs)} outputs; "
                          f"an emotiscope model has one image input and a score output: {fix}")
     shape, want = list(inputs[0].shape), [None, spec.channels, spec.size, spec.size]
     colour = "grey" if spec.channels == 1 else "RGB"
     if (inputs[0].type != "tensor(float)" or len(shape) != 4
             or any(isinstance(d, int) and d != w for d, w in zip(shape[1:], want[1:], strict=True))):
         kind = inputs[0].type.removeprefix("tensor(").removesuffix(")")
-        raise ModelError(f"model {path} takes a {_shape_text(shape)} {kind} input but its metadata "
+        raise ModelError(f"model {display(path)} takes a {_shape_text(shape)} {kind} input but its metadata "
                          f"says Nx{spec.channels}x{spec.size}x{spec.size} float ({colour}): {fix}")
     if isinstance(shape[0], int):
-        raise ModelError(f"model {path} has a fixed batch size of {shape[0]}; emotiscope needs a "
+        raise ModelError(f"model {display(path)} has a fixed batch size of {shape[0]}; emotiscope needs a "
                          "dynamic batch dimension: re-export it with `emotiscope export`")
     out = list(outputs[0].shape)
     if len(out) != 2 or (isinstance(out[1], int) and out[1] != len(labels)):
         shown = out[1] if len(out) == 2 else f"a {_shape_text(out)} array of"
-        raise ModelError(f"model {path} outputs {shown} scores but lists {len(labels)} labels in its "
-                         f"metadata: {fix}")
+        raise ModelError(f"model {display(path)} outputs {shown} scores but lists {len(labels)} "
+                         f"labels in its metadata: {fix}")
 
 
 def read_temperature(meta: dict, path) -> float:
     """The calibration temperature in the model's metadata (1.0 when it has none)."""
     value = meta.get("temperature", 1.0)
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0.01 <= value <= 100:
-        raise ModelError(f"model {path} has temperature {value!r} in its metadata; it must be a number "
-                         "in [0.01, 100]: re-export the model")
+        raise ModelError(f"model {display(path)} has temperature {value!r} in its metadata; it must "
+                         "be a number in [0.01, 100]: re-export the model")
     return float(value)
 
 
-def _session(path: Path, threads: int | None):
+def _session(path: Path, data: bytes, threads: int | None):
+    """An ONNX Runtime session of the model file's bytes (`data`: given as bytes, a name that is
+    not valid UTF-8 loads too)."""
     import onnxruntime as ort
 
     opts = ort.SessionOptions()
@@ -164,10 +169,10 @@ def _session(path: Path, threads: int | None):
     # 30 -> 17 ms end to end without spinning).
     opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
     try:
-        return ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
+        return ort.InferenceSession(data, opts, providers=["CPUExecutionProvider"])
     except Exception as exc:  # onnxruntime raises several private exception types
         first = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else type(exc).__name__
-        raise ModelError(f"cannot load model {path}: not a valid ONNX model ({first}); "
+        raise ModelError(f"cannot load model {display(path)}: not a valid ONNX model ({first}); "
                          "pass a model exported by `emotiscope export`") from exc
 
 
@@ -175,9 +180,14 @@ def open_model(model: str | os.PathLike | None = None, threads: int | None = Non
     """(ModelInfo, ONNX Runtime session) of a model file: found, checked against its .sha256,
     loaded, its metadata read and its graph checked against the metadata."""
     path = resolve_model_path(model)
-    digest = file_sha256(path)
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise ModelError(f"cannot read model {display(path)}: {exc.strerror or exc}; check its "
+                         "permissions") from exc
+    digest = hashlib.sha256(data).hexdigest()
     verify_checksum(path, digest)
-    session = _session(path, threads)
+    session = _session(path, data, threads)
     labels, spec, meta = parse_metadata(session.get_modelmeta().custom_metadata_map, path)
     info = ModelInfo(path=path, labels=labels, spec=spec, sha256=digest, metadata=meta,
                      temperature=read_temperature(meta, path))
