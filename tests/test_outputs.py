@@ -53,6 +53,16 @@ def test_the_temporary_file_keeps_the_suffix_and_is_hidden(tmp_path):
     assert (tmp_path / "chart.png").read_bytes() == b"png"
 
 
+def test_a_name_near_the_length_limit_is_written_and_one_beyond_it_says_so(tmp_path):
+    long = "é" * 120 + ".png"  # 244 bytes: the file fits, a temporary name with all of it not
+    assert write_bytes(tmp_path / long, b"png").read_bytes() == b"png"
+    assert os.listdir(tmp_path) == [long]
+    with pytest.raises(OutputError, match=r"name is too long \(304 bytes.*choose a shorter name"):
+        write_bytes(tmp_path / ("a" * 300 + ".png"), b"png")
+    with pytest.raises(OutputError, match="name is too long"):  # its checks do not raise OSError
+        save_image(tmp_path / ("a" * 300 + ".png"), np.zeros((4, 4, 3), np.uint8))
+
+
 def test_an_unwritable_place_is_one_output_error(tmp_path):
     (tmp_path / "file").write_text("x")
     with pytest.raises(OutputError, match=r"cannot write .*file/a.png: .*choose another output"):

@@ -10,6 +10,7 @@ never a truncated one.
 from __future__ import annotations
 
 import contextlib
+import errno
 import json
 import os
 import secrets
@@ -18,18 +19,26 @@ from pathlib import Path
 
 from .errors import OutputError, OutputExistsError
 
+TEMP_STEM_BYTES = 64  # of the name in a temporary name: a name near the 255-byte limit fits
+
 
 def _write_error(path: Path, exc: OSError) -> OutputError:
+    if exc.errno == errno.ENAMETOOLONG:
+        size = len(os.fsencode(path.name))
+        what = (f"its name is too long ({size} bytes; most file systems allow 255)" if size > 255
+                else f"its path is too long ({len(os.fsencode(path))} bytes)")
+        return OutputError(f"cannot write {display(path)}: {what}; choose a shorter name")
     return OutputError(f"cannot write {display(path)}: {exc.strerror or exc}; choose another "
                       "output path or free some space")
 
 
 def temp_beside(path: Path) -> Path:
     """A new hidden name in `path`'s folder with the same suffix (encoders pick the format from
-    it): ".NAME.RANDOM.tmpSUFFIX", with "output" for NAME when the name is not valid UTF-8."""
-    stem = path.stem
+    it): ".NAME.RANDOM.tmpSUFFIX", NAME the start of the name (at most TEMP_STEM_BYTES bytes),
+    or "output" when the name is not valid UTF-8."""
     try:
-        stem.encode("utf-8")  # a name that is not valid UTF-8 holds lone surrogates
+        # a name that is not valid UTF-8 holds lone surrogates; cut on a character boundary
+        stem = path.stem.encode("utf-8")[:TEMP_STEM_BYTES].decode("utf-8", "ignore")
     except UnicodeEncodeError:
         stem = "output"
     return path.with_name(f".{stem}.{secrets.token_hex(4)}.tmp{path.suffix}")
@@ -99,7 +108,7 @@ def check_writable_folder(folder: str | os.PathLike, flag: str) -> Path:
 
 def refuse_existing(paths: list[Path], force: bool) -> None:
     """OutputExistsError naming the first few of `paths` that exist, unless `force`."""
-    existing = [display(p) for p in paths if Path(p).exists()]
+    existing = [display(p) for p in paths if os.path.exists(p)]  # False for a name too long
     if force or not existing:
         return
     if len(existing) == 1 and len(paths) == 1:
@@ -117,7 +126,7 @@ def check_new(path: str | os.PathLike, force: bool = False, flag: str = "--out",
     `atomic_path` does) or must exist already (video writers). The one "output exists" check:
     OutputExistsError without --force, OutputError for the rest; messages name `flag`."""
     path = Path(path)
-    if path.is_dir():
+    if os.path.isdir(path):  # os.path: False, not OSError, for a name too long
         raise OutputError(f"{flag} {display(path)} is a folder; give a file name")
     refuse_existing([path], force)
     if create_folder:
@@ -127,6 +136,6 @@ def check_new(path: str | os.PathLike, force: bool = False, flag: str = "--out",
                           "exist; create it first")
     elif not os.access(path.parent, os.W_OK):
         raise OutputError(f"cannot write {display(path)}: permission denied; choose another path")
-    if path.exists() and not os.access(path, os.W_OK):
+    if os.path.exists(path) and not os.access(path, os.W_OK):
         raise OutputError(f"cannot write {display(path)}: permission denied; choose another path")
     return path
