@@ -64,6 +64,19 @@ def test_grey_and_16_bit_and_alpha_become_rgb_uint8():
     assert _close(load_image(png.tobytes()), RGB, tol=0)
 
 
+@pytest.mark.parametrize(("depth", "tupltype", "sample", "rgb"), [
+    (3, "RGB", [200, 50, 10], [200, 50, 10]),
+    (4, "RGB_ALPHA", [200, 50, 10, 128], [200, 50, 10]),  # OpenCV's ANYCOLOR gave it as BGR
+    (1, "GRAYSCALE", [77], [77, 77, 77]),
+    (2, "GRAYSCALE_ALPHA", [77, 128], [77, 77, 77]),
+])
+def test_pam_samples_are_read_in_file_order(depth, tupltype, sample, rgb):
+    header = (f"P7\nWIDTH 3\nHEIGHT 2\nDEPTH {depth}\nMAXVAL 255\nTUPLTYPE {tupltype}\n"
+              "ENDHDR\n").encode()
+    image = load_image(header + bytes(sample * 6))
+    assert image.shape == (2, 3, 3) and image[1, 2].tolist() == rgb
+
+
 def test_cmyk_jpeg_and_exif_orientation():
     pil = pytest.importorskip("PIL.Image")
     import io as std_io

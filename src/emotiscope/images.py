@@ -2,7 +2,9 @@
 
 Colour order is RGB everywhere in emotiscope; BGR (OpenCV's order) exists only inside this
 module. Decoding applies EXIF orientation, converts CMYK, grey and 16-bit images, and drops
-alpha (the colour under transparent pixels is kept). Only formats whose size can be read from
+alpha (the colour under transparent pixels is kept, except in TIFFs with alpha: OpenCV decodes
+them premultiplied, so partly transparent pixels come out darker and fully transparent ones
+black, as when shown over black). Only formats whose size can be read from
 the header are decoded (see imageheader.py), and the pixel limit and aspect-ratio limit are
 checked first, so a small file cannot expand into gigabytes.
 """
@@ -23,7 +25,7 @@ from ._quiet import quiet_native_output
 from .errors import ImageTooLargeError, InputError, OutputError, UnsupportedImageError
 from .imageheader import ACCEPTED, declared_size, image_format, other_format, read_header  # noqa: F401
 from .options import DEFAULT_MAX_PIXELS
-from .outputs import check_new, write_bytes
+from .outputs import check_new, display, write_bytes
 
 # declared_size and image_format are re-exported above: callers import them from here.
 
@@ -69,7 +71,7 @@ def load_image(source: ImageSource, *, max_pixels: int = DEFAULT_MAX_PIXELS,
         return _decode(bytes(source), name or "image bytes", max_pixels)
     if isinstance(source, str | os.PathLike):
         path = Path(source)
-        return _decode(_read_file(path), str(path), max_pixels)
+        return _decode(_read_file(path), display(path), max_pixels)
     raise InputError(f"cannot read an image from a {type(source).__name__}; "
                      "pass a file path, encoded image bytes or a numpy array")
 
@@ -137,8 +139,10 @@ def _decode(data: bytes, name: str, max_pixels: int) -> np.ndarray:
     with quiet_native_output():  # libjpeg/libpng warnings: our InputError says it better
         try:
             # ANYDEPTH|ANYCOLOR keeps 16-bit and grey as they are and applies EXIF orientation
-            # (IMREAD_UNCHANGED would skip the orientation).
-            flags = cv2.IMREAD_ANYDEPTH | cv2.IMREAD_ANYCOLOR
+            # (IMREAD_UNCHANGED would skip the orientation). PAM has none, and ANYCOLOR would give
+            # an RGB_ALPHA PAM in BGR but an RGB one in file order: UNCHANGED gives file order.
+            flags = (cv2.IMREAD_UNCHANGED if header.format == "PAM"
+                     else cv2.IMREAD_ANYDEPTH | cv2.IMREAD_ANYCOLOR)
             image = cv2.imdecode(np.frombuffer(data, np.uint8), flags)
         except cv2.error:
             image = None
@@ -146,7 +150,7 @@ def _decode(data: bytes, name: str, max_pixels: int) -> np.ndarray:
         raise InputError(f"{name} looks like a {header.format} but cannot be decoded: it is "
                          "truncated or corrupt; re-export it")
     check_size(image.shape[1], image.shape[0], name, max_pixels)
-    # OpenCV returns PAM samples in file order, which is RGB(A) by the PAM standard.
+    # PAM samples come in file order, which is RGB(A) by the PAM standard.
     if image.ndim == 3 and header.format != "PAM":
         code = cv2.COLOR_BGRA2RGBA if image.shape[2] == 4 else cv2.COLOR_BGR2RGB
         image = cv2.cvtColor(image, code)
