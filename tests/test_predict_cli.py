@@ -13,6 +13,7 @@ import pytest
 
 from emotiscope.cli import main
 from emotiscope.images import encode_image, load_image, sample_image_path
+from emotiscope.outputs import display
 
 SAMPLE = str(sample_image_path())
 
@@ -276,6 +277,20 @@ def test_names_that_are_not_utf8_print_in_every_format(tmp_path, model_args):
             assert "caf\\xe9.jpg" in text
     copies = sorted(os.listdir(os.fsencode(tmp_path / "out0")))
     assert copies == [b".emotiscope-outputs", b"caf\xe9.jpg"]  # the real name, and the record
+
+
+@pytest.mark.parametrize("out", [False, True])
+def test_a_bad_input_not_named_in_utf8_is_named_once_escaped(tmp_path, capsys, model_args, out):
+    folder = os.fsencode(tmp_path / "photos")
+    os.mkdir(folder)
+    with open(os.path.join(folder, b"caf\xe9.jpg"), "wb") as fh:
+        fh.write(b"hello")
+    shown = display(os.path.join(folder, b"caf\xe9.jpg"))
+    where = ["--out", str(tmp_path / "out")] if out else []
+    assert main(["predict", os.fsdecode(folder), *where, *model_args]) == 1
+    err = capsys.readouterr().err.strip()
+    assert err.startswith(f"emotiscope predict: {shown} is not an image format")
+    assert err.count("caf") == 1 and "\udce9" not in err
 
 
 def test_bad_inputs_fail_alone_and_the_batch_goes_on(tmp_path, capsys, model_args):

@@ -82,24 +82,25 @@ def not_a_file(path: Path) -> str | None:
         mode = path.stat().st_mode
     except FileNotFoundError:
         if path.is_symlink():
-            return f"{path} is a broken symbolic link (to {os.readlink(path)}); fix or remove the link"
+            return (f"{display(path)} is a broken symbolic link (to {display(os.readlink(path))}); "
+                    "fix or remove the link")
         hint = " (URLs are not fetched: download the file first)" if "://" in str(path) else ""
-        return f"{path} does not exist{hint}; check the path"
+        return f"{display(path)} does not exist{hint}; check the path"
     except OSError as exc:  # a symbolic link loop, a name too long, a folder we may not enter
-        return f"cannot open {path}: {exc.strerror or exc}; check the path"
+        return f"cannot open {display(path)}: {exc.strerror or exc}; check the path"
     if stat.S_ISREG(mode):
         return None
     if stat.S_ISDIR(mode):
-        return f"{path} is a folder, not a file; give a file in it"
+        return f"{display(path)} is a folder, not a file; give a file in it"
     kind = ("a named pipe (FIFO)" if stat.S_ISFIFO(mode) else "a device" if stat.S_ISCHR(mode)
             or stat.S_ISBLK(mode) else "a socket" if stat.S_ISSOCK(mode) else "not a regular file")
-    return f"{path} is {kind}, not a file; save the data to a file first"
+    return f"{display(path)} is {kind}, not a file; save the data to a file first"
 
 
 def _read_file(path: Path) -> bytes:
     if path.is_dir():
-        raise InputError(f"{path} is a folder, not an image; pass image files, or give the folder "
-                         "to `emotiscope predict`, which searches it")
+        raise InputError(f"{display(path)} is a folder, not an image; pass image files, or give "
+                         "the folder to `emotiscope predict`, which searches it")
     reason = not_a_file(path)
     if reason:
         raise InputError(reason)
@@ -107,14 +108,16 @@ def _read_file(path: Path) -> bytes:
         # O_NONBLOCK: a FIFO swapped in after the check above cannot block the open.
         fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_BINARY", 0))
     except OSError as exc:
-        raise InputError(f"cannot read {path}: {exc.strerror or exc}; check its permissions") from None
+        raise InputError(f"cannot read {display(path)}: {exc.strerror or exc}; check its "
+                         "permissions") from None
     with open(fd, "rb") as f:
         if not stat.S_ISREG(os.fstat(f.fileno()).st_mode):
-            raise InputError(f"{path} is not a regular file; save the data to a file first")
+            raise InputError(f"{display(path)} is not a regular file; save the data to a file first")
         try:
             return f.read()
         except OSError as exc:
-            raise InputError(f"cannot read {path}: {exc.strerror or exc}; check the disk") from None
+            raise InputError(f"cannot read {display(path)}: {exc.strerror or exc}; "
+                             "check the disk") from None
 
 
 def _decode(data: bytes, name: str, max_pixels: int) -> np.ndarray:
@@ -234,15 +237,15 @@ def _expand(item: str) -> list[Path]:
     if path.is_dir():
         found = sorted(p for p in path.rglob("*") if _is_image_file(p, path))
         if not found:
-            raise InputError(f"folder {path} holds no images (looked for "
+            raise InputError(f"folder {display(path)} holds no images (looked for "
                              f"{', '.join(sorted(IMAGE_SUFFIXES))}); check the folder")
         return found
     if _GLOB_CHARS.search(item):
         found = sorted(Path(p) for p in glob.glob(item, recursive=True) if Path(p).is_file())
         if not found:
-            raise InputError(f"pattern {item!r} matches no files; check the pattern")
+            raise InputError(f"pattern '{display(item)}' matches no files; check the pattern")
         return found
-    raise InputError(not_a_file(path) or f"{path} is not a file or folder; check the path")
+    raise InputError(not_a_file(path) or f"{display(path)} is not a file or folder; check the path")
 
 
 def _is_image_file(path: Path, root: Path) -> bool:
