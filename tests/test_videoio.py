@@ -96,15 +96,34 @@ def test_a_frame_count_estimate_above_the_real_count_is_not_damage(clips, kind, 
         assert source.damage is None and not source.truncated
 
 
-def test_an_undecodable_frame_is_skipped_and_reported(clips, tmp_path):
-    data = bytearray(clips["avi"].read_bytes())
+def damage_frames(avi: Path, path: Path, *frames: int) -> Path:
+    """A copy of an MJPG AVI in which the given frames no longer decode."""
+    data = bytearray(avi.read_bytes())
     starts = [i for i in range(len(data) - 1) if data[i:i + 2] == b"\xff\xd8"]  # JPEG frames
-    data[starts[10]:starts[10] + 4000] = bytes(4000)  # frame 10 no longer decodes
-    path = tmp_path / "hole.avi"
+    for k in frames:
+        data[starts[k]:starts[k] + 4000] = bytes(4000)
     path.write_bytes(bytes(data))
+    return path
+
+
+def test_an_undecodable_frame_is_skipped_and_reported(clips, tmp_path):
+    path = damage_frames(clips["avi"], tmp_path / "hole.avi", 10)
     with VideoSource(path) as source:
         assert sum(1 for _ in source) == 19
         assert source.frames_skipped == 1 and "1 frame(s) could not be decoded" in source.damage
+
+
+@pytest.mark.parametrize("bad", [(10,), (0,), (0, 1, 7)])
+def test_frames_keep_their_place_after_a_skipped_one(clips, tmp_path, bad):
+    with VideoSource(clips["avi"]) as source:
+        clean = list(source)
+    with VideoSource(damage_frames(clips["avi"], tmp_path / "hole.avi", *bad)) as source:
+        numbered = list(source.numbered())
+        assert source.frames_skipped == len(bad)
+    assert [index for index, _ in numbered] == [k for k in range(20) if k not in bad]
+    for index, frame in numbered:  # each frame is the one at that place in the clean file
+        nearest = np.argmin([np.abs(frame.astype(int) - c).mean() for c in clean])
+        assert nearest == index
 
 
 @pytest.mark.parametrize("name, words", [

@@ -143,11 +143,13 @@ def run(args) -> int:
         start = time.perf_counter()
         _process(source, analyzer, timeline, args)
         elapsed = time.perf_counter() - start
-        frames, damage = source.frames_read, source.damage
+        frames, skipped, damage = source.frames_read, source.frames_skipped, source.damage
     _report(timeline, args, elapsed)
     if damage:
+        held = ("; the video repeats the frame before each skipped one, keeping the input's "
+                "length and sound") if args.output and skipped else ""
         raise InputError(f"{args.input} is damaged: {damage}; the outputs cover the {frames} "
-                         "frames that could be read")
+                         f"frames that could be read, at their own times{held}")
     return 0
 
 
