@@ -40,10 +40,33 @@ def clips(tmp_path_factory) -> dict[str, Path]:
     return out
 
 
-def test_parse_source():
+def test_parse_source(tmp_path, monkeypatch):
     assert parse_source("0") == 0 and parse_source(2) == 2 and parse_source(" 1 ") == 1
     assert parse_source("rtsp://cam/1") == "rtsp://cam/1"
     assert parse_source(Path("a.mp4")) == "a.mp4"
+    monkeypatch.chdir(tmp_path)
+    assert parse_source(Path("12")) == "12"  # a Path is always a file
+    (tmp_path / "12").write_bytes(b"video")
+    assert parse_source("12") == "12" and parse_source("0") == 0  # a file named 12 is a file
+
+
+def test_a_video_file_named_with_digits_is_not_a_camera(clips, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    Path("7").write_bytes(clips["avi"].read_bytes())
+    with VideoSource("7") as source:
+        assert source.is_file and sum(1 for _ in source) == 20
+
+
+def test_a_slow_frame_rate_is_kept(tmp_path):
+    import cv2
+
+    path = str(tmp_path / "slow.avi")
+    writer = cv2.VideoWriter(path, cv2.VideoWriter_fourcc(*"MJPG"), 0.5, (64, 48))
+    for value in (0, 100, 200):
+        writer.write(np.full((48, 64, 3), value, np.uint8))
+    writer.release()
+    with VideoSource(path) as source:
+        assert source.fps_known and source.fps == pytest.approx(0.5)
 
 
 @pytest.mark.parametrize("kind", ["mp4", "avi"])

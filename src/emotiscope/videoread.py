@@ -24,15 +24,19 @@ from .options import DEFAULT_MAX_PIXELS
 from .outputs import display
 
 DEFAULT_FPS = 30.0
+MIN_FPS, MAX_FPS = 0.01, 1000.0  # rates outside (0 and garbage such as 90000) count as unknown
 MAX_BAD_RUN = 8  # undecodable frames in a row after which a file counts as ended
 
 
 def parse_source(source: str | int | os.PathLike) -> int | str:
-    """'0' or 0 -> camera index 0; anything else is a file path or a stream URL."""
+    """'0' or 0 -> camera index 0, unless a file of that name exists; a Path, and anything
+    else, is a file path or a stream URL."""
     if isinstance(source, int):
         return source
-    text = os.fspath(source).strip()
-    return int(text) if text.isdigit() else text
+    if isinstance(source, os.PathLike):
+        return os.fspath(source)
+    text = source.strip()
+    return int(text) if text.isdigit() and not os.path.isfile(source) else text
 
 
 def is_url(source: int | str) -> bool:
@@ -85,7 +89,7 @@ class VideoSource:
         self._check_size(int(cap.get(cv2.CAP_PROP_FRAME_WIDTH)),
                          int(cap.get(cv2.CAP_PROP_FRAME_HEIGHT)), max_pixels)
         fps = cap.get(cv2.CAP_PROP_FPS)
-        self.fps_known = bool(np.isfinite(fps) and 1.0 <= fps <= 1000.0)
+        self.fps_known = bool(np.isfinite(fps) and MIN_FPS <= fps <= MAX_FPS)
         self.fps = float(fps) if self.fps_known else DEFAULT_FPS
         count = int(cap.get(cv2.CAP_PROP_FRAME_COUNT)) if self.is_file else 0
         self.frame_count: int | None = count if count > 0 else None
