@@ -83,10 +83,8 @@ def _check_outputs(args) -> None:
     from ..videowrite import FOURCC
 
     given = [p for p in (args.output, args.csv, args.plot) if p]
-    source = Path(args.input).resolve()
+    refuse_overwriting(args.input, given)
     resolved = [Path(p).resolve() for p in given]
-    if source in resolved:
-        raise ConfigError(f"an output would overwrite the input {args.input}; choose another path")
     if len(set(resolved)) < len(resolved):
         raise ConfigError("-o, --csv and --plot must be different files")
     if args.output and Path(args.output).suffix.lower() not in FOURCC:
@@ -99,6 +97,12 @@ def _check_outputs(args) -> None:
     for flag, path in (("-o", args.output), ("--csv", args.csv), ("--plot", args.plot)):
         if path:
             check_new(path, args.force, flag, create_folder=False)
+
+
+def refuse_overwriting(source: str, outputs: list[str]) -> None:
+    """ConfigError when one of `outputs` is the input file `source` (even with --force)."""
+    if Path(source).resolve() in {Path(p).resolve() for p in outputs}:
+        raise ConfigError(f"an output would overwrite the input {source}; choose another path")
 
 
 def photo_format(path: str) -> str | None:
