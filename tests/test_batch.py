@@ -41,7 +41,7 @@ def batch(inputs, out: Path, flags, *extra) -> int:
 
 
 def rows(out: Path) -> list[dict]:
-    from emotiscope.batch import read_rows
+    from emotiscope.batchstore import read_rows
 
     table = read_rows(out).to_pylist()
     return sorted(table, key=lambda r: (r["file"], r["frame"] or 0, r["face"] or 0))
@@ -139,3 +139,66 @@ def test_ray_engine_on_a_local_ray_gives_the_same_rows(media, flags, tmp_path):
     assert batch([photos], tmp_path / "ray", flags, "--engine", "ray", "--workers", "2") == 0
     assert rows(tmp_path / "ray") == rows(tmp_path / "local")
     assert json.loads((tmp_path / "ray" / "summary.json").read_text())["engine"] == "ray"
+
+
+def test_the_model_is_recorded_however_it_was_chosen(media, tiny_model_path, tmp_path,
+                                                     monkeypatch, capsys):
+    from fixtures.tiny_model import make_tiny_model
+
+    other = make_tiny_model(tmp_path / "other.onnx", seed=1)
+    out = tmp_path / "out"
+    monkeypatch.setenv("EMOTISCOPE_MODEL", str(tiny_model_path))
+    assert batch([media / "grey.png"], out, ["--detector", "auto"]) == 0
+    settings = json.loads((out / "settings.json").read_text())
+    assert settings["model"] == "tiny.onnx" and len(settings["model_sha256"]) == 64
+    assert settings["detector"] in ("yunet", "haar")
+    monkeypatch.setenv("EMOTISCOPE_MODEL", str(other))  # another model, the same flags
+    assert batch([media / "grey.png"], out, ["--detector", "auto"]) == 2
+    assert "other settings" in capsys.readouterr().err
+    assert batch([media / "grey.png"], out, ["--model", str(tiny_model_path)]) == 0
+
+
+def test_a_dataset_from_before_model_identities_resumes(media, flags, tmp_path):
+    from emotiscope.batch import VideoSettings, flag_settings
+    from emotiscope.options import RecognizerOptions
+
+    out = tmp_path / "out"
+    assert batch([media / "grey.png"], out, flags) == 0
+    options = RecognizerOptions(model=flags[1], detector="haar")
+    (out / "settings.json").write_text(json.dumps(flag_settings(options, VideoSettings())))
+    assert batch([media / "grey.png"], out, flags) == 0
+    assert json.loads((out / "summary.json").read_text())["skipped"] == 1
+    assert "model_sha256" in json.loads((out / "settings.json").read_text())
+
+
+def test_a_done_file_that_now_fails_loses_its_rows(media, flags, tmp_path):
+    work = tmp_path / "in"
+    work.mkdir()
+    shutil.copy(media / "sample.jpg", work / "a.jpg")
+    shutil.copy(media / "grey.png", work / "b.png")
+    out = tmp_path / "out"
+    assert batch([work], out, flags, "--workers", "1") == 0
+    (work / "a.jpg").write_bytes(b"not a photo any more")
+    assert batch([work], out, flags, "--workers", "1") == 1
+    assert {r["file"] for r in rows(out)} == {str(work / "b.png")}
+    last = json.loads((out / "done.jsonl").read_text().splitlines()[-1])
+    assert last == {"path": str((work / "a.jpg").resolve()), "part": None}
+    assert batch([work], out, flags, "--workers", "1") == 1  # tried again, not taken as done
+    assert json.loads((out / "summary.json").read_text())["skipped"] == 1
+
+
+def test_ray_with_every_file_done_starts_nothing(media, flags, tmp_path, monkeypatch):
+    import sys
+
+    out = tmp_path / "out"
+    assert batch([media / "grey.png"], out, flags) == 0
+    monkeypatch.setitem(sys.modules, "ray", None)  # importing Ray would fail
+    assert batch([media / "grey.png"], out, flags, "--engine", "ray") == 0
+
+
+def test_a_bad_model_with_workers_fails_in_one_line(media, tmp_path, capsys):
+    (tmp_path / "bad.onnx").write_bytes(b"not a model")
+    assert batch([media], tmp_path / "out", ["--model", str(tmp_path / "bad.onnx"),
+                                             "--detector", "haar"], "--workers", "2") != 0
+    err = capsys.readouterr().err.strip()
+    assert "bad.onnx" in err and len(err.splitlines()) == 1

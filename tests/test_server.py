@@ -361,6 +361,16 @@ def test_batch_needs_multipart_and_limits_the_file_count(recognizer, photo):
         assert small.post("/v1/analyze/batch", files=files).status_code == 200
 
 
+def test_media_types_ignore_case_in_analyze_and_batch(client, photo):
+    body = (b"--xyz\r\nContent-Disposition: form-data; name=\"file\"; filename=\"a.jpg\"\r\n"
+            b"Content-Type: image/jpeg\r\n\r\n" + photo + b"\r\n--xyz--\r\n")
+    headers = {"Content-Type": "Multipart/Form-Data; boundary=xyz"}
+    one = client.post("/v1/analyze", content=body, headers=headers)
+    batch = client.post("/v1/analyze/batch", content=body, headers=headers)
+    assert one.status_code == batch.status_code == 200
+    assert batch.json()["results"][0]["faces"] == one.json()["faces"]
+
+
 def test_model_card_comes_from_the_model_file(client, recognizer, tiny_model_path):
     response = client.get("/v1/model")
     assert response.status_code == 200

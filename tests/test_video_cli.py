@@ -156,6 +156,21 @@ def test_truncated_input_keeps_what_was_read(clips, tiny_model_path, tmp_path, c
     assert len(rows.read_text().splitlines()) == 1 + 2 * read
 
 
+def test_a_skipped_frame_keeps_the_times_and_the_length(clips, tiny_model_path, tmp_path,
+                                                       capsys):
+    from test_videoio import damage_frames
+
+    hole = damage_frames(clips["two"], tmp_path / "hole.avi", 6)
+    out, rows = tmp_path / "a.avi", tmp_path / "t.csv"
+    assert main(video([hole, "-o", out, "--csv", rows], tiny_model_path)) == 1
+    err = capsys.readouterr().err.strip().splitlines()[-1]
+    assert "1 frame(s) could not be decoded" in err and "repeats the frame before" in err
+    assert videos.count_frames(out) == FRAMES  # the gap is held, the length kept
+    table = list(csv.DictReader(rows.open()))
+    assert sorted({int(r["frame"]) for r in table}) == [k for k in range(FRAMES) if k != 6]
+    assert {float(r["time"]) for r in table if r["frame"] == "7"} == {round(7 / 15, 3)}
+
+
 def test_an_overestimated_frame_count_is_not_a_failure(clips, tiny_model_path, tmp_path,
                                                        monkeypatch, capsys):
     from test_videoio import overcounting

@@ -204,3 +204,40 @@ def test_run_file(recognizer, tmp_path):
     results = list(VideoAnalyzer(recognizer).run_file(path))
     assert len(results) == 12 and results[-1].time == pytest.approx(11 / 15)
     assert results[0].image.shape == (240, 320, 3)
+
+
+class Recorder:
+    """A writer that keeps what it is given."""
+
+    def __init__(self):
+        self.frames = []
+
+    def write(self, frame):
+        self.frames.append(frame)
+
+    def close(self):
+        pass
+
+
+def test_background_writer_holds_a_frame_over_a_gap():
+    frames = [np.full((4, 4, 3), k, np.uint8) for k in range(8)]
+    recorder = Recorder()
+    bg = BackgroundWriter(recorder, lambda r: r.image)
+    for k in (1, 2, 5, 6):  # 0 at the start and 3, 4 in the middle were undecodable
+        bg.submit(FrameResult(k, k / 10, frames[k], []))
+    bg.close()
+    assert [int(f[0, 0, 0]) for f in recorder.frames] == [1, 1, 2, 2, 2, 5, 6]
+
+
+def test_run_keeps_the_source_numbering_over_a_skipped_frame(tmp_path):
+    from test_videoio import damage_frames
+
+    from emotiscope.videoread import VideoSource
+
+    clean = videos.write_video(tmp_path / "pan.avi", videos.pan_frames(12))
+    path = damage_frames(clean, tmp_path / "hole.avi", 4)
+    analyzer = VideoAnalyzer(FakeRecognizer([], [0.0]))
+    with VideoSource(path) as source:
+        results = list(analyzer.run(source, source.fps))
+    assert [r.index for r in results] == [0, 1, 2, 3, 5, 6, 7, 8, 9, 10, 11]
+    assert results[4].time == pytest.approx(5 / 15)

@@ -40,10 +40,33 @@ def clips(tmp_path_factory) -> dict[str, Path]:
     return out
 
 
-def test_parse_source():
+def test_parse_source(tmp_path, monkeypatch):
     assert parse_source("0") == 0 and parse_source(2) == 2 and parse_source(" 1 ") == 1
     assert parse_source("rtsp://cam/1") == "rtsp://cam/1"
     assert parse_source(Path("a.mp4")) == "a.mp4"
+    monkeypatch.chdir(tmp_path)
+    assert parse_source(Path("12")) == "12"  # a Path is always a file
+    (tmp_path / "12").write_bytes(b"video")
+    assert parse_source("12") == "12" and parse_source("0") == 0  # a file named 12 is a file
+
+
+def test_a_video_file_named_with_digits_is_not_a_camera(clips, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    Path("7").write_bytes(clips["avi"].read_bytes())
+    with VideoSource("7") as source:
+        assert source.is_file and sum(1 for _ in source) == 20
+
+
+def test_a_slow_frame_rate_is_kept(tmp_path):
+    import cv2
+
+    path = str(tmp_path / "slow.avi")
+    writer = cv2.VideoWriter(path, cv2.VideoWriter_fourcc(*"MJPG"), 0.5, (64, 48))
+    for value in (0, 100, 200):
+        writer.write(np.full((48, 64, 3), value, np.uint8))
+    writer.release()
+    with VideoSource(path) as source:
+        assert source.fps_known and source.fps == pytest.approx(0.5)
 
 
 @pytest.mark.parametrize("kind", ["mp4", "avi"])
@@ -96,15 +119,34 @@ def test_a_frame_count_estimate_above_the_real_count_is_not_damage(clips, kind, 
         assert source.damage is None and not source.truncated
 
 
-def test_an_undecodable_frame_is_skipped_and_reported(clips, tmp_path):
-    data = bytearray(clips["avi"].read_bytes())
+def damage_frames(avi: Path, path: Path, *frames: int) -> Path:
+    """A copy of an MJPG AVI in which the given frames no longer decode."""
+    data = bytearray(avi.read_bytes())
     starts = [i for i in range(len(data) - 1) if data[i:i + 2] == b"\xff\xd8"]  # JPEG frames
-    data[starts[10]:starts[10] + 4000] = bytes(4000)  # frame 10 no longer decodes
-    path = tmp_path / "hole.avi"
+    for k in frames:
+        data[starts[k]:starts[k] + 4000] = bytes(4000)
     path.write_bytes(bytes(data))
+    return path
+
+
+def test_an_undecodable_frame_is_skipped_and_reported(clips, tmp_path):
+    path = damage_frames(clips["avi"], tmp_path / "hole.avi", 10)
     with VideoSource(path) as source:
         assert sum(1 for _ in source) == 19
         assert source.frames_skipped == 1 and "1 frame(s) could not be decoded" in source.damage
+
+
+@pytest.mark.parametrize("bad", [(10,), (0,), (0, 1, 7)])
+def test_frames_keep_their_place_after_a_skipped_one(clips, tmp_path, bad):
+    with VideoSource(clips["avi"]) as source:
+        clean = list(source)
+    with VideoSource(damage_frames(clips["avi"], tmp_path / "hole.avi", *bad)) as source:
+        numbered = list(source.numbered())
+        assert source.frames_skipped == len(bad)
+    assert [index for index, _ in numbered] == [k for k in range(20) if k not in bad]
+    for index, frame in numbered:  # each frame is the one at that place in the clean file
+        nearest = np.argmin([np.abs(frame.astype(int) - c).mean() for c in clean])
+        assert nearest == index
 
 
 @pytest.mark.parametrize("name, words", [

@@ -43,6 +43,16 @@ def test_recording_is_not_overwritten(camera_file, tiny_model_path, tmp_path, ca
     assert "--force" in capsys.readouterr().err and out.read_bytes() == b"old"
 
 
+def test_recording_over_the_input_video_is_refused(camera_file, tiny_model_path, tmp_path,
+                                                   capsys):
+    source = tmp_path / "cam.avi"
+    source.write_bytes(camera_file.read_bytes())
+    assert main(cam(["--camera", source, "--no-window", "--record", source, "--force"],
+                    tiny_model_path)) == 2
+    assert "would overwrite the input" in capsys.readouterr().err
+    assert source.read_bytes() == camera_file.read_bytes()
+
+
 def test_no_camera(tiny_model_path, capsys):
     assert main(cam(["--camera", "97", "--no-window"], tiny_model_path)) == 1
     err = capsys.readouterr().err

@@ -2,7 +2,9 @@
 
     DIR/parts/<key>.parquet   the rows of one finished file (written whole: temp file + rename)
     DIR/done.jsonl            one line per finished file: path, size, mtime_ns, part, faces
-    DIR/settings.json         the recognizer and tracking settings the rows were made with
+                              (a line with part null: the file was dropped, see Store.forget)
+    DIR/settings.json         the recognizer and tracking settings the rows were made with,
+                              the model as its file name and sha256
     DIR/summary.json          counts and speed of the last run
     DIR/failures.json         the files that failed in the last run, with the reason
 
@@ -14,25 +16,22 @@ one row whose face (and box, label, scores) is null. Probabilities are stored un
 
 Resuming: a file whose path, size and modification time match its done.jsonl line is skipped.
 Its part's name comes from the path alone, so a file analysed again (changed, or killed between
-the part and its done line) replaces its part and rows are never duplicated. A killed run loses
-only the files in flight.
+the part and its done line) replaces its part and rows are never duplicated; a done file that
+changed and now fails loses its rows. A killed run loses only the files in flight.
 
-The engines (the local process pool here, Ray Data in batchray.py) only turn paths into
-`FileResult`s; `Store` is the one writer.
+The engines (batchengines.py: a local process pool, or Ray Data) only turn paths into
+`FileResult`s; `Store` (batchstore.py) is the one writer.
 """
 
 from __future__ import annotations
 
-import contextlib
-import hashlib
-import json
 import os
 from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .errors import ConfigError, EmotiscopeError, InputError
+from .errors import EmotiscopeError, InputError
 from .options import RecognizerOptions
 
 
@@ -174,101 +173,18 @@ def make_recognizer(options: RecognizerOptions, threads: int | None = 1):
     return build_recognizers(1, **asdict(options), threads=threads)[0]
 
 
-# -- the dataset ------------------------------------------------------------------------------------
-
-def schema(labels: Sequence[str]):
-    """The Arrow schema of every part: the same columns, photos and videos alike."""
-    import pyarrow as pa
-
-    return pa.schema([("file", pa.string()), ("face", pa.int32()), ("x", pa.int32()),
-                      ("y", pa.int32()), ("w", pa.int32()), ("h", pa.int32()),
-                      ("label", pa.string()), ("score", pa.float64()),
-                      *((name, pa.float64()) for name in labels), ("assumed", pa.bool_()),
-                      ("time", pa.float64()), ("frame", pa.int64()), ("track_id", pa.int64())])
+def dataset_settings(options: RecognizerOptions, video: VideoSettings, recognizer) -> dict:
+    """What settings.json records: every flag, with the model and the detector as `recognizer`
+    resolved them (the model file's name and sha256; "yunet" or "haar" for auto), so rows of
+    another model never join a dataset, however it was chosen (--model, $EMOTISCOPE_MODEL or
+    the bundled one)."""
+    info = recognizer.classifier.info
+    return {**flag_settings(options, video), "model": info.path.name, "model_sha256": info.sha256,
+            "detector": getattr(recognizer.detector, "name", str(options.detector))}
 
 
-def file_key(path: str | os.PathLike) -> dict[str, Any]:
-    """What marks a file as already done: its absolute path, size and modification time."""
-    stat = os.stat(path)
-    return {"path": str(Path(path).resolve()), "size": stat.st_size, "mtime_ns": stat.st_mtime_ns}
-
-
-class Store:
-    """The dataset folder: which files are done, and their rows written one part per file."""
-
-    def __init__(self, root: str | os.PathLike, settings: dict, force: bool = False) -> None:
-        self.root = Path(root)
-        self.parts = self.root / "parts"
-        self.done_list = self.root / "done.jsonl"
-        if self.root.exists() and not self.root.is_dir():
-            raise ConfigError(f"--out {root} is a file; give a folder")
-        self._check_settings(settings, force)
-        self.done = self._read_done()
-
-    def _check_settings(self, settings: dict, force: bool) -> None:
-        from .outputs import write_text
-
-        marker = self.root / "settings.json"
-        if marker.exists():
-            earlier = json.loads(marker.read_text(encoding="utf-8"))
-            if earlier != settings and not force:
-                raise ConfigError(f"{self.root} holds rows made with other settings "
-                                  f"({_difference(earlier, settings)}); give another --out, the "
-                                  "same flags as before, or --force to start the dataset over")
-            if earlier != settings:
-                for part in self.parts.glob("*.parquet"):
-                    part.unlink()
-                self.done_list.unlink(missing_ok=True)
-        elif self.root.is_dir() and any(self.root.iterdir()):
-            raise ConfigError(f"--out {self.root} is a folder with other files in it; give a new "
-                              "or empty folder (or an earlier batch --out to resume it)")
-        self.parts.mkdir(parents=True, exist_ok=True)
-        write_text(marker, json.dumps(settings, indent=1, sort_keys=True) + "\n")
-
-    def _read_done(self) -> dict[str, dict]:
-        done: dict[str, dict] = {}
-        with contextlib.suppress(FileNotFoundError), open(self.done_list, encoding="utf-8") as fh:
-            for line in fh:
-                with contextlib.suppress(ValueError):  # a line cut short by a kill
-                    record = json.loads(line)
-                    done[record["path"]] = record
-        return done
-
-    def is_done(self, path: Path) -> bool:
-        key = file_key(path)
-        record = self.done.get(key["path"])
-        return (record is not None and record["size"] == key["size"]
-                and record["mtime_ns"] == key["mtime_ns"] and (self.parts / record["part"]).exists())
-
-    def add(self, path: Path, result: FileResult) -> int:
-        """Write `result`'s rows as the file's part, then mark it done; returns its face count."""
-        import pyarrow as pa
-        import pyarrow.parquet as pq
-
-        from .outputs import atomic_path
-
-        key = file_key(path)
-        part = hashlib.sha1(key["path"].encode("utf-8", "surrogateescape")).hexdigest()[:20] + ".parquet"
-        table = pa.Table.from_pylist(result.rows, schema=schema(result.labels))
-        with atomic_path(self.parts / part) as tmp:
-            pq.write_table(table, tmp)
-        faces = sum(row.get("face") is not None for row in result.rows)
-        record = {**key, "file": result.path, "part": part, "faces": faces}
-        with open(self.done_list, "a", encoding="utf-8") as fh:
-            fh.write(json.dumps(record) + "\n")
-            fh.flush()
-            os.fsync(fh.fileno())
-        self.done[key["path"]] = record
-        return faces
-
-
-def _difference(earlier: dict, now: dict) -> str:
-    changed = sorted(k for k in set(earlier) | set(now) if earlier.get(k) != now.get(k))
-    return ", ".join(f"{k}: {earlier.get(k)!r} then, {now.get(k)!r} now" for k in changed[:3])
-
-
-def read_rows(root: str | os.PathLike):
-    """The dataset as one pyarrow Table (rows of every finished file)."""
-    import pyarrow.dataset as ds
-
-    return ds.dataset(Path(root) / "parts", format="parquet").to_table()
+def flag_settings(options: RecognizerOptions, video: VideoSettings) -> dict:
+    """The flags as given (the model as --model said, or null), as settings.json held them
+    before it recorded the model's identity."""
+    return {**{k: str(v) if v is not None else None for k, v in asdict(options).items()},
+            **asdict(video)}

@@ -31,6 +31,8 @@ def _analyse(path: str) -> FileResult:
 def local_results(paths: Sequence[str], options: RecognizerOptions, settings: VideoSettings,
                   workers: int) -> Iterator[FileResult]:
     """FileResults in the order files finish, `workers` files at a time."""
+    if not paths:
+        return
     if workers <= 1 or len(paths) <= 1:
         recognizer = make_recognizer(options, threads=None)
         for path in paths:
@@ -76,7 +78,10 @@ class RayAnalyser:
 def ray_results(paths: Sequence[str], options: RecognizerOptions, settings: VideoSettings,
                 workers: int, address: str | None = None) -> Iterator[FileResult]:
     """FileResults from a Ray Data pipeline over `paths` with `workers` actors. Every node must
-    see the paths (a shared file system); the rows come back to this process."""
+    see the paths (a shared file system); the rows come back to this process. With no paths
+    nothing is done (Ray is neither imported nor started)."""
+    if not paths:
+        return
     try:
         import ray
     except ModuleNotFoundError as exc:

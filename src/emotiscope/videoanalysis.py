@@ -138,7 +138,11 @@ def threaded(items: Iterable, maxsize: int = 8) -> Iterator:
 
 class BackgroundWriter:
     """Renders and writes frames in a thread: `submit(result)`; `close()` finalises the video
-    and re-raises any error from the thread. `render` maps a FrameResult to an RGB image."""
+    and re-raises any error from the thread. `render` maps a FrameResult to an RGB image.
+
+    A gap in the results' indexes (frames the source could not decode) is filled by holding
+    the frame before it (the first one, for a gap at the start), so the video keeps the
+    source's frame count and stays in step with the sound copied from it."""
 
     def __init__(self, writer: VideoWriter | H264Writer, render: Callable[[FrameResult], np.ndarray],
                  maxsize: int = 8) -> None:
@@ -149,10 +153,15 @@ class BackgroundWriter:
         self._thread.start()
 
     def _loop(self) -> None:
+        previous, written = None, 0  # the last image written; frames written
         while (result := self._queue.get()) is not _DONE:
             if self._error is None:
                 try:
-                    self.writer.write(self.render(result))
+                    image = self.render(result)
+                    for _ in range(result.index - written):
+                        self.writer.write(image if previous is None else previous)
+                    self.writer.write(image)
+                    previous, written = image, max(written, result.index) + 1
                 except BaseException as exc:  # noqa: BLE001 - re-raised by submit/close
                     self._error = exc
 
@@ -252,10 +261,13 @@ class VideoAnalyzer:
         self._since_detect = 1 if detected else self._since_detect + 1
         return faces, detected
 
-    def run(self, frames: Iterable[np.ndarray], fps: float) -> Iterator[FrameResult]:
-        """Analyse RGB frames at `fps` frames per second, decoding them in a thread."""
+    def run(self, frames: Iterable[np.ndarray] | VideoSource, fps: float) -> Iterator[FrameResult]:
+        """Analyse RGB frames at `fps` frames per second, decoding them in a thread. Frames
+        are numbered from 0; a VideoSource's keep their place in the source (`numbered`), so
+        an undecodable frame it skipped leaves a gap instead of moving the later ones."""
         self.reset()
-        for index, image in enumerate(threaded(frames)):
+        numbered = frames.numbered() if isinstance(frames, VideoSource) else enumerate(frames)
+        for index, image in threaded(numbered):
             time = index / fps
             faces, detected = self.process(image, time)
             yield FrameResult(index, time, image, faces, detected, self.last_cut)

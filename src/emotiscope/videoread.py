@@ -24,15 +24,19 @@ from .options import DEFAULT_MAX_PIXELS
 from .outputs import display
 
 DEFAULT_FPS = 30.0
+MIN_FPS, MAX_FPS = 0.01, 1000.0  # rates outside (0 and garbage such as 90000) count as unknown
 MAX_BAD_RUN = 8  # undecodable frames in a row after which a file counts as ended
 
 
 def parse_source(source: str | int | os.PathLike) -> int | str:
-    """'0' or 0 -> camera index 0; anything else is a file path or a stream URL."""
+    """'0' or 0 -> camera index 0, unless a file of that name exists; a Path, and anything
+    else, is a file path or a stream URL."""
     if isinstance(source, int):
         return source
-    text = os.fspath(source).strip()
-    return int(text) if text.isdigit() else text
+    if isinstance(source, os.PathLike):
+        return os.fspath(source)
+    text = source.strip()
+    return int(text) if text.isdigit() and not os.path.isfile(source) else text
 
 
 def is_url(source: int | str) -> bool:
@@ -53,8 +57,10 @@ def _open_capture(source: int | str) -> cv2.VideoCapture:
 class VideoSource:
     """Frames from a video file, a camera index or a stream URL, as RGB uint8 HxWx3.
 
-    Opening reads the first frame, so a source that cannot deliver one fails here with an
-    InputError. `fps` falls back to 30 when the source does not report a rate (`fps_known`).
+    Opening reads the first frame (in a file, the first that decodes), so a source that cannot
+    deliver one fails here with an InputError. `fps` falls back to 30 when the source does not
+    report a rate (`fps_known`). Undecodable frames in a file are skipped and counted
+    (`frames_skipped`); `numbered()` gives each frame with its true place in the source.
     `frame_count` is the container's estimate for files (it can be off by a few frames, so it
     only sizes the progress bar), None for cameras and streams.
     Frames above `max_pixels` (width * height) are refused when the source opens, before
@@ -83,7 +89,7 @@ class VideoSource:
         self._check_size(int(cap.get(cv2.CAP_PROP_FRAME_WIDTH)),
                          int(cap.get(cv2.CAP_PROP_FRAME_HEIGHT)), max_pixels)
         fps = cap.get(cv2.CAP_PROP_FPS)
-        self.fps_known = bool(np.isfinite(fps) and 1.0 <= fps <= 1000.0)
+        self.fps_known = bool(np.isfinite(fps) and MIN_FPS <= fps <= MAX_FPS)
         self.fps = float(fps) if self.fps_known else DEFAULT_FPS
         count = int(cap.get(cv2.CAP_PROP_FRAME_COUNT)) if self.is_file else 0
         self.frame_count: int | None = count if count > 0 else None
@@ -91,6 +97,8 @@ class VideoSource:
         self.frames_skipped = 0  # undecodable frames passed over in a file
         with quiet_native_output():
             self._first = self._decode()
+            if self._first is None and self.is_file:  # a damaged start: skip to what decodes
+                self._first = self._decode_past_damage()
         if self._first is None:
             self.close()
             raise InputError(self._no_frames())
@@ -164,9 +172,21 @@ class VideoSource:
             self.frames_read += 1
         return frame
 
+    @property
+    def index(self) -> int:
+        """The place in the source of the frame `read` returned last, from 0, counting the
+        undecodable frames skipped before it (-1 before the first)."""
+        return self.frames_read + self.frames_skipped - 1
+
     def __iter__(self) -> Iterator[np.ndarray]:
         while (frame := self.read()) is not None:
             yield frame
+
+    def numbered(self) -> Iterator[tuple[int, np.ndarray]]:
+        """(index, frame) pairs: each frame with its place in the source (`index`), so the
+        frames after a skipped one keep their own numbers and times."""
+        while (frame := self.read()) is not None:
+            yield self.index, frame
 
     @property
     def damage(self) -> str | None:
@@ -229,12 +249,12 @@ class LatestFrameReader:
 
     def _loop(self) -> None:
         start = time.perf_counter()
-        index = 0
         while not self._stop.is_set():
             frame = self.source.read()
             if frame is None:
                 self.disconnected = not self.source.is_file
                 break
+            index = self.source.index  # skipped undecodable frames keep their place
             if self.realtime:
                 delay = start + index / self.source.fps - time.perf_counter()
                 if delay > 0:
@@ -242,7 +262,6 @@ class LatestFrameReader:
             with self._cond:
                 self._frame, self._index = frame, index
                 self._cond.notify_all()
-            index += 1
         with self._cond:
             self._ended = True
             self._cond.notify_all()

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import sys
 import time
-from dataclasses import asdict
 from pathlib import Path
 
 from ..errors import ConfigError
@@ -49,7 +48,8 @@ def register(subparsers) -> None:
 
 
 def run(args) -> int:
-    from ..batch import Store, VideoSettings, collect_inputs
+    from ..batch import VideoSettings, collect_inputs, dataset_settings, flag_settings, make_recognizer
+    from ..batchstore import Store
     from ..workers import cpu_count
 
     check_tracking_options(args)
@@ -61,9 +61,10 @@ def run(args) -> int:
     options, video = options_from_args(args), VideoSettings(args.detect_every, args.smooth,
                                                             args.keep_for)
     paths, failures = collect_inputs(items)
-    settings = {**{k: str(v) if v is not None else None for k, v in asdict(options).items()},
-                **asdict(video)}
-    store = Store(args.out, settings, force=args.force)
+    # One recognizer here: a bad model or detector fails in one line before any worker
+    # starts, and the dataset records the model and detector it resolves to.
+    settings = dataset_settings(options, video, make_recognizer(options))
+    store = Store(args.out, settings, force=args.force, flags=flag_settings(options, video))
     todo = [p for p in paths if not store.is_done(p)]
     workers = min(args.workers or cpu_count(), max(1, len(todo)))
     start = time.perf_counter()
@@ -90,6 +91,7 @@ def _analyse(todo, store, options, video, args, workers, failures) -> tuple[int,
         for result in results:
             bar.update()
             if result.error is not None:
+                store.forget(names[result.path])  # its rows from before it changed are stale
                 failures.append((display(result.path), result.error))
                 continue
             faces += store.add(names[result.path], result)

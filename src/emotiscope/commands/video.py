@@ -83,10 +83,8 @@ def _check_outputs(args) -> None:
     from ..videowrite import FOURCC
 
     given = [p for p in (args.output, args.csv, args.plot) if p]
-    source = Path(args.input).resolve()
+    refuse_overwriting(args.input, given)
     resolved = [Path(p).resolve() for p in given]
-    if source in resolved:
-        raise ConfigError(f"an output would overwrite the input {args.input}; choose another path")
     if len(set(resolved)) < len(resolved):
         raise ConfigError("-o, --csv and --plot must be different files")
     if args.output and Path(args.output).suffix.lower() not in FOURCC:
@@ -99,6 +97,12 @@ def _check_outputs(args) -> None:
     for flag, path in (("-o", args.output), ("--csv", args.csv), ("--plot", args.plot)):
         if path:
             check_new(path, args.force, flag, create_folder=False)
+
+
+def refuse_overwriting(source: str, outputs: list[str]) -> None:
+    """ConfigError when one of `outputs` is the input file `source` (even with --force)."""
+    if Path(source).resolve() in {Path(p).resolve() for p in outputs}:
+        raise ConfigError(f"an output would overwrite the input {source}; choose another path")
 
 
 def photo_format(path: str) -> str | None:
@@ -143,11 +147,13 @@ def run(args) -> int:
         start = time.perf_counter()
         _process(source, analyzer, timeline, args)
         elapsed = time.perf_counter() - start
-        frames, damage = source.frames_read, source.damage
+        frames, skipped, damage = source.frames_read, source.frames_skipped, source.damage
     _report(timeline, args, elapsed)
     if damage:
+        held = ("; the video repeats the frame before each skipped one, keeping the input's "
+                "length and sound") if args.output and skipped else ""
         raise InputError(f"{args.input} is damaged: {damage}; the outputs cover the {frames} "
-                         "frames that could be read")
+                         f"frames that could be read, at their own times{held}")
     return 0
 
 

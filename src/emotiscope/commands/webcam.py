@@ -18,7 +18,13 @@ from typing import TYPE_CHECKING
 
 from ..errors import DependencyError, InputError
 from ..types import FaceEmotion
-from .video import add_tracking_options, check_tracking_options, make_analyzer, refuse_photo
+from .video import (
+    add_tracking_options,
+    check_tracking_options,
+    make_analyzer,
+    refuse_overwriting,
+    refuse_photo,
+)
 
 if TYPE_CHECKING:  # numpy and cv2 load when the command runs, not when the CLI starts
     import numpy as np
@@ -116,6 +122,7 @@ def run(args) -> int:
     check_tracking_options(args)
     if os.path.isfile(args.camera):
         refuse_photo(args.camera, "a camera or video")
+        refuse_overwriting(args.camera, [args.record] if args.record else [])
     show = not args.no_window
     if show and (problem := gui_problem()):
         raise DependencyError(problem)

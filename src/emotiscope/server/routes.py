@@ -58,9 +58,14 @@ async def read_images(request: Request, max_files: int) -> list[tuple[str, bytes
     return images
 
 
+def media_type(request: Request) -> str:
+    """The request's Content-Type without its parameters, lower-cased (types ignore case)."""
+    return request.headers.get("content-type", "").split(";")[0].strip().lower()
+
+
 async def _read_parts(request: Request, max_files: int) -> list[tuple[str, bytes]]:
     """Multipart file parts, or the raw body."""
-    media = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    media = media_type(request)
     if media == "multipart/form-data":
         form = await request.form(max_files=max_files, max_fields=max_files + 8)
         try:
@@ -138,7 +143,7 @@ async def analyze_batch(request: Request):
     """Several images (multipart, each as a 'file' part) in one request; one result each."""
     state = _state(request)
     config = state.config
-    if not request.headers.get("content-type", "").startswith("multipart/form-data"):
+    if media_type(request) != "multipart/form-data":
         raise ApiError(415, "a batch must be multipart/form-data with one 'file' part per image")
     async with state.gate.admit():
         images = await read_images(request, max_files=config.max_batch_files)
