@@ -75,7 +75,7 @@ def model_from_checkpoint(ckpt: dict, source: str | Path = "the checkpoint") -> 
         spec = InputSpec.from_dict(ckpt["spec"])
         model = build_model(arch, len(labels), spec.channels, **ckpt.get("model_args", {}))
         model.load_state_dict(ckpt["model"])
-    except (KeyError, TypeError, RuntimeError) as exc:
+    except (ConfigError, KeyError, TypeError, RuntimeError) as exc:
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise ModelError(f"{display(Path(source))} holds no weights that fit its architecture "
                          f"{arch!r} ({first}); {HINT}") from exc
