@@ -169,7 +169,7 @@ def evaluate(model, data: Path, split: str | None = None, tta: str | None = None
                           f"{data} is not a folder")
     if photos:
         return _evaluate_photos(classifier, data, tta, options or detector, classes, details)
-    splits = load_any(data, size)
+    splits = load_any(data, size, wanted=classes)
     name, fs = pick_split(splits, split, data)
     if classes:
         fs = select_classes(fs, classes)
