@@ -34,7 +34,7 @@ from .distill import (
     teacher_paths,
 )
 from .duplicates import near_duplicates
-from .evaluate import classification_report, dup_free_text, holdout_report
+from .evaluate import classification_report, dup_free_text, duplicate_free, holdout_report
 from .optim import HEAD_PREFIX, bf16_supported, class_weights, jump_schedule, make_optimizer, pick_device
 from .prepare import build_initial_model, new_run_dir, prepare_data
 from .runlog import RunLog, check_tensorboard, describe_run
@@ -168,13 +168,13 @@ class Trainer:
         return torch.cat(out).numpy() if out else np.zeros((0, len(fs.classes)), np.float32)
 
     def validate(self) -> dict:
-        logits = self.predict(self.val_set)
-        y = torch.from_numpy(self.val_set.labels)
-        loss = F.cross_entropy(torch.from_numpy(logits), y).item()
-        report = classification_report(self.val_set.labels, logits.argmax(1), self.val_set.classes)
+        fs, logits = self.val_set, self.predict(self.val_set)
+        pred = logits.argmax(1)
+        loss = F.cross_entropy(torch.from_numpy(logits), torch.from_numpy(fs.labels)).item()
+        report = classification_report(fs.labels, pred, fs.classes)
         row = {"val_loss": loss, "val_acc": report["accuracy"], "val_macro_f1": report["macro_f1"]}
-        if self.val_twin.any():  # the accuracy a new face can expect (evaluate.duplicate_free)
-            row["val_acc_dup_free"] = float((logits.argmax(1) == y.numpy())[~self.val_twin].mean())
+        if self.val_twin.any():  # the accuracy a new face can expect; None when every face has a twin
+            row["val_acc_dup_free"] = duplicate_free(fs.labels, pred, fs.classes, self.val_twin)["accuracy"]
         return row
 
     def checkpoint(self) -> dict:
@@ -230,7 +230,7 @@ class Trainer:
             row = {"epoch": self.epoch, "lr": self.opt.param_groups[-1]["lr"],
                    "train_loss": round(train_loss, 4), "train_ce": round(train_ce, 4),
                    "train_acc": round(train_acc, 4),
-                   **{k: round(v, 4) for k, v in self.validate().items()},
+                   **{k: v if v is None else round(v, 4) for k, v in self.validate().items()},
                    "seconds": round(time.perf_counter() - t0, 1)}
             self.history.append(row)
             improved = row["val_acc"] > self.best_acc
