@@ -307,6 +307,24 @@ def test_export_stamps_the_metrics_of_the_epoch_it_exports(run_dir, tmp_path, ca
     assert meta["temperature"] == report["calibration"]["temperature"]
 
 
+def test_export_of_best_pt_records_the_epochs_the_run_trained(run_dir, tmp_path):
+    """best.pt holds the best epoch; the run went on (history.json beside it says how far)."""
+    import shutil
+
+    folder = tmp_path / "run"
+    shutil.copytree(run_dir, folder)
+    history = json.loads((folder / "history.json").read_text())
+    (folder / "history.json").write_text(json.dumps(history + [{**history[0], "epoch": 2, "val_acc": 0.0}]))
+    assert main(["export", str(folder / "best.pt")]) == 0
+    training = EmotionClassifier(folder / "best.onnx", threads=1).info.metadata["training"]
+    assert (training["epochs_run"], training["best_epoch"], training["exported_epoch"]) == (2, 1, 1)
+    (tmp_path / "alone").mkdir()  # no run beside it: only its own epoch is known
+    shutil.copy(folder / "best.pt", tmp_path / "alone" / "best.pt")
+    assert main(["export", str(tmp_path / "alone" / "best.pt")]) == 0
+    assert EmotionClassifier(tmp_path / "alone" / "best.onnx", threads=1).info.metadata["training"][
+        "epochs_run"] == 1
+
+
 def test_export_never_overwrites_without_force(run_dir, tmp_path, capsys):
     ckpt = tmp_path / "best.pt"
     ckpt.write_bytes((run_dir / "best.pt").read_bytes())

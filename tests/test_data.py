@@ -393,6 +393,20 @@ def test_missing_class_folder_in_val(tmp_path):
     assert str(root / "val" / "sad") in str(err.value) and "--classes" in str(err.value)
 
 
+def test_chosen_classes_need_not_be_in_every_split_the_others(tmp_path):
+    root = make_tree(tmp_path / "faces", classes=("happy", "sad", "neutral"))
+    make_tree(root, splits=("train",), classes=("disgust",))  # val/ has no disgust/
+    splits = load_folder(root, wanted=["sad", "happy"])
+    assert [splits[s].classes for s in ("train", "val")] == [("happy", "sad")] * 2
+    assert select_classes(splits["val"], ["sad", "happy"]).counts() == {"sad": 3, "happy": 3}
+    with pytest.raises(DataError, match="disgust is missing.*or pass --classes"):  # not from the cache
+        load_folder(root)
+    with pytest.raises(DataError, match="disgust is missing; every split needs the classes --classes chose"):
+        load_folder(root, wanted=["happy", "disgust"])
+    with pytest.raises(ConfigError, match="unknown class.*angry.*the data has disgust"):
+        load_folder(root, wanted=["happy", "angry"])
+
+
 def test_folder_without_class_folders(tmp_path):
     (tmp_path / "flat").mkdir()
     write_image(tmp_path / "flat" / "a.png", (48, 48), 9)
@@ -423,6 +437,12 @@ def test_select_classes_unknown(sample_csv):
     fs = load_csv(sample_csv)["train"]
     with pytest.raises(ConfigError, match="unknown class.*nosuch.*the data has angry"):
         select_classes(fs, ["happy", "nosuch"])
+
+
+def test_select_classes_refuses_a_class_named_twice(sample_csv):
+    fs = load_csv(sample_csv)["train"]
+    with pytest.raises(ConfigError, match="--classes names happy more than once"):
+        select_classes(fs, ["happy", "sad", "happy"])
 
 
 def test_balance_min_and_n():

@@ -235,6 +235,13 @@ def test_evaluate_folder_with_a_class_the_model_lacks(tiny_model_path, tmp_path)
         evaluate(tiny_model_path, tmp_path / "crops")
 
 
+def test_evaluate_a_split_without_a_class_the_classes_leave_out(tiny_model_path, tmp_path):
+    write_crops(tmp_path / "crops/train", {"disgust": 1, "happy": 2, "sad": 2})
+    write_crops(tmp_path / "crops/val", {"happy": 2, "sad": 1})  # no disgust/
+    report = evaluate(tiny_model_path, tmp_path / "crops", split="val", classes=["happy", "sad"])
+    assert report["n"] == 3 and report["per_class"]["happy"]["support"] == 2
+
+
 # --- evaluate(): class folders of photos ---------------------------------------------------------
 
 def paste(face_panel: np.ndarray, canvas_hw: tuple[int, int], at: tuple[int, int]) -> np.ndarray:

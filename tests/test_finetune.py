@@ -98,6 +98,23 @@ def test_group_by_splits_by_subject_and_warns_about_a_tiny_val(tmp_path, caplog)
     assert "random split" not in caplog.text
 
 
+def test_classes_chosen_train_on_a_val_split_without_the_others(tmp_path):
+    from fixtures.training import face_folders
+
+    data = face_folders(tmp_path / "faces", classes=("happy", "neutral", "sad"))
+    face_folders(data, classes=("disgust",), splits=("train",))  # val/ has no disgust/
+    train, val, _ = prepare.prepare_data(config(data, tmp_path, classes=["sad", "happy"], batch_size=8))
+    assert train.classes == val.classes == ("sad", "happy") and len(val) == 16
+
+
+def test_val_csv_without_usage_validates_on_all_its_rows(tmp_path, sample_csv):
+    rows = sample_csv.read_text().splitlines()
+    mine = tmp_path / "my.csv"
+    mine.write_text("\n".join(["emotion,pixels"] + [r.rsplit(",", 1)[0] for r in rows[1:50]]) + "\n")
+    train, val, source = prepare.prepare_data(config(sample_csv, tmp_path, val=str(mine)))
+    assert len(val) == 49 and source == str(mine)
+
+
 def test_warnings_for_shared_subjects_and_random_splits(tmp_path, caplog):
     data = subject_folders(tmp_path / "faces")
     other = subject_folders(tmp_path / "other", subjects=("bob", "zed"), seed=1)

@@ -62,3 +62,12 @@ def test_unknown_arch_names_the_choices():
     message = str(err.value)
     assert "'vgg99'" in message and all(name in message for name in TRAINABLE)
     assert "ensemble" not in message  # made by `export A B C`, not chosen with --arch
+
+
+@pytest.mark.parametrize("arch, kwargs", [("resnet", {"depths": [1, 1, 1, 1]}),
+                                          ("compact", {"blocks": [1, 1, 1, 1]}),
+                                          ("compact", {"widths": [8, 8, 8], "depths": [1, 1, 1, 1]})])
+def test_arguments_that_do_not_fit_the_arch_are_one_line_errors(arch, kwargs):
+    with pytest.raises(ConfigError, match=f"--arch {arch} cannot be built with") as err:
+        build_model(arch, 7, **kwargs)
+    assert "\n" not in str(err.value)

@@ -192,3 +192,16 @@ def test_largest_face_picks_the_biggest_box():
     np.testing.assert_array_equal(photos.largest_face(image, [small, big], 0.0, 48),
                                   resize_face(face_crop(image, big, 0.0), 48))
     assert photos.largest_face(image, [], 0.0, 48) is None
+
+
+def test_crop_names_keep_every_image_apart(tmp_path):
+    from emotiscope.training.photos import crop_names
+
+    src, dst = tmp_path / "src", tmp_path / "dst"
+    names = ["happy/a.jpeg", "happy/a.jpg", "happy/a.png", "happy/b.jpg", "happy/c.jpg.png", "happy/c.jpg",
+             "happy/c.png", "sad/a.jpg"]
+    targets = crop_names(src, dst, [src / n for n in sorted(names)])
+    assert len(set(targets.values())) == len(names)
+    got = {str(k.relative_to(src)): str(v.relative_to(dst)) for k, v in targets.items()}
+    assert got["happy/a.jpg"] == "happy/a.jpg.png" and got["happy/a.png"] == "happy/a.png.png"
+    assert got["happy/b.jpg"] == "happy/b.png" and got["sad/a.jpg"] == "sad/a.png"

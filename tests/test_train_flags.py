@@ -5,9 +5,12 @@ from __future__ import annotations
 
 from dataclasses import fields
 
+import pytest
+
 from emotiscope.cli import build_parser
 from emotiscope.commands import _flags
 from emotiscope.commands.train import _config
+from emotiscope.errors import ConfigError
 from emotiscope.training.config import TrainConfig, flag_name
 
 
@@ -50,3 +53,36 @@ def test_flag_names_for_messages():
     assert flag_name("amp") == "--no-amp" and flag_name("model_args") == "--widths/--depths"
     assert flag_name("batch_size") == "--batch-size" and flag_name("data") == "DATA"
     assert flag_name("config") == "--config"
+
+
+def _config_file(tmp_path, **fields) -> str:
+    import json
+
+    path = tmp_path / f"config-{len(list(tmp_path.iterdir()))}.json"
+    path.write_text(json.dumps(TrainConfig(data="x.csv", **fields).to_dict()))
+    return str(path)
+
+
+def test_another_arch_on_top_of_a_config_drops_its_widths_and_depths(tmp_path):
+    compact = _config_file(tmp_path, model_args={"widths": [8, 8, 8, 8], "depths": [1, 1, 1, 1]})
+    assert _config(_parse("--config", compact, "--arch", "resnet")).model_args == {}
+    resnet = _config_file(tmp_path, arch="resnet", model_args={"blocks": [1, 1, 1, 1]})
+    cfg = _config(_parse("--config", resnet, "--arch", "compact", "--depths", "2,2,2,2"))
+    assert (cfg.arch, cfg.model_args) == ("compact", {"depths": [2, 2, 2, 2]})
+
+
+def test_widths_or_depths_on_top_of_a_config_keep_the_other(tmp_path):
+    compact = _config_file(tmp_path, model_args={"widths": [8, 8, 8], "depths": [1, 1, 1]})
+    assert _config(_parse("--config", compact, "--widths", "4,4,4")).model_args == {
+        "widths": [4, 4, 4], "depths": [1, 1, 1]}
+    resnet = _config_file(tmp_path, arch="resnet", model_args={"widths": [8, 8, 8, 8]})
+    assert _config(_parse("--config", resnet, "--depths", "1,1,1,1")).model_args == {
+        "widths": [8, 8, 8, 8], "blocks": [1, 1, 1, 1]}
+    with pytest.raises(ConfigError, match="same number of stages.*with those of --config"):
+        _config(_parse("--config", compact, "--widths", "4,4,4,4"))
+
+
+@pytest.mark.parametrize("flags", [["--arch", "resnet"], ["--widths", "8,8,8,8"], ["--depths", "1,1,1,1"]])
+def test_init_from_refuses_a_network_of_its_own(flags):
+    with pytest.raises(ConfigError, match="--init-from takes the network"):
+        _config(_parse("x.csv", "--init-from", "a.onnx", *flags))

@@ -356,3 +356,16 @@ def test_cli_rejects_an_unknown_optimizer(sample_csv, capsys):
         main(["train", str(sample_csv), "--optimizer", "rmsprop"])
     assert exit_.value.code == 2
     assert "rmsprop" in capsys.readouterr().err
+
+
+def test_validation_faces_that_all_have_a_training_twin_have_no_duplicate_free_accuracy(tmp_path):
+    data = face_folders(tmp_path / "data", splits=("train",))
+    run = loop.train(config(data, tmp_path / "runs", batch_size=8, val=str(data / "train")))
+
+    def refuse(constant):
+        raise ValueError(f"{constant} is not JSON")
+
+    history = json.loads((run / "history.json").read_text(), parse_constant=refuse)
+    assert history[0]["val_acc_dup_free"] is None
+    free = json.loads((run / "report.json").read_text(), parse_constant=refuse)["duplicate_free"]
+    assert (free["accuracy"], free["macro_f1"], free["n"], free["excluded"]) == (None, None, 0, 16)

@@ -48,8 +48,11 @@ def print_summary(report: dict) -> None:
         print(f"expected calibration error {c['ece']:.3f}{raw}, temperature {c['temperature']:g}")
     if report.get("duplicate_free"):
         d = report["duplicate_free"]
-        print(f"without the {d['excluded']} faces with a near-twin in train: accuracy {d['accuracy']:.4f}  "
-              f"macro-F1 {d['macro_f1']:.4f}  n={d['n']}")
+        if not d["n"]:
+            print(f"all {d['excluded']} faces have a near-twin in train: no duplicate-free accuracy")
+        else:
+            print(f"without the {d['excluded']} faces with a near-twin in train: accuracy "
+                  f"{d['accuracy']:.4f}  macro-F1 {d['macro_f1']:.4f}  n={d['n']}")
     if report.get("no_face"):
         print(f"{len(report['no_face'])} image(s) with no face found (counted wrong):")
         for f in report["no_face"]:

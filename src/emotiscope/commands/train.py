@@ -45,14 +45,13 @@ def register(sub) -> None:
 
 
 def given(args: argparse.Namespace) -> dict[str, Any]:
-    """The TrainConfig fields set by flags given on the command line (not --augment)."""
+    """The TrainConfig fields set by flags given on the command line (not --augment, --widths,
+    --depths: they change what --config gives, see _config)."""
     out = _flags.given(args, TrainConfig)
     if "classes" in out:
         out["classes"] = out["classes"] or None
     if args.data:
         out["data"] = args.data
-    if args.widths or args.depths:
-        out["model_args"] = model_args(args)
     return out
 
 
@@ -65,6 +64,15 @@ def _config(args: argparse.Namespace) -> TrainConfig:
 
     flags = given(args)
     base = load_config(args.config) if args.config else TrainConfig()
+    if flags.get("init_from", base.init_from) and ("arch" in flags or args.widths or args.depths):
+        raise ConfigError("--init-from takes the network (its architecture, widths and depths) from "
+                          "its source; drop --arch/--widths/--depths, or train that network from "
+                          "scratch without --init-from")
+    arch = flags.get("arch", base.arch)
+    if arch != base.arch:  # the --config's widths and depths were sized for its own architecture
+        base = replace(base, model_args={})
+    if args.widths or args.depths:  # they change those of --config, keeping the rest
+        flags["model_args"] = model_args(args, arch, base.model_args)
     if flags.get("init_from") and not args.config:
         base = replace(base, **FINETUNE_DEFAULTS)
     if "lr" not in flags and "optimizer" in flags and flags["optimizer"] != base.optimizer:
@@ -95,9 +103,10 @@ def load_config(path: str) -> TrainConfig:
                           "config.json of a run folder") from None
 
 
-def model_args(args: argparse.Namespace) -> dict:
-    """--widths/--depths as the architecture's constructor arguments (compact: depths, resnet: blocks)."""
-    out: dict = {}
+def model_args(args: argparse.Namespace, arch: str, inherited: dict | None = None) -> dict:
+    """--widths/--depths as the constructor arguments of `arch` (compact: depths, resnet: blocks),
+    on top of `inherited` (those of --config)."""
+    out: dict = dict(inherited or {})
     for flag, text in (("--widths", args.widths), ("--depths", args.depths)):
         if not text:
             continue
@@ -107,11 +116,13 @@ def model_args(args: argparse.Namespace) -> dict:
             raise ConfigError(f"{flag} {text!r}: give comma-separated whole numbers, e.g. 1,2,2,2") from None
         if not values or min(values) < 1:
             raise ConfigError(f"{flag} {text!r}: every value must be at least 1")
-        key = "widths" if flag == "--widths" else ("blocks" if args.arch == "resnet" else "depths")
+        key = "widths" if flag == "--widths" else ("blocks" if arch == "resnet" else "depths")
         out[key] = values
     lengths = {len(v) for v in out.values()}
     if len(lengths) > 1:
-        raise ConfigError(f"--widths {args.widths} and --depths {args.depths} need the same number of stages")
+        given = ", ".join(f"{k} {','.join(map(str, v))}" for k, v in out.items())
+        raise ConfigError(f"--widths and --depths need the same number of stages ({given}"
+                          f"{', with those of --config' if inherited else ''}); give both")
     if len(out) == 1 and lengths != {4}:
         raise ConfigError("--widths or --depths alone must give 4 stages (the default number); "
                           "pass both to change the number of stages")
@@ -127,6 +138,8 @@ def run(args: argparse.Namespace) -> int:
 
     if args.resume:
         changes = given(args)
+        if args.widths or args.depths:
+            changes["model_args"] = True
         if args.config or args.augment or args.no_augment:
             changes["augment" if not args.config else "config"] = True
         run_dir = runs.resume(args.resume, changes)

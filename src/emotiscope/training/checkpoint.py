@@ -75,7 +75,7 @@ def model_from_checkpoint(ckpt: dict, source: str | Path = "the checkpoint") -> 
         spec = InputSpec.from_dict(ckpt["spec"])
         model = build_model(arch, len(labels), spec.channels, **ckpt.get("model_args", {}))
         model.load_state_dict(ckpt["model"])
-    except (KeyError, TypeError, RuntimeError) as exc:
+    except (ConfigError, KeyError, TypeError, RuntimeError) as exc:
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise ModelError(f"{display(Path(source))} holds no weights that fit its architecture "
                          f"{arch!r} ({first}); {HINT}") from exc
@@ -109,3 +109,38 @@ def model_from_onnx(classifier) -> torch.nn.Module | None:
     with torch.no_grad():
         got = model.eval()(torch.from_numpy(x)).numpy()
     return model if got.shape == want.shape and np.allclose(got, want, atol=1e-3) else None
+
+
+def data_fingerprint(train, val, resumed: dict | None = None, run_dir: Path | None = None) -> dict:
+    """What a run trains and validates on (FaceSets): class names, face counts and a hash of the
+    faces and labels, stored in every checkpoint. With `resumed`, the checkpoint of the run in
+    `run_dir` being resumed: ConfigError when it trained on other data (check_same_data)."""
+    import hashlib
+
+    digest = hashlib.sha1()
+    for fs in (train, val):
+        digest.update(fs.images.tobytes())
+        digest.update(fs.labels.tobytes())
+    now = {"labels": list(train.classes), "train": len(train), "val": len(val), "sha1": digest.hexdigest()}
+    if resumed is not None:
+        check_same_data(resumed, now, Path(run_dir or "."))
+    return now
+
+
+def check_same_data(ckpt: dict, now: dict, run_dir: Path) -> None:
+    """ConfigError (one line, saying what changed) when the data a resumed run loads now (`now`,
+    a data_fingerprint) is not the data its checkpoint trained on. A checkpoint from before the
+    fingerprint is checked on its class names only."""
+    was = ckpt.get("data") or {"labels": list(ckpt["labels"])}
+    if was["labels"] != now["labels"]:
+        change = f"its classes were {', '.join(was['labels'])}, now {', '.join(now['labels'])}"
+    elif "sha1" not in was or was["sha1"] == now["sha1"]:
+        return
+    elif (was["train"], was["val"]) != (now["train"], now["val"]):
+        change = (f"it trained on {was['train']} faces and validated on {was['val']}, now "
+                  f"{now['train']} and {now['val']}")
+    else:
+        change = "the same number of faces, but other images or labels"
+    raise ConfigError(f"--resume {display(run_dir)}: the data changed since the run started ({change}); "
+                      "put the data back as it was, or start a new run on it with "
+                      f"--init-from {display(run_dir / 'last.pt')}")

@@ -216,6 +216,11 @@ class TrainConfig:
                 raise ConfigError(f"--group-by {self.group_by!r} needs a capture group for the subject "
                                   r"id, e.g. '^(\w+?)_'")
 
+    def stops_early(self, epoch: int, best_epoch: int, since: int = 0) -> bool:
+        """--patience: no gain for `patience` epochs after the best epoch, or after `since` when
+        later (the epoch an extension, `train --resume RUN --epochs N`, started from)."""
+        return bool(self.patience and epoch - max(best_epoch, since) >= self.patience)
+
     def to_dict(self) -> dict:
         return asdict(self)
 

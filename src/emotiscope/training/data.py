@@ -21,14 +21,11 @@ from ..errors import ConfigError, DataError, InputError
 from ..images import IMREAD_SUFFIXES
 from ..outputs import display
 from ..preprocess import resize_face
-from .fercsv import decode_pixels, parse_csv_rows
+from .fercsv import CSV_USAGE, FER_CSV_NAMES, checked_ids, decode_pixels, parse_csv_rows
 from .photos import FaceCropper, report_skipped
 
 log = logging.getLogger(__name__)
 
-# The fer2013.csv `emotion` ids, a fact of that file format.
-FER_CSV_NAMES = ("angry", "disgust", "fear", "happy", "sad", "surprise", "neutral")
-CSV_USAGE = {"Training": "train", "PublicTest": "val", "PrivateTest": "test"}
 FOLDER_SPLITS = {"train": "train", "training": "train", "val": "val", "valid": "val",
                  "validation": "val", "publictest": "val", "test": "test", "privatetest": "test"}
 IMAGE_EXTS = IMREAD_SUFFIXES  # every suffix the image reader decodes
@@ -114,22 +111,9 @@ def load_csv(path: Path, size: int = 48, use_cache: bool = True) -> dict[str, Fa
         raise DataError(f"CSV {path} does not exist")
 
     def build() -> dict[str, FaceSet]:
-        emotions, pixels, usage, lines = parse_csv_rows(path)
-        try:
-            ids = np.array(emotions, dtype=np.int64)
-        except ValueError:
-            i = next(i for i, e in enumerate(emotions) if not e.strip().isdigit())
-            raise DataError(f"{path} row {lines[i]}: emotion {emotions[i]!r} is not an integer id "
-                            "0-6") from None
-        if ids.min() < 0 or ids.max() > 6:
-            i = int(np.flatnonzero((ids < 0) | (ids > 6))[0])
-            raise DataError(f"{path} row {lines[i]}: unknown emotion id {ids[i]}; fer2013 ids are 0-6 "
-                            f"({', '.join(f'{k} {n}' for k, n in enumerate(FER_CSV_NAMES))})")
-        unknown = sorted(set(usage) - set(CSV_USAGE))
-        if unknown:
-            i = usage.index(unknown[0])
-            raise DataError(f"{path} row {lines[i]}: unknown Usage {unknown[0]!r}; expected one of "
-                            f"{', '.join(CSV_USAGE)}")
+        rows = parse_csv_rows(path)
+        emotions, pixels, usage, lines = rows
+        ids = checked_ids(path, rows)
         images = decode_pixels(path, pixels, lines)
         if size != 48:
             images = np.stack([resize_face(im, size) for im in images])
@@ -147,10 +131,9 @@ NO_FACE = "no face"
 
 
 def _read_face(path: Path, size: int, cropper: FaceCropper | None = None) -> np.ndarray | str | None:
-    """Any image file -> uint8 size x size grey, or None when it cannot be decoded. The same
-    decoding and grey conversion as inference on a face crop (load_image, then resize_face), so
-    a model trains on exactly the pixels it will see. With a `cropper` the image is a photo: its
-    largest face as inference crops it, or NO_FACE."""
+    """Any image file -> uint8 size x size grey (decoded as inference decodes a face crop, so a
+    model trains on the pixels it will see), or None when it cannot be decoded. With a `cropper`
+    the image is a photo: its largest face as inference crops it, or NO_FACE."""
     from .. import load_image
 
     try:
@@ -166,20 +149,21 @@ def _read_face(path: Path, size: int, cropper: FaceCropper | None = None) -> np.
 def _class_dirs(root: Path) -> list[Path]:
     dirs = sorted(d for d in root.iterdir() if d.is_dir() and not d.name.startswith("."))
     if not dirs:
-        raise DataError(f"{display(root)} has no class folders; expected "
-                        f"{display(root)}/<class>/*.jpg "
+        raise DataError(f"{display(root)} has no class folders; expected {display(root)}/<class>/*.jpg "
                         "(one sub-folder per emotion)")
     return dirs
 
 
 def _load_class_tree(root: Path, classes: tuple[str, ...], size: int, strict: bool,
-                     cropper: FaceCropper | None = None) -> FaceSet:
+                     cropper: FaceCropper | None = None, chosen: bool = False) -> FaceSet:
+    """The faces of `classes` (folder names; `chosen`: those --classes asked for) under `root`."""
     images, labels, skipped, names, no_face = [], [], [], [], []
     for cls in classes:
-        folder = root / cls
-        if not folder.is_dir():
-            raise DataError(f"class folder {display(folder)} is missing; every split needs the same classes "
-                            f"({', '.join(classes)}), or pass --classes to choose a subset")
+        if not (folder := root / cls).is_dir():
+            raise DataError(f"class folder {display(folder)} is missing; every split needs the "
+                            + (f"classes --classes chose ({', '.join(classes)}): add the folder or "
+                               "leave that class out" if chosen else f"same classes ({', '.join(classes)})"
+                               ", or pass --classes to choose a subset"))
         files = sorted(p for p in folder.rglob("*") if p.suffix.lower() in IMAGE_EXTS)
         if not files:
             raise DataError(f"class folder {display(folder)} has no images (.jpg, .png, ...); add "
@@ -221,9 +205,10 @@ def _tree_key(root: Path, size: int, extra: str = "") -> str:
 
 
 def load_folder(root: Path, size: int = 48, strict: bool = False, use_cache: bool = True,
-                cropper: FaceCropper | None = None) -> dict[str, FaceSet]:
+                cropper: FaceCropper | None = None, wanted: list[str] | None = None) -> dict[str, FaceSet]:
     """train/ val/ test/ split folders of class folders, or a plain folder of class folders ("all").
-    `cropper`: the images are photos; each gives its largest face (photos.py)."""
+    `cropper`: the images are photos; each gives its largest face (photos.py). `wanted`: only
+    those classes (--classes), which then need not be the same in every split."""
     root = Path(root)
     if not root.is_dir():
         raise DataError(f"data folder {root} does not exist")
@@ -232,20 +217,23 @@ def load_folder(root: Path, size: int = 48, strict: bool = False, use_cache: boo
     if not split_dirs:
         split_dirs = {"all": root}
     classes = tuple(d.name for d in _class_dirs(split_dirs.get("train", next(iter(split_dirs.values())))))
+    if wanted:
+        check_wanted(tuple(display(c) for c in classes), wanted)
+        classes = tuple(c for c in classes if display(c) in wanted)
 
     def build() -> dict[str, FaceSet]:
-        return {name: _load_class_tree(d, classes, size, strict, cropper)
+        return {name: _load_class_tree(d, classes, size, strict, cropper, bool(wanted))
                 for name, d in split_dirs.items()}
 
-    key = _tree_key(root, size, cropper.key() if cropper else "")
+    key = _tree_key(root, size, (cropper.key() if cropper else "") + (f"|{classes}" if wanted else ""))
     sets = _cached(key, build) if use_cache else build()
     report_skipped(root, sets)
     return sets
 
 
 def load_any(path: Path, size: int = 48, strict: bool = False, use_cache: bool = True,
-             cropper: FaceCropper | None = None) -> dict[str, FaceSet]:
-    """A fer2013-style CSV file or an image-folder layout (`cropper`: of photos, see load_folder)."""
+             cropper: FaceCropper | None = None, wanted: list[str] | None = None) -> dict[str, FaceSet]:
+    """A fer2013-style CSV file or an image-folder layout (`cropper`, `wanted`: see load_folder)."""
     path = Path(path)
     if not path.exists():
         raise DataError(f"data path {path} does not exist; pass fer2013.csv or a folder of class "
@@ -253,17 +241,22 @@ def load_any(path: Path, size: int = 48, strict: bool = False, use_cache: bool =
     if path.is_file() and path.suffix.lower() == ".csv":
         return load_csv(path, size, use_cache)
     if path.is_dir():
-        return load_folder(path, size, strict, use_cache, cropper)
+        return load_folder(path, size, strict, use_cache, cropper, wanted)
     raise DataError(f"{path} is neither a .csv file nor a folder; pass fer2013.csv or a folder of "
                     "class folders (train/<class>/*.jpg)")
 
 
+def check_wanted(have: tuple[str, ...], wanted: list[str]) -> None:
+    """ConfigError for --classes naming a class twice or one the data (classes `have`) lacks."""
+    if twice := sorted({c for c in wanted if wanted.count(c) > 1}):
+        raise ConfigError(f"--classes names {', '.join(twice)} more than once; name each class once")
+    if unknown := [c for c in wanted if c not in have]:
+        raise ConfigError(f"unknown class(es) {', '.join(unknown)}; the data has {', '.join(have)}")
+
+
 def select_classes(fs: FaceSet, wanted: list[str]) -> FaceSet:
     """Keep only `wanted` classes (in that order) and remap labels to 0..len(wanted)-1."""
-    unknown = [c for c in wanted if c not in fs.classes]
-    if unknown:
-        raise ConfigError(f"unknown class(es) {', '.join(unknown)}; the data has "
-                          f"{', '.join(fs.classes)}")
+    check_wanted(fs.classes, wanted)
     lut = np.full(len(fs.classes), -1, np.int64)
     for i, c in enumerate(wanted):
         lut[fs.classes.index(c)] = i

@@ -169,7 +169,7 @@ def evaluate(model, data: Path, split: str | None = None, tta: str | None = None
                           f"{data} is not a folder")
     if photos:
         return _evaluate_photos(classifier, data, tta, options or detector, classes, details)
-    splits = load_any(data, size)
+    splits = load_any(data, size, wanted=classes)
     name, fs = pick_split(splits, split, data)
     if classes:
         fs = select_classes(fs, classes)
@@ -217,17 +217,23 @@ def holdout_report(logits: np.ndarray, fs, twin: np.ndarray, source: str) -> dic
 
 
 def dup_free_text(row: dict) -> str:
-    """' (dup-free 0.6612)' for an epoch row with a duplicate-free accuracy, else ''."""
-    return f" (dup-free {row['val_acc_dup_free']:.4f})" if "val_acc_dup_free" in row else ""
+    """' (dup-free 0.6612)' for an epoch row with a duplicate-free accuracy (' (dup-free n/a)' when
+    every validation face has a training twin), else ''."""
+    if "val_acc_dup_free" not in row:
+        return ""
+    value = row["val_acc_dup_free"]
+    return f" (dup-free {'n/a' if value is None else f'{value:.4f}'})"
 
 
 def duplicate_free(y_true: np.ndarray, y_pred: np.ndarray, labels, twin: np.ndarray) -> dict:
     """Accuracy and macro-F1 without the faces that have a near-twin in the training faces (`twin`,
-    a mask from duplicates.near_duplicates)."""
+    a mask from duplicates.near_duplicates); None (not available) when every face has one."""
     from .duplicates import THRESHOLD
 
     kept = classification_report(y_true[~twin], y_pred[~twin], labels)
-    return {"accuracy": kept["accuracy"], "macro_f1": kept["macro_f1"], "n": kept["n"],
+    some = kept["n"] > 0
+    return {"accuracy": kept["accuracy"] if some else None, "macro_f1": kept["macro_f1"] if some else None,
+            "n": kept["n"],
             "excluded": int(twin.sum()), "threshold": THRESHOLD,
             "accuracy_on_excluded": round(float((y_true[twin] == y_pred[twin]).mean()), 4)
             if twin.any() else None}

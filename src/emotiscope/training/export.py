@@ -27,10 +27,26 @@ def build_metadata(labels, spec: InputSpec, arch: str, model_args: dict, trainin
             "version": __version__, "torch_version": torch.__version__}
 
 
-def training_record(ckpt: dict, **extra) -> dict:
-    """The "training" metadata of a model from its checkpoint dict: command, config, epochs."""
+def training_record(ckpt: dict, folder: Path | None = None, **extra) -> dict:
+    """The "training" metadata of a model from its checkpoint dict: command, config, the best
+    epoch and the epochs the run trained (`epochs_run`, see epochs_run; `folder`: the run's)."""
     return {"command": ckpt.get("command", ""), "config": ckpt.get("config", {}),
-            "best_epoch": ckpt.get("best_epoch"), "epochs_run": ckpt.get("epoch"), **extra}
+            "best_epoch": ckpt.get("best_epoch"), "epochs_run": epochs_run(ckpt, folder), **extra}
+
+
+def epochs_run(ckpt: dict, folder: Path | None) -> int | None:
+    """The epochs the checkpoint's run trained: the rows of the history.json in its run `folder`
+    when that history holds the checkpoint's epoch as the checkpoint has it (best.pt's epoch is
+    the best one, not the last), else the checkpoint's own epoch."""
+    epoch, rows = ckpt.get("epoch"), ckpt.get("history") or []
+    if folder is None or not isinstance(epoch, int) or not rows:
+        return epoch
+    try:
+        history = json.loads((folder / "history.json").read_text())
+    except (OSError, ValueError):
+        return epoch
+    same_run = isinstance(history, list) and len(history) >= epoch >= 1 and history[epoch - 1] == rows[-1]
+    return len(history) if same_run else epoch
 
 
 def parity_check(model: torch.nn.Module, path: Path, spec: InputSpec, batch: int = 5) -> float:
@@ -100,7 +116,8 @@ def export_checkpoint(checkpoint: str | Path | dict, out: Path, *, report: dict 
     metrics, temperature = checkpoint_metrics(ckpt, report)
     metrics["macs"] = count_macs(model, spec.size, spec.channels)
     meta = build_metadata(ckpt["labels"], spec, ckpt["arch"], ckpt.get("model_args", {}),
-                          training_record(ckpt, exported_epoch=ckpt.get("epoch"), **training_extra),
+                          training_record(ckpt, None if isinstance(checkpoint, dict) else source.parent,
+                                          exported_epoch=ckpt.get("epoch"), **training_extra),
                           metrics)
     if temperature is not None:
         meta["temperature"] = temperature

@@ -17,6 +17,10 @@ import numpy as np
 
 from ..errors import DataError
 
+# The fer2013.csv `emotion` ids, a fact of that file format, and its Usage values.
+FER_CSV_NAMES = ("angry", "disgust", "fear", "happy", "sad", "surprise", "neutral")
+CSV_USAGE = {"Training": "train", "PublicTest": "val", "PrivateTest": "test"}
+
 
 class CsvRows(NamedTuple):
     """The fields of fer2013.csv, one entry per data row; `lines` are the rows' line numbers."""
@@ -119,3 +123,24 @@ def decode_pixels(path: Path, pixels: list[str], lines: list[int]) -> np.ndarray
         i = int(np.flatnonzero(((flat < 0) | (flat > 255)).reshape(n, -1).any(1))[0])
         raise DataError(f"{path} row {lines[i]}: pixel values outside 0-255")
     return flat.astype(np.uint8).reshape(n, 48, 48)
+
+
+def checked_ids(path: Path, rows: CsvRows) -> np.ndarray:
+    """The rows' emotion ids (int64); DataError naming the line of an id that is not 0-6 or of
+    an unknown Usage."""
+    emotions, _, usage, lines = rows
+    try:
+        ids = np.array(emotions, dtype=np.int64)
+    except ValueError:
+        i = next(i for i, e in enumerate(emotions) if not e.strip().isdigit())
+        raise DataError(f"{path} row {lines[i]}: emotion {emotions[i]!r} is not an integer id "
+                        "0-6") from None
+    if ids.min() < 0 or ids.max() > 6:
+        i = int(np.flatnonzero((ids < 0) | (ids > 6))[0])
+        raise DataError(f"{path} row {lines[i]}: unknown emotion id {ids[i]}; fer2013 ids are 0-6 "
+                        f"({', '.join(f'{k} {n}' for k, n in enumerate(FER_CSV_NAMES))})")
+    if unknown := sorted(set(usage) - set(CSV_USAGE)):
+        i = usage.index(unknown[0])
+        raise DataError(f"{path} row {lines[i]}: unknown Usage {unknown[0]!r}; expected one of "
+                        f"{', '.join(CSV_USAGE)}")
+    return ids

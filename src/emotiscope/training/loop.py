@@ -2,8 +2,7 @@
 
 Every run writes into a new folder: config.json, history.json, metrics.csv, curves.png, best.pt,
 last.pt, model.onnx, confusion.png and report.json. Checkpoints and the per-epoch logs are written
-atomically after each epoch; `runs.resume(run_dir)` continues a run that was killed, or extends one.
-"""
+atomically after each epoch; `runs.resume(run_dir)` continues a run that was killed, or extends one."""
 
 from __future__ import annotations
 
@@ -21,7 +20,7 @@ from ..outputs import check_writable_folder, write_json
 from ..preprocess import InputSpec, normalize
 from . import distributed, export, plots
 from .augment import augment_batch
-from .checkpoint import load_checkpoint, save_checkpoint
+from .checkpoint import data_fingerprint, load_checkpoint, save_checkpoint
 from .config import TrainConfig
 from .data import FaceSet
 from .distill import (
@@ -35,7 +34,7 @@ from .distill import (
     teacher_paths,
 )
 from .duplicates import near_duplicates
-from .evaluate import classification_report, dup_free_text, holdout_report
+from .evaluate import classification_report, dup_free_text, duplicate_free, holdout_report
 from .optim import HEAD_PREFIX, bf16_supported, class_weights, jump_schedule, make_optimizer, pick_device
 from .prepare import build_initial_model, new_run_dir, prepare_data
 from .runlog import RunLog, check_tensorboard, describe_run
@@ -46,9 +45,10 @@ log = logging.getLogger(__name__)
 class Trainer:
     """Holds the model, optimiser, data and state of one run; `fit()` runs the remaining epochs."""
 
-    def __init__(self, cfg: TrainConfig, command: str, run_dir: Path | None = None) -> None:
-        """`run_dir`: the folder of a run being resumed; None makes a new one, last, once data and
-        model are ready, so a bad option leaves no empty run folder behind."""
+    def __init__(self, cfg: TrainConfig, command: str, run_dir: Path | None = None,
+                 resumed: dict | None = None) -> None:
+        """`run_dir`, `resumed`: the folder and last.pt of a run being resumed (on the same data); None
+        makes a new one, last, once data and model are ready: a bad option leaves no empty folder."""
         self.cfg, self.command = cfg, command
         self.rank, self.world = distributed.rank_world()
         self.main = self.rank == 0  # only rank 0 validates, logs and writes files
@@ -57,6 +57,7 @@ class Trainer:
             torch.set_num_threads(cfg.threads)
         torch.manual_seed(cfg.seed)
         self.train_set, self.val_set, self.val_source = prepare_data(cfg)
+        self.data = data_fingerprint(self.train_set, self.val_set, resumed, run_dir)
         imgs = self.train_set.images
         # twins of training faces, for the duplicate-free accuracy; only rank 0 validates
         self.val_twin = (near_duplicates(self.val_set.images, imgs) if self.main
@@ -73,7 +74,7 @@ class Trainer:
         self.steps_per_epoch = math.ceil(len(self.train_set) / cfg.batch_size)
         self.opt, self.sched = make_optimizer(self.model, cfg, cfg.epochs * self.steps_per_epoch)
         self.gen = torch.Generator(device=self.device).manual_seed(cfg.seed)
-        self.epoch, self.best_acc, self.best_epoch = 0, -1.0, 0
+        self.epoch, self.best_acc, self.best_epoch, self.patience_from = 0, -1.0, 0, 0
         self.history: list[dict] = []
         self.x_train = torch.from_numpy(imgs).to(self.device)
         self.y_train = torch.from_numpy(self.train_set.labels).to(self.device)
@@ -167,13 +168,13 @@ class Trainer:
         return torch.cat(out).numpy() if out else np.zeros((0, len(fs.classes)), np.float32)
 
     def validate(self) -> dict:
-        logits = self.predict(self.val_set)
-        y = torch.from_numpy(self.val_set.labels)
-        loss = F.cross_entropy(torch.from_numpy(logits), y).item()
-        report = classification_report(self.val_set.labels, logits.argmax(1), self.val_set.classes)
+        fs, logits = self.val_set, self.predict(self.val_set)
+        pred = logits.argmax(1)
+        loss = F.cross_entropy(torch.from_numpy(logits), torch.from_numpy(fs.labels)).item()
+        report = classification_report(fs.labels, pred, fs.classes)
         row = {"val_loss": loss, "val_acc": report["accuracy"], "val_macro_f1": report["macro_f1"]}
-        if self.val_twin.any():  # the accuracy a new face can expect (evaluate.duplicate_free)
-            row["val_acc_dup_free"] = float((logits.argmax(1) == y.numpy())[~self.val_twin].mean())
+        if self.val_twin.any():  # the accuracy a new face can expect; None when every face has a twin
+            row["val_acc_dup_free"] = duplicate_free(fs.labels, pred, fs.classes, self.val_twin)["accuracy"]
         return row
 
     def checkpoint(self) -> dict:
@@ -184,6 +185,7 @@ class Trainer:
                 "rng": torch.get_rng_state(),  # dropout draws from the global generator
                 "cuda_rng": torch.cuda.get_rng_state(self.device) if self.device.type == "cuda" else None,
                 "epoch": self.epoch, "best_acc": self.best_acc, "best_epoch": self.best_epoch,
+                "patience_from": self.patience_from, "data": self.data,
                 "history": self.history, "config": self.cfg.to_dict(), "arch": self.cfg.arch,
                 "model_args": self.model_args, "labels": list(self.train_set.classes),
                 "spec": self.spec.to_dict(), "command": self.command}
@@ -211,6 +213,7 @@ class Trainer:
             torch.cuda.set_rng_state(ckpt["cuda_rng"], self.device)
         self.epoch, self.history = ckpt["epoch"], ckpt["history"]
         self.best_acc, self.best_epoch = ckpt["best_acc"], ckpt["best_epoch"]
+        self.patience_from = ckpt["epoch"] if reschedule else ckpt.get("patience_from", 0)
 
     def fit(self, on_epoch_end=None) -> None:
         """Run epochs from self.epoch to cfg.epochs, keeping best.pt, last.pt and the logs up to date."""
@@ -227,7 +230,7 @@ class Trainer:
             row = {"epoch": self.epoch, "lr": self.opt.param_groups[-1]["lr"],
                    "train_loss": round(train_loss, 4), "train_ce": round(train_ce, 4),
                    "train_acc": round(train_acc, 4),
-                   **{k: round(v, 4) for k, v in self.validate().items()},
+                   **{k: v if v is None else round(v, 4) for k, v in self.validate().items()},
                    "seconds": round(time.perf_counter() - t0, 1)}
             self.history.append(row)
             improved = row["val_acc"] > self.best_acc
@@ -246,7 +249,7 @@ class Trainer:
                          f"eta {eta / 60:.1f} min")
             if on_epoch_end is not None:
                 on_epoch_end(self)
-            stop = bool(cfg.patience and self.epoch - self.best_epoch >= cfg.patience)
+            stop = cfg.stops_early(self.epoch, self.best_epoch, self.patience_from)
             if stop:
                 self.log.say(f"early stop: no gain for {cfg.patience} epochs")
             if distributed.share(stop):
@@ -282,9 +285,8 @@ def train(cfg: TrainConfig, command: str = "", on_epoch_end=None) -> Path:
     check_writable_folder(cfg.out, "--out")
     if cfg.tensorboard:
         check_tensorboard()
-    for key in ("data", "val", "init_from"):  # so --resume works from any folder
-        if getattr(cfg, key):
-            setattr(cfg, key, os.path.abspath(getattr(cfg, key)))
+    for key in (k for k in ("data", "val", "init_from") if getattr(cfg, k)):  # --resume from anywhere
+        setattr(cfg, key, os.path.abspath(getattr(cfg, key)))
     if cfg.distill:
         cfg.distill = ",".join(os.path.abspath(p) for p in teacher_paths(cfg.distill))
     trainer = Trainer(cfg, command)

@@ -122,7 +122,13 @@ def build_model(arch: str, num_classes: int, in_channels: int = 1, **kwargs) -> 
     """Instantiate an architecture by name; kwargs are its constructor arguments."""
     if arch not in ARCHS:
         raise ConfigError(f"unknown architecture {arch!r}; choose one of {', '.join(TRAINABLE)}")
-    return ARCHS[arch](num_classes=num_classes, in_channels=in_channels, **kwargs)
+    try:
+        return ARCHS[arch](num_classes=num_classes, in_channels=in_channels, **kwargs)
+    except (TypeError, ValueError) as exc:  # an unknown argument, stages of different lengths
+        given = ", ".join(f"{k}={v}" for k, v in kwargs.items())
+        raise ConfigError(f"--arch {arch} cannot be built with {given} ({exc}); give --widths and "
+                          "--depths with one value per stage each, e.g. --widths 24,48,96,144 "
+                          "--depths 1,2,2,2") from None
 
 
 def count_macs(model: nn.Module, size: int = 48, channels: int = 1) -> int:

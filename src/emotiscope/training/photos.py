@@ -111,6 +111,26 @@ def report_skipped(root: Path, sets: dict) -> None:
                     no_face[0])
 
 
+def crop_names(src: Path, dst: Path, files: list[Path]) -> dict[Path, Path]:
+    """Each image's PNG under `dst`, all different: a.jpg -> a.png, but a.jpg beside a.png (or
+    a.jpeg) keeps its suffix, a.jpg.png (and a.png.png), and a name still taken gets -2, -3..."""
+    from collections import Counter
+
+    stems = Counter(f.relative_to(src).with_suffix("") for f in files)
+    targets: dict[Path, Path] = {}
+    taken: set[Path] = set()
+    for f in files:
+        rel = f.relative_to(src)
+        name = rel.with_suffix(".png") if stems[rel.with_suffix("")] == 1 else Path(f"{rel}.png")
+        k = 1
+        while name in taken:
+            k += 1
+            name = Path(f"{rel}-{k}.png")
+        taken.add(name)
+        targets[f] = dst / name
+    return targets
+
+
 def export_crops(src: Path, dst: Path, cropper: FaceCropper, size: int = 48,
                  force: bool = False) -> tuple[int, list[str], list[str]]:
     """Write the largest face of every image under `src` (as training crops it: grey, size x
@@ -129,12 +149,7 @@ def export_crops(src: Path, dst: Path, cropper: FaceCropper, size: int = 48,
     if not files:
         raise DataError(f"no images (.jpg, .png, ...) under {display(src)}; expected "
                         f"{display(src)}/<class>/*.jpg")
-    targets: dict[Path, Path] = {}
-    taken: set[Path] = set()
-    for f in files:  # a.jpg -> a.png; a.png beside it -> a.png.png
-        rel = f.relative_to(src).with_suffix(".png")
-        targets[f] = dst / (f"{rel}.png" if dst / rel in taken else rel)
-        taken.add(targets[f])
+    targets = crop_names(src, dst, files)
     check_writable_folder(dst, "DST")
     refuse_existing(list(targets.values()), force)
     written, no_face, unreadable = 0, [], []

@@ -36,8 +36,8 @@ def prepare_data(cfg: TrainConfig) -> tuple[FaceSet, FaceSet, str]:
     if train is None:
         raise ConfigError(f"{cfg.data} has no training split (train/ folder or Training rows)")
     if cfg.val:
-        other = load_data(Path(cfg.val), cfg)
-        val = other.get("val") or other.get("all") or other.get("test")
+        other = load_data(Path(cfg.val), cfg)  # a CSV without Usage loads as "train": its only split
+        val = other.get("val") or other.get("all") or other.get("test") or other.get("train")
         source = f"{cfg.val}"
     elif cfg.group_by and "val" not in splits:
         fraction = cfg.val_fraction or 0.2
@@ -84,7 +84,7 @@ def load_data(path: Path, cfg: TrainConfig) -> dict[str, FaceSet]:
     cropper = face_cropper(path, cfg.faces, cfg.crop_margin)
     if cropper:
         log.info("detecting faces in the photos under %s (--faces %s)", display(path), cfg.faces)
-    return load_any(path, cfg.size, cfg.strict, cropper=cropper)
+    return load_any(path, cfg.size, cfg.strict, cropper=cropper, wanted=cfg.classes)
 
 
 def subjects(fs: FaceSet, pattern: str) -> np.ndarray:

@@ -40,7 +40,11 @@ def resume(run_dir: Path, changes: dict | None = None, on_epoch_end=None) -> Pat
     planned = cfg.epochs
     cfg = replace(cfg, **changes).validate()
     epoch, best = ckpt["epoch"], ckpt["best_epoch"]
-    stopped = bool(cfg.patience and epoch - best >= cfg.patience) and cfg.epochs == planned
+    if cfg.epochs < epoch:
+        raise ConfigError(f"--resume {run_dir}: --epochs {cfg.epochs} is fewer than the {epoch} epochs "
+                          f"it already trained; pass --epochs {epoch + 1} or more to extend it, or "
+                          "leave --epochs out")
+    stopped = cfg.stops_early(epoch, best, ckpt.get("patience_from", 0)) and cfg.epochs == planned
     done = epoch >= cfg.epochs or stopped
     say = RunLog(run_dir, quiet=cfg.quiet).say
     if done and (run_dir / "model.onnx").is_file():
@@ -51,7 +55,7 @@ def resume(run_dir: Path, changes: dict | None = None, on_epoch_end=None) -> Pat
         check_tensorboard()
     if cfg.nproc > 1 and not distributed.join_torchrun():
         return distributed.launch(cfg.nproc, cfg.threads, resume, run_dir, changes)
-    trainer = Trainer(replace(cfg, init_from=None), ckpt.get("command", ""), run_dir)  # weights: ckpt
+    trainer = Trainer(replace(cfg, init_from=None), ckpt.get("command", ""), run_dir, ckpt)  # weights: ckpt
     trainer.cfg.init_from = cfg.init_from
     trainer.load_state(ckpt, reschedule=cfg.epochs != planned)
     if changes and trainer.main:
