@@ -322,6 +322,29 @@ def test_photo_folders_with_names_that_are_not_utf8(tiny_model_path, photo_folde
     json.dumps(report, ensure_ascii=False).encode("utf-8")  # printable as is
 
 
+def test_photos_in_a_split_layout_are_evaluated_on_one_split(tiny_model_path, photo_folders):
+    import shutil
+
+    root, _ = photo_folders
+    layout = root.parent / "layout"
+    shutil.copytree(root / "happy", layout / "train" / "happy")  # 2 photos, 2 faces
+    shutil.copytree(root / "sad", layout / "train" / "sad")  # 2 photos, 1 face
+    shutil.copytree(root / "happy", layout / "Val" / "happy")  # 2 photos
+    val = evaluate(tiny_model_path, layout, detector="haar")  # no --split: val, never train
+    assert val["split"] == "val" and val["n"] == 2 and val["no_face"] == []
+    assert list(val["per_class"]) == list(FER_LABELS) and val["per_class"]["sad"]["support"] == 0
+    train = evaluate(tiny_model_path, layout, split="train", detector="haar")
+    assert train["split"] == "train" and train["n"] == 4
+    assert train["no_face"] == [str(layout / "train" / "sad" / "blank.png")]
+    assert evaluate(tiny_model_path, layout, split="train", detector="haar",
+                    classes=["sad"])["n"] == 2
+    with pytest.raises(ConfigError, match=r"--split 'test' not in .*layout; it has val, train"):
+        evaluate(tiny_model_path, layout, split="test", detector="haar")
+    with pytest.raises(ConfigError, match="--split 'val' not in .*photos; it has all"):
+        evaluate(tiny_model_path, root, split="val", detector="haar")
+    assert evaluate(tiny_model_path, root, split="all", detector="haar")["split"] == "photos"
+
+
 def test_evaluate_missing_data(tiny_model_path, tmp_path):
     with pytest.raises(DataError, match="does not exist"):
         evaluate(tiny_model_path, tmp_path / "nosuch.csv")

@@ -204,6 +204,13 @@ def _tree_key(root: Path, size: int, extra: str = "") -> str:
     return h.hexdigest()[:20]
 
 
+def split_folders(root: Path) -> dict[str, Path]:
+    """{split: folder} of a train/ val/ test/ layout (FOLDER_SPLITS names), else {"all": root}."""
+    found = {FOLDER_SPLITS[d.name.lower()]: d for d in sorted(root.iterdir())
+             if d.is_dir() and d.name.lower() in FOLDER_SPLITS}
+    return found or {"all": root}
+
+
 def load_folder(root: Path, size: int = 48, strict: bool = False, use_cache: bool = True,
                 cropper: FaceCropper | None = None, wanted: list[str] | None = None) -> dict[str, FaceSet]:
     """train/ val/ test/ split folders of class folders, or a plain folder of class folders ("all").
@@ -212,10 +219,7 @@ def load_folder(root: Path, size: int = 48, strict: bool = False, use_cache: boo
     root = Path(root)
     if not root.is_dir():
         raise DataError(f"data folder {root} does not exist")
-    split_dirs = {FOLDER_SPLITS[d.name.lower()]: d for d in sorted(root.iterdir())
-                  if d.is_dir() and d.name.lower() in FOLDER_SPLITS}
-    if not split_dirs:
-        split_dirs = {"all": root}
+    split_dirs = split_folders(root)
     classes = tuple(d.name for d in _class_dirs(split_dirs.get("train", next(iter(split_dirs.values())))))
     if wanted:
         check_wanted(tuple(display(c) for c in classes), wanted)

@@ -5,15 +5,18 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
+from typing import TypeVar
 
 import numpy as np
 
 from ..errors import ConfigError, DataError
 from ..outputs import display
-from .data import IMAGE_EXTS, FaceSet, load_any, select_classes
+from .data import IMAGE_EXTS, FaceSet, load_any, select_classes, split_folders
 from .photos import is_photo_folder, largest_face
 
 log = logging.getLogger(__name__)
+
+Split = TypeVar("Split")  # a FaceSet, or the folder of a split of photos
 
 
 def confusion_matrix(y_true: np.ndarray, y_pred: np.ndarray, k: int) -> np.ndarray:
@@ -89,8 +92,9 @@ def predict_faces(classifier, faces: np.ndarray, tta: str = "none", batch: int =
     return np.concatenate(out) if out else np.zeros((0, len(classifier.labels)), np.float32)
 
 
-def pick_split(splits: dict[str, FaceSet], split: str | None, path: Path) -> tuple[str, FaceSet]:
-    """The requested split, else test > val > all (never train unless asked)."""
+def pick_split(splits: dict[str, Split], split: str | None, path: Path) -> tuple[str, Split]:
+    """The requested split, else test > val > all (never train unless asked). `splits`: FaceSets
+    or folders by split name."""
     if split:
         if split not in splits:
             raise ConfigError(f"--split {split!r} not in {path}; it has {', '.join(splits)}")
@@ -168,7 +172,7 @@ def evaluate(model, data: Path, split: str | None = None, tta: str | None = None
         raise ConfigError(f"--faces detect needs class folders of photos ({data}/<class>/*.jpg); "
                           f"{data} is not a folder")
     if photos:
-        return _evaluate_photos(classifier, data, tta, options or detector, classes, details)
+        return _evaluate_photos(classifier, data, split, tta, options or detector, classes, details)
     splits = load_any(data, size, wanted=classes)
     name, fs = pick_split(splits, split, data)
     if classes:
@@ -239,19 +243,21 @@ def duplicate_free(y_true: np.ndarray, y_pred: np.ndarray, labels, twin: np.ndar
             if twin.any() else None}
 
 
-def _evaluate_photos(classifier, data: Path, tta: str, detection, wanted=None,
+def _evaluate_photos(classifier, data: Path, split: str | None, tta: str, detection, wanted=None,
                      details: dict | None = None) -> dict:
-    """`detection`: a RecognizerOptions, or a detector name."""
+    """Class folders of photos, or those of one split (`split`, as pick_split chooses) in a
+    train/ val/ test/ layout. `detection`: a RecognizerOptions, or a detector name."""
     from ..options import RecognizerOptions
     from ..pipeline import EmotionRecognizer
 
     options = detection if isinstance(detection, RecognizerOptions) else \
         RecognizerOptions(detector=detection)
+    name, root = pick_split(split_folders(data), split, data)
     recognizer = EmotionRecognizer(options.replace(model=classifier.info.path))
-    crops, y, classes, files, unreadable = photo_faces(data, recognizer, classifier.info.spec.size,
+    crops, y, classes, files, unreadable = photo_faces(root, recognizer, classifier.info.spec.size,
                                                        wanted)
     if not files:
-        raise DataError(f"no readable photos under {display(data)} ({len(unreadable)} unreadable); "
+        raise DataError(f"no readable photos under {display(root)} ({len(unreadable)} unreadable); "
                         "check the images")
     y_true = map_labels(FaceSet(np.zeros((len(y), 1, 1), np.uint8), y, classes), classifier.labels)
     found = np.array([c is not None for c in crops], bool)
@@ -266,7 +272,7 @@ def _evaluate_photos(classifier, data: Path, tta: str, detection, wanted=None,
             full[found] = probs
         details.update(names=files, y_true=y_true, y_pred=y_pred, probs=full, faces=crops)
     report = classification_report(y_true, y_pred, classifier.labels)
-    report.update(_header(classifier, data, "photos", tta, "detected"))
+    report.update(_header(classifier, data, "photos" if name == "all" else name, tta, "detected"))
     if found.any():
         report["calibration"] = calibration(classifier, stack, y_true[found], probs, tta)
     report["no_face"] = [f for f, ok in zip(files, found, strict=True) if not ok]
