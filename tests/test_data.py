@@ -85,11 +85,11 @@ def test_load_csv_label_mapping_and_pixels(sample_csv):
         rows = list(csv.DictReader(fh))
     by_usage = {"Training": "train", "PublicTest": "val"}
     seen = {"train": 0, "val": 0}
-    for row in rows:
+    for line, row in enumerate(rows, start=2):  # the header is line 1
         fs = sets[by_usage[row["Usage"]]]
         i = seen[by_usage[row["Usage"]]]
         seen[by_usage[row["Usage"]]] += 1
-        assert fs.classes[fs.labels[i]] == CSV_IDS[int(row["emotion"])]
+        assert fs.classes[fs.labels[i]] == CSV_IDS[int(row["emotion"])] and fs.rows[i] == line
         expected = np.array(row["pixels"].split(), np.uint8).reshape(48, 48)
         np.testing.assert_array_equal(fs.images[i], expected)
 
@@ -118,9 +118,20 @@ def test_load_csv_second_load_comes_from_cache(sample_csv, cache_in_tmp, monkeyp
     for split in first:
         np.testing.assert_array_equal(first[split].images, second[split].images)
         np.testing.assert_array_equal(first[split].labels, second[split].labels)
+        np.testing.assert_array_equal(first[split].rows, second[split].rows)
         assert first[split].classes == second[split].classes
     with pytest.raises(AssertionError, match="parsed the CSV again"):
         load_csv(sample_csv, use_cache=False)
+
+
+def test_csv_rows_are_line_numbers_that_follow_subsets(tmp_path):
+    path = write_csv(tmp_path / "gap.csv", [f"3,{GOOD},Training", f"4,{GOOD},PublicTest", "",
+                                           f"4,{GOOD},Training", f"6,{GOOD},Training"])
+    sets = load_csv(path)
+    assert sets["train"].rows.tolist() == [2, 5, 6] and sets["val"].rows.tolist() == [3]
+    assert select_classes(sets["train"], ["sad", "neutral"]).rows.tolist() == [5, 6]
+    assert load_csv(path)["train"].rows.tolist() == [2, 5, 6]  # from the cache
+    assert sets["train"].subset(np.array([2, 0])).rows.tolist() == [6, 2]
 
 
 def test_load_csv_cache_follows_file_changes(tmp_path):

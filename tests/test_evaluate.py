@@ -201,6 +201,24 @@ def test_evaluate_csv_other_split_and_tta(tiny_model_path, sample_csv):
         evaluate(tiny_model_path, sample_csv, split="test")
 
 
+def test_prediction_names_are_the_csv_lines_with_or_without_classes(tiny_model_path, sample_csv):
+    from emotiscope.training.fercsv import FER_CSV_NAMES
+
+    lines = sample_csv.read_text().splitlines()
+    named = {}
+    for classes in (None, ["sad", "happy"]):
+        details: dict = {}
+        evaluate(tiny_model_path, sample_csv, classes=classes, details=details)
+        for name, true, probs in zip(details["names"], details["y_true"], details["probs"],
+                                     strict=True):
+            emotion, _, usage = lines[int(name.removeprefix("row ")) - 1].split(",")  # line N
+            assert usage == "PublicTest" and FER_CSV_NAMES[int(emotion)] == FER_LABELS[true]
+            named.setdefault(name, []).append(probs)
+    both = [p for p in named.values() if len(p) == 2]
+    assert len(named) == 175 and len(both) == 50  # the same face under the same name
+    assert all(np.allclose(a, b) for a, b in both)
+
+
 # --- evaluate(): folders of 48x48 crops ----------------------------------------------------------
 
 def write_crops(root: Path, per_class: dict[str, int]) -> dict[str, list[np.ndarray]]:

@@ -25,7 +25,8 @@ def register(sub) -> None:
     p.add_argument("--classes", help="only these data classes, e.g. happy,sad,neutral (a model "
                    "with fewer labels than the data)")
     p.add_argument("--predictions", metavar="FILE.csv",
-                   help="write one row per image: file (or row index), true, predicted, confidence")
+                   help="write one row per image: file (or \"row N\", line N of a CSV), true, predicted, "
+                   "confidence")
     p.add_argument("--mistakes", metavar="FILE.png",
                    help="write a grid of the most confident mistakes, one row per true class")
     p.add_argument("--out", help="folder for report.json, confusion.png and reliability.png "

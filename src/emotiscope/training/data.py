@@ -29,14 +29,14 @@ log = logging.getLogger(__name__)
 FOLDER_SPLITS = {"train": "train", "training": "train", "val": "val", "valid": "val",
                  "validation": "val", "publictest": "val", "test": "test", "privatetest": "test"}
 IMAGE_EXTS = IMREAD_SUFFIXES  # every suffix the image reader decodes
-CACHE_VERSION = "3"  # 2: folder sets keep their file names; 3: folder images decoded as inference does
+CACHE_VERSION = "4"  # 2: folder file names kept; 3: images decoded as inference does; 4: CSV rows
 
 
 @dataclass
 class FaceSet:
     """Faces (uint8 N x S x S), labels (int64 N) indexing `classes`, files skipped on load
-    (unreadable, or photos with no face: those are also in `no_face`), and each face's file
-    (relative to its split folder; empty for CSV data)."""
+    (unreadable, or photos with no face: those are also in `no_face`), each face's file
+    (relative to its split folder; empty for CSV data) or line in the CSV file (`rows`)."""
 
     images: np.ndarray
     labels: np.ndarray
@@ -44,12 +44,14 @@ class FaceSet:
     skipped: list[str] = field(default_factory=list)
     files: np.ndarray = field(default_factory=lambda: np.zeros(0, str))
     no_face: list[str] = field(default_factory=list)
+    rows: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
 
     def subset(self, keep: np.ndarray, **changes) -> FaceSet:
-        """The faces selected by a boolean mask or index array (files follow)."""
+        """The faces selected by a boolean mask or index array (files and rows follow)."""
         files = self.files[keep] if len(self.files) else self.files
+        rows = self.rows[keep] if len(self.rows) else self.rows
         return replace(self, images=self.images[keep], labels=self.labels[keep], files=files,
-                       **changes)
+                       rows=rows, **changes)
 
     def __len__(self) -> int:
         return len(self.labels)
@@ -65,9 +67,9 @@ def cache_dir() -> Path:
 
 
 def _from_npz(z, split: str, classes: tuple[str, ...]) -> FaceSet:
-    no_face = [str(f) for f in z[f"{split}_n"]] if f"{split}_n" in z else []
-    return FaceSet(z[f"{split}_x"], z[f"{split}_y"], classes, list(no_face),
-                   z[f"{split}_f"] if f"{split}_f" in z else np.zeros(0, str), no_face)
+    no_face = [str(f) for f in z[f"{split}_n"]]  # a cache of this CACHE_VERSION has every array
+    return FaceSet(z[f"{split}_x"], z[f"{split}_y"], classes, list(no_face), z[f"{split}_f"],
+                   no_face, z[f"{split}_r"])
 
 
 def _cached(key: str, build):
@@ -88,7 +90,7 @@ def _cached(key: str, build):
             arrays: dict[str, Any] = {  # Any: numpy's stub types savez's keywords as allow_pickle's
                 f"{s}_{k}": v for s, fs in sets.items()
                 for k, v in (("x", fs.images), ("y", fs.labels), ("f", fs.files),
-                             ("n", np.array(fs.no_face, str)))}
+                             ("n", np.array(fs.no_face, str)), ("r", fs.rows))}
             tmp = path.with_suffix(".tmp.npz")
             np.savez(tmp, splits=np.array(list(sets)), classes=np.array(next(iter(sets.values())).classes),
                      **arrays)
@@ -120,8 +122,9 @@ def load_csv(path: Path, size: int = 48, use_cache: bool = True) -> dict[str, Fa
         classes = tuple(sorted(FER_CSV_NAMES))
         remap = np.array([classes.index(n) for n in FER_CSV_NAMES])
         labels = remap[ids]
-        usage_arr = np.array(usage)
-        return {CSV_USAGE[u]: FaceSet(images[usage_arr == u], labels[usage_arr == u], classes)
+        usage_arr, line_arr = np.array(usage), np.array(lines, np.int64)
+        return {CSV_USAGE[u]: FaceSet(images[usage_arr == u], labels[usage_arr == u], classes,
+                                      rows=line_arr[usage_arr == u])
                 for u in CSV_USAGE if (usage_arr == u).any()}
 
     return _cached(_file_key(path, size, "csv"), build) if use_cache else build()

@@ -156,7 +156,7 @@ def evaluate(model, data: Path, split: str | None = None, tta: str | None = None
     """Report dict (accuracy, macro_f1, per_class, confusion, ...) for `model` on `data`.
 
     `classes`: only the data of these classes (e.g. a 3-class model on a 7-class folder).
-    `details`, when given, is filled with the per-face results: names (file or row index), y_true
+    `details`, when given, is filled with the per-face results: names (face_names), y_true
     and y_pred (model label indices; -1 = no face), probs (N x labels; NaN rows where no face) and
     faces (the crops the model saw; None where no face). `options` (RecognizerOptions): how
     faces are detected in photos (default: `detector` with the other defaults). `tta` None:
@@ -180,8 +180,7 @@ def evaluate(model, data: Path, split: str | None = None, tta: str | None = None
     y_true = map_labels(fs, labels)
     probs = predict_faces(classifier, fs.images, tta)
     if details is not None:
-        names = [str(f) for f in fs.files] if len(fs.files) else [str(i) for i in range(len(fs))]
-        details.update(names=names, y_true=y_true, y_pred=probs.argmax(1), probs=probs,
+        details.update(names=face_names(fs), y_true=y_true, y_pred=probs.argmax(1), probs=probs,
                        faces=list(fs.images))
     report = classification_report(y_true, probs.argmax(1), labels)
     report.update(_header(classifier, data, name, tta, "crops"))
@@ -193,6 +192,16 @@ def evaluate(model, data: Path, split: str | None = None, tta: str | None = None
         report["duplicate_free"] = duplicate_free(y_true, probs.argmax(1), labels,
                                                   near_duplicates(fs.images, splits["train"].images))
     return report
+
+
+def face_names(fs: FaceSet) -> list[str]:
+    """Each face's name: its file, or "row N" for the face on line N of a CSV (the header is
+    line 1, as in the CSV's error messages), else its index."""
+    if len(fs.files):
+        return [str(f) for f in fs.files]
+    if len(fs.rows):
+        return [f"row {r}" for r in fs.rows]
+    return [str(i) for i in range(len(fs))]
 
 
 def calibration(classifier, faces: np.ndarray, y_true: np.ndarray, probs: np.ndarray, tta: str) -> dict:

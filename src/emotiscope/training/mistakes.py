@@ -13,7 +13,7 @@ from ..outputs import atomic_path
 
 
 def write_predictions(path: Path, details: dict, labels) -> Path:
-    """One row per face: file (or row index), true, predicted, confidence (blank: no face)."""
+    """One row per face: file (or "row N", line N of a CSV), true, predicted, confidence (blank: no face)."""
     buf = io.StringIO()
     out = csv.writer(buf, lineterminator="\n")
     out.writerow(["file", "true", "predicted", "confidence"])
