@@ -163,9 +163,16 @@ def test_a_skipped_frame_keeps_the_times_and_the_length(clips, tiny_model_path, 
     hole = damage_frames(clips["two"], tmp_path / "hole.avi", 6)
     out, rows = tmp_path / "a.avi", tmp_path / "t.csv"
     assert main(video([hole, "-o", out, "--csv", rows], tiny_model_path)) == 1
-    err = capsys.readouterr().err.strip().splitlines()[-1]
-    assert "1 frame(s) could not be decoded" in err and "repeats the frame before" in err
+    printed = capsys.readouterr()
+    err = printed.err.strip().splitlines()
+    assert "1 frame(s) could not be decoded" in err[-1] and "repeats the frame before" in err[-1]
     assert videos.count_frames(out) == FRAMES  # the gap is held, the length kept
+    # the video's length, as written, not the frames that could be read
+    assert f"processed {FRAMES - 1} frames" in err[-3] and err[-2].endswith(f"({FRAMES} frames)")
+    assert f"in {FRAMES / 15:.1f} s of video" in printed.out
+    assert main(video([hole, "--json"], tiny_model_path)) == 1
+    summary = json.loads(capsys.readouterr().out.splitlines()[-1])
+    assert summary["frames"] == FRAMES and summary["seconds"] == round(FRAMES / 15, 3)
     table = list(csv.DictReader(rows.open()))
     assert sorted({int(r["frame"]) for r in table}) == [k for k in range(FRAMES) if k != 6]
     assert {float(r["time"]) for r in table if r["frame"] == "7"} == {round(7 / 15, 3)}

@@ -92,15 +92,24 @@ class _Series:
 
 
 class Timeline:
-    """Collects every tracked face over a video; frames last 1 / fps seconds each."""
+    """Collects every tracked face over a video; frames last 1 / fps seconds each. `frames`
+    counts the frames added, `length` the video's frames through the last one added,
+    undecodable frames skipped before it included (its index + 1)."""
 
     def __init__(self, labels: Sequence[str], fps: float) -> None:
         self.labels, self.fps = tuple(labels), float(fps)
         self.series: dict[int, _Series] = {}
-        self.frames = 0
+        self.frames = self.length = 0
 
-    def add(self, time: float, faces: Sequence[FaceEmotion]) -> None:
+    @property
+    def seconds(self) -> float:
+        """The length of the video, in seconds."""
+        return self.length / self.fps
+
+    def add(self, time: float, faces: Sequence[FaceEmotion], index: int | None = None) -> None:
+        """The faces of one frame at `time`; `index`: its place in the video (default: next)."""
         self.frames += 1
+        self.length = max(self.length + 1 if index is None else index + 1, self.length)
         for face in faces:
             s = self.series.setdefault(face.track_id if face.track_id is not None else 0,
                                        _Series())
@@ -171,7 +180,7 @@ def plot_timeline(timeline: Timeline, path, max_people: int = 8,
                      loc="left")
     if not people:
         axes[0, 0].text(0.5, 0.5, "no faces found", ha="center", va="center")
-    axes[-1, 0].set_xlim(0, timeline.frames / timeline.fps or 1.0)
+    axes[-1, 0].set_xlim(0, timeline.seconds or 1.0)
     axes[-1, 0].set_xlabel("time (s)")
     handles = [plt.Rectangle((0, 0), 1, 1, color=c) for c in colours]
     fig.legend(handles, timeline.labels, loc="upper center", ncol=len(timeline.labels),

@@ -186,7 +186,7 @@ def _process(source, analyzer, timeline, args) -> None:
         bar = stack.enter_context(tqdm(total=source.frame_count, unit="frame", disable=None,
                                        desc=Path(args.input).name, dynamic_ncols=True))
         for result in analyzer.run(source, source.fps):
-            timeline.add(result.time, result.faces)
+            timeline.add(result.time, result.faces, result.index)
             for writer, name in rows:
                 _guarded(writer.add, name, result.time, result.index, result.faces)
             if video is not None:
@@ -228,12 +228,12 @@ def _report(timeline, args, elapsed: float) -> None:
 
     people = timeline.summary(args.min_seconds)
     hidden = len(timeline.series) - len(people)
-    duration = timeline.frames / timeline.fps
+    duration = timeline.seconds  # skipped undecodable frames included: the video's own length
     speed = timeline.frames / elapsed if elapsed > 0 else 0.0
     if args.plot:
         plot_timeline(timeline, args.plot, min_seconds=args.min_seconds)
     if args.json:
-        print(json.dumps({"summary": [p.as_dict() for p in people], "frames": timeline.frames,
+        print(json.dumps({"summary": [p.as_dict() for p in people], "frames": timeline.length,
                           "seconds": round(duration, 3), "fps": timeline.fps,
                           "hidden_tracks": hidden, "min_seconds": args.min_seconds,
                           "processing_fps": round(speed, 1)}))
@@ -244,4 +244,4 @@ def _report(timeline, args, elapsed: float) -> None:
     done = [f"{name} {path}" for name, path in
             (("video", args.output), ("rows", args.csv), ("plot", args.plot)) if path]
     if done:
-        print(f"wrote {', '.join(done)} ({timeline.frames} frames)", file=sys.stderr)
+        print(f"wrote {', '.join(done)} ({timeline.length} frames)", file=sys.stderr)
