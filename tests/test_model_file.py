@@ -128,6 +128,41 @@ def test_sidecar_mismatch_is_a_model_error(tmp_path, sidecar):
     assert "reinstall or re-export" in one_line(err)
 
 
+def refuse_to_read(monkeypatch, name: str) -> None:
+    """Reading the file called `name` fails as an unreadable file does (tests run as root)."""
+    original_bytes, original_open = Path.read_bytes, open
+
+    def read_bytes(self):
+        if self.name == name:
+            raise PermissionError(13, "Permission denied", str(self))
+        return original_bytes(self)
+
+    def fake_open(file, *args, **kwargs):
+        if Path(file).name == name:
+            raise PermissionError(13, "Permission denied", str(file))
+        return original_open(file, *args, **kwargs)
+
+    monkeypatch.setattr(Path, "read_bytes", read_bytes)
+    monkeypatch.setattr(model_file, "open", fake_open, raising=False)
+
+
+@pytest.mark.parametrize("name, fragment", [("m.onnx", "cannot read model"),
+                                            ("m.onnx.sha256", "cannot read checksum file")])
+def test_an_unreadable_model_or_sidecar_is_one_model_error(tmp_path, monkeypatch, name, fragment):
+    from fixtures.tiny_model import make_tiny_model
+
+    path = make_tiny_model(tmp_path / "m.onnx")
+    touch(tmp_path / "m.onnx.sha256", f"{file_sha256(path)}  m.onnx\n".encode())
+    model_file.read_model(path)  # readable: loads
+    refuse_to_read(monkeypatch, name)
+    with pytest.raises(ModelError, match=f"{fragment} .*{name}: Permission denied; check") as err:
+        model_file.read_model(path)
+    one_line(err)
+    if name == "m.onnx":
+        with pytest.raises(ModelError, match="cannot read model .*: Permission denied"):
+            file_sha256(path)
+
+
 # --- parse_metadata ------------------------------------------------------------------------------
 
 def metadata(**fields) -> dict[str, str]:

@@ -81,20 +81,36 @@ def resolve_model_path(model: str | os.PathLike | None = None) -> Path:
     return path
 
 
+def _unreadable(what: str, path: Path, exc: OSError) -> ModelError:
+    return ModelError(f"cannot read {what} {display(path)}: {exc.strerror or exc}; check the file "
+                      "and its permissions")
+
+
 def file_sha256(path: Path) -> str:
     digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(chunk)
+    try:
+        with open(path, "rb") as fh:
+            for chunk in iter(lambda: fh.read(1 << 20), b""):
+                digest.update(chunk)
+    except OSError as exc:
+        raise _unreadable("model", path, exc) from exc
     return digest.hexdigest()
+
+
+def sidecar_path(path: Path) -> Path:
+    """`<model>.sha256` beside the model: its checksum, as `sha256sum` writes it."""
+    return path.with_name(path.name + ".sha256")
 
 
 def verify_checksum(path: Path, sha256: str) -> None:
     """If `<model>.sha256` sits beside the model, the file must match it."""
-    sidecar = path.with_name(path.name + ".sha256")
+    sidecar = sidecar_path(path)
     if not sidecar.is_file():
         return
-    fields = sidecar.read_text().split()
+    try:
+        fields = sidecar.read_bytes().decode("ascii", "replace").split()
+    except OSError as exc:
+        raise _unreadable("checksum file", sidecar, exc) from exc
     expected = fields[0].lower() if fields else ""
     if expected != sha256:
         raise ModelError(f"model {display(path)} fails its checksum ({sha256[:12]}... != {expected[:12]}... "
@@ -183,8 +199,7 @@ def open_model(model: str | os.PathLike | None = None, threads: int | None = Non
     try:
         data = path.read_bytes()
     except OSError as exc:
-        raise ModelError(f"cannot read model {display(path)}: {exc.strerror or exc}; check its "
-                         "permissions") from exc
+        raise _unreadable("model", path, exc) from exc
     digest = hashlib.sha256(data).hexdigest()
     verify_checksum(path, digest)
     session = _session(path, data, threads)
