@@ -341,6 +341,22 @@ def test_export_never_overwrites_without_force(run_dir, tmp_path, capsys):
         torch.load(ckpt, map_location="cpu", weights_only=True)["labels"])
 
 
+@pytest.mark.parametrize("source", ["best.pt", "model.onnx"])
+def test_export_over_a_model_with_a_sidecar_rewrites_the_sidecar(run_dir, tmp_path, capsys, source):
+    from emotiscope.model_file import file_sha256
+
+    out, sidecar = tmp_path / "model.onnx", tmp_path / "model.onnx.sha256"
+    out.write_bytes(b"the old model")
+    sidecar.write_text(f"{file_sha256(out)}  model.onnx\n")
+    assert main(["export", str(run_dir / source), "-o", str(out), "--force"]) == 0
+    assert f"{sidecar}  updated to the new sha256" in capsys.readouterr().out
+    assert sidecar.read_text() == f"{file_sha256(out)}  model.onnx\n"
+    assert EmotionClassifier(out, threads=1).info.sha256 == file_sha256(out)  # passes its check
+    sidecar.unlink()
+    assert main(["export", str(run_dir / source), "-o", str(out), "--force"]) == 0
+    assert "updated" not in capsys.readouterr().out and not sidecar.exists()  # none: none made
+
+
 @pytest.mark.parametrize("content", ["dict", b"", b"just some text\n", b"PK\x03\x04 no zip",
                                      "random"])
 def test_export_refuses_a_non_checkpoint(tmp_path, capsys, content):

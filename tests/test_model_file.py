@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -126,6 +127,19 @@ def test_sidecar_mismatch_is_a_model_error(tmp_path, sidecar):
     with pytest.raises(ModelError, match="fails its checksum") as err:
         verify_checksum(path, file_sha256(path))
     assert "reinstall or re-export" in one_line(err)
+
+
+def test_update_sidecar_rewrites_an_existing_one_in_the_bundled_format(tmp_path):
+    path = touch(tmp_path / "m.onnx", b"new model")
+    assert model_file.update_sidecar(path, file_sha256(path)) is None  # none: none written
+    assert not (tmp_path / "m.onnx.sha256").exists()
+    touch(tmp_path / "m.onnx.sha256", b"0" * 64 + b"  m.onnx\n")  # the old model's
+    assert model_file.update_sidecar(path, file_sha256(path)) == tmp_path / "m.onnx.sha256"
+    verify_checksum(path, file_sha256(path))
+    assert (tmp_path / "m.onnx.sha256").read_text() == f"{file_sha256(path)}  m.onnx\n"
+    bundled = model_file.bundled_model_path()  # the shipped sidecar has the same form
+    assert re.fullmatch(rf"[0-9a-f]{{64}}  {re.escape(bundled.name)}\n",
+                        model_file.sidecar_path(bundled).read_text())
 
 
 def refuse_to_read(monkeypatch, name: str) -> None:

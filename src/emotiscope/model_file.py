@@ -17,7 +17,7 @@ from importlib import resources
 from pathlib import Path
 
 from .errors import ModelError
-from .outputs import display
+from .outputs import display, write_text
 from .preprocess import InputSpec
 
 METADATA_KEY = "emotiscope"
@@ -115,6 +115,16 @@ def verify_checksum(path: Path, sha256: str) -> None:
     if expected != sha256:
         raise ModelError(f"model {display(path)} fails its checksum ({sha256[:12]}... != {expected[:12]}... "
                          f"in {display(sidecar.name)}); the file is corrupt: reinstall or re-export it")
+
+
+def update_sidecar(path: Path, sha256: str) -> Path | None:
+    """Rewrite the `<model>.sha256` beside a model just written to `path` with its new
+    checksum (the bundled model's format: "<sha256>  <name>"), so it does not fail its check;
+    returns the sidecar, or None when there is none."""
+    sidecar = sidecar_path(path)
+    if not sidecar.is_file():
+        return None
+    return write_text(sidecar, f"{sha256}  {path.name}\n")
 
 
 def parse_metadata(custom: dict[str, str], path: Path) -> tuple[tuple[str, ...], InputSpec, dict]:

@@ -63,10 +63,19 @@ def run(args: argparse.Namespace) -> int:
         result = restamp_onnx(src, out, tta=args.tta, crop_margin=args.crop_margin, command=command)
         print(f"{display(out)}  sha256 {result['sha256']}  (the weights of {display(src)}, tta "
               f"{args.tta})")
-        return 0
+        return _refresh_sidecar(out, result["sha256"])
     result = export_checkpoint(src, out, crop_margin=args.crop_margin, tta=args.tta,
                                export_command=command)
     print(f"{display(out)}  sha256 {result['sha256']}  parity {result['parity_max_abs_diff']:.1e}")
+    return _refresh_sidecar(out, result["sha256"])
+
+
+def _refresh_sidecar(out: Path, sha256: str) -> int:
+    """A `<model>.sha256` beside the output held the old model's checksum: rewrite it and say so."""
+    from ..model_file import update_sidecar
+
+    if sidecar := update_sidecar(out, sha256):
+        print(f"{display(sidecar)}  updated to the new sha256")
     return 0
 
 
@@ -85,4 +94,4 @@ def _ensemble(args: argparse.Namespace, command: str) -> int:
     scored = f"  held-out accuracy {val['accuracy']:.2%} (n={val['n']})" if val else ""
     print(f"{display(out)}  sha256 {result['sha256']}  parity {result['parity_max_abs_diff']:.1e}"
           f"  temperature {result['temperature']:g}{scored}")
-    return 0
+    return _refresh_sidecar(out, result["sha256"])
