@@ -256,3 +256,11 @@ def test_decoder_warnings_do_not_reach_the_terminal(capfd):
         load_image(png[: len(png) // 2])  # libpng: "PNG input buffer is incomplete"
     captured = capfd.readouterr()
     assert captured.err == "" and captured.out == ""
+
+
+def test_a_64_bit_float_tiff_is_read_in_rgb(tmp_path):
+    # OpenCV decodes it as float64, which cvtColor refuses: the channels are swapped by indexing.
+    bgr = np.zeros((8, 9, 3), np.float64)
+    bgr[..., 2], bgr[..., 1] = 1.0, 0.5  # red 1, green 0.5, blue 0
+    assert cv2.imwrite(str(tmp_path / "f64.tif"), bgr)
+    assert load_image(tmp_path / "f64.tif")[0, 0].tolist() == [255, 128, 0]

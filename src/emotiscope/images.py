@@ -154,9 +154,9 @@ def _decode(data: bytes, name: str, max_pixels: int) -> np.ndarray:
                          "truncated or corrupt; re-export it")
     check_size(image.shape[1], image.shape[0], name, max_pixels)
     # PAM samples come in file order, which is RGB(A) by the PAM standard.
-    if image.ndim == 3 and header.format != "PAM":
-        code = cv2.COLOR_BGRA2RGBA if image.shape[2] == 4 else cv2.COLOR_BGR2RGB
-        image = cv2.cvtColor(image, code)
+    # Swapped by indexing, not cvtColor, which refuses some depths (a 64-bit float TIFF).
+    if image.ndim == 3 and image.shape[2] in (3, 4) and header.format != "PAM":
+        image = image[..., [2, 1, 0, 3][:image.shape[2]]]
     return _array_to_rgb(image, name)
 
 
@@ -198,7 +198,8 @@ def _to_uint8(image: np.ndarray, name: str) -> np.ndarray:
     if np.issubdtype(image.dtype, np.floating):
         # Float images come as 0..1 (OpenCV, scikit-image) or as 0..255 (float TIFFs, arrays
         # computed from uint8): above 1 means the 0..255 convention.
-        image = np.nan_to_num(image.astype(np.float32, copy=False), nan=0.0, posinf=255.0)
+        with np.errstate(over="ignore"):  # float64 beyond float32's range: +-inf, then clipped
+            image = np.nan_to_num(image.astype(np.float32, copy=False), nan=0.0, posinf=255.0)
         scale = 1.0 if image.size and float(image.max()) > 1.0 else 255.0
         return (np.clip(image * scale, 0.0, 255.0) + 0.5).astype(np.uint8)
     raise InputError(f"{name} has pixel type {image.dtype}; expected uint8, uint16 or float "
