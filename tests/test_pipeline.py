@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
+
 import numpy as np
 import pytest
 from fixtures.detectors import FixedDetector
@@ -150,6 +152,20 @@ def test_analyze_keeps_the_recognizer_between_calls(tiny_model_path, sample):
     second = emotiscope.analyze(sample, model=str(tiny_model_path), detector="haar")
     assert first == second and len(first) == 2
     assert pipeline._cached_recognizer.cache_info().hits == 1
+
+
+def test_analyze_from_several_threads_gives_the_serial_results(tiny_model_path, sample):
+    # One cached recognizer, so one Haar cascade, shared by the threads: OpenCV's cascade
+    # crashed or swapped boxes between overlapping calls.
+    images = [sample, sample[:, ::-1].copy(), sample[::2, ::2].copy(),
+              np.ascontiguousarray(sample[:, 200:700])]
+    options = {"model": str(tiny_model_path), "detector": "haar", "max_side": 320}
+    serial = [emotiscope.analyze(image, **options) for image in images]
+    with ThreadPoolExecutor(4) as pool:
+        threaded = list(pool.map(lambda k: emotiscope.analyze(images[k % 4], **options),
+                                 range(32)))
+    assert [len(faces) for faces in serial] == [2, 2, 2, 1]
+    assert threaded == [serial[k % 4] for k in range(32)]
 
 
 def test_bad_options_fail_before_the_model_loads(tmp_path):

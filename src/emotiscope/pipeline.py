@@ -16,6 +16,7 @@ face is marked `FaceEmotion.assumed` and its box's score is 0.0 (no detector vou
 from __future__ import annotations
 
 import os
+import threading
 from collections.abc import Iterable, Iterator, Sequence
 from functools import lru_cache
 
@@ -157,14 +158,18 @@ class EmotionRecognizer:
             yield rgb, self.faces(rgb)
 
 
+_cache_lock = threading.Lock()
+
+
 def analyze(image: ImageSource, **options) -> list[FaceEmotion]:
     """One call from image to emotions: `EmotionRecognizer(**options)(image)`.
 
     The recognizer is kept between calls with the same options, so a loop over many images
-    loads the model once.
+    loads the model once. Safe to call from several threads (they share that recognizer).
     """
     try:
-        recognizer = _cached_recognizer(tuple(sorted(options.items())))
+        with _cache_lock:  # threads asking at once for a new one build it once
+            recognizer = _cached_recognizer(tuple(sorted(options.items())))
     except TypeError:  # an unhashable option value: build a fresh one
         recognizer = EmotionRecognizer(**options)
     return recognizer(image)
