@@ -25,6 +25,7 @@ import numpy as np
 
 from ._alloc import keep_freed_memory
 from .errors import ConfigError, DependencyError
+from .images import load_image
 from .options import DEFAULT_MAX_SIDE, DETECTORS, check_detection
 from .types import Box
 
@@ -62,11 +63,11 @@ class ScaledDetector:
         raise NotImplementedError
 
     def detect(self, image: np.ndarray) -> list[Box]:
-        """RGB (or grey) uint8 HxW(x3) image -> face boxes in its pixels, sorted by x."""
+        """RGB (or grey) uint8 HxW(x3) image -> face boxes in its pixels, sorted by x. Other
+        arrays are converted as `load_image` converts them (float 0..1, uint16, RGBA, ...)."""
         import cv2
 
-        if image.ndim == 2:
-            image = cv2.cvtColor(image, cv2.COLOR_GRAY2RGB)
+        image = load_image(image, name="image")
         height, width = image.shape[:2]
         scale = 1.0
         if self.max_side and max(height, width) > self.max_side:
