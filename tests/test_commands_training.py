@@ -74,6 +74,16 @@ def test_data_stats_refuses_to_overwrite_without_force(sample_csv, tmp_path, cap
     png(chart)
 
 
+@pytest.mark.parametrize("verb", ["stats", "samples"])
+@pytest.mark.parametrize("name", ["chart", "chart.bmp"])
+def test_data_charts_need_a_suffix_matplotlib_writes_checked_first(verb, name, tmp_path, capsys):
+    # checked before the data is read: the data path does not even exist
+    assert main(["data", verb, str(tmp_path / "nosuch.csv"), "--out", str(tmp_path / name)]) == 1
+    line = error_line(capsys, "data")
+    assert f"--out {tmp_path / name}:" in line and ".png, .ps" in line and ".bmp," not in line
+    assert not any(tmp_path.iterdir())
+
+
 def test_data_stats_on_a_missing_path(tmp_path, capsys):
     assert main(["data", "stats", str(tmp_path / "nosuch.csv"), "--out", str(tmp_path / "c.png")]) == 1
     assert "nosuch.csv does not exist" in error_line(capsys, "data")
