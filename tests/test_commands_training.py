@@ -84,6 +84,22 @@ def test_data_charts_need_a_suffix_matplotlib_writes_checked_first(verb, name, t
     assert not any(tmp_path.iterdir())
 
 
+def test_runs_compare_shows_a_run_still_in_its_first_epoch(tmp_path, capsys):
+    settings = {"lr": 0.01, "optimizer": "adamw", "arch": "resnet", "epochs": 5}
+    done, starting = tmp_path / "done", tmp_path / "starting"
+    for run in (done, starting):
+        run.mkdir()
+        (run / "config.json").write_text(json.dumps(settings))
+    (done / "history.json").write_text(json.dumps([{"epoch": 1, "val_acc": 0.5, "seconds": 3.0}]))
+    assert main(["runs", "compare", str(done), str(starting)]) == 0
+    lines = capsys.readouterr().out.strip().splitlines()
+    assert "0.5000" in lines[1] and "1/5" in lines[1]
+    assert lines[2].split()[1:3] == ["-", "-"] and "0/5" in lines[2] and lines[2].endswith("-")
+    assert main(["runs", "compare", str(starting), "--json"]) == 0
+    row = json.loads(capsys.readouterr().out)[0]
+    assert row["epochs_run"] == 0 and row["best_val_acc"] is None
+
+
 def test_data_stats_on_a_missing_path(tmp_path, capsys):
     assert main(["data", "stats", str(tmp_path / "nosuch.csv"), "--out", str(tmp_path / "c.png")]) == 1
     assert "nosuch.csv does not exist" in error_line(capsys, "data")
