@@ -126,6 +126,19 @@ def test_data_samples_every_class_and_split(sample_csv, tmp_path, capsys):
     assert "already exists" in error_line(capsys, "data")
 
 
+def test_data_samples_refuses_a_split_without_the_class(sample_csv, tmp_path, capsys):
+    lines = sample_csv.read_text().splitlines()
+    data = tmp_path / "no_val_disgust.csv"  # disgust is emotion 1
+    data.write_text("\n".join(line for line in lines if not (line.startswith("1,")
+                                                             and line.endswith(",PublicTest"))))
+    out = tmp_path / "grid.png"
+    assert main(["data", "samples", str(data), "--split", "val", "--class", "disgust",
+                 "--out", str(out)]) == 2
+    assert error_line(capsys, "data").endswith(
+        "the val split has no disgust faces, so there is nothing to draw; choose --split train")
+    assert not out.exists()
+
+
 @pytest.mark.parametrize("args, fragment", [
     (["--class", "bored"], "--class 'bored' is not in the data"),
     (["-n", "0"], "-n 0 must be at least 1"),

@@ -95,6 +95,8 @@ def run_samples(args: argparse.Namespace) -> int:
     wanted = [args.cls] if args.cls else list(fs.classes)
     picks = [i for c in wanted
              for i in rng.permutation(np.flatnonzero(fs.labels == fs.classes.index(c)))[:args.n]]
+    if not picks:
+        raise ConfigError(_no_faces(splits, name, args.cls))
     faces = fs.images[picks]
     if args.augment is not None:
         faces = augmented(faces, args.augment, args.seed)
@@ -102,6 +104,14 @@ def run_samples(args: argparse.Namespace) -> int:
               cols=min(args.n, 8) if args.cls else args.n)
     print(f"{len(picks)} faces from {name}: {display(out)}")
     return 0
+
+
+def _no_faces(splits: dict, name: str, cls: str | None) -> str:
+    """Why split `name` gives no face to draw (of class `cls`), and which splits would."""
+    have = [s for s, fs in splits.items() if (fs.counts().get(cls, 0) if cls else len(fs))]
+    what = f"no {cls} faces" if cls else "no faces"
+    where = f"choose --split {' or '.join(have)}" if have else "no split has any"
+    return f"the {name} split has {what}, so there is nothing to draw; {where}"
 
 
 def augmented(faces, settings: str, seed: int):
