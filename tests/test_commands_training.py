@@ -74,6 +74,32 @@ def test_data_stats_refuses_to_overwrite_without_force(sample_csv, tmp_path, cap
     png(chart)
 
 
+@pytest.mark.parametrize("verb", ["stats", "samples"])
+@pytest.mark.parametrize("name", ["chart", "chart.bmp"])
+def test_data_charts_need_a_suffix_matplotlib_writes_checked_first(verb, name, tmp_path, capsys):
+    # checked before the data is read: the data path does not even exist
+    assert main(["data", verb, str(tmp_path / "nosuch.csv"), "--out", str(tmp_path / name)]) == 1
+    line = error_line(capsys, "data")
+    assert f"--out {tmp_path / name}:" in line and ".png, .ps" in line and ".bmp," not in line
+    assert not any(tmp_path.iterdir())
+
+
+def test_runs_compare_shows_a_run_still_in_its_first_epoch(tmp_path, capsys):
+    settings = {"lr": 0.01, "optimizer": "adamw", "arch": "resnet", "epochs": 5}
+    done, starting = tmp_path / "done", tmp_path / "starting"
+    for run in (done, starting):
+        run.mkdir()
+        (run / "config.json").write_text(json.dumps(settings))
+    (done / "history.json").write_text(json.dumps([{"epoch": 1, "val_acc": 0.5, "seconds": 3.0}]))
+    assert main(["runs", "compare", str(done), str(starting)]) == 0
+    lines = capsys.readouterr().out.strip().splitlines()
+    assert "0.5000" in lines[1] and "1/5" in lines[1]
+    assert lines[2].split()[1:3] == ["-", "-"] and "0/5" in lines[2] and lines[2].endswith("-")
+    assert main(["runs", "compare", str(starting), "--json"]) == 0
+    row = json.loads(capsys.readouterr().out)[0]
+    assert row["epochs_run"] == 0 and row["best_val_acc"] is None
+
+
 def test_data_stats_on_a_missing_path(tmp_path, capsys):
     assert main(["data", "stats", str(tmp_path / "nosuch.csv"), "--out", str(tmp_path / "c.png")]) == 1
     assert "nosuch.csv does not exist" in error_line(capsys, "data")
@@ -98,6 +124,19 @@ def test_data_samples_every_class_and_split(sample_csv, tmp_path, capsys):
     png(grid)
     assert main(["data", "samples", str(sample_csv), "-n", "2", "--out", str(grid)]) == 1
     assert "already exists" in error_line(capsys, "data")
+
+
+def test_data_samples_refuses_a_split_without_the_class(sample_csv, tmp_path, capsys):
+    lines = sample_csv.read_text().splitlines()
+    data = tmp_path / "no_val_disgust.csv"  # disgust is emotion 1
+    data.write_text("\n".join(line for line in lines if not (line.startswith("1,")
+                                                             and line.endswith(",PublicTest"))))
+    out = tmp_path / "grid.png"
+    assert main(["data", "samples", str(data), "--split", "val", "--class", "disgust",
+                 "--out", str(out)]) == 2
+    assert error_line(capsys, "data").endswith(
+        "the val split has no disgust faces, so there is nothing to draw; choose --split train")
+    assert not out.exists()
 
 
 @pytest.mark.parametrize("args, fragment", [

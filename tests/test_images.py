@@ -54,6 +54,18 @@ def test_jpeg_path_bytes_and_str_agree(tmp_path):
     assert np.array_equal(from_path, from_str)
 
 
+def test_bytes_that_name_a_file_say_to_pass_a_str_or_path(tmp_path):
+    path = tmp_path / "x.jpg"
+    path.write_bytes(_encoded(RGB, ".jpg"))
+    with pytest.raises(InputError, match="are the name of a file, not image data; pass the name "
+                       "as a str or Path"):
+        load_image(os.fsencode(path))
+    # a named source (an upload) is never looked up as a file; other bytes: not an image
+    for data, name in ((os.fsencode(path), "the upload"), (b"/no/such/file.jpg", None)):
+        with pytest.raises(InputError, match="is not an image format"):
+            load_image(data, name=name)
+
+
 def test_grey_and_16_bit_and_alpha_become_rgb_uint8():
     grey = cv2.cvtColor(RGB, cv2.COLOR_RGB2GRAY)
     assert _close(load_image(_encoded(grey, ".png")), cv2.cvtColor(grey, cv2.COLOR_GRAY2RGB), 0)

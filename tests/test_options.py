@@ -77,9 +77,11 @@ def test_bad_values_name_the_flag_typed(argv, flag, capsys):
 
 def test_options_check_their_values():
     for bad in ({"min_face": 0}, {"threshold": 1.5}, {"max_side": 10}, {"detector": "nope"},
-                {"assume_crop": "sometimes"}, {"max_pixels": 0}):
+                {"assume_crop": "sometimes"}, {"max_pixels": 0}, {"flip_tta": "no"},
+                {"flip_tta": "none"}, {"flip_tta": 0}):
         with pytest.raises(ConfigError, match=next(iter(bad))):
             RecognizerOptions(**bad)
+    assert [RecognizerOptions(flip_tta=v).flip_tta for v in (None, True, False)] == [None, True, False]
     assert RecognizerOptions(max_side=None).max_side == 640  # None: the detector default
     with pytest.raises(TypeError):
         RecognizerOptions().replace(no_such_field=1)

@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
+
 import numpy as np
 import pytest
 from fixtures.detectors import FixedDetector
@@ -7,7 +9,7 @@ from fixtures.images import iou, sample_faces
 
 import emotiscope
 from emotiscope import pipeline
-from emotiscope.errors import ConfigError, ModelError
+from emotiscope.errors import ConfigError, InputError, ModelError
 from emotiscope.images import load_image, sample_image_path
 from emotiscope.pipeline import EmotionRecognizer
 from emotiscope.types import Box
@@ -150,6 +152,33 @@ def test_analyze_keeps_the_recognizer_between_calls(tiny_model_path, sample):
     second = emotiscope.analyze(sample, model=str(tiny_model_path), detector="haar")
     assert first == second and len(first) == 2
     assert pipeline._cached_recognizer.cache_info().hits == 1
+
+
+def test_analyze_from_several_threads_gives_the_serial_results(tiny_model_path, sample):
+    # One cached recognizer, so one Haar cascade, shared by the threads: OpenCV's cascade
+    # crashed or swapped boxes between overlapping calls.
+    images = [sample, sample[:, ::-1].copy(), sample[::2, ::2].copy(),
+              np.ascontiguousarray(sample[:, 200:700])]
+    options = {"model": str(tiny_model_path), "detector": "haar", "max_side": 320}
+    serial = [emotiscope.analyze(image, **options) for image in images]
+    with ThreadPoolExecutor(4) as pool:
+        threaded = list(pool.map(lambda k: emotiscope.analyze(images[k % 4], **options),
+                                 range(32)))
+    assert [len(faces) for faces in serial] == [2, 2, 2, 1]
+    assert threaded == [serial[k % 4] for k in range(32)]
+
+
+def test_recognizer_methods_read_float_arrays_as_the_recognizer_does(recognizer, sample):
+    floats = sample.astype(np.float32) / 255
+    faces = recognizer(floats)
+    assert len(faces) == 2 and faces == recognizer(sample)
+    assert recognizer.faces(floats) == faces
+    assert recognizer.detect(floats) == [face.box for face in faces]
+    assert recognizer.classify(floats, [face.box for face in faces]) == faces
+    crop = np.ascontiguousarray(sample[140:188, 600:648])  # a 48x48 face-like patch
+    assert recognizer.assumed_box(crop / 255.0) == recognizer.assumed_box(crop) is not None
+    with pytest.raises(InputError, match="image has pixel type complex"):
+        recognizer.faces(floats.astype(np.complex64))
 
 
 def test_bad_options_fail_before_the_model_loads(tmp_path):

@@ -232,6 +232,14 @@ def test_a_photo_points_to_predict(tiny_model_path, tmp_path, capsys, name):
     assert len(err.splitlines()) == 1 and not (tmp_path / "t.csv").exists()
 
 
+def test_plot_in_a_format_matplotlib_cannot_write_is_refused_first(clips, tiny_model_path,
+                                                                   tmp_path, capsys):
+    rows, plot = tmp_path / "t.csv", tmp_path / "t.bmp"
+    assert main(video([clips["pan"], "--csv", rows, "--plot", plot], tiny_model_path)) == 1
+    assert f"--plot {plot}: matplotlib cannot write .bmp charts" in capsys.readouterr().err
+    assert not any(tmp_path.iterdir())
+
+
 def test_output_over_input_is_refused(clips, tiny_model_path, capsys):
     assert main(video([clips["pan"], "-o", clips["pan"], "--force"], tiny_model_path)) == 2
     assert "overwrite the input" in capsys.readouterr().err

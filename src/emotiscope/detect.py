@@ -17,6 +17,7 @@ is the recognizer's `assume_crop` policy (pipeline.py).
 from __future__ import annotations
 
 import logging
+import threading
 from pathlib import Path
 from typing import Protocol, runtime_checkable
 
@@ -24,6 +25,7 @@ import numpy as np
 
 from ._alloc import keep_freed_memory
 from .errors import ConfigError, DependencyError
+from .images import load_image
 from .options import DEFAULT_MAX_SIDE, DETECTORS, check_detection
 from .types import Box
 
@@ -61,11 +63,11 @@ class ScaledDetector:
         raise NotImplementedError
 
     def detect(self, image: np.ndarray) -> list[Box]:
-        """RGB (or grey) uint8 HxW(x3) image -> face boxes in its pixels, sorted by x."""
+        """RGB (or grey) uint8 HxW(x3) image -> face boxes in its pixels, sorted by x. Other
+        arrays are converted as `load_image` converts them (float 0..1, uint16, RGBA, ...)."""
         import cv2
 
-        if image.ndim == 2:
-            image = cv2.cvtColor(image, cv2.COLOR_GRAY2RGB)
+        image = load_image(image, name="image")
         height, width = image.shape[:2]
         scale = 1.0
         if self.max_side and max(height, width) > self.max_side:
@@ -82,7 +84,12 @@ class ScaledDetector:
 
 
 class HaarDetector(ScaledDetector):
-    """OpenCV's Haar cascade on a grey copy (histogram-equalised by default); boxes score 1.0."""
+    """OpenCV's Haar cascade on a grey copy (histogram-equalised by default); boxes score 1.0.
+
+    Threads: OpenCV's CascadeClassifier keeps per-call working data in the object, so two
+    overlapping calls crash or swap boxes; calls on one detector run one at a time under a lock.
+    For parallel detection give each thread its own detector (workers.RecognizerPool does).
+    """
 
     name = "haar"
 
@@ -92,15 +99,17 @@ class HaarDetector(ScaledDetector):
         super().__init__(**options)
         self.scale_factor, self.min_neighbors, self.equalize = scale_factor, min_neighbors, equalize
         self._cascade = _load_cascade(cascade)
+        self._lock = threading.Lock()  # one detectMultiScale at a time (see above)
 
     def _raw(self, image: np.ndarray, min_px: int) -> list[RawBox]:
         import cv2
 
         grey = cv2.cvtColor(image, cv2.COLOR_RGB2GRAY)
         grey = cv2.equalizeHist(grey) if self.equalize else grey
-        found = self._cascade.detectMultiScale(grey, scaleFactor=self.scale_factor,
-                                               minNeighbors=self.min_neighbors,
-                                               minSize=(min_px, min_px))
+        with self._lock:
+            found = self._cascade.detectMultiScale(grey, scaleFactor=self.scale_factor,
+                                                   minNeighbors=self.min_neighbors,
+                                                   minSize=(min_px, min_px))
         return [(x, y, w, h, 1.0) for x, y, w, h in found]
 
 

@@ -34,6 +34,9 @@ def annotate(image: np.ndarray, faces: Sequence[FaceEmotion], *,
              labels: Sequence[str] | None = None, min_side: int = MIN_SIDE) -> np.ndarray:
     """Return a copy of an RGB uint8 image with each face boxed, numbered and labelled.
 
+    Any array `load_image` takes is taken the same way (grey, RGBA, HxWx1; uint16, bool, float
+    0..1 or 0..255), so the picture shows what was analysed; InputError for other arrays.
+
     Labels read "1 happy 87%": the face's number in `faces` (1 = first, as `predict`'s `face`
     field), or "#3" when the face has a track id; "(assumed)" and a dashed box mark a face
     that was not detected but assumed (FaceEmotion.assumed). One colour per label (pass the
@@ -44,9 +47,11 @@ def annotate(image: np.ndarray, faces: Sequence[FaceEmotion], *,
     """
     import cv2
 
-    scale = _scale(image.shape[:2], min_side)
-    out = np.ascontiguousarray(image[:, :, :3] if image.ndim == 3 else
-                               cv2.cvtColor(image, cv2.COLOR_GRAY2RGB)).copy()
+    from .images import load_image
+
+    out = load_image(image, name="the image to annotate")
+    out = out.copy() if np.may_share_memory(out, image) else out  # never draw on the input
+    scale = _scale(out.shape[:2], min_side)
     if scale > 1.0:
         size = (round(out.shape[1] * scale), round(out.shape[0] * scale))
         out = cv2.resize(out, size, interpolation=cv2.INTER_LINEAR)

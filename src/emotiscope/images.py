@@ -68,12 +68,21 @@ def load_image(source: ImageSource, *, max_pixels: int = DEFAULT_MAX_PIXELS,
     if isinstance(source, np.ndarray):
         return _array_to_rgb(source, name or "array")
     if isinstance(source, bytes | bytearray | memoryview):
+        if name is None:  # bytes from the caller's own code (not an upload): they may be a name
+            _refuse_file_name(bytes(source))
         return _decode(bytes(source), name or "image bytes", max_pixels)
     if isinstance(source, str | os.PathLike):
         path = Path(source)
         return _decode(_read_file(path), display(path), max_pixels)
     raise InputError(f"cannot read an image from a {type(source).__name__}; "
                      "pass a file path, encoded image bytes or a numpy array")
+
+
+def _refuse_file_name(data: bytes) -> None:
+    """InputError for bytes that are no image but the name of an existing file."""
+    if len(data) <= 4096 and read_header(data) is None and os.path.isfile(data):
+        raise InputError(f"image bytes {data[:200]!r} are the name of a file, not image data; pass "
+                         "the name as a str or Path to read that file")
 
 
 def not_a_file(path: Path) -> str | None:

@@ -144,6 +144,9 @@ class RecognizerOptions:
         if isinstance(self.detector, str) and self.detector not in DETECTORS:
             raise ConfigError(f"unknown detector {self.detector!r}; choose one of "
                               f"{', '.join(DETECTORS)}")
+        if self.flip_tta is not None and not isinstance(self.flip_tta, bool):  # "no" is truthy
+            raise ConfigError(f"flip_tta must be True, False or None (as the model file says), "
+                              f"got {self.flip_tta!r}")
         if self.assume_crop not in ASSUME_CROP:
             raise ConfigError(f"assume_crop must be one of {', '.join(ASSUME_CROP)}, "
                               f"got {self.assume_crop!r}")

@@ -17,7 +17,7 @@ import secrets
 from collections.abc import Iterator
 from pathlib import Path
 
-from .errors import OutputError, OutputExistsError
+from .errors import DependencyError, OutputError, OutputExistsError
 
 TEMP_STEM_BYTES = 64  # of the name in a temporary name: a name near the 255-byte limit fits
 
@@ -82,6 +82,25 @@ def save_figure(fig, path: str | os.PathLike, **kwargs) -> Path:
     path = Path(path)
     with atomic_path(path) as tmp:
         fig.savefig(tmp, format=path.suffix.lstrip(".") or None, **kwargs)
+    return path
+
+
+def check_figure_path(path: str | os.PathLike, flag: str = "--out") -> Path:
+    """`path` if matplotlib can write a chart in the format its suffix names, checked before any
+    work: DependencyError without matplotlib, OutputError naming the formats it writes."""
+    path = Path(path)
+    try:
+        from matplotlib.backend_bases import FigureCanvasBase
+    except ImportError as exc:
+        raise DependencyError(f"{flag} needs matplotlib: pip install matplotlib") from exc
+    formats = sorted(FigureCanvasBase.get_supported_filetypes())
+    suffix = path.suffix.lower().lstrip(".")
+    if suffix not in formats:
+        what = (f"matplotlib cannot write .{suffix} charts" if suffix
+                else "no suffix to take the chart's format from")
+        raise OutputError(f"{flag} {display(path)}: {what}; end the name with one of "
+                          f"{', '.join('.' + name for name in formats)}, e.g. "
+                          f"{display(path.with_suffix('.png'))}")
     return path
 
 

@@ -16,6 +16,7 @@ face is marked `FaceEmotion.assumed` and its box's score is 0.0 (no detector vou
 from __future__ import annotations
 
 import os
+import threading
 from collections.abc import Iterable, Iterator, Sequence
 from functools import lru_cache
 
@@ -103,8 +104,12 @@ class EmotionRecognizer:
         return self.classifier.labels
 
     def detect(self, image: np.ndarray) -> list[Box]:
-        """RGB uint8 image -> the boxes of the faces the detector found, left to right."""
-        return self.detector.detect(image)
+        """RGB uint8 image -> the boxes of the faces the detector found, left to right.
+
+        This and the other methods that take an image array (assumed_box, locate, classify,
+        faces) take any array `load_image` takes, converted as it converts them (grey, RGBA;
+        uint16, bool, float 0..1 or 0..255); InputError for other arrays."""
+        return self.detector.detect(self._rgb(image))
 
     def may_assume(self, width: int, height: int) -> bool:
         """Whether `assumed_box` could take a width x height image for a face crop: False spares
@@ -115,6 +120,7 @@ class EmotionRecognizer:
     def assumed_box(self, image: np.ndarray) -> Box | None:
         """For an image in which no face was detected: the whole image as one face box if the
         `assume_crop` policy takes it for a face crop (score 0.0: no detector vouched), else None."""
+        image = self._rgb(image)
         if self.assume_crop == "never" or (
                 self.assume_crop == "auto" and not looks_like_face_crop(image, self.min_face)):
             return None
@@ -122,6 +128,7 @@ class EmotionRecognizer:
 
     def locate(self, image: np.ndarray) -> tuple[list[Box], bool]:
         """The detected boxes, else [assumed_box] if there is one; and whether it was assumed."""
+        image = self._rgb(image)
         boxes = self.detect(image)
         assumed = None if boxes else self.assumed_box(image)
         return ([assumed], True) if assumed else (boxes, False)
@@ -132,7 +139,7 @@ class EmotionRecognizer:
         box is the whole image taken as a face crop, classified as it is (as in training)."""
         if not boxes:
             return []
-        spec = self.classifier.info.spec
+        image, spec = self._rgb(image), self.classifier.info.spec
         batch = prepare_crops([image], spec) if assumed else prepare_faces(image, boxes, spec)
         probs = self.classifier.predict_batch(batch, flip_tta=self.flip_tta)
         labels = self.labels
@@ -143,8 +150,13 @@ class EmotionRecognizer:
 
     def faces(self, image: np.ndarray) -> list[FaceEmotion]:
         """RGB uint8 image -> one FaceEmotion per face (detected, or assumed by the policy)."""
+        image = self._rgb(image)
         boxes, assumed = self.locate(image)
         return self.classify(image, boxes, assumed=assumed)
+
+    def _rgb(self, image: np.ndarray) -> np.ndarray:
+        """The image as RGB uint8, as the recognizer reads it (an RGB uint8 array as it is)."""
+        return load_image(image, max_pixels=self.max_pixels, name="image")
 
     def __call__(self, image: ImageSource) -> list[FaceEmotion]:
         """Path, encoded bytes or RGB array -> one FaceEmotion per face found."""
@@ -157,14 +169,18 @@ class EmotionRecognizer:
             yield rgb, self.faces(rgb)
 
 
+_cache_lock = threading.Lock()
+
+
 def analyze(image: ImageSource, **options) -> list[FaceEmotion]:
     """One call from image to emotions: `EmotionRecognizer(**options)(image)`.
 
     The recognizer is kept between calls with the same options, so a loop over many images
-    loads the model once.
+    loads the model once. Safe to call from several threads (they share that recognizer).
     """
     try:
-        recognizer = _cached_recognizer(tuple(sorted(options.items())))
+        with _cache_lock:  # threads asking at once for a new one build it once
+            recognizer = _cached_recognizer(tuple(sorted(options.items())))
     except TypeError:  # an unhashable option value: build a fresh one
         recognizer = EmotionRecognizer(**options)
     return recognizer(image)

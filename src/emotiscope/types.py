@@ -70,6 +70,12 @@ class FaceEmotion:
     track_id: int | None = None
     assumed: bool = False
 
+    def __hash__(self) -> int:
+        """By value, like Box (the generated hash fails on the `scores` dict): faces can be set
+        members and dict keys. Equal faces hash equal, whatever the order of their scores."""
+        return hash((self.box, self.label, frozenset(self.scores.items()), self.track_id,
+                     self.assumed))
+
     @property
     def score(self) -> float:
         """Probability of the winning label."""

@@ -8,7 +8,7 @@ import argparse
 from pathlib import Path
 
 from ..errors import ConfigError, DataError
-from ..outputs import display
+from ..outputs import check_figure_path, display
 from ..training.config import TrainConfig
 from ._out import check_new
 
@@ -18,7 +18,9 @@ def register(sub) -> None:
     dsub = p.add_subparsers(dest="data_command", metavar="ACTION", required=True)
     s = dsub.add_parser("stats", help="print class counts per split and write a bar chart")
     s.add_argument("path", help="fer2013.csv or an image-folder layout")
-    s.add_argument("--out", default="class_counts.png", help="bar chart PNG (default class_counts.png)")
+    s.add_argument("--out", default="class_counts.png",
+                   help="bar chart; its suffix picks the format: .png, .svg, .pdf, ... "
+                   "(default class_counts.png)")
     s.add_argument("--force", action="store_true", help="overwrite --out")
     s.add_argument("--strict", action="store_true", help="fail on unreadable images")
     s.set_defaults(func=run_stats)
@@ -31,7 +33,9 @@ def register(sub) -> None:
     g.add_argument("--augment", nargs="?", const="", metavar="K=V,...",
                    help="show the faces as training augments them (default settings, or changed "
                    "ones, e.g. rotate=30,erase=0); needs torch")
-    g.add_argument("--out", default="samples.png", help="grid PNG (default samples.png)")
+    g.add_argument("--out", default="samples.png",
+                   help="grid picture; its suffix picks the format: .png, .jpg, .pdf, ... "
+                   "(default samples.png)")
     g.add_argument("--force", action="store_true", help="overwrite --out")
     g.set_defaults(func=run_samples)
     r = dsub.add_parser("crop", help="write the faces training takes from photos, as PNG files",
@@ -55,7 +59,7 @@ def run_stats(args: argparse.Namespace) -> int:
     from ..training.data import load_any
     from ..training.plots import plot_counts
 
-    out = check_new(Path(args.out), args.force)
+    out = check_new(check_figure_path(args.out), args.force)
     splits = load_any(Path(args.path), strict=args.strict)
     counts = {name: fs.counts() for name, fs in splits.items()}
     classes = list(next(iter(counts.values())))
@@ -79,7 +83,7 @@ def run_samples(args: argparse.Namespace) -> int:
 
     if args.n < 1:
         raise ConfigError(f"-n {args.n} must be at least 1")
-    out = check_new(Path(args.out), args.force)
+    out = check_new(check_figure_path(args.out), args.force)
     splits = load_any(Path(args.path))
     name = args.split or ("train" if "train" in splits else next(iter(splits)))
     if name not in splits:
@@ -91,6 +95,8 @@ def run_samples(args: argparse.Namespace) -> int:
     wanted = [args.cls] if args.cls else list(fs.classes)
     picks = [i for c in wanted
              for i in rng.permutation(np.flatnonzero(fs.labels == fs.classes.index(c)))[:args.n]]
+    if not picks:
+        raise ConfigError(_no_faces(splits, name, args.cls))
     faces = fs.images[picks]
     if args.augment is not None:
         faces = augmented(faces, args.augment, args.seed)
@@ -98,6 +104,14 @@ def run_samples(args: argparse.Namespace) -> int:
               cols=min(args.n, 8) if args.cls else args.n)
     print(f"{len(picks)} faces from {name}: {display(out)}")
     return 0
+
+
+def _no_faces(splits: dict, name: str, cls: str | None) -> str:
+    """Why split `name` gives no face to draw (of class `cls`), and which splits would."""
+    have = [s for s, fs in splits.items() if (fs.counts().get(cls, 0) if cls else len(fs))]
+    what = f"no {cls} faces" if cls else "no faces"
+    where = f"choose --split {' or '.join(have)}" if have else "no split has any"
+    return f"the {name} split has {what}, so there is nothing to draw; {where}"
 
 
 def augmented(faces, settings: str, seed: int):

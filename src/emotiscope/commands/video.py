@@ -16,7 +16,7 @@ import sys
 import time
 from pathlib import Path
 
-from ..errors import ConfigError, DependencyError, InputError, OutputError
+from ..errors import ConfigError, InputError, OutputError
 from ..options import add_recognizer_flags, options_from_args
 
 HELP = "track faces through a video file: annotated copy, timeline CSV, plot, summary"
@@ -79,7 +79,7 @@ def make_analyzer(args):
 
 
 def _check_outputs(args) -> None:
-    from ..outputs import check_new
+    from ..outputs import check_figure_path, check_new
     from ..videowrite import FOURCC
 
     given = [p for p in (args.output, args.csv, args.plot) if p]
@@ -90,10 +90,7 @@ def _check_outputs(args) -> None:
     if args.output and Path(args.output).suffix.lower() not in FOURCC:
         raise ConfigError(f"-o {args.output}: unsupported extension; use .mp4 or .avi")
     if args.plot:
-        try:
-            import matplotlib  # noqa: F401
-        except ImportError as exc:
-            raise DependencyError("--plot needs matplotlib: pip install matplotlib") from exc
+        check_figure_path(args.plot, "--plot")
     for flag, path in (("-o", args.output), ("--csv", args.csv), ("--plot", args.plot)):
         if path:
             check_new(path, args.force, flag, create_folder=False)

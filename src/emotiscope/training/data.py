@@ -163,10 +163,10 @@ def _load_class_tree(root: Path, classes: tuple[str, ...], size: int, strict: bo
     images, labels, skipped, names, no_face = [], [], [], [], []
     for cls in classes:
         if not (folder := root / cls).is_dir():
-            raise DataError(f"class folder {display(folder)} is missing; every split needs the "
-                            + (f"classes --classes chose ({', '.join(classes)}): add the folder or "
-                               "leave that class out" if chosen else f"same classes ({', '.join(classes)})"
-                               ", or pass --classes to choose a subset"))
+            raise DataError(f"class folder {display(folder)} is missing; every split needs the " + (
+                f"classes --classes chose ({', '.join(classes)}): add the folder or leave that class out"
+                if chosen else f"same classes ({', '.join(classes)}): add the folder or remove the "
+                "class from the other splits (train and evaluate can also pick some with --classes)"))
         files = sorted(p for p in folder.rglob("*") if p.suffix.lower() in IMAGE_EXTS)
         if not files:
             raise DataError(f"class folder {display(folder)} has no images (.jpg, .png, ...); add "
