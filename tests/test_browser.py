@@ -158,6 +158,48 @@ def test_live_camera_draws_boxes_and_pause_stops_sending(page, server_url):
     assert page.problems == []
 
 
+# Each /v1/analyze request waits 300 ms in the page before it is sent; the page counts the
+# requests in flight, and the most at once.
+SLOW_ANALYZE = """
+(() => {
+  const send = window.fetch.bind(window);
+  window.analyzeLoad = { now: 0, most: 0, total: 0 };
+  window.fetch = async (url, options) => {
+    if (!String(url).startsWith("/v1/analyze")) return send(url, options);
+    const load = window.analyzeLoad;
+    load.now += 1; load.total += 1; load.most = Math.max(load.most, load.now);
+    try {
+      await new Promise((resolve) => setTimeout(resolve, 300));
+      const response = await send(url, options);
+      await response.clone().arrayBuffer();
+      return response;
+    } finally {
+      load.now -= 1;
+    }
+  };
+})();
+"""
+
+
+def test_live_camera_never_has_two_frames_in_flight(page, server_url):
+    page.add_init_script(SLOW_ANALYZE)
+    page.goto(server_url + "/")
+    page.click("#tab-live")
+    page.click("#cam-start")
+    page.wait_for_selector("#live-status:not([data-frames='0'])")
+    for _ in range(3):  # each return to the camera tab, resume and restart asks for a frame
+        page.click("#tab-photo")
+        page.click("#tab-live")
+    page.click("#cam-pause")
+    page.click("#cam-pause")
+    page.click("#cam-stop")
+    page.click("#cam-start")
+    time.sleep(1.5)
+    load = page.evaluate("window.analyzeLoad")
+    assert load["most"] == 1, f"{load['most']} frames were in flight at once"
+    assert page.problems == []
+
+
 def load_size(path: Path) -> tuple[int, int]:
     from emotiscope.images import load_image
 
