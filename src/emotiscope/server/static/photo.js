@@ -54,7 +54,10 @@ function clearResult() {
   [canvas.width, canvas.height] = [0, 0];
 }
 
+let latest = 0;  // counts uploads: only the answer to the last one is shown
+
 async function showPhoto(file) {
+  const upload = ++latest;
   const status = $("photo-status");
   clearResult();
   status.textContent = `Analysing ${file.name}…`;
@@ -62,8 +65,10 @@ async function showPhoto(file) {
   try {
     await state.ready;
     const result = await (await analyze(file)).json();
+    if (upload !== latest) return;  // another photo was chosen meanwhile
     if (!state.labels.length) state.labels = result.labels;
     const bitmap = await createImageBitmap(file, { imageOrientation: "from-image" });
+    if (upload !== latest) return;
     const canvas = $("photo-canvas");
     $("photo-result").hidden = false;  // shown first: label sizes depend on the shown size
     [canvas.width, canvas.height] = [bitmap.width, bitmap.height];
@@ -78,6 +83,7 @@ async function showPhoto(file) {
       `${result.image.width}×${result.image.height} pixels, ${Math.round(result.timings_ms.total)} ms`;
     status.textContent = n ? "" : "No face found. Faces should be at least 20 pixels tall.";
   } catch (error) {
+    if (upload !== latest) return;
     clearResult();
     status.textContent = `Could not analyse ${file.name}: ${error.message}`;
     status.classList.add("error");
