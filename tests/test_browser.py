@@ -102,6 +102,7 @@ def test_upload_a_photo_shows_the_face_table(page, server_url, recognizer):
         assert f"{face.label} {round(face.score * 100)}%" in row.inner_text()
     canvas = page.locator("#photo-canvas")
     assert canvas.get_attribute("width") == str(load_size(photo)[0])
+    assert page.get_attribute("#photo-result", "data-drawn-by") == "page"
     screenshot(page, "browser-photo.png")
     assert page.problems == []
 
@@ -223,6 +224,42 @@ def test_the_last_photo_chosen_is_shown_when_an_earlier_answer_comes_later(
     assert page.get_attribute("#photo-result", "data-faces") == "0"
     assert "120×90 pixels" in page.inner_text("#photo-caption")
     assert page.get_attribute("#photo-canvas", "width") == "120"
+    assert page.problems == []
+
+
+def tiff_photo(path: Path) -> Path:
+    """The sample photo as a TIFF: the server reads it, Chromium cannot decode it."""
+    cv2.imwrite(str(path.with_suffix(".tif")), cv2.imread(str(sample_image_path())))
+    return path.with_suffix(".tif")
+
+
+def turned_webp(path: Path) -> Path:
+    """The sample photo upside down, as a WebP whose EXIF orientation (3) turns it upright:
+    the server applies it, Chromium does not (and the size is the same either way)."""
+    pil = pytest.importorskip("PIL.Image")
+    exif = pil.Exif()
+    exif[0x0112] = 3
+    pil.open(sample_image_path()).rotate(180).save(path.with_suffix(".webp"), "WEBP",
+                                                     exif=exif.tobytes())
+    return path.with_suffix(".webp")
+
+
+@pytest.mark.parametrize("make", [tiff_photo, turned_webp])
+def test_a_photo_the_browser_shows_otherwise_is_drawn_by_the_server(
+        page, server_url, recognizer, tmp_path, make):
+    photo = make(tmp_path / "photo")
+    expected = recognizer(photo)
+    assert expected, "the sample photo should have faces"
+    page.goto(server_url + "/")
+    page.wait_for_selector("#model-info:has-text('tiny.onnx')")
+    page.set_input_files("#file-input", str(photo))
+    page.wait_for_selector(f"#photo-result[data-faces='{len(expected)}'][data-drawn-by]")
+    assert page.get_attribute("#photo-result", "data-drawn-by") == "server"
+    assert page.locator("#faces-table tbody tr").count() == len(expected)
+    assert page.get_attribute("#photo-canvas", "width") == str(load_size(photo)[0])
+    assert "Drawn by the server" in page.inner_text("#photo-caption")
+    assert page.locator("#photo-status.error").count() == 0
+    screenshot(page, f"browser-server-drawn-{photo.suffix[1:]}.png")
     assert page.problems == []
 
 
