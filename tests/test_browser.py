@@ -227,6 +227,23 @@ def test_the_last_photo_chosen_is_shown_when_an_earlier_answer_comes_later(
     assert page.problems == []
 
 
+def test_no_face_hint_quotes_the_servers_smallest_face(page, server_url, tmp_path):
+    def card_with_min_face(route):  # as from `emotiscope serve --min-face 33`
+        response = route.fetch()
+        route.fulfill(response=response, json={**response.json(), "min_face": 33})
+
+    page.route("**/v1/model", card_with_min_face)
+    blank = tmp_path / "blank.png"
+    cv2.imwrite(str(blank), np.full((90, 120, 3), 200, np.uint8))
+    page.goto(server_url + "/")
+    page.wait_for_selector("#model-info:has-text('tiny.onnx')")
+    page.set_input_files("#file-input", str(blank))
+    page.wait_for_selector("#photo-result[data-faces='0']:not([hidden])")
+    assert page.inner_text("#photo-status") == (
+        "No face found. Faces should be at least 33 pixels wide and tall.")
+    assert page.problems == []
+
+
 def tiff_photo(path: Path) -> Path:
     """The sample photo as a TIFF: the server reads it, Chromium cannot decode it."""
     cv2.imwrite(str(path.with_suffix(".tif")), cv2.imread(str(sample_image_path())))

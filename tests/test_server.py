@@ -384,6 +384,14 @@ def test_model_card_comes_from_the_model_file(client, recognizer, tiny_model_pat
     assert str(tiny_model_path.parent) not in response.text  # no local paths leak
 
 
+def test_model_card_gives_the_smallest_face_looked_for(tiny_model_path):
+    from emotiscope.pipeline import EmotionRecognizer
+
+    recognizer = EmotionRecognizer(model=tiny_model_path, detector="haar", min_face=33)
+    with TestClient(create_app(recognizer)) as test_client:
+        assert test_client.get("/v1/model").json()["min_face"] == 33
+
+
 def test_healthz(client):
     response = client.get("/healthz")
     assert response.status_code == 200

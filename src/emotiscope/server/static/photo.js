@@ -135,7 +135,8 @@ function showResult(file, result, bitmap, drawHere) {
   $("photo-caption").textContent = `${n} face${n === 1 ? "" : "s"} in ` +
     `${result.image.width}×${result.image.height} pixels, ${Math.round(result.timings_ms.total)} ms` +
     note;
-  $("photo-status").textContent = n ? "" : "No face found. Faces should be at least 20 pixels tall.";
+  $("photo-status").textContent = n ? "" : "No face found." + (state.minFace
+    ? ` Faces should be at least ${state.minFace} pixels wide and tall.` : "");
 }
 
 async function downloadAnnotated() {
