@@ -280,6 +280,14 @@ def test_a_photo_the_browser_shows_otherwise_is_drawn_by_the_server(
     assert page.problems == []
 
 
+def test_the_docs_page_examples_name_the_servers_address(page, server_url):
+    page.goto(server_url + "/docs")
+    page.wait_for_selector("#endpoints h2")
+    examples = page.inner_text("#examples")
+    assert examples.count(server_url + "/v1/analyze") == 4 and ":8000" not in examples
+    assert page.problems == []
+
+
 def load_size(path: Path) -> tuple[int, int]:
     from emotiscope.images import load_image
 

@@ -440,6 +440,17 @@ def test_openapi_document_and_offline_docs_page(client):
     assert docs.status_code == 200 and "/static/docs.js" in docs.text
 
 
+def test_every_image_format_reported_is_named_in_the_schema(client):
+    from emotiscope.images import encode_image
+
+    named = client.get("/openapi.json").json()["components"]["schemas"]["ImageOut"][
+        "properties"]["format"]["description"]
+    image = np.full((24, 32, 3), 90, np.uint8)
+    for suffix in (".jpg", ".png", ".webp", ".bmp", ".tiff", ".ppm", ".pam"):
+        body = client.post("/v1/analyze", content=encode_image(image, suffix)).json()
+        assert re.search(rf"\b{body['image']['format']}\b", named), (suffix, named)
+
+
 def test_static_files_cannot_escape_their_folder(client):
     for path in ("/static/../app.py", "/static/%2e%2e/app.py", "/static/..%2fapp.py"):
         assert client.get(path).status_code == 404
