@@ -384,6 +384,14 @@ def test_model_card_comes_from_the_model_file(client, recognizer, tiny_model_pat
     assert str(tiny_model_path.parent) not in response.text  # no local paths leak
 
 
+def test_model_card_gives_the_smallest_face_looked_for(tiny_model_path):
+    from emotiscope.pipeline import EmotionRecognizer
+
+    recognizer = EmotionRecognizer(model=tiny_model_path, detector="haar", min_face=33)
+    with TestClient(create_app(recognizer)) as test_client:
+        assert test_client.get("/v1/model").json()["min_face"] == 33
+
+
 def test_healthz(client):
     response = client.get("/healthz")
     assert response.status_code == 200
@@ -430,6 +438,17 @@ def test_openapi_document_and_offline_docs_page(client):
     assert "multipart/form-data" in body and "image/jpeg" in body
     docs = client.get("/docs")
     assert docs.status_code == 200 and "/static/docs.js" in docs.text
+
+
+def test_every_image_format_reported_is_named_in_the_schema(client):
+    from emotiscope.images import encode_image
+
+    named = client.get("/openapi.json").json()["components"]["schemas"]["ImageOut"][
+        "properties"]["format"]["description"]
+    image = np.full((24, 32, 3), 90, np.uint8)
+    for suffix in (".jpg", ".png", ".webp", ".bmp", ".tiff", ".ppm", ".pam"):
+        body = client.post("/v1/analyze", content=encode_image(image, suffix)).json()
+        assert re.search(rf"\b{body['image']['format']}\b", named), (suffix, named)
 
 
 def test_static_files_cannot_escape_their_folder(client):

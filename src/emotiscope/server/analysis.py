@@ -43,6 +43,8 @@ def model_card(recognizer: Recognizer) -> dict:
         "colours": {label: "#" + bytes(label_colour(label, info.labels)).hex()
                     for label in info.labels},
         "detector": getattr(detector, "name", type(detector).__name__),
+        # the smallest face side looked for, in the photo's pixels (None: not known)
+        "min_face": getattr(recognizer, "min_face", getattr(detector, "min_face", None)),
         "emotiscope_version": __version__,
     }
 

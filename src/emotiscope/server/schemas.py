@@ -29,7 +29,7 @@ class FaceOut(BaseModel):
 class ImageOut(BaseModel):
     width: int
     height: int
-    format: str = Field(description="jpeg, png, webp, bmp, tiff, gif or pnm")
+    format: str = Field(description="jpeg, png, webp, bmp, tiff, gif, pnm or pam")
 
 
 class AnalyzeOut(BaseModel):

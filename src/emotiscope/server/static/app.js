@@ -18,6 +18,7 @@ async function loadModel() {
     const card = await response.json();
     state.labels = card.labels;
     state.colours = card.colours || {};
+    state.minFace = card.min_face ?? null;
     $("model-info").textContent = `Model ${card.name} (${card.arch || "unknown architecture"}), ` +
       `labels: ${card.labels.join(", ")}.`;
     legend();

@@ -3,7 +3,8 @@
 
 export const $ = (id) => document.getElementById(id);
 // One colour per label: the model card's (the same as the server's annotated images).
-export const state = { labels: [], colours: {}, photo: null, ready: null };
+// minFace: the smallest face side the server looks for, in pixels (null: not known).
+export const state = { labels: [], colours: {}, minFace: null, photo: null, ready: null };
 
 export function colour(label) {
   return state.colours[label] || "#888888";

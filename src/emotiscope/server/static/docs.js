@@ -50,4 +50,13 @@ async function render() {
   }
 }
 
-document.addEventListener("DOMContentLoaded", render);
+// The examples name the default address; show the one this page was served from.
+function examplesHere() {
+  const examples = document.getElementById("examples");
+  examples.textContent = examples.textContent.replaceAll("http://127.0.0.1:8000", location.origin);
+}
+
+document.addEventListener("DOMContentLoaded", () => {
+  examplesHere();
+  render();
+});

@@ -4,7 +4,10 @@ import { $, analyze, colour, drawFaces, state } from "./common.js";
 
 const SEND_SIDE = 480;       // frames are downscaled to at most this many pixels on a side
 const HISTORY = 150;         // chart samples kept (30 s at 5 frames per second)
-const live = { stream: null, paused: false, timer: 0, frames: 0, history: [], latency: 0 };
+// busy: a frame is being grabbed or analysed; camera: counts camera starts, so that a frame
+// sent before the camera was turned off and on again is recognised when it returns.
+const live = { stream: null, paused: false, timer: 0, frames: 0, history: [], latency: 0,
+               busy: false, camera: 0 };
 
 function liveStatus(text, isError = false) {
   const el = $("live-status");
@@ -27,7 +30,7 @@ async function startCamera() {
   const video = $("video");
   video.srcObject = live.stream;
   await video.play();
-  Object.assign(live, { paused: false, frames: 0, history: [] });
+  Object.assign(live, { paused: false, frames: 0, history: [], camera: live.camera + 1 });
   $("cam-start").disabled = true;
   $("cam-pause").disabled = $("cam-stop").disabled = false;
   $("cam-pause").textContent = "Pause";
@@ -62,9 +65,10 @@ function togglePause() {
 }
 
 // At most one frame in flight; the next is due one interval after the previous was sent.
+// While a frame is in flight nothing is scheduled: its answer schedules the next one.
 function schedule(delay) {
   clearTimeout(live.timer);
-  live.timer = setTimeout(sendFrame, delay);
+  if (!live.busy) live.timer = setTimeout(sendFrame, delay);
 }
 
 function grabFrame(video) {
@@ -78,28 +82,45 @@ function grabFrame(video) {
 
 async function sendFrame() {
   const video = $("video");
-  if (!live.stream || live.paused) return;
+  if (!live.stream || live.paused || live.busy) return;
   const interval = 1000 / Number($("cam-rate").value);
   const started = performance.now();
   if (!video.videoWidth || document.hidden || $("panel-live").hidden) {
     schedule(interval);
     return;
   }
+  const camera = live.camera;
+  let result, failure;
+  live.busy = true;
   try {
-    const result = await (await analyze(await grabFrame(video))).json();
-    if (!live.stream || live.paused) return;
-    drawOverlay(result);
-    record(result.faces);
-    live.frames += 1;
-    live.latency = 0.8 * live.latency + 0.2 * (performance.now() - started);
-    $("live-status").dataset.frames = String(live.frames);
-    const n = result.faces.length;
-    liveStatus(`${n} face${n === 1 ? "" : "s"} · ${Math.round(live.latency)} ms per frame`);
-    schedule(Math.max(0, interval - (performance.now() - started)));
+    result = await (await analyze(await grabFrame(video))).json();
   } catch (error) {
-    liveStatus(`Frame not analysed: ${error.message}`, true);
-    schedule(Math.max(interval, (error.retryAfter || 1) * 1000));
+    failure = error;
+  } finally {
+    live.busy = false;
   }
+  if (!live.stream || live.paused) return;  // off or paused: Resume or Turn on sends again
+  if (camera !== live.camera) {             // a frame of a camera since turned off: dropped
+    schedule(0);
+    return;
+  }
+  if (failure) {
+    liveStatus(`Frame not analysed: ${failure.message}`, true);
+    schedule(Math.max(interval, (failure.retryAfter || 1) * 1000));
+    return;
+  }
+  showFrame(result, started);
+  schedule(Math.max(0, interval - (performance.now() - started)));
+}
+
+function showFrame(result, started) {
+  drawOverlay(result);
+  record(result.faces);
+  live.frames += 1;
+  live.latency = 0.8 * live.latency + 0.2 * (performance.now() - started);
+  $("live-status").dataset.frames = String(live.frames);
+  const n = result.faces.length;
+  liveStatus(`${n} face${n === 1 ? "" : "s"} · ${Math.round(live.latency)} ms per frame`);
 }
 
 // The overlay has as many pixels as it is shown with, so labels stay sharp at any size.

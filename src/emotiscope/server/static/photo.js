@@ -47,6 +47,7 @@ function clearResult() {
   state.photo = null;
   $("photo-result").hidden = true;
   $("photo-result").dataset.faces = "0";
+  delete $("photo-result").dataset.drawnBy;
   $("faces-table").tBodies[0].replaceChildren();
   $("photo-caption").textContent = "";
   const canvas = $("photo-canvas");
@@ -54,34 +55,88 @@ function clearResult() {
   [canvas.width, canvas.height] = [0, 0];
 }
 
+let latest = 0;  // counts uploads: only the answer to the last one is shown
+
 async function showPhoto(file) {
+  const upload = ++latest;
   const status = $("photo-status");
   clearResult();
   status.textContent = `Analysing ${file.name}…`;
   status.classList.remove("error");
+  let result;
   try {
     await state.ready;
-    const result = await (await analyze(file)).json();
-    if (!state.labels.length) state.labels = result.labels;
-    const bitmap = await createImageBitmap(file, { imageOrientation: "from-image" });
-    const canvas = $("photo-canvas");
-    $("photo-result").hidden = false;  // shown first: label sizes depend on the shown size
-    [canvas.width, canvas.height] = [bitmap.width, bitmap.height];
-    const ctx = canvas.getContext("2d");
-    ctx.drawImage(bitmap, 0, 0);
-    drawFaces(ctx, result.faces, bitmap.width / result.image.width);
-    facesTable(result.faces);
-    state.photo = file;
-    const n = result.faces.length;
-    $("photo-result").dataset.faces = String(n);
-    $("photo-caption").textContent = `${n} face${n === 1 ? "" : "s"} in ` +
-      `${result.image.width}×${result.image.height} pixels, ${Math.round(result.timings_ms.total)} ms`;
-    status.textContent = n ? "" : "No face found. Faces should be at least 20 pixels tall.";
+    result = await (await analyze(file)).json();
   } catch (error) {
+    if (upload !== latest) return;  // another photo was chosen meanwhile
     clearResult();
     status.textContent = `Could not analyse ${file.name}: ${error.message}`;
     status.classList.add("error");
+    return;
   }
+  if (upload !== latest) return;
+  if (!state.labels.length) state.labels = result.labels;
+  const own = await browserBitmap(file, result.image);
+  const bitmap = own || await serverBitmap(file);
+  if (upload === latest) showResult(file, result, bitmap, own !== null);
+}
+
+// The photo as this browser decodes it, or null where that is not what the server analysed:
+// a format the browser cannot read (Chromium: TIFF, PNM), a WebP with an EXIF orientation
+// (the server applies it, Chromium does not), or any other difference in size.
+async function browserBitmap(file, image) {
+  if (await webpWithExif(file)) return null;
+  try {
+    const bitmap = await createImageBitmap(file, { imageOrientation: "from-image" });
+    if (bitmap.width === image.width && bitmap.height === image.height) return bitmap;
+  } catch (_) {
+    // not an image this browser decodes
+  }
+  return null;
+}
+
+// A WebP's extended header (VP8X) flags an EXIF chunk with bit 3 of its byte 20.
+async function webpWithExif(file) {
+  const head = new Uint8Array(await file.slice(0, 21).arrayBuffer());
+  const text = String.fromCharCode(...head.subarray(0, 16));
+  return head.length === 21 && text.startsWith("RIFF") && text.endsWith("WEBPVP8X") &&
+    (head[20] & 0x08) !== 0;
+}
+
+// The server's own drawing of the photo, boxes and labels included; null if it fails.
+async function serverBitmap(file) {
+  try {
+    return await createImageBitmap(await (await analyze(file, "?annotate=true&format=jpeg")).blob());
+  } catch (_) {
+    return null;
+  }
+}
+
+// bitmap: the photo (drawn here: drawHere), or the server's drawing of it, or null.
+function showResult(file, result, bitmap, drawHere) {
+  const canvas = $("photo-canvas");
+  const shown = $("photo-result");
+  shown.hidden = false;  // shown first: label sizes depend on the shown size
+  if (bitmap) {
+    [canvas.width, canvas.height] = [bitmap.width, bitmap.height];
+    const ctx = canvas.getContext("2d");
+    ctx.drawImage(bitmap, 0, 0);
+    if (drawHere) drawFaces(ctx, result.faces, 1);  // the server's pixels: the same size
+  }
+  shown.dataset.drawnBy = !bitmap ? "nobody" : drawHere ? "page" : "server";
+  facesTable(result.faces);
+  state.photo = file;
+  const n = result.faces.length;
+  shown.dataset.faces = String(n);
+  const format = result.image.format.toUpperCase();
+  const note = drawHere ? "" : bitmap
+    ? `. Drawn by the server: this browser does not show this ${format} file as the server reads it`
+    : `. This browser cannot show this ${format} file`;
+  $("photo-caption").textContent = `${n} face${n === 1 ? "" : "s"} in ` +
+    `${result.image.width}×${result.image.height} pixels, ${Math.round(result.timings_ms.total)} ms` +
+    note;
+  $("photo-status").textContent = n ? "" : "No face found." + (state.minFace
+    ? ` Faces should be at least ${state.minFace} pixels wide and tall.` : "");
 }
 
 async function downloadAnnotated() {
