@@ -85,6 +85,16 @@ def test_freeze_features_trains_only_the_head(tmp_path, monkeypatch):
         assert same == (not key.startswith("classifier.")), key  # BN statistics included
 
 
+def test_freeze_features_keeps_the_heads_dropout(tmp_path):
+    from emotiscope.training.models import build_model
+
+    trainer = loop.Trainer.__new__(loop.Trainer)  # only _train_mode's inputs
+    trainer.model = build_model("compact", 3, 1, widths=(8, 8, 8, 8))
+    trainer.cfg = config("x", tmp_path, freeze="features")
+    trainer._train_mode()
+    assert not trainer.model.features.training and trainer.model.dropout.training
+
+
 def test_group_by_splits_by_subject_and_warns_about_a_tiny_val(tmp_path, caplog):
     data = subject_folders(tmp_path / "faces")
     cfg = config(data, tmp_path / "runs", group_by=r"^([a-z]+)_", val_fraction=0.3, batch_size=8)

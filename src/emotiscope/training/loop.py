@@ -121,9 +121,9 @@ class Trainer:
 
     def _train_mode(self) -> None:
         self.model.train()
-        if self.cfg.freeze:  # a frozen backbone keeps its batch-norm statistics too
-            for name, module in self.model.named_children():
-                if not HEAD_PREFIX.startswith(name + "."):
+        if self.cfg.freeze:  # a frozen backbone keeps its batch-norm statistics too; the
+            for name, module in self.model.named_children():  # head's dropout stays on
+                if not HEAD_PREFIX.startswith(name + ".") and not isinstance(module, torch.nn.Dropout):
                     module.eval()
 
     def train_epoch(self, bar) -> tuple[float, float, float]:
