@@ -292,3 +292,12 @@ def test_a_missing_model_from_the_environment_names_the_variable(tmp_path, bundl
         resolve_model_path(None)
     assert f"(named by ${ENV_VAR})" in one_line(err) and f"unset ${ENV_VAR}" in one_line(err)
     assert "--model" not in one_line(err)
+
+
+def test_update_sidecar_of_a_model_whose_name_is_not_utf8(tmp_path):
+    path = Path(os.fsdecode(bytes(tmp_path) + b"/mod\xe9l.onnx"))
+    touch(path, b"new model")
+    touch(model_file.sidecar_path(path), b"0" * 64 + b"  old\n")
+    assert model_file.update_sidecar(path, file_sha256(path)) is not None
+    verify_checksum(path, file_sha256(path))
+    assert model_file.sidecar_path(path).read_bytes().endswith(b"  mod\xe9l.onnx\n")

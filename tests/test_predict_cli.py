@@ -172,7 +172,9 @@ def test_photos_in_an_out_folder_among_the_inputs_are_read_and_never_overwritten
         (best / name).write_bytes(other)
     args = ["predict", str(photos), "--out", str(best), "--json", *model_args]
     assert main([*args, "--force"]) == 2  # photos/a.jpg's copy would replace best/a.jpg
-    assert f"would replace the input image {best / 'a.jpg'} " in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert f"--out {best} lies among the inputs and holds {best / 'a.jpg'}, which no " in err
+    assert "not overwritten" in err and "choose an --out outside" in err
     assert (best / "a.jpg").read_bytes() == other
     (best / "a.jpg").unlink()
     inputs = {str(photos / "a.jpg"), str(best / "b.jpg")}

@@ -17,7 +17,7 @@ from importlib import resources
 from pathlib import Path
 
 from .errors import ModelError
-from .outputs import display, write_text
+from .outputs import display, write_bytes
 from .preprocess import InputSpec
 
 METADATA_KEY = "emotiscope"
@@ -124,7 +124,8 @@ def update_sidecar(path: Path, sha256: str) -> Path | None:
     sidecar = sidecar_path(path)
     if not sidecar.is_file():
         return None
-    return write_text(sidecar, f"{sha256}  {path.name}\n")
+    # bytes: a name that is not valid UTF-8 is written back as it is on disk
+    return write_bytes(sidecar, sha256.encode("ascii") + b"  " + os.fsencode(path.name) + b"\n")
 
 
 def parse_metadata(custom: dict[str, str], path: Path) -> tuple[tuple[str, ...], InputSpec, dict]:

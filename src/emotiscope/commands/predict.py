@@ -226,11 +226,23 @@ def plan_outputs(paths: list[Path], out: Path, force: bool) -> dict[Path, Path]:
     inputs = {p.resolve() for p in paths}
     onto_input = [t for t in plan.values() if t.resolve() in inputs]
     if onto_input:
-        raise ConfigError(f"--out {display(out)} would replace the input image "
-                          f"{display(onto_input[0])} with an annotated copy; choose a folder that "
-                          f"holds no inputs, e.g. {display(out / 'annotated')}")
+        raise ConfigError(_onto_input(out, onto_input[0], base))
     refuse_existing(list(plan.values()), force)
     return plan
+
+
+def _onto_input(out: Path, target: Path, base: Path) -> str:
+    """Why an --out that would replace an input is refused, and the way out."""
+    if Path(os.path.abspath(out)).is_relative_to(base) and Path(os.path.abspath(out)) != base:
+        # --out among the inputs, holding a file no record lists: most likely a copy written by
+        # an emotiscope from before the record (.emotiscope-outputs) existed
+        return (f"--out {display(out)} lies among the inputs and holds {display(target)}, which "
+                f"no {LOG_NAME} there lists as an annotated copy, so it is taken for a photo and "
+                "not overwritten; if it is a copy from an emotiscope before 2026-12-03 (which "
+                "listed none), move or delete the old copies; otherwise choose an --out outside "
+                "the inputs' folder")
+    return (f"--out {display(out)} would replace the input image {display(target)} with an "
+            f"annotated copy; choose a folder that holds no inputs, e.g. {display(out / 'annotated')}")
 
 
 def _report_failures(failures: list[tuple[str, str]], total: int) -> None:

@@ -117,10 +117,12 @@ def data_fingerprint(train, val, resumed: dict | None = None, run_dir: Path | No
     `run_dir` being resumed: ConfigError when it trained on other data (check_same_data)."""
     import hashlib
 
+    import numpy as np
+
     digest = hashlib.sha1()
     for fs in (train, val):
-        digest.update(fs.images.tobytes())
-        digest.update(fs.labels.tobytes())
+        digest.update(np.ascontiguousarray(fs.images).data)  # the buffer itself, not a copy
+        digest.update(np.ascontiguousarray(fs.labels).data)
     now = {"labels": list(train.classes), "train": len(train), "val": len(val), "sha1": digest.hexdigest()}
     if resumed is not None:
         check_same_data(resumed, now, Path(run_dir or "."))

@@ -7,7 +7,7 @@ from dataclasses import replace
 from pathlib import Path
 
 from ..errors import ConfigError
-from ..outputs import write_json
+from ..outputs import display, write_json
 from . import distributed
 from .checkpoint import RESUME_KEYS, load_checkpoint
 from .config import RESUMABLE, TrainConfig, flag_name
@@ -41,8 +41,8 @@ def resume(run_dir: Path, changes: dict | None = None, on_epoch_end=None) -> Pat
     cfg = replace(cfg, **changes).validate()
     epoch, best = ckpt["epoch"], ckpt["best_epoch"]
     if cfg.epochs < epoch:
-        raise ConfigError(f"--resume {run_dir}: --epochs {cfg.epochs} is fewer than the {epoch} epochs "
-                          f"it already trained; pass --epochs {epoch + 1} or more to extend it, or "
+        raise ConfigError(f"--resume {display(run_dir)}: --epochs {cfg.epochs} is fewer than the {epoch} "
+                          f"epochs it already trained; pass --epochs {epoch + 1} or more to extend it, or "
                           "leave --epochs out")
     stopped = cfg.stops_early(epoch, best, ckpt.get("patience_from", 0)) and cfg.epochs == planned
     done = epoch >= cfg.epochs or stopped
