@@ -63,6 +63,25 @@ def _config_file(tmp_path, **fields) -> str:
     return str(path)
 
 
+@pytest.mark.parametrize("fields, message", [
+    ({"epochs": "x"}, "epochs must be an integer, got 'x'"),
+    ({"batch_size": None}, "batch_size must be an integer, got null"),
+    ({"model_args": [1]}, r"model_args must be a JSON object, got \[1\]"),
+    ({"lr": True}, "lr must be a number, got true"),
+    ({"classes": ["happy", 1]}, r"classes must be a list of strings or null, got \['happy', 1\]"),
+    ({"augment": {"flip": "x"}}, "augment.flip must be a number, got 'x'"),
+])
+def test_a_config_value_of_the_wrong_type_is_named_in_one_line(tmp_path, fields, message):
+    import json
+
+    path = tmp_path / "c.json"
+    path.write_text(json.dumps(fields))
+    with pytest.raises(ConfigError, match=f"^--config {path}: {message}; fix or remove that key$"):
+        _config(_parse("x.csv", "--config", str(path)))
+    path.write_text(json.dumps({"threads": None, "val_fraction": 1, "classes": None, "lr": 1}))
+    assert _config(_parse("x.csv", "--config", str(path))).val_fraction == 1
+
+
 def test_another_arch_on_top_of_a_config_drops_its_widths_and_depths(tmp_path):
     compact = _config_file(tmp_path, model_args={"widths": [8, 8, 8, 8], "depths": [1, 1, 1, 1]})
     assert _config(_parse("--config", compact, "--arch", "resnet")).model_args == {}

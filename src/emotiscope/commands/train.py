@@ -98,6 +98,8 @@ def load_config(path: str) -> TrainConfig:
         if unknown:
             raise ValueError(f"unknown key(s) {', '.join(unknown)}")
         return TrainConfig.from_dict(data)
+    except ConfigError as exc:  # a value of the wrong type
+        raise ConfigError(f"--config {display(path)}: {exc}; fix or remove that key") from None
     except (OSError, ValueError, TypeError) as exc:
         raise ConfigError(f"--config {path}: not a run's config.json ({exc}); pass the "
                           "config.json of a run folder") from None

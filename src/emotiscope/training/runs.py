@@ -35,7 +35,7 @@ def resume(run_dir: Path, changes: dict | None = None, on_epoch_end=None) -> Pat
     try:
         # a run from before --faces read every image as a crop: it resumes on the same data
         cfg = TrainConfig.from_dict({"faces": "crops", **ckpt["config"]})
-    except (TypeError, ValueError, AttributeError) as exc:
+    except (ConfigError, TypeError, ValueError, AttributeError) as exc:
         raise ConfigError(f"--resume {last}: its config cannot be read ({exc}); start a new run") from None
     planned = cfg.epochs
     cfg = replace(cfg, **changes).validate()
