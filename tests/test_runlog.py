@@ -73,6 +73,19 @@ def test_runs_compare_prints_a_table(two_runs, capsys, tmp_path):
     assert len(err) == 1 and "is not a run folder" in err[0]
 
 
+@pytest.mark.parametrize("name, text, what", [
+    ("history.json", "[1, 2]", "not a list of epochs"), ("history.json", "{}", "not a list of epochs"),
+    ("config.json", "[1]", "not a JSON object of settings"),
+])
+def test_runs_compare_names_a_damaged_history_or_config(tmp_path, capsys, name, text, what):
+    (tmp_path / "config.json").write_text('{"lr": 0.1}')
+    (tmp_path / "history.json").write_text("[]")
+    (tmp_path / name).write_text(text)
+    assert main(["runs", "compare", str(tmp_path)]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and f"cannot read {tmp_path / name} ({what})" in err[0], err
+
+
 def test_config_accepts_a_runs_own_config_and_flags_override_it(two_runs, tmp_path, capsys):
     b = two_runs[1]
     assert main(["train", "--config", str(b / "config.json"), "--out", str(tmp_path), "--name", "again",

@@ -28,18 +28,24 @@ def _read(path: Path):
         raise InputError(f"cannot read {display(path)} ({exc}); is it a run folder?") from None
 
 
+def _damaged(path: Path, what: str) -> None:
+    raise InputError(f"cannot read {display(path)} ({what}); the run folder is damaged or not "
+                     "written by `emotiscope train`: leave it out of the comparison")
+
+
 def summary(run_dir: Path) -> dict:
     """One run's row: best val accuracy and its epoch, lr, optimiser, arch, epochs, s/epoch.
     A run still in its first epoch has a config.json but no history.json yet: 0 epochs."""
     run_dir = Path(run_dir)
     config, history = _read(run_dir / "config.json"), _read(run_dir / "history.json")
-    if not isinstance(config, dict):
+    if config is None:
         raise InputError(f"{display(run_dir)} is not a run folder (no config.json); "
                          "pass folders written by `emotiscope train`")
+    if not isinstance(config, dict):
+        _damaged(run_dir / "config.json", "not a JSON object of settings")
     history = [] if history is None else history  # none yet during the first epoch
-    if not isinstance(history, list):
-        raise InputError(f"{display(run_dir / 'history.json')} is not a list of epochs; "
-                         "is it a run folder written by `emotiscope train`?")
+    if not isinstance(history, list) or not all(isinstance(row, dict) for row in history):
+        _damaged(run_dir / "history.json", "not a list of epochs")
     best: dict = max(history, key=lambda r: r.get("val_acc", -1), default={})
     seconds = [r["seconds"] for r in history if "seconds" in r]
     return {"run": display(run_dir), "best_val_acc": best.get("val_acc"), "best_epoch": best.get("epoch"),
