@@ -98,6 +98,16 @@ def test_a_folder_is_not_a_model(tmp_path, bundled):
         resolve_model_path(tmp_path)
 
 
+@pytest.mark.parametrize("special", ["fifo", "/dev/null", "/dev/zero"])
+def test_a_fifo_or_device_is_not_a_model_file(tmp_path, bundled, special):
+    path = Path(special)
+    if special == "fifo":
+        path = tmp_path / "m.onnx"
+        os.mkfifo(path)  # opening it would block: the check must not
+    with pytest.raises(ModelError, match=f"model file {path} is not a regular file"):
+        resolve_model_path(path)
+
+
 def test_a_checkpoint_is_not_a_model_and_the_message_says_how_to_export_it(tmp_path, bundled):
     path = touch(tmp_path / "best.pt", b"x")
     with pytest.raises(ModelError, match=r"training checkpoint.*emotiscope export .*best\.pt -o"):
@@ -120,13 +130,24 @@ def test_matching_sidecar_passes(tmp_path, sidecar):
     verify_checksum(touch(tmp_path / "other.onnx"), "anything")  # no sidecar: nothing to check
 
 
-@pytest.mark.parametrize("sidecar", ["0" * 64, "", "not-a-digest  m.onnx"])
-def test_sidecar_mismatch_is_a_model_error(tmp_path, sidecar):
+def test_sidecar_mismatch_is_a_model_error(tmp_path):
     path = touch(tmp_path / "m.onnx")
-    (tmp_path / "m.onnx.sha256").write_text(sidecar)
+    (tmp_path / "m.onnx.sha256").write_text("0" * 64 + "  m.onnx\n")
     with pytest.raises(ModelError, match="fails its checksum") as err:
         verify_checksum(path, file_sha256(path))
     assert "reinstall or re-export" in one_line(err)
+    assert f"replaced the model on purpose, update or delete {tmp_path / 'm.onnx.sha256'}" in one_line(err)
+
+
+@pytest.mark.parametrize("sidecar", [b"", b"not-a-digest  m.onnx", b"0" * 63, b"\x00\xff\x1b[31mjunk\n"])
+def test_a_sidecar_that_is_no_sha256sum_line_is_blamed_not_the_model(tmp_path, sidecar):
+    path = touch(tmp_path / "m.onnx")
+    touch(tmp_path / "m.onnx.sha256", sidecar)
+    with pytest.raises(ModelError, match=r"checksum file .*m\.onnx\.sha256 is not a sha256sum line") as err:
+        verify_checksum(path, file_sha256(path))
+    message = one_line(err)
+    assert "delete it, or regenerate it: sha256sum m.onnx > m.onnx.sha256" in message
+    assert "corrupt" not in message and message.isprintable()
 
 
 def test_update_sidecar_rewrites_an_existing_one_in_the_bundled_format(tmp_path):

@@ -71,7 +71,9 @@ def resolve_model_path(model: str | os.PathLike | None = None) -> Path:
     path = Path(chosen).expanduser()
     given = "omit --model" if model is not None else f"unset ${ENV_VAR}"
     if not path.is_file():
-        what = "is a folder, not a file" if path.is_dir() else "does not exist"
+        # a FIFO or a device (/dev/zero) is not opened: reading it could block or never end
+        what = ("is a folder, not a file" if path.is_dir() else
+                "is not a regular file" if path.exists() else "does not exist")
         source = "" if model is not None else f" (named by ${ENV_VAR})"
         raise ModelError(f"model file {display(path)} {what}{source}; pass an .onnx exported by "
                          f"`emotiscope train`/`emotiscope export`, or {given} for the bundled one")
@@ -112,9 +114,14 @@ def verify_checksum(path: Path, sha256: str) -> None:
     except OSError as exc:
         raise _unreadable("checksum file", sidecar, exc) from exc
     expected = fields[0].lower() if fields else ""
+    if not re.fullmatch(r"[0-9a-f]{64}", expected):
+        raise ModelError(f"checksum file {display(sidecar)} is not a sha256sum line (a 64-digit hex "
+                         "checksum, then the file name); delete it, or regenerate it: sha256sum "
+                         f"{display(path.name)} > {display(sidecar.name)}")
     if expected != sha256:
         raise ModelError(f"model {display(path)} fails its checksum ({sha256[:12]}... != {expected[:12]}... "
-                         f"in {display(sidecar.name)}); the file is corrupt: reinstall or re-export it")
+                         f"in {display(sidecar.name)}); the file is corrupt: reinstall or re-export it, "
+                         f"or, if you replaced the model on purpose, update or delete {display(sidecar)}")
 
 
 def update_sidecar(path: Path, sha256: str) -> Path | None:
