@@ -4,6 +4,7 @@ give one line, and --resume never redoes a finished run."""
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -97,6 +98,34 @@ def test_resume_with_a_bad_last_pt_is_one_line(content, tmp_path, capsys):
     assert main(["train", "--resume", str(tmp_path)]) == 1
     line = error_line(capsys, "train")
     assert f"--resume {last}" in line and "pass best.pt or last.pt" in line
+
+
+def test_a_truncated_checkpoint_says_so_in_whole_words(tmp_path, capsys):
+    torch.save({"model": {"w": torch.zeros(64, 64)}, "arch": "compact"}, tmp_path / "full.pt")
+    (tmp_path / "last.pt").write_bytes((tmp_path / "full.pt").read_bytes()[:2000])
+    for argv in (["export", str(tmp_path / "last.pt")], ["train", "--resume", str(tmp_path)]):
+        assert main(argv) == 1
+        line = error_line(capsys, argv[0])
+        assert "last.pt is not an emotiscope checkpoint (truncated or not a PyTorch checkpoint); " in line
+
+
+def test_a_run_folder_given_for_a_checkpoint_names_the_files_to_pass(tmp_path, capsys):
+    from emotiscope.training.prepare import load_init
+
+    fix = f"is a folder; pass {tmp_path / 'best.pt'} (or {tmp_path / 'model.onnx'})"
+    assert main(["export", str(tmp_path)]) == 1
+    assert f"{tmp_path} {fix}" in error_line(capsys, "export")
+    with pytest.raises(ModelError, match=re.escape(f"--init-from {tmp_path} {fix}")):
+        load_init(tmp_path)
+
+
+def test_init_from_an_onnx_that_fails_its_sidecar_checksum_is_refused(tmp_path):
+    from emotiscope.training.prepare import load_init
+
+    (tmp_path / "m.onnx").write_bytes(b"replaced")
+    (tmp_path / "m.onnx.sha256").write_text("0" * 64 + "  m.onnx\n")
+    with pytest.raises(ModelError, match="m.onnx fails its checksum"):
+        load_init(tmp_path / "m.onnx")
 
 
 def test_load_checkpoint_says_what_is_missing(tmp_path):

@@ -35,6 +35,8 @@ def load_checkpoint(path: str | Path, need: tuple[str, ...] = MODEL_KEYS, flag: 
     else. `flag` names the option the path came from, for the message."""
     path = Path(path)
     what = f"{flag} {display(path)}" if flag else display(path)
+    if path.is_dir():
+        raise folder_given(what, path)
     if not path.is_file():
         raise ModelError(f"{what} does not exist or is not a file; {HINT}")
     try:
@@ -51,6 +53,12 @@ def load_checkpoint(path: str | Path, need: tuple[str, ...] = MODEL_KEYS, flag: 
     return ckpt
 
 
+def folder_given(what: str, path: Path) -> ModelError:
+    """The error for a run folder given where a checkpoint or model file is needed."""
+    return ModelError(f"{what} is a folder; pass {display(path / 'best.pt')} (or "
+                      f"{display(path / 'model.onnx')})")
+
+
 def _reason(exc: Exception) -> str:
     text = str(exc)
     # torch words it "unsupported GLOBAL posix.system ..." or "Unsupported global: GLOBAL exec ..."
@@ -61,7 +69,10 @@ def _reason(exc: Exception) -> str:
         return "the file is empty or truncated"
     if "Weights only load failed" in text:
         return "not a torch checkpoint, or one holding more than tensors and plain data"
-    return text.strip().splitlines()[0][:120]
+    if "PytorchStreamReader" in text:  # a cut or damaged zip ("failed finding central directory")
+        return "truncated or not a PyTorch checkpoint"
+    first = text.strip().splitlines()[0].split(". ")[0].rstrip(".")  # torch's first sentence, whole
+    return first if len(first) <= 160 else first[:160].rsplit(" ", 1)[0] + " ..."
 
 
 def model_from_checkpoint(ckpt: dict, source: str | Path = "the checkpoint") -> torch.nn.Module:

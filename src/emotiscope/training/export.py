@@ -12,7 +12,7 @@ import torch
 
 from .. import __version__
 from ..errors import ModelError
-from ..model_file import METADATA_KEY, file_sha256
+from ..model_file import METADATA_KEY, file_sha256, verify_checksum
 from ..outputs import atomic_path
 from ..preprocess import InputSpec
 
@@ -203,6 +203,7 @@ def read_trained(path: Path, flag: str, need: tuple[str, ...] = ("model", "arch"
     if path.suffix == ".onnx":
         if not path.is_file():
             raise ModelError(f"{flag} {path} does not exist; pass an .onnx model or a .pt checkpoint of ours")
+        verify_checksum(path, file_sha256(path))  # as predict, evaluate and batch do
         weights, meta = onnx_state_dict(path, flag)
         if "arch" not in meta:
             raise ModelError(f"{flag} {path} has no 'arch' in its metadata; pass a model exported by "

@@ -149,8 +149,11 @@ HEAD = ("classifier.weight", "classifier.bias")  # the output layer of every arc
 def load_init(path: Path) -> TrainedModel:
     """The single network in one of our .pt checkpoints or .onnx models (an export.TrainedModel),
     for --init-from."""
+    from .checkpoint import folder_given
     from .export import read_trained
 
+    if path.is_dir():
+        raise folder_given(f"--init-from {display(path)}", path)
     if not path.is_file():
         raise ConfigError(f"--init-from {path} does not exist")
     source = read_trained(path, "--init-from")
