@@ -369,3 +369,13 @@ def test_validation_faces_that_all_have_a_training_twin_have_no_duplicate_free_a
     assert history[0]["val_acc_dup_free"] is None
     free = json.loads((run / "report.json").read_text(), parse_constant=refuse)["duplicate_free"]
     assert (free["accuracy"], free["macro_f1"], free["n"], free["excluded"]) == (None, None, 0, 16)
+
+
+def test_a_one_row_csv_says_its_row_went_to_validation(sample_csv, tmp_path):
+    one = tmp_path / "one.csv"
+    one.write_text("".join(sample_csv.read_text().splitlines(keepends=True)[:2]))
+    assert one.read_text().rstrip().endswith(",Training")
+    with pytest.raises(ConfigError, match=r"only 0 class\(es\) with training images \(0 image\(s\)\); "
+                       r"1 image\(s\) went to validation: 10% of .*one\.csv held out .*; need at least "
+                       r"2 classes with images: add images, or validate on other data with --val$"):
+        prepare.prepare_data(config(one, tmp_path))

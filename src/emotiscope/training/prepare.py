@@ -62,17 +62,20 @@ def prepare_data(cfg: TrainConfig) -> tuple[FaceSet, FaceSet, str]:
         train, val = select_classes(train, cfg.classes), select_classes(val, cfg.classes)
     if cfg.balance:
         train = balance(train, cfg.balance, cfg.seed)
-    _check_enough(train, val, cfg)
+    _check_enough(train, val, cfg, source if "held out" in source else "")
     warn_about_validation(cfg, train, val, random_split="held out" in source and not cfg.group_by)
     return train, val, source
 
 
-def _check_enough(train: FaceSet, val: FaceSet, cfg: TrainConfig) -> None:
-    """ConfigError, saying which, when training has fewer than 2 classes or too few images."""
+def _check_enough(train: FaceSet, val: FaceSet, cfg: TrainConfig, held_out: str = "") -> None:
+    """ConfigError, saying which, when training has fewer than 2 classes or too few images.
+    `held_out`: how the validation faces were split off the training data, if they were."""
     classes = len(set(train.labels.tolist()))
     if classes < 2:
-        raise ConfigError(f"only {classes} class(es) with training images ({len(train)} image(s)); "
-                          "need at least 2 classes with images")
+        went = f"; {len(val)} image(s) went to validation: {held_out}" if held_out else ""
+        raise ConfigError(f"only {classes} class(es) with training images ({len(train)} image(s))"
+                          f"{went}; need at least 2 classes with images: add images"
+                          + (", or validate on other data with --val" if held_out else ""))
     if len(train) < cfg.batch_size // 4:
         raise ConfigError(f"only {len(train)} training images ({len(val)} more held out for "
                           f"validation); need at least {cfg.batch_size // 4}, a quarter of "
