@@ -17,7 +17,8 @@ one row whose face (and box, label, scores) is null. Probabilities are stored un
 Resuming: a file whose path, size and modification time match its done.jsonl line is skipped.
 Its part's name comes from the path alone, so a file analysed again (changed, or killed between
 the part and its done line) replaces its part and rows are never duplicated; a done file that
-changed and now fails loses its rows. A killed run loses only the files in flight.
+changed and now fails loses its rows. A killed run loses only the files in flight. Damaged
+done.jsonl lines are skipped, and a file whose part is missing or cut short is done again.
 
 The engines (batchengines.py: a local process pool, or Ray Data) only turn paths into
 `FileResult`s; `Store` (batchstore.py) is the one writer.
