@@ -326,3 +326,19 @@ def test_batch_says_once_that_damaged_done_lines_were_skipped(media, flags, tmp_
     assert batch([media / "grey.png"], out, flags) == 0
     err = capsys.readouterr().err
     assert err.count("2 damaged line(s)") == 1
+
+
+def test_empty_binary_and_nested_path_lists_say_what_is_wrong(tmp_path, monkeypatch):
+    from emotiscope.batch import collect_inputs
+
+    monkeypatch.chdir(tmp_path)
+    Path("empty.txt").write_text("# nothing yet\n\n")
+    Path("binary.txt").write_bytes(bytes(range(256)) * 2)
+    Path("self.txt").write_text("@self.txt\n")
+    found, failures = collect_inputs(["@empty.txt", "@binary.txt", "@self.txt"])
+    assert found == []
+    reasons = dict(failures)
+    assert reasons["@empty.txt"].startswith("empty.txt holds no paths")
+    assert reasons["@binary.txt"].startswith("binary.txt is not a text file of paths")
+    assert "@lists within @lists are not followed" in reasons["@self.txt"]
+    assert all("\n" not in reason for reason in reasons.values())
