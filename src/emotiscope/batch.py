@@ -45,6 +45,11 @@ class VideoSettings:
     smooth: float = 0.5
     keep_for: float = 1.0
 
+    def __post_init__(self) -> None:
+        from .track import check_tracking
+
+        check_tracking(self.smooth, self.keep_for, detect_every=self.detect_every)
+
 
 @dataclass
 class FileResult:

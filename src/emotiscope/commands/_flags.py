@@ -12,6 +12,8 @@ import typing
 from dataclasses import MISSING, Field, fields
 from typing import Any
 
+from ..options import finite_float
+
 
 def comma_list(text: str) -> list[str]:
     """'happy, sad,' -> ['happy', 'sad']."""
@@ -63,7 +65,7 @@ def add_flags(parser: argparse.ArgumentParser, cls, groups: dict[str, argparse._
         if kind is bool:  # a flag that is on by default is turned off (--no-amp), and vice versa
             kwargs["action"] = "store_false" if default_of(f) else "store_true"
         else:
-            kwargs["type"] = comma_list if kind is list else kind
+            kwargs["type"] = {list: comma_list, float: finite_float}.get(kind, kind)
             kwargs.update({k: meta[k] for k in ("metavar", "choices") if k in meta})
         target.add_argument(meta.get("flag") or "--" + f.name.replace("_", "-"), **kwargs)
 
