@@ -34,6 +34,16 @@ MAX_MIN_FACE = 100_000  # pixels: --min-face above any photo's side is a typo
 
 # -- command-line value parsers: argparse reports their errors with the flag the user typed --
 
+def comma_list(text: str) -> list[str]:
+    """'happy, sad' -> ['happy', 'sad'] (the parser of every list flag: --classes, ...); an
+    empty item ('', 'happy,,sad', ',,') is refused rather than dropped."""
+    items = [part.strip() for part in text.split(",")]
+    if not all(items):
+        raise argparse.ArgumentTypeError(f"{text!r} holds an empty name; give names separated "
+                                         "by single commas, e.g. happy,sad")
+    return items
+
+
 def positive_int(text: str) -> int:
     value = int(text)
     if value < 1:

@@ -12,12 +12,7 @@ import typing
 from dataclasses import MISSING, Field, fields
 from typing import Any
 
-from ..options import finite_float
-
-
-def comma_list(text: str) -> list[str]:
-    """'happy, sad,' -> ['happy', 'sad']."""
-    return [part.strip() for part in text.split(",") if part.strip()]
+from ..options import comma_list, finite_float
 
 
 def _base_type(hint) -> type:
