@@ -268,7 +268,7 @@ def test_damaged_done_lines_are_skipped_counted_and_their_files_redone(tmp_path)
            {**record, "part": 5}, {**record, "size": "1"}]
     store.done_list.write_text("".join(json.dumps(b) + "\n" for b in bad) + good)
     with open(store.done_list, "ab") as fh:
-        fh.write(b"\xff\xfe\x00\x80 garbage\n")
+        fh.write(b"\xff\xfe\x00\x80 gar\x0cba\x1cge\r\n")  # one line: JSON lines end at \n only
     again = Store(store.root, SETTINGS)
     assert again.damaged_lines == 7 and again.is_done(photo)
     store.done_list.write_text(json.dumps({**record, "part": 5}) + "\n")

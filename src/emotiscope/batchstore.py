@@ -97,7 +97,7 @@ class Store:
         if data and not data.endswith(b"\n"):
             self._cut_at = data.rfind(b"\n") + 1
             data = data[:self._cut_at]
-        for line in data.decode("utf-8", errors="replace").splitlines():
+        for line in data.decode("utf-8", errors="replace").split("\n"):  # JSON lines: \n only
             record = _done_record(line)
             if record is None:
                 self.damaged_lines += bool(line.strip())
