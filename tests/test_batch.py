@@ -202,3 +202,143 @@ def test_a_bad_model_with_workers_fails_in_one_line(media, tmp_path, capsys):
                                              "--detector", "haar"], "--workers", "2") != 0
     err = capsys.readouterr().err.strip()
     assert "bad.onnx" in err and len(err.splitlines()) == 1
+
+
+# -- a dataset folder with damaged state files ----------------------------------------------------
+
+SETTINGS = {"model": "m.onnx", "smooth": 0.5}
+
+
+def store_with_one_file(tmp_path: Path):
+    """A Store holding one finished file (tmp_path/a.jpg), and that file."""
+    from emotiscope.batch import FileResult
+    from emotiscope.batchstore import Store
+
+    photo = tmp_path / "a.jpg"
+    photo.write_bytes(b"x")
+    store = Store(tmp_path / "out", SETTINGS)
+    store.add(photo, FileResult(str(photo), [{"file": str(photo), "face": None}], ("happy",)))
+    return store, photo
+
+
+@pytest.mark.parametrize("content", [b"{not json", b"", b"\xff\xfe\x00binary", b"[1, 2]"])
+def test_a_damaged_settings_file_is_refused_in_one_line_and_force_starts_over(tmp_path, content):
+    from emotiscope.batchstore import Store
+    from emotiscope.errors import ConfigError
+
+    store, photo = store_with_one_file(tmp_path)
+    (store.root / "settings.json").write_bytes(content)
+    with pytest.raises(ConfigError, match=r"settings.json is damaged \(.+\); pass --force") as err:
+        Store(store.root, SETTINGS)
+    assert "\n" not in str(err.value)
+    again = Store(store.root, SETTINGS, force=True)
+    assert not again.is_done(photo) and not list(again.parts.iterdir())
+    assert json.loads((store.root / "settings.json").read_text()) == SETTINGS
+
+
+@pytest.mark.parametrize("name", ["settings.json", "done.jsonl", "parts"])
+def test_state_files_of_the_wrong_kind_are_refused_in_one_line(tmp_path, name):
+    from emotiscope.batchstore import Store
+    from emotiscope.errors import ConfigError
+
+    store, _ = store_with_one_file(tmp_path)
+    target = store.root / name
+    shutil.rmtree(target) if target.is_dir() else target.unlink()
+    target.mkdir() if name != "parts" else target.write_text("a file")
+    with pytest.raises(ConfigError, match=f"{name} is (a|not a) folder"):
+        Store(store.root, SETTINGS, force=True)
+
+
+def test_an_out_folder_in_a_symlink_loop_is_refused(tmp_path):
+    from emotiscope.batchstore import Store
+    from emotiscope.errors import ConfigError
+
+    (tmp_path / "loop").symlink_to(tmp_path / "loop")
+    with pytest.raises(ConfigError, match="cannot use --out"):
+        Store(tmp_path / "loop", SETTINGS)
+
+
+def test_damaged_done_lines_are_skipped_counted_and_their_files_redone(tmp_path):
+    from emotiscope.batchstore import Store
+
+    store, photo = store_with_one_file(tmp_path)
+    good = (store.done_list).read_text()
+    record = json.loads(good)
+    bad = [{"x": 1}, [1], None, {k: v for k, v in record.items() if k != "size"},
+           {**record, "part": 5}, {**record, "size": "1"}]
+    store.done_list.write_text("".join(json.dumps(b) + "\n" for b in bad) + good)
+    with open(store.done_list, "ab") as fh:
+        fh.write(b"\xff\xfe\x00\x80 gar\x0cba\x1cge\r\n")  # one line: JSON lines end at \n only
+    again = Store(store.root, SETTINGS)
+    assert again.damaged_lines == 7 and again.is_done(photo)
+    store.done_list.write_text(json.dumps({**record, "part": 5}) + "\n")
+    assert not Store(store.root, SETTINGS).is_done(photo)
+
+
+def test_a_cut_last_line_is_not_counted_and_the_next_record_starts_a_new_line(tmp_path):
+    from emotiscope.batch import FileResult
+    from emotiscope.batchstore import Store
+
+    store, photo = store_with_one_file(tmp_path)
+    with open(store.done_list, "a") as fh:
+        fh.write('{"path": "cut sh')
+    again = Store(store.root, SETTINGS)
+    assert again.damaged_lines == 0
+    other = tmp_path / "b.jpg"
+    other.write_bytes(b"y")
+    again.add(other, FileResult(str(other), [{"file": str(other), "face": None}], ("happy",)))
+    last = Store(store.root, SETTINGS)
+    assert last.is_done(photo) and last.is_done(other) and last.damaged_lines == 0
+
+
+@pytest.mark.parametrize("damage", ["missing", "empty", "cut"])
+def test_a_done_file_whose_part_is_missing_or_cut_is_not_done(tmp_path, damage):
+    from emotiscope.batchstore import Store
+
+    store, photo = store_with_one_file(tmp_path)
+    part = next(store.parts.iterdir())
+    if damage == "missing":
+        part.unlink()
+    else:
+        part.write_bytes(part.read_bytes()[:0 if damage == "empty" else 40])
+    assert not Store(store.root, SETTINGS).is_done(photo)
+
+
+def test_read_rows_names_a_corrupt_part(tmp_path):
+    from emotiscope.batchstore import read_rows
+    from emotiscope.errors import DataError
+
+    store, _ = store_with_one_file(tmp_path)
+    assert read_rows(store.root).num_rows == 1
+    part = next(store.parts.iterdir())
+    part.write_bytes(b"not parquet at all, not at all")
+    with pytest.raises(DataError, match=f"{part.name} is not a readable Parquet part") as err:
+        read_rows(store.root)
+    assert "\n" not in str(err.value)
+
+
+def test_batch_says_once_that_damaged_done_lines_were_skipped(media, flags, tmp_path, capsys):
+    out = tmp_path / "out"
+    assert batch([media / "grey.png"], out, flags) == 0
+    with open(out / "done.jsonl", "a") as fh:
+        fh.write('{"x": 1}\n[1]\n')
+    capsys.readouterr()
+    assert batch([media / "grey.png"], out, flags) == 0
+    err = capsys.readouterr().err
+    assert err.count("2 damaged line(s)") == 1
+
+
+def test_empty_binary_and_nested_path_lists_say_what_is_wrong(tmp_path, monkeypatch):
+    from emotiscope.batch import collect_inputs
+
+    monkeypatch.chdir(tmp_path)
+    Path("empty.txt").write_text("# nothing yet\n\n")
+    Path("binary.txt").write_bytes(bytes(range(256)) * 2)
+    Path("self.txt").write_text("@self.txt\n")
+    found, failures = collect_inputs(["@empty.txt", "@binary.txt", "@self.txt"])
+    assert found == []
+    reasons = dict(failures)
+    assert reasons["@empty.txt"].startswith("empty.txt holds no paths")
+    assert reasons["@binary.txt"].startswith("binary.txt is not a text file of paths")
+    assert "@lists within @lists are not followed" in reasons["@self.txt"]
+    assert all("\n" not in reason for reason in reasons.values())

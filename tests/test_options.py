@@ -64,8 +64,17 @@ def test_deprecated_detect_size_still_works_and_warns(capsys):
     (["predict", "x.jpg", "--max-megapixels", "nan"], "--max-megapixels"),
     (["predict", "x.jpg", "--max-megapixels", "1e-9"], "--max-megapixels"),  # below one pixel
     (["predict", "x.jpg", "--min-face", "200000"], "--min-face"),
+    # float flags refuse nan and inf, in every verb (one parser, options.finite_float)
+    (["video", "in.mp4", "--min-seconds", "nan"], "--min-seconds"),
+    (["video", "in.mp4", "--keep-for", "nan"], "--keep-for"),
+    (["video", "in.mp4", "--smooth", "inf"], "--smooth"),
+    (["batch", "x.jpg", "--out", "o", "--keep-for", "nan"], "--keep-for"),
+    (["batch", "x.jpg", "--out", "o", "--smooth", "-inf"], "--smooth"),
+    (["serve", "--max-upload-mb", "inf"], "--max-upload-mb"),
+    (["train", "--data", "d", "--lr", "nan"], "--lr"),
 ])
-def test_bad_values_name_the_flag_typed(argv, flag, capsys):
+def test_bad_values_name_the_flag_typed(argv, flag, capsys, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # a value wrongly taken must not write in the checkout
     with pytest.raises(SystemExit) as exit_info:
         main(argv)
     assert exit_info.value.code == 2
@@ -98,3 +107,19 @@ def test_the_recognizer_takes_options_keywords_or_both(tiny_model_path):
     changed = EmotionRecognizer(options=options, threshold=0.9)
     assert changed.options == options.replace(threshold=0.9)
     assert changed.detector.threshold == 0.9
+
+
+@pytest.mark.parametrize("bad", [{"smooth": float("inf")}, {"keep_for": float("nan")},
+                                 {"smooth": -1.0}, {"detect_every": 0}])
+def test_the_tracking_settings_of_the_python_api_refuse_non_finite_values(bad):
+    from emotiscope.batch import VideoSettings
+    from emotiscope.track import FaceTracker
+    from emotiscope.videoanalysis import VideoAnalyzer
+
+    with pytest.raises(ValueError, match=next(iter(bad))):
+        VideoSettings(**bad)
+    with pytest.raises(ValueError, match=next(iter(bad))):
+        VideoAnalyzer(RecognizerOptions(model="never loaded.onnx"), **bad)
+    if "detect_every" not in bad:
+        with pytest.raises(ValueError, match=next(iter(bad))):
+            FaceTracker(["happy"], **bad)

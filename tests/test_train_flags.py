@@ -105,3 +105,21 @@ def test_widths_or_depths_on_top_of_a_config_keep_the_other(tmp_path):
 def test_init_from_refuses_a_network_of_its_own(flags):
     with pytest.raises(ConfigError, match="--init-from takes the network"):
         _config(_parse("x.csv", "--init-from", "a.onnx", *flags))
+
+
+@pytest.mark.parametrize("verb", [["train", "x.csv"], ["evaluate", "x.csv"]])
+@pytest.mark.parametrize("text", ["", "happy,,sad", ",,", "happy,"])
+def test_classes_with_an_empty_name_are_refused_in_one_line(verb, text, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        build_parser().parse_args([*verb, "--classes", text])
+    assert exit_info.value.code == 2
+    last = capsys.readouterr().err.strip().splitlines()[-1]
+    assert "argument --classes:" in last and "holds an empty name" in last
+
+
+def test_classes_in_a_config_file_may_be_a_comma_string(tmp_path):
+    from emotiscope.commands.train import load_config
+
+    assert load_config(_config_file(tmp_path, classes="happy, sad")).classes == ["happy", "sad"]
+    with pytest.raises(ConfigError, match="classes 'happy,,sad' holds an empty name"):
+        load_config(_config_file(tmp_path, classes="happy,,sad"))

@@ -17,7 +17,8 @@ one row whose face (and box, label, scores) is null. Probabilities are stored un
 Resuming: a file whose path, size and modification time match its done.jsonl line is skipped.
 Its part's name comes from the path alone, so a file analysed again (changed, or killed between
 the part and its done line) replaces its part and rows are never duplicated; a done file that
-changed and now fails loses its rows. A killed run loses only the files in flight.
+changed and now fails loses its rows. A killed run loses only the files in flight. Damaged
+done.jsonl lines are skipped, and a file whose part is missing or cut short is done again.
 
 The engines (batchengines.py: a local process pool, or Ray Data) only turn paths into
 `FileResult`s; `Store` (batchstore.py) is the one writer.
@@ -25,6 +26,7 @@ The engines (batchengines.py: a local process pool, or Ray Data) only turn paths
 
 from __future__ import annotations
 
+import glob
 import os
 from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass, field
@@ -42,6 +44,11 @@ class VideoSettings:
     detect_every: int = 5
     smooth: float = 0.5
     keep_for: float = 1.0
+
+    def __post_init__(self) -> None:
+        from .track import check_tracking
+
+        check_tracking(self.smooth, self.keep_for, detect_every=self.detect_every)
 
 
 @dataclass
@@ -63,34 +70,32 @@ def media_suffixes() -> frozenset[str]:
 
 
 def read_path_list(path: str | os.PathLike) -> list[str]:
-    """The paths in a text file, one a line; blank lines and lines starting with # left out."""
+    """The paths in a text file, one a line; blank lines and lines starting with # left out.
+    InputError when it cannot be read, is not text (NUL or other control bytes) or holds no
+    path."""
     try:
-        text = Path(path).read_text(encoding="utf-8", errors="surrogateescape")
+        data = Path(path).read_bytes()
     except OSError as exc:
         raise InputError(f"cannot read the list of paths {path}: {exc.strerror}; check the path") from exc
-    return [line.strip() for line in text.splitlines() if line.strip() and not line.startswith("#")]
+    if any(byte < 32 and byte not in b"\t\n\r" for byte in data):
+        raise InputError(f"{path} is not a text file of paths (it holds binary bytes); give a "
+                         "text file with one path a line")
+    text = data.decode("utf-8", errors="surrogateescape")
+    paths = [line.strip() for line in text.splitlines() if line.strip() and not line.startswith("#")]
+    if not paths:
+        raise InputError(f"{path} holds no paths; give a text file with one path a line")
+    return paths
 
 
 def collect_inputs(items: Iterable[str]) -> tuple[list[Path], list[tuple[str, str]]]:
     """Files as given, folders searched recursively for photos and videos (sorted, hidden ones
-    left out), globs expanded, `@list.txt` read as a list of such items. Each file once; the
-    items that found nothing come back as (item, reason)."""
-    import glob
-
+    left out), globs expanded, `@list.txt` read as a list of such items (but not of other
+    @lists). Each file once; the items that found nothing come back as (item, reason)."""
     suffixes = media_suffixes()
     found: list[Path] = []
     failures: list[tuple[str, str]] = []
     seen: set[Path] = set()
-    expanded: list[str] = []
-    for item in items:
-        if item.startswith("@"):
-            try:
-                expanded.extend(read_path_list(item[1:]))
-            except InputError as exc:
-                failures.append((item, str(exc)))
-        else:
-            expanded.append(item)
-    for item in expanded:
+    for item, listed_in in _expand_lists(items, failures):
         path = Path(item)
         if path.is_file():
             matches = [path]
@@ -100,6 +105,11 @@ def collect_inputs(items: Iterable[str]) -> tuple[list[Path], list[tuple[str, st
                                                          p.relative_to(path).parts))
         elif any(c in item for c in "*?["):
             matches = sorted(Path(p) for p in glob.glob(item, recursive=True) if Path(p).is_file())
+        elif listed_in and item.startswith("@"):
+            failures.append((item, f"{item} (in {listed_in}) is not a file or folder, and "
+                                   "@lists within @lists are not followed; list its paths in "
+                                   f"{listed_in} itself"))
+            continue
         else:
             failures.append((item, f"{item} is not a file or folder; check the path"))
             continue
@@ -110,6 +120,21 @@ def collect_inputs(items: Iterable[str]) -> tuple[list[Path], list[tuple[str, st
                 seen.add(match.resolve())
                 found.append(match)
     return found, failures
+
+
+def _expand_lists(items: Iterable[str], failures: list[tuple[str, str]]) -> list[tuple[str, str]]:
+    """Each item with the @list it came from ("" for one given directly); lists that cannot be
+    used go to `failures`."""
+    expanded: list[tuple[str, str]] = []
+    for item in items:
+        if item.startswith("@"):
+            try:
+                expanded.extend((line, item[1:]) for line in read_path_list(item[1:]))
+            except InputError as exc:
+                failures.append((item, str(exc)))
+        else:
+            expanded.append((item, ""))
+    return expanded
 
 
 # -- one file -> rows -----------------------------------------------------------------------------

@@ -34,6 +34,16 @@ MAX_MIN_FACE = 100_000  # pixels: --min-face above any photo's side is a typo
 
 # -- command-line value parsers: argparse reports their errors with the flag the user typed --
 
+def comma_list(text: str) -> list[str]:
+    """'happy, sad' -> ['happy', 'sad'] (the parser of every list flag: --classes, ...); an
+    empty item ('', 'happy,,sad', ',,') is refused rather than dropped."""
+    items = [part.strip() for part in text.split(",")]
+    if not all(items):
+        raise argparse.ArgumentTypeError(f"{text!r} holds an empty name; give names separated "
+                                         "by single commas, e.g. happy,sad")
+    return items
+
+
 def positive_int(text: str) -> int:
     value = int(text)
     if value < 1:
@@ -41,15 +51,23 @@ def positive_int(text: str) -> int:
     return value
 
 
-def positive_float(text: str) -> float:
+def finite_float(text: str) -> float:
+    """A number, but not nan or inf: the parser of every float flag."""
     value = float(text)
+    if not math.isfinite(value):
+        raise argparse.ArgumentTypeError(f"must be a finite number, got {text}")
+    return value
+
+
+def positive_float(text: str) -> float:
+    value = finite_float(text)
     if not value > 0:
         raise argparse.ArgumentTypeError(f"must be above 0, got {text}")
     return value
 
 
 def fraction(text: str) -> float:
-    value = float(text)
+    value = finite_float(text)
     if not 0.0 <= value <= 1.0:
         raise argparse.ArgumentTypeError(f"must be between 0 and 1, got {text}")
     return value

@@ -103,6 +103,18 @@ class Track:
         return centre[0] + self.velocity * ahead
 
 
+def check_tracking(smooth: float, keep_for: float, max_distance: float = 1.0,
+                   detect_every: int = 1) -> None:
+    """ValueError unless smooth and keep_for are finite seconds >= 0, max_distance finite and
+    above 0 and detect_every 1 or more (the command line's parsers refuse the same with the
+    flag's name)."""
+    if not (0 <= smooth < math.inf and 0 <= keep_for < math.inf and 0 < max_distance < math.inf):
+        raise ValueError("smooth and keep_for must be finite and >= 0, and max_distance finite "
+                         f"and > 0; got {smooth}, {keep_for}, {max_distance}")
+    if detect_every < 1:
+        raise ValueError(f"detect_every must be >= 1, got {detect_every}")
+
+
 class FaceTracker:
     """Assigns stable ids to face boxes over time and smooths their probabilities.
 
@@ -113,9 +125,7 @@ class FaceTracker:
 
     def __init__(self, labels: Sequence[str], *, smooth: float = 0.5, keep_for: float = 1.0,
                  max_distance: float = 1.0) -> None:
-        if smooth < 0 or keep_for < 0 or max_distance <= 0:
-            raise ValueError("smooth and keep_for must be >= 0 and max_distance > 0, got "
-                             f"{smooth}, {keep_for}, {max_distance}")
+        check_tracking(smooth, keep_for, max_distance)
         self.labels = tuple(labels)
         self.smooth, self.keep_for, self.max_distance = smooth, keep_for, max_distance
         self.tracks: list[Track] = []

@@ -29,7 +29,7 @@ import numpy as np
 
 from .options import RecognizerOptions
 from .shots import CutDetector, FaceTemplate
-from .track import FaceTracker
+from .track import FaceTracker, check_tracking
 from .types import Box, FaceEmotion, Recognizer
 from .videoread import VideoSource
 from .videowrite import H264Writer, VideoWriter
@@ -192,8 +192,7 @@ class VideoAnalyzer:
 
     def __init__(self, recognizer: Recognizer | RecognizerOptions, *, detect_every: int = 5,
                  smooth: float = 0.5, keep_for: float = 1.0) -> None:
-        if detect_every < 1:
-            raise ValueError(f"detect_every must be >= 1, got {detect_every}")
+        check_tracking(smooth, keep_for, detect_every=detect_every)
         if isinstance(recognizer, RecognizerOptions):
             from .pipeline import EmotionRecognizer
 

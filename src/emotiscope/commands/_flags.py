@@ -12,10 +12,7 @@ import typing
 from dataclasses import MISSING, Field, fields
 from typing import Any
 
-
-def comma_list(text: str) -> list[str]:
-    """'happy, sad,' -> ['happy', 'sad']."""
-    return [part.strip() for part in text.split(",") if part.strip()]
+from ..options import comma_list, finite_float
 
 
 def _base_type(hint) -> type:
@@ -63,7 +60,7 @@ def add_flags(parser: argparse.ArgumentParser, cls, groups: dict[str, argparse._
         if kind is bool:  # a flag that is on by default is turned off (--no-amp), and vice versa
             kwargs["action"] = "store_false" if default_of(f) else "store_true"
         else:
-            kwargs["type"] = comma_list if kind is list else kind
+            kwargs["type"] = {list: comma_list, float: finite_float}.get(kind, kind)
             kwargs.update({k: meta[k] for k in ("metavar", "choices") if k in meta})
         target.add_argument(meta.get("flag") or "--" + f.name.replace("_", "-"), **kwargs)
 

@@ -65,6 +65,10 @@ def run(args) -> int:
     # starts, and the dataset records the model and detector it resolves to.
     settings = dataset_settings(options, video, make_recognizer(options))
     store = Store(args.out, settings, force=args.force, flags=flag_settings(options, video))
+    if store.damaged_lines:
+        print(f"emotiscope batch: {store.damaged_lines} damaged line(s) in "
+              f"{display(store.done_list)} skipped; their files are analysed again",
+              file=sys.stderr)
     todo = [p for p in paths if not store.is_done(p)]
     workers = min(args.workers or cpu_count(), max(1, len(todo)))
     start = time.perf_counter()

@@ -8,6 +8,7 @@ import argparse
 from pathlib import Path
 
 from ..errors import ConfigError, DataError
+from ..options import finite_float
 from ..outputs import check_figure_path, display
 from ..training.config import TrainConfig
 from ._out import check_new
@@ -44,7 +45,7 @@ def register(sub) -> None:
                         "DST as PNG; lists the images in which no face is found.")
     r.add_argument("src", metavar="SRC", help="a folder of class folders of photos")
     r.add_argument("dst", metavar="DST", help="folder to write the crops to (same layout)")
-    r.add_argument("--crop-margin", type=float, default=0.0, metavar="F",
+    r.add_argument("--crop-margin", type=finite_float, default=0.0, metavar="F",
                    help=TrainConfig.__dataclass_fields__["crop_margin"].metadata["help"]
                    + " (default: 0)")
     r.add_argument("--size", type=int, default=48, help="side of the crops in pixels (default 48)")

@@ -6,7 +6,7 @@ import argparse
 import json
 from pathlib import Path
 
-from ..options import DETECTION, add_recognizer_flags, options_from_args
+from ..options import DETECTION, add_recognizer_flags, comma_list, options_from_args
 from ..outputs import write_json
 from ..training.config import FACES, FACES_HELP
 from ._out import check_new
@@ -22,8 +22,9 @@ def register(sub) -> None:
                    help="test-time augmentation: mirror (2 views) or mirror + shifts (10 views) "
                    "(default: as the model file says, `emotiscope info`: tta)")
     p.add_argument("--faces", default="auto", choices=FACES, help=f"{FACES_HELP} (default: auto)")
-    p.add_argument("--classes", help="only these data classes, e.g. happy,sad,neutral (a model "
-                   "with fewer labels than the data)")
+    p.add_argument("--classes", type=comma_list,
+                   help="only these data classes, e.g. happy,sad,neutral (a model with fewer "
+                   "labels than the data)")
     p.add_argument("--predictions", metavar="FILE.csv",
                    help="write one row per image: file (or \"row N\", line N of a CSV), true, predicted, "
                    "confidence")
@@ -74,7 +75,7 @@ def run(args: argparse.Namespace) -> int:
         diagram = check_new(out / "reliability.png", args.force)
     predictions = check_new(Path(args.predictions), args.force, "--predictions") if args.predictions else None
     mistakes = check_new(Path(args.mistakes), args.force, "--mistakes") if args.mistakes else None
-    classes = [c.strip() for c in args.classes.split(",") if c.strip()] if args.classes else None
+    classes = args.classes
     details: dict = {}
     options = options_from_args(args)
     report = evaluate(options.model, Path(args.data), args.split, args.tta, args.faces,

@@ -12,7 +12,7 @@ import ipaddress
 import sys
 
 from ..errors import ConfigError, DependencyError
-from ..options import add_recognizer_flags, options_from_args
+from ..options import add_recognizer_flags, finite_float, options_from_args
 
 # pip name -> import names (python-multipart was imported as `multipart` before 0.0.13)
 NEEDED = {"fastapi": ("fastapi",), "uvicorn": ("uvicorn",),
@@ -28,7 +28,7 @@ def register(subparsers) -> None:
                    help="address to listen on (default 127.0.0.1: this machine only; "
                         "0.0.0.0 exposes it to the network)")
     p.add_argument("--port", type=int, default=8000, help="TCP port (default 8000)")
-    p.add_argument("--max-upload-mb", type=float, default=10.0, metavar="MB",
+    p.add_argument("--max-upload-mb", type=finite_float, default=10.0, metavar="MB",
                    help="largest accepted image, in MB (default 10); bigger ones get 413")
     p.add_argument("--workers", type=int, default=None, metavar="N",
                    help="recognizers, each analysing one image at a time (default: one per CPU "
@@ -38,10 +38,10 @@ def register(subparsers) -> None:
                         "--workers or CPU cores up to 4, whichever is more)")
     p.add_argument("--queue-limit", type=int, default=256, metavar="N",
                    help="requests allowed to wait; more get 503 + Retry-After (default 256)")
-    p.add_argument("--body-timeout", type=float, default=30.0, metavar="S",
+    p.add_argument("--body-timeout", type=finite_float, default=30.0, metavar="S",
                    help="seconds a request's whole body may take to arrive; slower uploads "
                         "get 408 (default 30)")
-    p.add_argument("--max-pending-mb", type=float, default=None, metavar="MB",
+    p.add_argument("--max-pending-mb", type=finite_float, default=None, metavar="MB",
                    help="memory for request bodies being received, waiting or analysed, in "
                         "MB; uploads beyond it get 503 + Retry-After (default 256, or two "
                         "of the largest batches if more)")

@@ -48,8 +48,6 @@ def given(args: argparse.Namespace) -> dict[str, Any]:
     """The TrainConfig fields set by flags given on the command line (not --augment, --widths,
     --depths: they change what --config gives, see _config)."""
     out = _flags.given(args, TrainConfig)
-    if "classes" in out:
-        out["classes"] = out["classes"] or None
     if args.data:
         out["data"] = args.data
     return out

@@ -17,7 +17,7 @@ import time
 from pathlib import Path
 
 from ..errors import ConfigError, InputError, OutputError
-from ..options import add_recognizer_flags, options_from_args
+from ..options import add_recognizer_flags, finite_float, options_from_args
 
 HELP = "track faces through a video file: annotated copy, timeline CSV, plot, summary"
 
@@ -32,7 +32,7 @@ def register(subparsers) -> None:
     p.add_argument("--json", action="store_true",
                    help="print the rows as JSON lines on stdout, then a summary line")
     p.add_argument("--plot", metavar="PNG", help="emotion mix over time per person (matplotlib)")
-    p.add_argument("--min-seconds", type=float, default=1.0, metavar="SECONDS",
+    p.add_argument("--min-seconds", type=finite_float, default=1.0, metavar="SECONDS",
                    help="leave people seen for less than this out of the summary and the plot; "
                         "the CSV/JSON rows keep them (default: 1.0; 0 = list everyone)")
     add_tracking_options(p, detect_every=5)
@@ -56,9 +56,9 @@ def add_tracking_flags(p: argparse.ArgumentParser, detect_every: int) -> None:
     p.add_argument("--detect-every", type=int, default=detect_every, metavar="N",
                    help=f"run the face detector every N frames, track in between "
                         f"(default: {detect_every}; 1 = every frame)")
-    p.add_argument("--smooth", type=float, default=0.5, metavar="SECONDS",
+    p.add_argument("--smooth", type=finite_float, default=0.5, metavar="SECONDS",
                    help="time constant of the probability smoothing (default: 0.5; 0 = off)")
-    p.add_argument("--keep-for", type=float, default=1.0, metavar="SECONDS",
+    p.add_argument("--keep-for", type=finite_float, default=1.0, metavar="SECONDS",
                    help="how long a hidden face keeps its id (default: 1.0)")
 
 

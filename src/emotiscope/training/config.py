@@ -236,6 +236,15 @@ class TrainConfig:
         known = {f.name for f in fields(cls)}
         kwargs = {k: v for k, v in data.items() if k in known}
         kwargs["augment"] = AugmentConfig(**data.get("augment", {}))
+        if isinstance(kwargs.get("classes"), str):  # "happy,sad", as the flag takes them
+            import argparse
+
+            from ..options import comma_list
+
+            try:
+                kwargs["classes"] = comma_list(kwargs["classes"])
+            except argparse.ArgumentTypeError as exc:
+                raise ValueError(f"classes {exc}") from None
         return cls(**kwargs)
 
 
