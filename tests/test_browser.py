@@ -85,14 +85,21 @@ def screenshot(page, name: str) -> Path:
     return path
 
 
-def test_upload_a_photo_shows_the_face_table(page, server_url, recognizer):
-    photo = sample_image_path()
+def upload(page, server_url, recognizer, photo, state: str) -> list:
+    """Upload `photo` on the page and wait until its result shows with `state` (a CSS
+    attribute selector); returns the faces the recognizer finds in it."""
     expected = recognizer(photo)
     assert expected, "the sample photo should have faces"
     page.goto(server_url + "/")
     page.wait_for_selector("#model-info:has-text('tiny.onnx')")
     page.set_input_files("#file-input", str(photo))
-    page.wait_for_selector(f"#photo-result[data-faces='{len(expected)}']:not([hidden])")
+    page.wait_for_selector(f"#photo-result[data-faces='{len(expected)}']{state}")
+    return expected
+
+
+def test_upload_a_photo_shows_the_face_table(page, server_url, recognizer):
+    photo = sample_image_path()
+    expected = upload(page, server_url, recognizer, photo, ":not([hidden])")
     rows = page.locator("#faces-table tbody tr")
     assert rows.count() == len(expected)
     for i, face in enumerate(expected):
@@ -265,12 +272,7 @@ def turned_webp(path: Path) -> Path:
 def test_a_photo_the_browser_shows_otherwise_is_drawn_by_the_server(
         page, server_url, recognizer, tmp_path, make):
     photo = make(tmp_path / "photo")
-    expected = recognizer(photo)
-    assert expected, "the sample photo should have faces"
-    page.goto(server_url + "/")
-    page.wait_for_selector("#model-info:has-text('tiny.onnx')")
-    page.set_input_files("#file-input", str(photo))
-    page.wait_for_selector(f"#photo-result[data-faces='{len(expected)}'][data-drawn-by]")
+    expected = upload(page, server_url, recognizer, photo, "[data-drawn-by]")
     assert page.get_attribute("#photo-result", "data-drawn-by") == "server"
     assert page.locator("#faces-table tbody tr").count() == len(expected)
     assert page.get_attribute("#photo-canvas", "width") == str(load_size(photo)[0])

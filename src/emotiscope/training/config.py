@@ -232,19 +232,19 @@ class TrainConfig:
     def from_dict(cls, data: dict) -> TrainConfig:
         """A TrainConfig from a config.json's object; a value of the wrong JSON type is a one-line
         ConfigError ("epochs must be an integer, got 'x'"), unknown keys are left out."""
-        check_types(cls, data)
-        known = {f.name for f in fields(cls)}
-        kwargs = {k: v for k, v in data.items() if k in known}
-        kwargs["augment"] = AugmentConfig(**data.get("augment", {}))
-        if isinstance(kwargs.get("classes"), str):  # "happy,sad", as the flag takes them
+        if isinstance(data.get("classes"), str):  # "happy,sad", as the flag takes them
             import argparse
 
             from ..options import comma_list
 
             try:
-                kwargs["classes"] = comma_list(kwargs["classes"])
+                data = {**data, "classes": comma_list(data["classes"])}
             except argparse.ArgumentTypeError as exc:
                 raise ValueError(f"classes {exc}") from None
+        check_types(cls, data)
+        known = {f.name for f in fields(cls)}
+        kwargs = {k: v for k, v in data.items() if k in known}
+        kwargs["augment"] = AugmentConfig(**data.get("augment", {}))
         return cls(**kwargs)
 
 
