@@ -126,6 +126,13 @@ def test_data_samples_every_class_and_split(sample_csv, tmp_path, capsys):
     assert "already exists" in error_line(capsys, "data")
 
 
+def test_data_samples_with_n_beyond_the_classes_draws_a_grid_as_wide_as_the_faces(
+        sample_csv, tmp_path, capsys):
+    grid = tmp_path / "grid.png"
+    assert main(["data", "samples", str(sample_csv), "-n", "5000", "--out", str(grid)]) == 0
+    assert png(grid).shape[1] < 5000  # 25 faces a class: 25 columns, not 5000
+
+
 def test_data_samples_refuses_a_split_without_the_class(sample_csv, tmp_path, capsys):
     lines = sample_csv.read_text().splitlines()
     data = tmp_path / "no_val_disgust.csv"  # disgust is emotion 1
@@ -141,7 +148,8 @@ def test_data_samples_refuses_a_split_without_the_class(sample_csv, tmp_path, ca
 
 @pytest.mark.parametrize("args, fragment", [
     (["--class", "bored"], "--class 'bored' is not in the data"),
-    (["-n", "0"], "-n 0 must be at least 1"),
+    (["-n", "0"], "-n 0 must be between 1 and 10000"),
+    (["-n", "100000"], "-n 100000 must be between 1 and 10000"),
     (["--split", "test"], "--split 'test' not in"),
 ])
 def test_data_samples_usage_errors_exit_2(sample_csv, tmp_path, capsys, args, fragment):
@@ -380,6 +388,20 @@ def test_export_never_overwrites_without_force(run_dir, tmp_path, capsys):
         torch.load(ckpt, map_location="cpu", weights_only=True)["labels"])
 
 
+@pytest.mark.parametrize("name", ["best.pt", "model.PTH", "b.ckpt", "link.onnx"])
+def test_export_never_writes_over_its_checkpoint_or_under_a_checkpoint_name(run_dir, tmp_path,
+                                                                            capsys, name):
+    ckpt = tmp_path / "best.pt"
+    ckpt.write_bytes((run_dir / "best.pt").read_bytes())
+    if name == "link.onnx":
+        (tmp_path / name).symlink_to("best.pt")
+    assert main(["export", str(ckpt), "-o", str(tmp_path / name), "--force"]) == 2
+    line = error_line(capsys, "export")
+    assert ("would overwrite the input" if name == "link.onnx" else "names a training checkpoint") in line
+    assert ckpt.read_bytes() == (run_dir / "best.pt").read_bytes()
+    assert sorted(os.listdir(tmp_path)) == sorted({"best.pt", name} - {"model.PTH", "b.ckpt"})
+
+
 @pytest.mark.parametrize("source", ["best.pt", "model.onnx"])
 def test_export_over_a_model_with_a_sidecar_rewrites_the_sidecar(run_dir, tmp_path, capsys, source):
     from emotiscope.model_file import file_sha256
@@ -470,6 +492,36 @@ def test_an_unwritable_out_is_one_line_before_any_work(verb, faces_data, tiny_mo
     line = error_line(capsys, argv[0])
     assert f"--out {out}" in line and "is a file, not a folder" in line
     assert blocker.read_text() == "x"
+
+
+@pytest.mark.parametrize("verb", ["data stats", "data samples", "evaluate"])
+def test_an_output_onto_the_data_is_refused_even_with_force(verb, faces_data, sample_csv,
+                                                            tiny_model_path, tmp_path, capsys):
+    photo = faces_data / "train" / "happy" / "0.png"
+    data = tmp_path / "a.csv"
+    data.write_bytes(sample_csv.read_bytes())
+    model = ["--model", str(tiny_model_path)]
+    argv = {"data stats": ["data", "stats", str(faces_data), "--out", str(photo)],
+            "data samples": ["data", "samples", str(faces_data), "--out", str(photo)],
+            "evaluate": ["evaluate", str(data), *model, "--predictions", str(data)]}[verb]
+    before = photo.read_bytes(), data.read_bytes()
+    assert main([*argv, "--force"]) == 2
+    line = error_line(capsys, argv[0])
+    assert "lies inside the input folder" in line or "would overwrite the input" in line
+    assert (photo.read_bytes(), data.read_bytes()) == before
+    assert main(["evaluate", str(faces_data), *model, "--out", str(faces_data / "train" / "e"),
+                 "--force"]) == 2  # a class folder "e" would join the data
+    assert "lies inside the input folder" in error_line(capsys, "evaluate")
+
+
+def test_evaluate_mistakes_needs_a_chart_suffix_checked_first(sample_csv, tiny_model_path,
+                                                              tmp_path, capsys, monkeypatch):
+    import emotiscope.training.evaluate as evaluation
+
+    monkeypatch.setattr(evaluation, "evaluate", lambda *a, **k: pytest.fail("evaluated first"))
+    assert main(["evaluate", str(sample_csv), "--model", str(tiny_model_path), "--mistakes",
+                 str(tmp_path / "m")]) == 1
+    assert "--mistakes" in error_line(capsys, "evaluate")
 
 
 def test_a_write_failing_after_the_work_is_one_line_too(faces_data, tmp_path, capsys, monkeypatch):

@@ -12,12 +12,15 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from emotiscope.errors import OutputError
+from emotiscope.errors import ConfigError, OutputError
 from emotiscope.images import save_image
 from emotiscope.outputs import (
     atomic_path,
+    check_new,
     check_writable_folder,
     display,
+    refuse_inputs,
+    resolved,
     save_figure,
     write_bytes,
     write_json,
@@ -126,3 +129,32 @@ save_image(sys.argv[1], np.zeros((300, 300, 3), np.uint8), overwrite=True)
     assert load_image(target).tolist() == np.full((8, 8, 3), 7, np.uint8).tolist()
     leftovers = [p.name for p in tmp_path.iterdir() if p.name != "a.png"]
     assert len(leftovers) == 1 and leftovers[0].startswith(".a.")  # the hidden, half temp file
+
+
+def test_a_name_too_long_is_refused_before_any_work(tmp_path):
+    with pytest.raises(OutputError, match=r"name is too long \(260 bytes.*choose a shorter name"):
+        check_new(tmp_path / ("x" * 256 + ".mp4"), create_folder=False)
+
+
+def test_an_output_that_is_an_input_is_refused_even_with_force(tmp_path):
+    data = tmp_path / "a.csv"
+    data.write_text("emotion,pixels\n")
+    os.link(data, tmp_path / "hard.csv")
+    (tmp_path / "soft.csv").symlink_to("a.csv")
+    for out in ("a.csv", "hard.csv", "soft.csv"):
+        with pytest.raises(ConfigError, match=f"--x {tmp_path / out} would overwrite the input"):
+            refuse_inputs([("--x", tmp_path / out)], [data])
+    refuse_inputs([("--x", tmp_path / "b.csv"), ("--y", None)], [data])  # another file: fine
+
+
+def test_an_output_in_a_data_folder_s_class_folders_is_refused(tmp_path):
+    (tmp_path / "d" / "happy").mkdir(parents=True)
+    with pytest.raises(ConfigError, match="lies inside the input folder"):
+        refuse_inputs([("--out", tmp_path / "d" / "happy" / "a.png")], [tmp_path / "d"])
+    refuse_inputs([("--out", tmp_path / "d" / "chart.png")], [tmp_path / "d"])  # beside the classes
+
+
+def test_a_symlink_loop_is_one_output_error(tmp_path):
+    (tmp_path / "lo").symlink_to("lo")
+    with pytest.raises(OutputError, match=f"--out {tmp_path / 'lo' / 'a.jpg'}: symlink loop"):
+        resolved(tmp_path / "lo" / "a.jpg", "--out")

@@ -407,3 +407,52 @@ def test_urls_and_videos_get_a_one_line_pointer(tmp_path, capsys, model_args):
     assert url in url_line and "download" in url_line and "first" in url_line
     video_line = next(line for line in lines if "talk.mp4" in line)
     assert f"emotiscope video {clip}" in video_line
+
+
+@pytest.mark.parametrize("record", ["link to a photo", "dangling link", "folder"])
+def test_a_record_that_is_no_regular_file_is_refused_before_any_copy(tmp_path, capsys,
+                                                                      model_args, record):
+    photo, out = tmp_path / "a.jpg", tmp_path / "out"
+    photo.write_bytes(Path(SAMPLE).read_bytes())
+    out.mkdir()
+    log = out / ".emotiscope-outputs"
+    if record == "folder":
+        log.mkdir()
+    else:
+        log.symlink_to("../a.jpg" if record == "link to a photo" else "../victim")
+    assert main(["predict", str(photo), "--out", str(out), "--json", *model_args]) == 1
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and f"its record {log} is " in err
+    assert photo.read_bytes() == Path(SAMPLE).read_bytes()  # nothing appended to the photo
+    assert not (tmp_path / "victim").exists() and sorted(os.listdir(out)) == [log.name]
+
+
+def test_a_record_line_with_a_nul_byte_is_ignored(tmp_path, capsys, model_args):
+    (tmp_path / ".emotiscope-outputs").write_bytes(b"a" * 64 + b"  x\x00y\n")
+    assert main(["predict", SAMPLE, "--out", str(tmp_path), "--json", *model_args]) == 0
+
+
+@pytest.mark.parametrize("where", ["out", "copy"])
+def test_a_symlink_loop_in_out_is_one_line(tmp_path, capsys, model_args, where):
+    photo = tmp_path / "a.jpg"
+    photo.write_bytes(Path(SAMPLE).read_bytes())
+    out = tmp_path / "lo" if where == "out" else tmp_path / "out"
+    if where == "out":
+        out.symlink_to("lo")
+    else:  # the planned copy itself is a link to itself
+        out.mkdir()
+        (out / "a.jpg").symlink_to("a.jpg")
+    assert main(["predict", str(photo), "--out", str(out), "--force", *model_args]) == 1
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "symlink loop" in err
+
+
+def test_a_refused_rerun_says_only_why(tmp_path, capsys, model_args):
+    (tmp_path / "a.jpg").write_bytes(Path(SAMPLE).read_bytes())
+    (tmp_path / "b.jpg").write_bytes(Path(SAMPLE).read_bytes())
+    args = ["predict", str(tmp_path), "--out", str(tmp_path / "ann"), *model_args]
+    assert main(args) == 0
+    capsys.readouterr()
+    assert main(args) == 1  # no --force: the copies of a.jpg and b.jpg exist
+    err = capsys.readouterr().err.strip()
+    assert err.splitlines() == [err] and "already exist" in err and "skipped" not in err

@@ -245,6 +245,17 @@ def test_output_over_input_is_refused(clips, tiny_model_path, capsys):
     assert "overwrite the input" in capsys.readouterr().err
 
 
+def test_a_name_too_long_is_refused_before_the_analysis(clips, tiny_model_path, tmp_path,
+                                                        capsys, monkeypatch):
+    import emotiscope.commands.video as command
+
+    monkeypatch.setattr(command, "make_analyzer", lambda args: pytest.fail("analysed first"))
+    out = tmp_path / ("x" * 252 + ".mp4")
+    assert main(video([clips["pan"], "-o", out], tiny_model_path)) == 1
+    err = capsys.readouterr().err.strip()
+    assert err.splitlines() == [err] and "its name is too long (256 bytes" in err
+
+
 @pytest.mark.skipif(not Path("/dev/full").exists(), reason="needs /dev/full")
 def test_disk_full(clips, tiny_model_path, capsys):
     assert main(video([clips["pan"], "--csv", "/dev/full", "--force"], tiny_model_path)) == 1

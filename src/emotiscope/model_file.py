@@ -63,6 +63,9 @@ def bundled_model_path() -> Path:
     return found[-1]
 
 
+CHECKPOINT_SUFFIXES = (".pt", ".pth", ".ckpt")  # training checkpoints: no loader takes them as models
+
+
 def resolve_model_path(model: str | os.PathLike | None = None) -> Path:
     """Explicit argument wins, then $EMOTISCOPE_MODEL, then the bundled model."""
     chosen = model if model is not None else os.environ.get(ENV_VAR) or None
@@ -77,7 +80,7 @@ def resolve_model_path(model: str | os.PathLike | None = None) -> Path:
         source = "" if model is not None else f" (named by ${ENV_VAR})"
         raise ModelError(f"model file {display(path)} {what}{source}; pass an .onnx exported by "
                          f"`emotiscope train`/`emotiscope export`, or {given} for the bundled one")
-    if path.suffix in (".pt", ".pth", ".ckpt"):
+    if path.suffix.lower() in CHECKPOINT_SUFFIXES:
         raise ModelError(f"model file {display(path)} is a training checkpoint, not an ONNX model; "
                          f"export it first: emotiscope export {display(path)} -o model.onnx")
     return path

@@ -17,15 +17,17 @@ import secrets
 from collections.abc import Iterator
 from pathlib import Path
 
-from .errors import DependencyError, OutputError, OutputExistsError
+from .errors import ConfigError, DependencyError, OutputError, OutputExistsError
 
 TEMP_STEM_BYTES = 64  # of the name in a temporary name: a name near the 255-byte limit fits
+NAME_MAX = 255  # bytes in one file name on most file systems
 
 
 def _write_error(path: Path, exc: OSError) -> OutputError:
     if exc.errno == errno.ENAMETOOLONG:
         size = len(os.fsencode(path.name))
-        what = (f"its name is too long ({size} bytes; most file systems allow 255)" if size > 255
+        what = (f"its name is too long ({size} bytes; most file systems allow {NAME_MAX})"
+                if size > NAME_MAX
                 else f"its path is too long ({len(os.fsencode(path))} bytes)")
         return OutputError(f"cannot write {display(path)}: {what}; choose a shorter name")
     return OutputError(f"cannot write {display(path)}: {exc.strerror or exc}; choose another "
@@ -145,6 +147,8 @@ def check_new(path: str | os.PathLike, force: bool = False, flag: str = "--out",
     `atomic_path` does) or must exist already (video writers). The one "output exists" check:
     OutputExistsError without --force, OutputError for the rest; messages name `flag`."""
     path = Path(path)
+    if len(os.fsencode(path.name)) > NAME_MAX:
+        raise _write_error(path, OSError(errno.ENAMETOOLONG, os.strerror(errno.ENAMETOOLONG)))
     if os.path.isdir(path):  # os.path: False, not OSError, for a name too long
         raise OutputError(f"{flag} {display(path)} is a folder; give a file name")
     refuse_existing([path], force)
@@ -158,3 +162,41 @@ def check_new(path: str | os.PathLike, force: bool = False, flag: str = "--out",
     if os.path.exists(path) and not os.access(path, os.W_OK):
         raise OutputError(f"cannot write {display(path)}: permission denied; choose another path")
     return path
+
+
+def resolved(path: str | os.PathLike, flag: str) -> Path:
+    """`path` with its links followed; a symlink loop (RuntimeError before Python 3.13, OSError
+    after) becomes a one-line OutputError naming `flag`."""
+    try:
+        return Path(path).resolve()
+    except (RuntimeError, OSError) as exc:
+        raise OutputError(f"{flag} {display(path)}: symlink loop ({exc}); remove or fix the link, "
+                          "or choose another path") from exc
+
+
+def refuse_inputs(outputs: list[tuple[str, str | os.PathLike | None]],
+                  inputs: list[str | os.PathLike]) -> None:
+    """ConfigError, even with --force and before any work, when an output (flag, path) is one of
+    the `inputs` (the same file by any name or link) or lies in a folder below an input folder
+    (the class folders a data set is read from, where it would replace or join the data)."""
+    for flag, out in outputs:
+        if not out:
+            continue
+        target = resolved(out, flag)
+        for source in inputs:
+            src = resolved(source, "input")
+            if target == src or _same_file(out, source):
+                raise ConfigError(f"{flag} {display(out)} would overwrite the input "
+                                  f"{display(source)}; choose another path")
+            if src.is_dir() and target.parent != src and target.is_relative_to(src):
+                raise ConfigError(f"{flag} {display(out)} lies inside the input folder "
+                                  f"{display(source)}, where it would replace or join the data; "
+                                  "choose a path outside it")
+
+
+def _same_file(a: str | os.PathLike, b: str | os.PathLike) -> bool:
+    """Whether `a` and `b` are one file (hard links too); False when either is missing."""
+    try:
+        return os.path.samefile(a, b)
+    except (OSError, ValueError):
+        return False

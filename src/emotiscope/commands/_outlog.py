@@ -15,9 +15,11 @@ from __future__ import annotations
 
 import hashlib
 import os
+import stat
 from pathlib import Path
 
-from ..outputs import _write_error
+from ..errors import OutputError
+from ..outputs import _write_error, display
 
 NAME = ".emotiscope-outputs"
 HEADER = (b"# annotated copies written by `emotiscope predict --out` (sha256, path): not read as "
@@ -32,17 +34,38 @@ def _sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
+def check_record(folder: Path) -> Path:
+    """The record's path in `folder`, which must be absent or a regular file: a link there would
+    have the record read from, and lines appended to, whatever it points at (an input photo)."""
+    record = folder / NAME
+    try:
+        mode = record.lstat().st_mode
+    except OSError:
+        return record  # absent (or unreadable: reading and appending report it)
+    if not stat.S_ISREG(mode):
+        what = "a symbolic link" if stat.S_ISLNK(mode) else "not a regular file"
+        raise OutputError(f"--out {display(folder)}: its record {display(record)} is {what}; "
+                          "remove it, or choose another --out")
+    return record
+
+
 def _recorded(folder: Path) -> dict[Path, str]:
     """Resolved path -> sha256 of each copy listed in `folder`'s record (empty: no record)."""
+    record = check_record(folder)
     try:
-        lines = (folder / NAME).read_bytes().split(b"\n")
+        fd = os.open(record, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0))
+        with open(fd, "rb") as fh:
+            lines = fh.read().split(b"\n")
     except OSError:
         return {}
     found = {}
     for line in lines:
         digest, sep, name = line.partition(b"  ")
         if sep and len(digest) == 64 and name and not line.startswith(b"#"):
-            found[(folder / os.fsdecode(name)).resolve()] = digest.decode("ascii", "replace")
+            try:
+                found[(folder / os.fsdecode(name)).resolve()] = digest.decode("ascii", "replace")
+            except (ValueError, RuntimeError, OSError):
+                pass  # a NUL byte or a link loop: names no copy we wrote
     return found
 
 
@@ -67,16 +90,18 @@ class OutputLog:
 
     def __init__(self, folder: Path) -> None:
         self.folder = folder
+        check_record(folder)  # before any copy is written, so that none goes unlisted
 
     def add(self, path: Path) -> None:
         name = os.fsencode(os.path.relpath(path, self.folder))
         if b"\n" in name:
             return  # cannot be listed: a later run reads it as a photo, which is the safe side
-        record = self.folder / NAME
+        record = check_record(self.folder)
+        flags = os.O_WRONLY | os.O_APPEND | os.O_CREAT | getattr(os, "O_NOFOLLOW", 0)
         try:
             line = _sha256(path).encode("ascii") + b"  " + name + b"\n"
-            new = not record.exists()
-            with open(record, "ab") as fh:
+            with open(os.open(record, flags, 0o666), "ab") as fh:
+                new = os.fstat(fh.fileno()).st_size == 0
                 fh.write((HEADER if new else b"") + line)
         except OSError as exc:
             raise _write_error(record, exc) from exc

@@ -9,9 +9,11 @@ from pathlib import Path
 
 from ..errors import ConfigError, DataError
 from ..options import finite_float
-from ..outputs import check_figure_path, display
+from ..outputs import check_figure_path, display, refuse_inputs
 from ..training.config import TrainConfig
 from ._out import check_new
+
+MAX_SAMPLES = 10000  # faces per class in one grid; more makes a picture nobody can open
 
 
 def register(sub) -> None:
@@ -60,6 +62,7 @@ def run_stats(args: argparse.Namespace) -> int:
     from ..training.data import load_any
     from ..training.plots import plot_counts
 
+    refuse_inputs([("--out", args.out)], [args.path])
     out = check_new(check_figure_path(args.out), args.force)
     splits = load_any(Path(args.path), strict=args.strict)
     counts = {name: fs.counts() for name, fs in splits.items()}
@@ -82,8 +85,9 @@ def run_samples(args: argparse.Namespace) -> int:
     from ..training.data import load_any
     from ..training.plots import save_grid
 
-    if args.n < 1:
-        raise ConfigError(f"-n {args.n} must be at least 1")
+    if not 1 <= args.n <= MAX_SAMPLES:
+        raise ConfigError(f"-n {args.n} must be between 1 and {MAX_SAMPLES} faces per class")
+    refuse_inputs([("--out", args.out)], [args.path])
     out = check_new(check_figure_path(args.out), args.force)
     splits = load_any(Path(args.path))
     name = args.split or ("train" if "train" in splits else next(iter(splits)))
@@ -101,8 +105,9 @@ def run_samples(args: argparse.Namespace) -> int:
     faces = fs.images[picks]
     if args.augment is not None:
         faces = augmented(faces, args.augment, args.seed)
+    drawn = max(np.bincount(fs.labels[picks]))  # the longest row: -n or a class's size
     save_grid(faces, [fs.classes[fs.labels[i]] for i in picks], out,
-              cols=min(args.n, 8) if args.cls else args.n)
+              cols=min(drawn, 8) if args.cls else drawn)
     print(f"{len(picks)} faces from {name}: {display(out)}")
     return 0
 

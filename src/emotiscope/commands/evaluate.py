@@ -7,9 +7,11 @@ import json
 from pathlib import Path
 
 from ..options import DETECTION, add_recognizer_flags, comma_list, options_from_args
-from ..outputs import write_json
+from ..outputs import check_figure_path, refuse_inputs, write_json
 from ..training.config import FACES, FACES_HELP
 from ._out import check_new
+
+FILES = ("report.json", "confusion.png", "reliability.png")  # written into --out
 
 
 def register(sub) -> None:
@@ -68,6 +70,12 @@ def print_summary(report: dict) -> None:
 def run(args: argparse.Namespace) -> int:
     from ..training.evaluate import evaluate
 
+    refuse_inputs([(flag, path) for flag, path in (
+        ("--predictions", args.predictions), ("--mistakes", args.mistakes),
+        *((("--out", Path(args.out) / name) for name in FILES) if args.out else ()))],
+        [args.data])
+    if args.mistakes:
+        check_figure_path(args.mistakes, "--mistakes")
     if args.out:
         out = Path(args.out)
         report_path = check_new(out / "report.json", args.force)

@@ -8,9 +8,9 @@ import shlex
 from pathlib import Path
 
 from ..errors import ConfigError, DependencyError
-from ..model_file import TTA_MODES
+from ..model_file import CHECKPOINT_SUFFIXES, TTA_MODES
 from ..options import finite_float
-from ..outputs import display
+from ..outputs import display, refuse_inputs
 from ._out import check_new
 
 
@@ -56,8 +56,7 @@ def run(args: argparse.Namespace) -> int:
         raise ConfigError(f"{'--member-tta' if args.member_tta else '--val'} is for ensembles: pass two "
                           "or more models")
     src = Path(args.checkpoint[0])
-    out = check_new(Path(args.output) if args.output else src.with_suffix(".onnx"), args.force,
-                    "--output")
+    out = _check_output(Path(args.output) if args.output else src.with_suffix(".onnx"), args)
     if src.suffix == ".onnx":
         from ..training.export import restamp_onnx
 
@@ -69,6 +68,17 @@ def run(args: argparse.Namespace) -> int:
                                export_command=command)
     print(f"{display(out)}  sha256 {result['sha256']}  parity {result['parity_max_abs_diff']:.1e}")
     return _refresh_sidecar(out, result["sha256"])
+
+
+def _check_output(out: Path, args: argparse.Namespace) -> Path:
+    """`out` if the ONNX model may be written there: not named like a checkpoint (every loader
+    refuses those), not a checkpoint or member it is made from (even with --force), and new."""
+    if out.suffix.lower() in CHECKPOINT_SUFFIXES:
+        raise ConfigError(f"--output {display(out)}: {out.suffix} names a training checkpoint, but "
+                          f"export writes an ONNX model; name it {display(out.with_suffix('.onnx'))}")
+    sources = [p for p in args.checkpoint if len(args.checkpoint) > 1 or Path(p).suffix != ".onnx"]
+    refuse_inputs([("--output", out)], sources)  # one .onnx restamped in place keeps its weights
+    return check_new(out, args.force, "--output")
 
 
 def _refresh_sidecar(out: Path, sha256: str) -> int:
@@ -87,7 +97,7 @@ def _ensemble(args: argparse.Namespace, command: str) -> int:
         raise ConfigError(f"{len(args.checkpoint)} models make one ensemble: name it with -o FILE.onnx")
     if args.crop_margin is not None:
         raise ConfigError("--crop-margin applies to one checkpoint; an ensemble keeps its members' margin")
-    out = check_new(Path(args.output), args.force, "--output")
+    out = _check_output(Path(args.output), args)
     member_tta = [t.strip() for t in args.member_tta.split(",")] if args.member_tta else None
     result = export_ensemble([Path(p) for p in args.checkpoint], out, command, args.tta, member_tta,
                              Path(args.val) if args.val else None)

@@ -17,7 +17,7 @@ from pathlib import Path
 
 from ..errors import ConfigError, InputError, OutputError
 from ..options import add_recognizer_flags, options_from_args, positive_int
-from ..outputs import display, refuse_existing
+from ..outputs import display, refuse_existing, resolved
 from ..types import FaceEmotion
 from ._outlog import NAME as LOG_NAME
 from ._outlog import OutputLog, earlier_outputs
@@ -64,9 +64,14 @@ def run(args) -> int:
     unusable = len(failures)  # missing paths, empty folders, globs that match nothing
     outputs, log = {}, None
     if args.out is not None:
-        paths = drop_earlier_outputs(paths, args.out)
-        outputs = plan_outputs(paths, args.out, args.force)
+        kept = drop_earlier_outputs(paths, args.out)
+        outputs = plan_outputs(kept, args.out, args.force)
         log = OutputLog(args.out)
+        if len(kept) < len(paths):  # said once the run goes ahead, not before a refusal
+            print(f"emotiscope predict: skipped {len(paths) - len(kept)} file(s) in --out "
+                  f"{display(args.out)} that earlier runs wrote (annotated copies listed in "
+                  f"{LOG_NAME})", file=sys.stderr)
+        paths = kept
     if paths:
         _analyse_all(paths, outputs, args, failures, log)
     _report_failures(failures, len(paths) + unusable)
@@ -182,13 +187,10 @@ def drop_earlier_outputs(paths: list[Path], out: Path) -> list[Path]:
     """Leave out the annotated copies an earlier run wrote into `out` and that are still as it
     wrote them (listed in out's record, see _outlog.py): `predict photos/ --out photos/annotated`
     does not analyse its own results again. Every other file below `out` is a photo like any
-    other: analysed, and never overwritten (plan_outputs refuses). Says on stderr how many
-    files it left out and why."""
-    below = [p for p in paths if p.resolve().is_relative_to(out.resolve())]
+    other: analysed, and never overwritten (plan_outputs refuses)."""
+    folder = resolved(out, "--out")
+    below = [p for p in paths if resolved(p, "--out").is_relative_to(folder)]
     earlier = earlier_outputs(out, below)
-    if earlier:
-        print(f"emotiscope predict: skipped {len(earlier)} file(s) in --out {display(out)} that "
-              f"earlier runs wrote (annotated copies listed in {LOG_NAME})", file=sys.stderr)
     return [p for p in paths if p not in earlier]
 
 
@@ -219,12 +221,12 @@ def plan_outputs(paths: list[Path], out: Path, force: bool) -> dict[Path, Path]:
     for path, full in zip(paths, given, strict=True):
         target = out / full.relative_to(base).with_name(output_name(full.name))
         stem, k = target.stem, 2
-        while target.resolve() in taken:
+        while resolved(target, "--out") in taken:
             target, k = target.with_stem(f"{stem}-{k}"), k + 1
-        taken.add(target.resolve())
+        taken.add(resolved(target, "--out"))
         plan[path] = target
     inputs = {p.resolve() for p in paths}
-    onto_input = [t for t in plan.values() if t.resolve() in inputs]
+    onto_input = [t for t in plan.values() if resolved(t, "--out") in inputs]
     if onto_input:
         raise ConfigError(_onto_input(out, onto_input[0], base))
     refuse_existing(list(plan.values()), force)

@@ -79,27 +79,21 @@ def make_analyzer(args):
 
 
 def _check_outputs(args) -> None:
-    from ..outputs import check_figure_path, check_new
+    from ..outputs import check_figure_path, check_new, refuse_inputs, resolved
     from ..videowrite import FOURCC
 
-    given = [p for p in (args.output, args.csv, args.plot) if p]
-    refuse_overwriting(args.input, given)
-    resolved = [Path(p).resolve() for p in given]
-    if len(set(resolved)) < len(resolved):
+    flags = [("-o", args.output), ("--csv", args.csv), ("--plot", args.plot)]
+    refuse_inputs(flags, [args.input])
+    given = [resolved(p, flag) for flag, p in flags if p]
+    if len(set(given)) < len(given):
         raise ConfigError("-o, --csv and --plot must be different files")
     if args.output and Path(args.output).suffix.lower() not in FOURCC:
         raise ConfigError(f"-o {args.output}: unsupported extension; use .mp4 or .avi")
     if args.plot:
         check_figure_path(args.plot, "--plot")
-    for flag, path in (("-o", args.output), ("--csv", args.csv), ("--plot", args.plot)):
+    for flag, path in flags:
         if path:
             check_new(path, args.force, flag, create_folder=False)
-
-
-def refuse_overwriting(source: str, outputs: list[str]) -> None:
-    """ConfigError when one of `outputs` is the input file `source` (even with --force)."""
-    if Path(source).resolve() in {Path(p).resolve() for p in outputs}:
-        raise ConfigError(f"an output would overwrite the input {source}; choose another path")
 
 
 def photo_format(path: str) -> str | None:

@@ -22,7 +22,6 @@ from .video import (
     add_tracking_options,
     check_tracking_options,
     make_analyzer,
-    refuse_overwriting,
     refuse_photo,
 )
 
@@ -115,14 +114,14 @@ class FpsMeter:
 
 
 def run(args) -> int:
-    from ..outputs import check_new
+    from ..outputs import check_new, refuse_inputs
     from ..videoread import LatestFrameReader, VideoSource
     from ..videowrite import open_writer
 
     check_tracking_options(args)
     if os.path.isfile(args.camera):
         refuse_photo(args.camera, "a camera or video")
-        refuse_overwriting(args.camera, [args.record] if args.record else [])
+        refuse_inputs([("--record", args.record)], [args.camera])
     show = not args.no_window
     if show and (problem := gui_problem()):
         raise DependencyError(problem)
