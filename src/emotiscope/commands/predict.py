@@ -217,16 +217,16 @@ def plan_outputs(paths: list[Path], out: Path, force: bool) -> dict[Path, Path]:
     # (same file, input or not) follows links.
     given = [Path(os.path.abspath(p)) for p in paths]
     base = Path(os.path.commonpath([p.parent for p in given]))
-    plan, taken = {}, set()
+    plan, taken = {}, {}  # taken: resolved target -> target
     for path, full in zip(paths, given, strict=True):
         target = out / full.relative_to(base).with_name(output_name(full.name))
         stem, k = target.stem, 2
-        while resolved(target, "--out") in taken:
+        while (real := resolved(target, "--out")) in taken:
             target, k = target.with_stem(f"{stem}-{k}"), k + 1
-        taken.add(resolved(target, "--out"))
+        taken[real] = target
         plan[path] = target
     inputs = {p.resolve() for p in paths}
-    onto_input = [t for t in plan.values() if resolved(t, "--out") in inputs]
+    onto_input = [t for real, t in taken.items() if real in inputs]
     if onto_input:
         raise ConfigError(_onto_input(out, onto_input[0], base))
     refuse_existing(list(plan.values()), force)
@@ -235,7 +235,8 @@ def plan_outputs(paths: list[Path], out: Path, force: bool) -> dict[Path, Path]:
 
 def _onto_input(out: Path, target: Path, base: Path) -> str:
     """Why an --out that would replace an input is refused, and the way out."""
-    if Path(os.path.abspath(out)).is_relative_to(base) and Path(os.path.abspath(out)) != base:
+    where = Path(os.path.abspath(out))
+    if where.is_relative_to(base) and where != base:
         # --out among the inputs, holding a file no record lists: most likely a copy written by
         # an emotiscope from before the record (.emotiscope-outputs) existed
         return (f"--out {display(out)} lies among the inputs and holds {display(target)}, which "
