@@ -176,6 +176,25 @@ def test_data_crop_writes_the_faces_and_refuses_to_overwrite(photo_tree, tmp_pat
     assert (out / "happy" / "a.png").read_bytes() != before
 
 
+def test_data_samples_draws_the_faces_training_takes_from_photos(photo_tree, tmp_path, capsys,
+                                                                monkeypatch):
+    from emotiscope.training import plots
+
+    drawn: list[np.ndarray] = []
+    monkeypatch.setattr(plots, "save_grid", lambda faces, *a, **k: drawn.append(faces))
+    root, _ = photo_tree
+    argv = ["data", "samples", str(root), "--out", str(tmp_path / "grid.png")]
+    assert main(argv) == 0
+    assert "largest face found in each photo" in capsys.readouterr().out
+    expected = load_folder(root, cropper=FaceCropper())["all"]
+    assert len(drawn[0]) == 3  # the photo with no face is left out, as training leaves it
+    assert {f.tobytes() for f in drawn[0]} == {f.tobytes() for f in expected.images}
+    assert main([*argv, "--force", "--faces", "crops"]) == 0  # whole photos, squashed
+    assert len(drawn[1]) == 4 and "largest face" not in capsys.readouterr().out
+    assert main([*argv, "--force", "--crop-margin", "9"]) == 2
+    assert "--crop-margin 9 must be between" in capsys.readouterr().err
+
+
 def test_data_crop_fails_when_no_face_is_found(tmp_path, capsys):
     src = tmp_path / "blank" / "happy"
     save_image(src / "x.png", np.full((200, 300, 3), 90, np.uint8))

@@ -1,4 +1,5 @@
-"""`emotiscope data stats|samples PATH`: class counts per split with a bar chart; a sample grid.
+"""`emotiscope data stats|samples PATH`: class counts per split with a bar chart; a grid of the
+faces training takes (in class folders of photos, each photo's largest face: training/photos.py).
 `emotiscope data crop SRC DST`: the face crops training takes from photos, as PNG files.
 `emotiscope data cache [--clear]`: the decoded-data cache's size, or clear it."""
 
@@ -10,7 +11,7 @@ from pathlib import Path
 from ..errors import ConfigError, DataError
 from ..options import finite_float
 from ..outputs import check_figure_path, display, refuse_inputs
-from ..training.config import TrainConfig
+from ..training.config import FACES, FACES_HELP, TrainConfig
 from ._out import check_new
 
 MAX_SAMPLES = 10000  # faces per class in one grid; more makes a picture nobody can open
@@ -40,6 +41,10 @@ def register(sub) -> None:
                    help="grid picture; its suffix picks the format: .png, .jpg, .pdf, ... "
                    "(default samples.png)")
     g.add_argument("--force", action="store_true", help="overwrite --out")
+    g.add_argument("--faces", default="auto", choices=FACES,
+                   help=f"{FACES_HELP}; in photos the largest face is drawn, as training crops it "
+                   "(default: auto)")
+    _add_crop_margin(g)
     g.set_defaults(func=run_samples)
     r = dsub.add_parser("crop", help="write the faces training takes from photos, as PNG files",
                         description="Detect the largest face of every image under SRC and write it "
@@ -47,15 +52,27 @@ def register(sub) -> None:
                         "DST as PNG; lists the images in which no face is found.")
     r.add_argument("src", metavar="SRC", help="a folder of class folders of photos")
     r.add_argument("dst", metavar="DST", help="folder to write the crops to (same layout)")
-    r.add_argument("--crop-margin", type=finite_float, default=0.0, metavar="F",
-                   help=TrainConfig.__dataclass_fields__["crop_margin"].metadata["help"]
-                   + " (default: 0)")
+    _add_crop_margin(r)
     r.add_argument("--size", type=int, default=48, help="side of the crops in pixels (default 48)")
     r.add_argument("--force", action="store_true", help="overwrite existing files in DST")
     r.set_defaults(func=run_crop)
     c = dsub.add_parser("cache", help="show the decoded-data cache's folder and size, or clear it")
     c.add_argument("--clear", action="store_true", help="delete the cached data sets")
     c.set_defaults(func=run_cache)
+
+
+def _add_crop_margin(p: argparse.ArgumentParser) -> None:
+    """`--crop-margin` of `data samples` and `data crop`: train's, for the faces found in photos."""
+    p.add_argument("--crop-margin", type=finite_float, default=0.0, metavar="F",
+                   help=TrainConfig.__dataclass_fields__["crop_margin"].metadata["help"]
+                   + " (default: 0)")
+
+
+def _check_margin(margin: float) -> None:
+    from ..preprocess import MAX_MARGIN
+
+    if not 0 <= margin <= MAX_MARGIN:
+        raise ConfigError(f"--crop-margin {margin:g} must be between 0 and {MAX_MARGIN:g}")
 
 
 def run_stats(args: argparse.Namespace) -> int:
@@ -83,13 +100,17 @@ def run_samples(args: argparse.Namespace) -> int:
     import numpy as np
 
     from ..training.data import load_any
+    from ..training.photos import face_cropper
     from ..training.plots import save_grid
 
     if not 1 <= args.n <= MAX_SAMPLES:
         raise ConfigError(f"-n {args.n} must be between 1 and {MAX_SAMPLES} faces per class")
+    _check_margin(args.crop_margin)
     refuse_inputs([("--out", args.out)], [args.path])
     out = check_new(check_figure_path(args.out), args.force)
-    splits = load_any(Path(args.path))
+    # the faces training takes: in class folders of photos, each photo's largest face (--faces)
+    cropper = face_cropper(Path(args.path), args.faces, args.crop_margin)
+    splits = load_any(Path(args.path), cropper=cropper)
     name = args.split or ("train" if "train" in splits else next(iter(splits)))
     if name not in splits:
         raise ConfigError(f"--split {name!r} not in {args.path}; it has {', '.join(splits)}")
@@ -108,7 +129,8 @@ def run_samples(args: argparse.Namespace) -> int:
     drawn = max(np.bincount(fs.labels[picks]))  # the longest row: -n or a class's size
     save_grid(faces, [fs.classes[fs.labels[i]] for i in picks], out,
               cols=min(drawn, 8) if args.cls else drawn)
-    print(f"{len(picks)} faces from {name}: {display(out)}")
+    found = " (the largest face found in each photo)" if cropper else ""
+    print(f"{len(picks)} faces from {name}{found}: {display(out)}")
     return 0
 
 
@@ -139,11 +161,10 @@ def augmented(faces, settings: str, seed: int):
 
 
 def run_crop(args: argparse.Namespace) -> int:
-    from ..preprocess import MAX_MARGIN, MAX_SIZE, MIN_SIZE
+    from ..preprocess import MAX_SIZE, MIN_SIZE
     from ..training.photos import FaceCropper, export_crops
 
-    if not 0 <= args.crop_margin <= MAX_MARGIN:
-        raise ConfigError(f"--crop-margin {args.crop_margin:g} must be between 0 and {MAX_MARGIN:g}")
+    _check_margin(args.crop_margin)
     if not MIN_SIZE <= args.size <= MAX_SIZE:
         raise ConfigError(f"--size {args.size} must be between {MIN_SIZE} and {MAX_SIZE}")
     src, dst = Path(args.src), Path(args.dst)
