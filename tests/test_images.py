@@ -276,3 +276,32 @@ def test_a_64_bit_float_tiff_is_read_in_rgb(tmp_path):
     bgr[..., 2], bgr[..., 1] = 1.0, 0.5  # red 1, green 0.5, blue 0
     assert cv2.imwrite(str(tmp_path / "f64.tif"), bgr)
     assert load_image(tmp_path / "f64.tif")[0, 0].tolist() == [255, 128, 0]
+
+
+def rgba_tiff(rgba: np.ndarray, extra_samples: int) -> bytes:
+    """An uncompressed 8-bit RGBA TIFF whose ExtraSamples tag says what its alpha is (1:
+    associated, i.e. premultiplied colour; 2: unassociated, as PIL and PNG store it)."""
+    h, w, _ = rgba.shape
+    tags = [(256, 4, 1, w), (257, 4, 1, h), (258, 3, 4, 0), (259, 3, 1, 1), (262, 3, 1, 2),
+            (273, 4, 1, 0), (277, 3, 1, 4), (278, 4, 1, h), (279, 4, 1, rgba.size),
+            (338, 3, 1, extra_samples)]
+    bits_at = 8 + 2 + 12 * len(tags) + 4  # BitsPerSample's four values, then the pixels
+    at = {258: bits_at, 273: bits_at + 8}
+    entries = b"".join(struct.pack("<HHIHxx" if kind == 3 and count == 1 else "<HHII", tag, kind,
+                                   count, at.get(tag, value)) for tag, kind, count, value in tags)
+    return (b"II*\x00" + struct.pack("<IH", 8, len(tags)) + entries + b"\x00" * 4
+            + struct.pack("<4H", 8, 8, 8, 8) + rgba.tobytes())
+
+
+def test_an_rgba_tiff_gives_the_colour_an_rgba_png_gives():
+    rgba = np.zeros((6, 4, 4), np.uint8)
+    rgba[..., :3] = (200, 100, 50)
+    rgba[..., 3] = (0, 64, 128, 255)  # transparent to opaque, left to right
+    png = load_image(cv2.imencode(".png", rgba[..., [2, 1, 0, 3]])[1].tobytes())
+    assert (png == (200, 100, 50)).all()  # alpha dropped, the colour under it kept
+    # unassociated alpha: libtiff premultiplied it (transparent pixels black); now as the PNG
+    np.testing.assert_array_equal(load_image(rgba_tiff(rgba, 2)), png)
+    # associated alpha: the file holds premultiplied colour, and it is read as stored
+    premultiplied = rgba.copy()
+    premultiplied[..., :3] = (rgba[..., :3] * (rgba[..., 3:] / 255) + 0.5).astype(np.uint8)
+    np.testing.assert_array_equal(load_image(rgba_tiff(premultiplied, 1)), premultiplied[..., :3])

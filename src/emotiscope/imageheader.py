@@ -149,29 +149,46 @@ def _webp_size(data: bytes) -> tuple[int, int] | None:
 def _tiff(data: bytes) -> Header:
     """Size and samples per pixel from the first directory (the image OpenCV decodes)."""
     try:
-        tags = _tiff_tags(data, {256, 257, 277})
+        tags = {tag: value for tag, (value, _) in _tiff_tags(data, {256, 257, 277}).items()}
     except (struct.error, IndexError):
         tags = {}
     size = (tags[256], tags[257]) if 256 in tags and 257 in tags else None
     return Header("TIFF", size if size and min(size) > 0 else None, tags.get(277, 1))
 
 
-def _tiff_tags(data: bytes, wanted: set[int]) -> dict[int, int]:
+def unassociated_alpha_at(data: bytes) -> int | None:
+    """Where the first directory of a TIFF says, in its ExtraSamples tag (338), that its one extra
+    sample is unassociated alpha (2): the byte offset of that SHORT value; else None."""
+    if image_format(data) != "TIFF":
+        return None
+    try:
+        value, at = _tiff_tags(data, {338}, count=1).get(338, (None, 0))
+    except (struct.error, IndexError):
+        return None
+    return at if value == 2 else None
+
+
+def _tiff_tags(data: bytes, wanted: set[int], count: int | None = None) -> dict[int, tuple[int, int]]:
+    """{tag: (its first value, the byte offset of that value)} of the `wanted` SHORT, LONG or LONG8
+    tags of the first directory (`count`: only those with that many values)."""
     order = "<" if data[:2] == b"II" else ">"
     big = data[2:4] in (b"+\x00", b"\x00+")  # BigTIFF: 8-byte offsets and counts, 20-byte entries
     offset_format, count_format, entry, inline = ("Q", "Q", 20, 8) if big else ("I", "H", 12, 4)
     first = 8 if big else 4
     (ifd,) = struct.unpack(order + offset_format, data[first:first + struct.calcsize(offset_format)])
-    (count,) = struct.unpack(order + count_format, data[ifd:ifd + struct.calcsize(count_format)])
+    (entries,) = struct.unpack(order + count_format, data[ifd:ifd + struct.calcsize(count_format)])
     start = ifd + struct.calcsize(count_format)
     scalar = {3: "H", 4: "I", 16: "Q"}  # SHORT, LONG, LONG8
-    found: dict[int, int] = {}
-    for k in range(min(count, 4096)):
+    found: dict[int, tuple[int, int]] = {}
+    for k in range(min(entries, 4096)):
         at = start + entry * k
         tag, kind = struct.unpack(order + "HH", data[at:at + 4])
-        if tag in wanted and kind in scalar:
+        if tag not in wanted or kind not in scalar:
+            continue
+        (n,) = struct.unpack(order + offset_format, data[at + 4:at + 4 + inline])  # value count
+        if count is None or n == count:
             value = data[at + 4 + inline:at + 4 + 2 * inline]
-            found[tag] = struct.unpack_from(order + scalar[kind], value)[0]
+            found[tag] = (struct.unpack_from(order + scalar[kind], value)[0], at + 4 + inline)
     return found
 
 

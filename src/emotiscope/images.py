@@ -2,9 +2,9 @@
 
 Colour order is RGB everywhere in emotiscope; BGR (OpenCV's order) exists only inside this
 module. Decoding applies EXIF orientation, converts CMYK, grey and 16-bit images, and drops
-alpha (the colour under transparent pixels is kept, except in TIFFs with alpha: OpenCV decodes
-them premultiplied, so partly transparent pixels come out darker and fully transparent ones
-black, as when shown over black). Only formats whose size can be read from
+alpha: the colour under transparent pixels is kept, as stored (a TIFF with associated alpha
+stores it premultiplied, so its partly transparent pixels come out darker and fully
+transparent ones black). Only formats whose size can be read from
 the header are decoded (see imageheader.py), and the pixel limit and aspect-ratio limit are
 checked first, so a small file cannot expand into gigabytes.
 """
@@ -155,7 +155,7 @@ def _decode(data: bytes, name: str, max_pixels: int) -> np.ndarray:
             # an RGB_ALPHA PAM in BGR but an RGB one in file order: UNCHANGED gives file order.
             flags = (cv2.IMREAD_UNCHANGED if header.format == "PAM"
                      else cv2.IMREAD_ANYDEPTH | cv2.IMREAD_ANYCOLOR)
-            image = cv2.imdecode(np.frombuffer(data, np.uint8), flags)
+            image = cv2.imdecode(np.frombuffer(_straight_alpha(data), np.uint8), flags)
         except cv2.error:
             image = None
     if image is None:
@@ -167,6 +167,23 @@ def _decode(data: bytes, name: str, max_pixels: int) -> np.ndarray:
     if image.ndim == 3 and image.shape[2] in (3, 4) and header.format != "PAM":
         image = image[..., [2, 1, 0, 3][:image.shape[2]]]
     return _array_to_rgb(image, name)
+
+
+def _straight_alpha(data: bytes) -> bytes | bytearray:
+    """`data`, or for a TIFF with unassociated alpha a copy that calls its alpha unspecified.
+
+    libtiff's RGBA reader, which OpenCV uses for 8-bit TIFFs, multiplies unassociated alpha into
+    the colour; unspecified alpha it leaves alone, so the colour comes out as stored (as a PNG's
+    does) and alpha is dropped after. A TIFF with associated alpha stores premultiplied colour and
+    decodes as stored."""
+    from .imageheader import unassociated_alpha_at
+
+    at = unassociated_alpha_at(data)
+    if at is None:
+        return data
+    patched = bytearray(data)
+    patched[at:at + 2] = b"\x00\x00"  # ExtraSamples 0: unspecified
+    return patched
 
 
 def check_size(width: int, height: int, name: str, max_pixels: int) -> None:
