@@ -23,7 +23,14 @@ import numpy as np
 
 from ._quiet import quiet_native_output
 from .errors import ImageTooLargeError, InputError, OutputError, UnsupportedImageError
-from .imageheader import ACCEPTED, declared_size, image_format, other_format, read_header  # noqa: F401
+from .imageheader import (  # noqa: F401
+    ACCEPTED,
+    declared_size,
+    image_format,
+    other_format,
+    read_header,
+    unassociated_alpha_at,
+)
 from .options import DEFAULT_MAX_PIXELS
 from .outputs import check_new, display, write_bytes
 
@@ -176,8 +183,6 @@ def _straight_alpha(data: bytes) -> bytes | bytearray:
     the colour; unspecified alpha it leaves alone, so the colour comes out as stored (as a PNG's
     does) and alpha is dropped after. A TIFF with associated alpha stores premultiplied colour and
     decodes as stored."""
-    from .imageheader import unassociated_alpha_at
-
     at = unassociated_alpha_at(data)
     if at is None:
         return data
