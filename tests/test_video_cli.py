@@ -271,3 +271,18 @@ def test_subprocess(clips, tiny_model_path, tmp_path):
     assert done.returncode == 0, done.stderr
     assert "1 person" in done.stdout
     assert len(rows.read_text().splitlines()) == 1 + FRAMES
+
+
+def test_a_variable_frame_rate_video_has_its_own_times(tiny_model_path, tmp_path, capsys):
+    times = [0.0, 0.1, 0.5, 0.6, 0.7, 1.3]  # as a phone records: the rate varies
+    path = videos.write_timed_video(tmp_path / "phone.mp4", videos.two_face_frames(6), times)
+    rows = tmp_path / "t.csv"
+    assert main(video([path, "--csv", rows], tiny_model_path)) == 0
+    table = list(csv.DictReader(rows.open()))
+    assert {(int(r["frame"]), r["time"]) for r in table} == {
+        (i, f"{t:.3f}") for i, t in enumerate(times)}
+    capsys.readouterr()
+    assert main(video([path, "--json"], tiny_model_path)) == 0
+    lines = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert {r["time"] for r in lines[:-1]} == set(times)
+    assert lines[-1]["seconds"] >= 1.3  # through the last frame's own time

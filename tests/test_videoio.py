@@ -1,8 +1,10 @@
 from __future__ import annotations
 
+import itertools
 import os
 import subprocess
 import sys
+from fractions import Fraction
 from pathlib import Path
 
 import numpy as np
@@ -353,3 +355,51 @@ def test_ffmpeg_complaints_about_a_damaged_video_stay_quiet(clips):
                          env={k: v for k, v in os.environ.items() if k != "OPENCV_FFMPEG_LOGLEVEL"})
     assert run.returncode == 0 and int(run.stdout) > 0
     assert run.stderr == ""  # FFmpeg printed "[mpeg4 @ 0x...] marker does not match f_code"
+
+
+VFR_TIMES = [0.0, 0.1, 0.5, 0.6, 0.7, 1.3]  # a phone's variable rate: pauses, bursts
+
+
+@pytest.mark.parametrize("ext", ["mp4", "mkv"])
+def test_a_variable_frame_rate_file_is_timed_by_its_timestamps(tmp_path, ext):
+    path = videos.write_timed_video(tmp_path / f"vfr.{ext}", videos.pan_frames(6), VFR_TIMES)
+    with VideoSource(path) as source:
+        timed = [(index, time) for index, time, _ in source.timed()]
+    assert [index for index, _ in timed] == list(range(6))
+    assert [time for _, time in timed] == pytest.approx(VFR_TIMES, abs=1e-6)
+
+
+@pytest.mark.parametrize("rate", [15, Fraction(30000, 1001)])
+def test_a_constant_frame_rate_file_keeps_index_over_fps(clips, tmp_path, rate):
+    # MJPG .avi by OpenCV, and H.264 .mkv whose 1 ms time base rounds 29.97 fps' times
+    path = (clips["avi"] if rate == 15 else videos.write_timed_video(
+        tmp_path / "cfr.mkv", videos.pan_frames(20), [i / rate for i in range(20)], rate))
+    with VideoSource(path) as source:
+        times = [time for _, time, _ in source.timed()]
+        fps = source.fps
+    assert times == [i / fps for i in range(20)]  # exactly, as before timestamps were read
+
+
+class ScriptedStamps:
+    """A capture that decodes a real file but reports the given POS_MSEC values."""
+
+    def __init__(self, cap, stamps: list[float]) -> None:
+        self.cap, self.stamps = cap, iter(stamps)
+
+    def read(self):
+        return self.cap.read()
+
+    def get(self, prop):
+        return next(self.stamps)
+
+    def release(self):
+        self.cap.release()
+
+
+def test_missing_or_backward_timestamps_fall_back_to_the_frame_rate(clips):
+    with VideoSource(clips["avi"]) as source:  # 15 fps; frame 0 read on opening, at 0 ms
+        source._cap = ScriptedStamps(source._cap, [100, 100, -5, float("nan"), 600, 0])
+        times = [time for _, time, _ in itertools.islice(source.timed(), 7)]
+    step = 1 / 15  # frames 2-4 and 6: after 100 ms, after 600 ms at the stated rate
+    assert times == pytest.approx([0, 0.1, 0.1 + step, 0.1 + 2 * step, 0.1 + 3 * step, 0.6,
+                                   0.6 + step])

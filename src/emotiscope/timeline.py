@@ -92,24 +92,28 @@ class _Series:
 
 
 class Timeline:
-    """Collects every tracked face over a video; frames last 1 / fps seconds each. `frames`
-    counts the frames added, `length` the video's frames through the last one added,
-    undecodable frames skipped before it included (its index + 1)."""
+    """Collects every tracked face over a video; frames last 1 / fps seconds each (fps: the
+    average rate, for variable-rate videos). `frames` counts the frames added, `length` the
+    video's frames through the last one added, undecodable frames skipped before it included
+    (its index + 1)."""
 
     def __init__(self, labels: Sequence[str], fps: float) -> None:
         self.labels, self.fps = tuple(labels), float(fps)
         self.series: dict[int, _Series] = {}
         self.frames = self.length = 0
+        self.end = 0.0  # the last frame's time + 1 / fps
 
     @property
     def seconds(self) -> float:
-        """The length of the video, in seconds."""
-        return self.length / self.fps
+        """The length of the video, in seconds: through its last frame's own time when that
+        is later than `length` frames at the average rate (variable frame rates)."""
+        return max(self.length / self.fps, self.end)
 
     def add(self, time: float, faces: Sequence[FaceEmotion], index: int | None = None) -> None:
         """The faces of one frame at `time`; `index`: its place in the video (default: next)."""
         self.frames += 1
         self.length = max(self.length + 1 if index is None else index + 1, self.length)
+        self.end = max(self.end, time + 1 / self.fps)
         for face in faces:
             s = self.series.setdefault(face.track_id if face.track_id is not None else 0,
                                        _Series())

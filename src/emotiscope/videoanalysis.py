@@ -263,11 +263,12 @@ class VideoAnalyzer:
     def run(self, frames: Iterable[np.ndarray] | VideoSource, fps: float) -> Iterator[FrameResult]:
         """Analyse RGB frames at `fps` frames per second, decoding them in a thread. Frames
         are numbered from 0; a VideoSource's keep their place in the source (`numbered`), so
-        an undecodable frame it skipped leaves a gap instead of moving the later ones."""
+        an undecodable frame it skipped leaves a gap instead of moving the later ones, and
+        their own times (`VideoSource.time`: right for variable frame rates too)."""
         self.reset()
-        numbered = frames.numbered() if isinstance(frames, VideoSource) else enumerate(frames)
-        for index, image in threaded(numbered):
-            time = index / fps
+        timed = (frames.timed() if isinstance(frames, VideoSource)
+                 else ((index, index / fps, image) for index, image in enumerate(frames)))
+        for index, time, image in threaded(timed):
             faces, detected = self.process(image, time)
             yield FrameResult(index, time, image, faces, detected, self.last_cut)
 

@@ -26,6 +26,9 @@ from .outputs import display
 DEFAULT_FPS = 30.0
 MIN_FPS, MAX_FPS = 0.01, 1000.0  # rates outside (0 and garbage such as 90000) count as unknown
 MAX_BAD_RUN = 8  # undecodable frames in a row after which a file counts as ended
+# A frame's own timestamp this close to index / fps is taken as index / fps: container time
+# bases round (1 ms in .mkv), and constant-rate files keep their exact times.
+SNAP_SECONDS = 0.0005
 
 
 def parse_source(source: str | int | os.PathLike) -> int | str:
@@ -60,7 +63,9 @@ class VideoSource:
     Opening reads the first frame (in a file, the first that decodes), so a source that cannot
     deliver one fails here with an InputError. `fps` falls back to 30 when the source does not
     report a rate (`fps_known`). Undecodable frames in a file are skipped and counted
-    (`frames_skipped`); `numbered()` gives each frame with its true place in the source.
+    (`frames_skipped`); `numbered()` gives each frame with its true place in the source,
+    `timed()` with its time too (`time`: the frame's own timestamp in a file, so
+    variable-frame-rate videos are timed right; index / fps for cameras and streams).
     `frame_count` is the container's estimate for files (it can be off by a few frames, so it
     only sizes the progress bar), None for cameras and streams.
     Frames above `max_pixels` (width * height) are refused when the source opens, before
@@ -95,10 +100,14 @@ class VideoSource:
         self.frame_count: int | None = count if count > 0 else None
         self.frames_read = 0
         self.frames_skipped = 0  # undecodable frames passed over in a file
+        self.time = -1.0  # seconds: the time of the frame `read` returned last
+        self._anchor = (0, 0.0)  # (index, time) of the last frame timed by its own timestamp
+        self._stamp: float | None = None  # the timestamp of the frame decoded last, seconds
         with quiet_native_output():
             self._first = self._decode()
             if self._first is None and self.is_file:  # a damaged start: skip to what decodes
                 self._first = self._decode_past_damage()
+        self._first_stamp = self._stamp
         if self._first is None:
             self.close()
             raise InputError(self._no_frames())
@@ -144,6 +153,9 @@ class VideoSource:
             return None
         if not ok or bgr is None or bgr.size == 0:
             return None
+        # FFmpeg's presentation time of this frame, from the stream's start (0 when it has
+        # none); a camera's or stream's is a clock reading, not used.
+        self._stamp = self._cap.get(cv2.CAP_PROP_POS_MSEC) / 1000 if self.is_file else None
         if bgr.ndim == 2:
             return cv2.cvtColor(bgr, cv2.COLOR_GRAY2RGB)
         return cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
@@ -162,7 +174,7 @@ class VideoSource:
         In a file, a frame that does not decode is skipped and counted (`frames_skipped`)."""
         frame: np.ndarray | None
         if self._first is not None:
-            frame, self._first = self._first, None
+            frame, self._first, self._stamp = self._first, None, self._first_stamp
         else:
             frame = self._decode()
             if frame is None and self.is_file and self._cap is not None:
@@ -170,7 +182,21 @@ class VideoSource:
                     frame = self._decode_past_damage()
         if frame is not None:
             self.frames_read += 1
+            self.time = self._frame_time(self._stamp)
         return frame
+
+    def _frame_time(self, stamp: float | None) -> float:
+        """The time of the frame at `index`: its own timestamp when it has a sane one (not
+        negative, after the frame before), else the nominal rate on from the last frame that
+        had one (index / fps when none had)."""
+        index = self.index
+        if stamp is None or not (stamp >= 0 and stamp > self.time):  # NaN fails too
+            return self._anchor[1] + (index - self._anchor[0]) / self.fps
+        nominal = index / self.fps
+        if abs(stamp - nominal) <= SNAP_SECONDS and nominal > self.time:
+            stamp = nominal
+        self._anchor = (index, stamp)
+        return stamp
 
     @property
     def index(self) -> int:
@@ -181,6 +207,12 @@ class VideoSource:
     def __iter__(self) -> Iterator[np.ndarray]:
         while (frame := self.read()) is not None:
             yield frame
+
+    def timed(self) -> Iterator[tuple[int, float, np.ndarray]]:
+        """(index, time, frame) triples: each frame with its place in the source and its
+        time in seconds (`time`)."""
+        while (frame := self.read()) is not None:
+            yield self.index, self.time, frame
 
     def numbered(self) -> Iterator[tuple[int, np.ndarray]]:
         """(index, frame) pairs: each frame with its place in the source (`index`), so the

@@ -132,8 +132,8 @@ def run(args) -> int:
     with VideoSource(args.input, max_pixels=args.max_pixels) as source:
         analyzer = make_analyzer(args)
         if not source.fps_known:
-            print(f"warning: {args.input} does not state its frame rate; times assume "
-                  f"{source.fps:g} fps", file=sys.stderr)
+            print(f"warning: {args.input} does not state its frame rate; frames without "
+                  f"their own timestamp are timed at {source.fps:g} fps", file=sys.stderr)
         timeline = Timeline(analyzer.labels, source.fps)
         start = time.perf_counter()
         _process(source, analyzer, timeline, args)
