@@ -13,7 +13,8 @@ from fixtures import videos
 
 from emotiscope.errors import ConfigError, InputError, OutputError, OutputExistsError
 from emotiscope.outputs import check_new
-from emotiscope.videoread import LatestFrameReader, VideoSource, parse_source
+from emotiscope.videolive import LatestFrameReader
+from emotiscope.videoread import VideoSource, parse_source
 from emotiscope.videowrite import VideoWriter
 
 

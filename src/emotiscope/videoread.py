@@ -7,8 +7,6 @@ module. Sizes are (width, height) in pixels, frame rates in frames per second.
 from __future__ import annotations
 
 import os
-import threading
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -256,62 +254,3 @@ class VideoSource:
 
     def __exit__(self, *exc) -> None:
         self.close()
-
-
-class LatestFrameReader:
-    """Reads a source in a thread and keeps only the newest frame, so a slow consumer skips
-    frames instead of falling behind. Files are paced at their frame rate, like a camera.
-
-    `latest()` waits for a frame newer than the last one returned: (frame, index), or None
-    once the source has ended (or after `timeout` seconds). `disconnected` tells a camera or
-    stream that stopped.
-    """
-
-    def __init__(self, source: VideoSource, realtime: bool | None = None) -> None:
-        self.source = source
-        self.realtime = source.is_file if realtime is None else realtime
-        self.disconnected = False
-        self._frame: np.ndarray | None = None
-        self._index, self._taken = -1, -1
-        self._ended = False
-        self._cond = threading.Condition()
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._loop, name="emotiscope-reader", daemon=True)
-        self._thread.start()
-
-    def _loop(self) -> None:
-        start = time.perf_counter()
-        while not self._stop.is_set():
-            frame = self.source.read()
-            if frame is None:
-                self.disconnected = not self.source.is_file
-                break
-            index = self.source.index  # skipped undecodable frames keep their place
-            if self.realtime:
-                delay = start + index / self.source.fps - time.perf_counter()
-                if delay > 0:
-                    self._stop.wait(delay)
-            with self._cond:
-                self._frame, self._index = frame, index
-                self._cond.notify_all()
-        with self._cond:
-            self._ended = True
-            self._cond.notify_all()
-
-    def latest(self, timeout: float | None = None) -> tuple[np.ndarray, int] | None:
-        with self._cond:
-            self._cond.wait_for(lambda: self._index > self._taken or self._ended, timeout)
-            if self._index <= self._taken:
-                return None
-            self._taken = self._index
-            assert self._frame is not None, "set together with _index, which is past _taken here"
-            return self._frame, self._index
-
-    @property
-    def ended(self) -> bool:
-        """True once the source has no more frames (end of file, or a camera that stopped)."""
-        return self._ended
-
-    def close(self) -> None:
-        self._stop.set()
-        self._thread.join(timeout=5.0)

@@ -115,7 +115,8 @@ class FpsMeter:
 
 def run(args) -> int:
     from ..outputs import check_new, refuse_inputs
-    from ..videoread import LatestFrameReader, VideoSource
+    from ..videolive import LatestFrameReader
+    from ..videoread import VideoSource
     from ..videowrite import open_writer
 
     check_tracking_options(args)
