@@ -20,7 +20,7 @@ from ..outputs import check_writable_folder, write_json
 from ..preprocess import InputSpec, normalize
 from . import distributed, export, plots
 from .augment import augment_batch
-from .checkpoint import data_fingerprint, load_checkpoint, save_checkpoint
+from .checkpoint import check_same_data, data_fingerprint, load_checkpoint, save_checkpoint
 from .config import TrainConfig
 from .data import FaceSet
 from .distill import (
@@ -57,7 +57,9 @@ class Trainer:
             torch.set_num_threads(cfg.threads)
         torch.manual_seed(cfg.seed)
         self.train_set, self.val_set, self.val_source = prepare_data(cfg)
-        self.data = data_fingerprint(self.train_set, self.val_set, resumed, run_dir)
+        self.data = data_fingerprint(self.train_set, self.val_set)
+        if resumed is not None:  # the run must go on with the data it started on
+            check_same_data(resumed, self.data, Path(run_dir or "."))
         imgs = self.train_set.images
         # twins of training faces, for the duplicate-free accuracy; only rank 0 validates
         self.val_twin = (near_duplicates(self.val_set.images, imgs) if self.main
