@@ -10,15 +10,8 @@ import pytest
 
 from emotiscope.errors import ConfigError, DataError
 from emotiscope.training import data
-from emotiscope.training.data import (
-    FaceSet,
-    balance,
-    load_any,
-    load_csv,
-    load_folder,
-    select_classes,
-    split_fraction,
-)
+from emotiscope.training.data import load_any, load_csv, load_folder
+from emotiscope.training.faceset import FaceSet, balance, select_classes, split_fraction
 
 # The fer2013.csv `emotion` ids as documented with the data set (test fixture, not product code).
 CSV_IDS = {0: "angry", 1: "disgust", 2: "fear", 3: "happy", 4: "sad", 5: "surprise", 6: "neutral"}

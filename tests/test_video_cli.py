@@ -232,6 +232,15 @@ def test_a_photo_points_to_predict(tiny_model_path, tmp_path, capsys, name):
     assert len(err.splitlines()) == 1 and not (tmp_path / "t.csv").exists()
 
 
+def test_output_in_a_format_we_cannot_write_is_an_output_error(clips, tiny_model_path,
+                                                              tmp_path, capsys):
+    """A bad output suffix exits 1 (OutputError), as --plot and `data ... --out` do."""
+    rows, out = tmp_path / "t.csv", tmp_path / "a.mkv"
+    assert main(video([clips["pan"], "--csv", rows, "-o", out], tiny_model_path)) == 1
+    assert f"-o {out}: unsupported extension; use .mp4 or .avi" in capsys.readouterr().err
+    assert not any(tmp_path.iterdir())
+
+
 def test_plot_in_a_format_matplotlib_cannot_write_is_refused_first(clips, tiny_model_path,
                                                                    tmp_path, capsys):
     rows, plot = tmp_path / "t.csv", tmp_path / "t.bmp"

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 from fixtures import videos
 
-from emotiscope.errors import ConfigError, InputError, OutputError, OutputExistsError
+from emotiscope.errors import InputError, OutputError, OutputExistsError
 from emotiscope.outputs import check_new
 from emotiscope.videolive import LatestFrameReader
 from emotiscope.videoread import VideoSource, parse_source
@@ -206,7 +206,7 @@ def test_writer_round_trip(tmp_path, suffix):
 
 
 def test_writer_errors(tmp_path):
-    with pytest.raises(ConfigError, match=r"\.mp4"):
+    with pytest.raises(OutputError, match=r"\.mp4"):
         VideoWriter(tmp_path / "w.mkv", 10, (32, 32))
     with pytest.raises(OutputError, match="cannot write video"):
         VideoWriter(tmp_path / "missing" / "w.mp4", 10, (32, 32))

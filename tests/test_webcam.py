@@ -53,6 +53,16 @@ def test_recording_over_the_input_video_is_refused(camera_file, tiny_model_path,
     assert source.read_bytes() == camera_file.read_bytes()
 
 
+def test_recording_in_a_format_we_cannot_write_is_an_output_error(camera_file, tiny_model_path,
+                                                                   tmp_path, capsys):
+    """A bad output suffix exits 1 (OutputError), as `video -o` and every chart flag do."""
+    out = tmp_path / "rec.mkv"
+    assert main(cam(["--camera", camera_file, "--no-window", "--record", out],
+                    tiny_model_path)) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "use .mp4 (mp4v) or .avi (MJPG)" in err[0] and not out.exists()
+
+
 def test_no_camera(tiny_model_path, capsys):
     assert main(cam(["--camera", "97", "--no-window"], tiny_model_path)) == 1
     err = capsys.readouterr().err

@@ -23,7 +23,8 @@ TEMP_STEM_BYTES = 64  # of the name in a temporary name: a name near the 255-byt
 NAME_MAX = 255  # bytes in one file name on most file systems
 
 
-def _write_error(path: Path, exc: OSError) -> OutputError:
+def write_error(path: Path, exc: OSError) -> OutputError:
+    """The one-line OutputError for failing to write `path` (a name too long, a full disk...)."""
     if exc.errno == errno.ENAMETOOLONG:
         size = len(os.fsencode(path.name))
         what = (f"its name is too long ({size} bytes; most file systems allow {NAME_MAX})"
@@ -57,7 +58,7 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
         yield tmp
         os.replace(tmp, path)
     except OSError as exc:
-        raise _write_error(path, exc) from exc
+        raise write_error(path, exc) from exc
     finally:
         with contextlib.suppress(OSError):
             tmp.unlink()  # absent after a successful replace
@@ -148,7 +149,7 @@ def check_new(path: str | os.PathLike, force: bool = False, flag: str = "--out",
     OutputExistsError without --force, OutputError for the rest; messages name `flag`."""
     path = Path(path)
     if len(os.fsencode(path.name)) > NAME_MAX:
-        raise _write_error(path, OSError(errno.ENAMETOOLONG, os.strerror(errno.ENAMETOOLONG)))
+        raise write_error(path, OSError(errno.ENAMETOOLONG, os.strerror(errno.ENAMETOOLONG)))
     if os.path.isdir(path):  # os.path: False, not OSError, for a name too long
         raise OutputError(f"{flag} {display(path)} is a folder; give a file name")
     refuse_existing([path], force)

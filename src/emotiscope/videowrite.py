@@ -23,7 +23,7 @@ import cv2
 import numpy as np
 
 from .cvpath import OpenCvPath
-from .errors import ConfigError, EmotiscopeError, OutputError
+from .errors import EmotiscopeError, OutputError
 from .outputs import display, temp_beside
 
 FOURCC = {".mp4": "mp4v", ".avi": "MJPG"}  # codecs every opencv-python wheel can write
@@ -197,7 +197,7 @@ class VideoWriter:
         self.path = Path(path)
         code = FOURCC.get(self.path.suffix.lower())
         if code is None:
-            raise ConfigError(f"cannot write video {display(self.path)}: unsupported extension "
+            raise OutputError(f"cannot write video {display(self.path)}: unsupported extension "
                               f"{display(self.path.suffix)!r}; use .mp4 (mp4v) or .avi (MJPG)")
         self.size, self.fps, self.frames_written = (int(size[0]), int(size[1])), float(fps), 0
         self._tmp = temp_beside(self.path)

@@ -19,7 +19,7 @@ import stat
 from pathlib import Path
 
 from ..errors import OutputError
-from ..outputs import _write_error, display
+from ..outputs import display, write_error
 
 NAME = ".emotiscope-outputs"
 HEADER = (b"# annotated copies written by `emotiscope predict --out` (sha256, path): not read as "
@@ -104,4 +104,4 @@ class OutputLog:
                 new = os.fstat(fh.fileno()).st_size == 0
                 fh.write((HEADER if new else b"") + line)
         except OSError as exc:
-            raise _write_error(record, exc) from exc
+            raise write_error(record, exc) from exc

@@ -88,7 +88,7 @@ def _check_outputs(args) -> None:
     if len(set(given)) < len(given):
         raise ConfigError("-o, --csv and --plot must be different files")
     if args.output and Path(args.output).suffix.lower() not in FOURCC:
-        raise ConfigError(f"-o {args.output}: unsupported extension; use .mp4 or .avi")
+        raise OutputError(f"-o {args.output}: unsupported extension; use .mp4 or .avi")
     if args.plot:
         check_figure_path(args.plot, "--plot")
     for flag, path in flags:

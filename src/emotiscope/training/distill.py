@@ -20,7 +20,7 @@ import torch.nn.functional as F
 from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
 from ..errors import ConfigError
-from .data import FaceSet
+from .faceset import FaceSet
 
 log = logging.getLogger(__name__)
 
@@ -234,6 +234,20 @@ class ConsistentTeacher:
             probs = probs[:, columns].float()
             total = total + probs / probs.sum(1, keepdim=True)
         return total / len(self.members)
+
+
+def make_teacher(spec: str | None, tta: str, fs: FaceSet, device, amp: bool,
+                 run_dir: Path | None) -> tuple[ConsistentTeacher | FixedTargets | None, np.ndarray | None]:
+    """(the teacher of a `--distill spec` run, or None without one; targets to save). With
+    `--distill-tta augmented` it judges every augmented batch; otherwise its soft targets are
+    computed once (or read back from a resumed run's `run_dir`), and those computed now are
+    returned too, for the caller to keep in the run folder once it exists."""
+    if not spec:
+        return None, None
+    if tta == CONSISTENT:
+        return ConsistentTeacher(spec, fs, device, amp), None
+    targets, kept = run_teacher_targets(spec, fs, tta, device, run_dir)
+    return FixedTargets(torch.from_numpy(targets).to(device)), None if kept else targets
 
 
 def soft_cross_entropy(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:

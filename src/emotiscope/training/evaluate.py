@@ -11,7 +11,8 @@ import numpy as np
 
 from ..errors import ConfigError, DataError
 from ..outputs import display
-from .data import IMAGE_EXTS, FaceSet, load_any, select_classes, split_folders
+from .data import IMAGE_EXTS, load_any, split_folders
+from .faceset import FaceSet, select_classes
 from .photos import is_photo_folder, largest_face
 
 log = logging.getLogger(__name__)

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import logging
 import math
-import os
 import time
 from pathlib import Path
 
@@ -20,23 +19,14 @@ from ..outputs import check_writable_folder, write_json
 from ..preprocess import InputSpec, normalize
 from . import distributed, export, plots
 from .augment import augment_batch
-from .checkpoint import data_fingerprint, load_checkpoint, save_checkpoint
+from .checkpoint import check_same_data, data_fingerprint, load_checkpoint, save_checkpoint
 from .config import TrainConfig
-from .data import FaceSet
-from .distill import (
-    CONSISTENT,
-    ConsistentTeacher,
-    FixedTargets,
-    WeightAverage,
-    run_teacher_targets,
-    save_teacher_targets,
-    soft_cross_entropy,
-    teacher_paths,
-)
+from .distill import WeightAverage, make_teacher, save_teacher_targets, soft_cross_entropy
 from .duplicates import near_duplicates
 from .evaluate import classification_report, dup_free_text, duplicate_free, holdout_report
+from .faceset import FaceSet
 from .optim import HEAD_PREFIX, bf16_supported, class_weights, jump_schedule, make_optimizer, pick_device
-from .prepare import build_initial_model, new_run_dir, prepare_data
+from .prepare import absolute_paths, build_initial_model, new_run_dir, prepare_data
 from .runlog import RunLog, check_tensorboard, describe_run
 
 log = logging.getLogger(__name__)
@@ -57,17 +47,15 @@ class Trainer:
             torch.set_num_threads(cfg.threads)
         torch.manual_seed(cfg.seed)
         self.train_set, self.val_set, self.val_source = prepare_data(cfg)
-        self.data = data_fingerprint(self.train_set, self.val_set, resumed, run_dir)
+        self.data = data_fingerprint(self.train_set, self.val_set)
+        if resumed is not None:  # the run must go on with the data it started on
+            check_same_data(resumed, self.data, Path(run_dir or "."))
         imgs = self.train_set.images
         # twins of training faces, for the duplicate-free accuracy; only rank 0 validates
         self.val_twin = (near_duplicates(self.val_set.images, imgs) if self.main
                          else np.zeros(len(self.val_set), bool))
         self.model, self.model_args, self.init_source = build_initial_model(cfg, self.train_set.classes)
-        # a fine-tune keeps its source's normalisation; a fresh model takes the data's
-        kept = self.init_source.spec if self.init_source else None
-        mean, std = (kept.mean, kept.std) if kept else (imgs.mean() / 255, imgs.std() / 255)
-        self.spec = InputSpec(size=cfg.size, channels=1, mean=round(float(mean), 4),
-                              std=round(float(std), 4), margin=cfg.crop_margin)
+        self.spec = self._input_spec(imgs)
         self.use_amp = cfg.amp and bf16_supported(self.device)
         # channels_last: oneDNN's and cuDNN's fast convolution layout (2.2x with bf16 on AVX-512)
         self.model.to(self.device, memory_format=torch.channels_last)
@@ -81,22 +69,24 @@ class Trainer:
         self.loss_weight = (class_weights(self.train_set.labels, len(self.train_set.classes), self.device)
                             if cfg.class_weights else None)
         # the teacher's soft targets: judged on every augmented batch, or computed once before
-        self.teacher: ConsistentTeacher | FixedTargets | None = (
-            ConsistentTeacher(cfg.distill, self.train_set, self.device, self.use_amp)
-            if cfg.distill and cfg.distill_tta == CONSISTENT else None)
-        soft, kept = (run_teacher_targets(cfg.distill, self.train_set, cfg.distill_tta, self.device, run_dir)
-                      if cfg.distill and self.teacher is None else (None, False))
-        if soft is not None:
-            self.teacher = FixedTargets(torch.from_numpy(soft).to(self.device))
+        self.teacher, new_targets = make_teacher(cfg.distill, cfg.distill_tta, self.train_set, self.device,
+                                                 self.use_amp, run_dir)
         self.average = WeightAverage(self.model, cfg.ema) if cfg.ema else None
         # the folder name uses the effective arch (--init-from sets it)
         if run_dir is None and self.main:
             run_dir = new_run_dir(Path(cfg.out), cfg.name or cfg.arch)
         self.run_dir: Path = distributed.share(run_dir)
-        if cfg.distill and soft is not None and not kept and self.main:  # a resumed run keeps its file
-            save_teacher_targets(self.run_dir, cfg.distill, cfg.distill_tta, soft)
+        if cfg.distill and new_targets is not None and self.main:  # a resumed run keeps its file
+            save_teacher_targets(self.run_dir, cfg.distill, cfg.distill_tta, new_targets)
         self.log = RunLog(self.run_dir, cfg.tensorboard and self.main, cfg.quiet or not self.main)
         self.net = distributed.wrap(self.model, self.device)  # what trains: DDP with --nproc
+
+    def _input_spec(self, imgs: np.ndarray) -> InputSpec:
+        """A fine-tune keeps its source's normalisation; a fresh model takes the data's."""
+        kept = self.init_source.spec if self.init_source else None
+        mean, std = (kept.mean, kept.std) if kept else (imgs.mean() / 255, imgs.std() / 255)
+        return InputSpec(size=self.cfg.size, channels=1, mean=round(float(mean), 4),
+                         std=round(float(std), 4), margin=self.cfg.crop_margin)
 
     @property
     def eval_model(self) -> torch.nn.Module:
@@ -285,10 +275,7 @@ def train(cfg: TrainConfig, command: str = "", on_epoch_end=None) -> Path:
     check_writable_folder(cfg.out, "--out")
     if cfg.tensorboard:
         check_tensorboard()
-    for key in (k for k in ("data", "val", "init_from") if getattr(cfg, k)):  # --resume from anywhere
-        setattr(cfg, key, os.path.abspath(getattr(cfg, key)))
-    if cfg.distill:
-        cfg.distill = ",".join(os.path.abspath(p) for p in teacher_paths(cfg.distill))
+    absolute_paths(cfg)  # --resume from anywhere
     trainer = Trainer(cfg, command)
     if trainer.main:
         # written after the model is built: the effective config (--init-from sets arch and model_args)

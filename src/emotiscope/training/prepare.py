@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import os
 import re
 from dataclasses import replace
 from pathlib import Path
@@ -14,7 +15,9 @@ import numpy as np
 from ..errors import ConfigError, InputError
 from ..outputs import check_writable_folder, display
 from .config import TrainConfig
-from .data import FaceSet, balance, load_any, select_classes, split_fraction
+from .data import load_any
+from .distill import teacher_paths
+from .faceset import FaceSet, balance, select_classes, split_fraction
 from .models import build_model
 from .photos import face_cropper
 
@@ -239,6 +242,15 @@ def map_head(own: dict, weights: dict, source_labels: list[str], classes: list[s
             own[HEAD[0]][i], own[HEAD[1]][i] = w[j], b[j]
             kept.append(name)
     return kept
+
+
+def absolute_paths(cfg: TrainConfig) -> None:
+    """Make a new run's input paths (data, val, init_from, distill) absolute, so the config it
+    records resumes from any folder."""
+    for key in (k for k in ("data", "val", "init_from") if getattr(cfg, k)):
+        setattr(cfg, key, os.path.abspath(getattr(cfg, key)))
+    if cfg.distill:
+        cfg.distill = ",".join(os.path.abspath(p) for p in teacher_paths(cfg.distill))
 
 
 def new_run_dir(out: Path, name: str) -> Path:

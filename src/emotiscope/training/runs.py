@@ -21,29 +21,8 @@ def resume(run_dir: Path, changes: dict | None = None, on_epoch_end=None) -> Pat
     and wrote model.onnx, with no more epochs asked for, is left as it is; one killed while writing
     its results only writes them."""
     run_dir, changes = Path(run_dir), dict(changes or {})
-    last = run_dir / "last.pt"
-    if not last.is_file():
-        raise ConfigError(f"--resume {run_dir}: no last.pt there; pass a run folder written by "
-                          "`emotiscope train` that finished at least one epoch")
-    refused = [k for k in changes if k not in RESUMABLE]
-    if refused:
-        allowed = ", ".join(flag_name(k) for k in RESUMABLE)
-        raise ConfigError(f"--resume keeps the run's configuration; {flag_name(refused[0])} cannot "
-                          f"change (allowed: {allowed}); to change it start a new run with "
-                          f"--init-from {run_dir / 'last.pt'}")
-    ckpt = load_checkpoint(last, RESUME_KEYS, "--resume")
-    try:
-        # a run from before --faces read every image as a crop: it resumes on the same data
-        cfg = TrainConfig.from_dict({"faces": "crops", **ckpt["config"]})
-    except (ConfigError, TypeError, ValueError, AttributeError) as exc:
-        raise ConfigError(f"--resume {last}: its config cannot be read ({exc}); start a new run") from None
-    planned = cfg.epochs
-    cfg = replace(cfg, **changes).validate()
+    ckpt, cfg, planned = _load_run(run_dir, changes)
     epoch, best = ckpt["epoch"], ckpt["best_epoch"]
-    if cfg.epochs < epoch:
-        raise ConfigError(f"--resume {display(run_dir)}: --epochs {cfg.epochs} is fewer than the {epoch} "
-                          f"epochs it already trained; pass --epochs {epoch + 1} or more to extend it, or "
-                          "leave --epochs out")
     stopped = cfg.stops_early(epoch, best, ckpt.get("patience_from", 0)) and cfg.epochs == planned
     done = epoch >= cfg.epochs or stopped
     say = RunLog(run_dir, quiet=cfg.quiet).say
@@ -68,3 +47,31 @@ def resume(run_dir: Path, changes: dict | None = None, on_epoch_end=None) -> Pat
         trainer.finish()
     return run_dir
 
+
+def _load_run(run_dir: Path, changes: dict) -> tuple[dict, TrainConfig, int]:
+    """(last.pt of the run in `run_dir`, its config with `changes`, the epochs it planned);
+    ConfigError when there is no last.pt, a change is not RESUMABLE, the config cannot be read,
+    or --epochs is fewer than the epochs already trained."""
+    last = run_dir / "last.pt"
+    if not last.is_file():
+        raise ConfigError(f"--resume {run_dir}: no last.pt there; pass a run folder written by "
+                          "`emotiscope train` that finished at least one epoch")
+    refused = [k for k in changes if k not in RESUMABLE]
+    if refused:
+        allowed = ", ".join(flag_name(k) for k in RESUMABLE)
+        raise ConfigError(f"--resume keeps the run's configuration; {flag_name(refused[0])} cannot "
+                          f"change (allowed: {allowed}); to change it start a new run with "
+                          f"--init-from {run_dir / 'last.pt'}")
+    ckpt = load_checkpoint(last, RESUME_KEYS, "--resume")
+    try:
+        # a run from before --faces read every image as a crop: it resumes on the same data
+        cfg = TrainConfig.from_dict({"faces": "crops", **ckpt["config"]})
+    except (ConfigError, TypeError, ValueError, AttributeError) as exc:
+        raise ConfigError(f"--resume {last}: its config cannot be read ({exc}); start a new run") from None
+    planned, epoch = cfg.epochs, ckpt["epoch"]
+    cfg = replace(cfg, **changes).validate()
+    if cfg.epochs < epoch:
+        raise ConfigError(f"--resume {display(run_dir)}: --epochs {cfg.epochs} is fewer than the {epoch} "
+                          f"epochs it already trained; pass --epochs {epoch + 1} or more to extend it, or "
+                          "leave --epochs out")
+    return ckpt, cfg, planned
