@@ -206,3 +206,18 @@ def _pam_size(data: bytes) -> tuple[int, int] | None:
     if b"WIDTH" not in fields or b"HEIGHT" not in fields:
         return None
     return int(fields[b"WIDTH"]), int(fields[b"HEIGHT"])
+
+
+def straight_alpha(data: bytes) -> bytes | bytearray:
+    """`data`, or for a TIFF with unassociated alpha a copy that calls its alpha unspecified.
+
+    libtiff's RGBA reader, which OpenCV uses for 8-bit TIFFs, multiplies unassociated alpha into
+    the colour; unspecified alpha it leaves alone, so the colour comes out as stored (as a PNG's
+    does) and alpha is dropped after. A TIFF with associated alpha stores premultiplied colour and
+    decodes as stored."""
+    at = unassociated_alpha_at(data)
+    if at is None:
+        return data
+    patched = bytearray(data)
+    patched[at:at + 2] = b"\x00\x00"  # ExtraSamples 0: unspecified
+    return patched

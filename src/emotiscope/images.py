@@ -29,7 +29,7 @@ from .imageheader import (  # noqa: F401
     image_format,
     other_format,
     read_header,
-    unassociated_alpha_at,
+    straight_alpha,
 )
 from .options import DEFAULT_MAX_PIXELS
 from .outputs import check_new, display, write_bytes
@@ -162,7 +162,7 @@ def _decode(data: bytes, name: str, max_pixels: int) -> np.ndarray:
             # an RGB_ALPHA PAM in BGR but an RGB one in file order: UNCHANGED gives file order.
             flags = (cv2.IMREAD_UNCHANGED if header.format == "PAM"
                      else cv2.IMREAD_ANYDEPTH | cv2.IMREAD_ANYCOLOR)
-            image = cv2.imdecode(np.frombuffer(_straight_alpha(data), np.uint8), flags)
+            image = cv2.imdecode(np.frombuffer(straight_alpha(data), np.uint8), flags)
         except cv2.error:
             image = None
     if image is None:
@@ -174,21 +174,6 @@ def _decode(data: bytes, name: str, max_pixels: int) -> np.ndarray:
     if image.ndim == 3 and image.shape[2] in (3, 4) and header.format != "PAM":
         image = image[..., [2, 1, 0, 3][:image.shape[2]]]
     return _array_to_rgb(image, name)
-
-
-def _straight_alpha(data: bytes) -> bytes | bytearray:
-    """`data`, or for a TIFF with unassociated alpha a copy that calls its alpha unspecified.
-
-    libtiff's RGBA reader, which OpenCV uses for 8-bit TIFFs, multiplies unassociated alpha into
-    the colour; unspecified alpha it leaves alone, so the colour comes out as stored (as a PNG's
-    does) and alpha is dropped after. A TIFF with associated alpha stores premultiplied colour and
-    decodes as stored."""
-    at = unassociated_alpha_at(data)
-    if at is None:
-        return data
-    patched = bytearray(data)
-    patched[at:at + 2] = b"\x00\x00"  # ExtraSamples 0: unspecified
-    return patched
 
 
 def check_size(width: int, height: int, name: str, max_pixels: int) -> None:
