@@ -79,3 +79,18 @@ def test_loading_the_model_writes_nothing_to_home(tmp_path, monkeypatch):
     code = "from emotiscope.model_file import open_model; open_model(); print('[]')"
     assert _fresh_python(code, tmp_path, home) == []
     assert [str(p.relative_to(home)) for p in home.rglob("*")] == []
+
+
+def test_batch_without_pyarrow_says_so_in_one_line_before_touching_its_folder(tmp_path, monkeypatch,
+                                                                           capsys):
+    import sys
+
+    from emotiscope.cli import main
+    from emotiscope.images import sample_image_path
+
+    monkeypatch.setitem(sys.modules, "pyarrow", None)  # importing pyarrow fails
+    out = tmp_path / "out"
+    assert main(["batch", str(sample_image_path()), "--out", str(out)]) == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and 'pip install ".[batch]"' in err
+    assert not out.exists()
