@@ -67,3 +67,30 @@ def test_a_missing_optional_dependency_is_a_one_line_hint(monkeypatch, capsys):
     assert main(["info"]) == 1
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and 'pip install ".[train]"' in err
+
+
+def test_loading_the_model_writes_nothing_to_home(tmp_path, monkeypatch):
+    """ONNX Runtime's telemetry (a device id and an event database under ~/.cache/Microsoft,
+    queued for upload) stays off: emotiscope runs offline and writes only what it is asked to."""
+    monkeypatch.delenv("ORT_DISABLE_TELEMETRY", raising=False)
+    monkeypatch.delenv("XDG_CACHE_HOME", raising=False)
+    home = tmp_path / "home"
+    home.mkdir()
+    code = "from emotiscope.model_file import open_model; open_model(); print('[]')"
+    assert _fresh_python(code, tmp_path, home) == []
+    assert [str(p.relative_to(home)) for p in home.rglob("*")] == []
+
+
+def test_batch_without_pyarrow_says_so_in_one_line_before_touching_its_folder(tmp_path, monkeypatch,
+                                                                           capsys):
+    import sys
+
+    from emotiscope.cli import main
+    from emotiscope.images import sample_image_path
+
+    monkeypatch.setitem(sys.modules, "pyarrow", None)  # importing pyarrow fails
+    out = tmp_path / "out"
+    assert main(["batch", str(sample_image_path()), "--out", str(out)]) == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and 'pip install ".[batch]"' in err
+    assert not out.exists()

@@ -85,8 +85,8 @@ def ray_results(paths: Sequence[str], options: RecognizerOptions, settings: Vide
     try:
         import ray
     except ModuleNotFoundError as exc:
-        raise DependencyError('--engine ray needs Ray Data: pip install "emotiscope[ray]" (or '
-                              'pip install ".[ray]" in the clone)') from exc
+        raise DependencyError('--engine ray needs Ray Data: pip install ".[ray]" in the '
+                              'emotiscope clone') from exc
     import json
     import logging
 

@@ -15,6 +15,7 @@ import re
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
+from types import ModuleType
 
 from .errors import ModelError
 from .outputs import display, write_bytes
@@ -194,10 +195,20 @@ def read_temperature(meta: dict, path) -> float:
     return float(value)
 
 
+def import_onnxruntime() -> ModuleType:
+    """onnxruntime with its telemetry off (unless ORT_DISABLE_TELEMETRY is set already): on import,
+    its Linux wheels write a device id and an event database under ~/.cache/Microsoft and queue
+    events for upload, and emotiscope runs offline and writes only what it is asked to."""
+    os.environ.setdefault("ORT_DISABLE_TELEMETRY", "1")
+    import onnxruntime
+
+    return onnxruntime
+
+
 def _session(path: Path, data: bytes, threads: int | None):
     """An ONNX Runtime session of the model file's bytes (`data`: given as bytes, a name that is
     not valid UTF-8 loads too)."""
-    import onnxruntime as ort
+    ort = import_onnxruntime()
 
     opts = ort.SessionOptions()
     opts.intra_op_num_threads = threads or min(4, os.cpu_count() or 1)

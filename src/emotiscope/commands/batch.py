@@ -7,11 +7,12 @@ analysed, 1 when any failed (listed on stderr and in DIR/failures.json), 2 for u
 
 from __future__ import annotations
 
+import importlib.util
 import sys
 import time
 from pathlib import Path
 
-from ..errors import ConfigError
+from ..errors import ConfigError, DependencyError
 from ..options import add_recognizer_flags, options_from_args, positive_int
 from ..outputs import display
 from .video import add_tracking_flags, check_tracking_options
@@ -53,6 +54,9 @@ def run(args) -> int:
     from ..workers import cpu_count
 
     check_tracking_options(args)
+    if importlib.util.find_spec("pyarrow") is None:  # before the model loads and DIR is made
+        raise DependencyError('batch writes its rows with pyarrow, which is not installed: '
+                              'pip install ".[batch]" in the emotiscope clone')
     if args.address and args.engine != "ray":
         raise ConfigError("--address joins a Ray cluster; give it with --engine ray")
     items = [*args.inputs, *(f"@{name}" for name in args.from_file)]

@@ -151,7 +151,8 @@ def augmented(faces, settings: str, seed: int):
 
         from ..training.augment import augment_batch
     except ImportError as exc:
-        raise DependencyError("--augment needs torch: pip install torch==2.13.0 'emotiscope[train]'") from exc
+        raise DependencyError("--augment needs torch: pip install torch==2.13.0 '.[train]' in the "
+                              "emotiscope clone") from exc
     from ..training.config import AugmentConfig, parse_augment
 
     cfg = parse_augment(settings, AugmentConfig()) if settings else AugmentConfig()

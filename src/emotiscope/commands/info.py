@@ -44,9 +44,11 @@ def _version(dist: str) -> str:
 def _versions() -> dict[str, str]:
     import cv2
     import numpy
-    import onnxruntime
 
     from .. import __version__
+    from ..model_file import import_onnxruntime
+
+    onnxruntime = import_onnxruntime()
 
     return {"emotiscope": __version__, "python": platform.python_version(),
             "numpy": numpy.__version__, "opencv": cv2.__version__,

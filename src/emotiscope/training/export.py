@@ -12,7 +12,7 @@ import torch
 
 from .. import __version__
 from ..errors import ModelError
-from ..model_file import METADATA_KEY, file_sha256, verify_checksum
+from ..model_file import METADATA_KEY, file_sha256, import_onnxruntime, verify_checksum
 from ..outputs import atomic_path
 from ..preprocess import InputSpec
 
@@ -51,8 +51,7 @@ def epochs_run(ckpt: dict, folder: Path | None) -> int | None:
 
 def parity_check(model: torch.nn.Module, path: Path, spec: InputSpec, batch: int = 5) -> float:
     """Max |onnxruntime - torch| on a random batch; raises ModelError above PARITY_TOL."""
-    import onnxruntime as ort
-
+    ort = import_onnxruntime()
     x = torch.randn(batch, spec.channels, spec.size, spec.size, generator=torch.Generator().manual_seed(0))
     with torch.no_grad():
         ref = model(x).numpy()
