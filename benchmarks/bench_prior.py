@@ -21,7 +21,8 @@ import numpy as np
 
 from emotiscope.classify import EmotionClassifier
 from emotiscope.preprocess import prepare_crops
-from emotiscope.training.data import FaceSet, load_any, split_fraction
+from emotiscope.training.data import load_any
+from emotiscope.training.faceset import FaceSet, split_fraction
 from emotiscope.training.prepare import SPLIT_SEED
 
 TAUS = (0.0, 0.1, 0.2, 0.3, 0.5, 0.75, 1.0)
