@@ -24,8 +24,10 @@
 # seconds per epoch fit before DEADLINE (at most EPOCHS_S; the teachers' targets are reused). If
 # the extension is cut short, the first run's model stays in $OUT.
 set -uo pipefail
+# Paths given relative to where it is started from (the data, OUT) still work after the cd.
+DATA_IN=$(realpath -m -- "${1:?usage: recipes/gpu.sh FER2013.tar.gz|fer2013.csv}")
+[ -z "${OUT:-}" ] || OUT=$(realpath -m -- "$OUT")
 cd "$(dirname "$0")/.."
-DATA_IN=${1:?usage: recipes/gpu.sh FER2013.tar.gz|fer2013.csv}
 DEVICE=${DEVICE:-cuda}
 EPOCHS_T=${EPOCHS_T:-30}
 EPOCHS_S=${EPOCHS_S:-150}
@@ -37,6 +39,7 @@ BUDGET_T=${BUDGET_T:-330}
 TTA=${TTA:-multicrop}
 OUT=${OUT:-$PWD/gpu-out}
 WORK=$(mktemp -d)
+trap 'rm -rf "$WORK"' EXIT   # the extracted data, cache and runs; what is kept is in $OUT
 export PYTHONPATH=$PWD/src${PYTHONPATH:+:$PYTHONPATH} PYTHONUNBUFFERED=1
 export EMOTISCOPE_CACHE=$WORK/cache
 mkdir -p "$OUT"
