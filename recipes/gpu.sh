@@ -25,7 +25,8 @@
 # the extension is cut short, the first run's model stays in $OUT.
 set -uo pipefail
 # Paths given relative to where it is started from (the data, OUT) still work after the cd.
-DATA_IN=$(realpath -m -- "${1:?usage: recipes/gpu.sh FER2013.tar.gz|fer2013.csv}")
+: "${1:?usage: recipes/gpu.sh FER2013.tar.gz|fer2013.csv}"
+DATA_IN=$(realpath -m -- "$1")
 [ -z "${OUT:-}" ] || OUT=$(realpath -m -- "$OUT")
 cd "$(dirname "$0")/.."
 DEVICE=${DEVICE:-cuda}
