@@ -77,6 +77,19 @@ def test_evaluate_reports_duplicate_free_accuracy(tmp_path, tiny_model_path, cap
     assert "duplicate_free" not in json.loads(capsys.readouterr().out)
 
 
+def test_evaluate_says_so_when_no_face_has_a_twin(tmp_path, tiny_model_path, capsys, monkeypatch):
+    monkeypatch.setenv("EMOTISCOPE_CACHE", str(tmp_path / "cache"))
+    csv = csv_with_twins(tmp_path)
+    lines = csv.read_text().splitlines()
+    test_rows = [r for r in lines[1:] if r.endswith(",PublicTest")][6:]  # the 10 new faces only
+    csv.write_text("\n".join([lines[0]] + [r for r in lines[1:] if r.endswith(",Training")]
+                             + test_rows) + "\n")
+    assert main(["evaluate", str(csv), "--split", "val", "--model", str(tiny_model_path)]) == 0
+    out = capsys.readouterr().out
+    assert "no face has a near-twin in train: the accuracy above is duplicate-free" in out
+    assert "without the 0 faces" not in out
+
+
 @pytest.mark.filterwarnings("ignore:You are using the legacy TorchScript",
                             "ignore:The feature will be removed")
 def test_training_reports_validation_accuracy_without_twins(tmp_path, monkeypatch):

@@ -54,6 +54,8 @@ def print_summary(report: dict) -> None:
         d = report["duplicate_free"]
         if not d["n"]:
             print(f"all {d['excluded']} faces have a near-twin in train: no duplicate-free accuracy")
+        elif not d["excluded"]:
+            print("no face has a near-twin in train: the accuracy above is duplicate-free")
         else:
             print(f"without the {d['excluded']} faces with a near-twin in train: accuracy "
                   f"{d['accuracy']:.4f}  macro-F1 {d['macro_f1']:.4f}  n={d['n']}")
