@@ -195,12 +195,13 @@ class _Deprecated(argparse.Action):
         setattr(namespace, self.dest, values)
 
 
-def add_recognizer_flags(parser: argparse.ArgumentParser,
-                         only: Iterable[str] | None = None) -> None:
+def add_recognizer_flags(parser: argparse.ArgumentParser, only: Iterable[str] | None = None,
+                         title: str = "face detection and classification") -> None:
     """Add the flags of RecognizerOptions' fields (all, or those named in `only`) to `parser`,
-    with the fields' defaults; `options_from_args` reads them back."""
+    in an argument group named `title`, with the fields' defaults; `options_from_args` reads
+    them back."""
     wanted = set(only) if only is not None else None
-    group = parser.add_argument_group("face detection and classification")
+    group = parser.add_argument_group(title)
     for f in fields(RecognizerOptions):
         if wanted is not None and f.name not in wanted:
             continue

@@ -35,7 +35,7 @@ def register(sub) -> None:
                    help="ensembles whose members share no held-out slice: validate on DATA's val "
                    "split (a fer2013.csv or a folder with val/) and store the metrics; no "
                    "temperature is fitted there")
-    p.add_argument("--crop-margin", type=finite_float,
+    p.add_argument("--crop-margin", type=finite_float, metavar="F",
                    help="set the face-box margin the model asks for at inference (default: as trained)")
     p.set_defaults(func=run)
 
