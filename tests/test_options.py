@@ -223,3 +223,16 @@ def test_every_shown_option_says_what_it_does():
               for action in parser._actions if action.option_strings and not action.help]
     assert not silent, silent
 
+
+def test_tta_means_the_mirror_image_in_every_verb():
+    """`--tta` alone adds the mirror image and `--no-tta` leaves it out, in evaluate and export
+    as in the inference verbs (evaluate's and export's named views still work)."""
+    parsers = _verb_parsers()
+    assert parsers["predict"].parse_args(["x.jpg", "--tta"]).flip_tta is True
+    assert parsers["predict"].parse_args(["x.jpg", "--no-tta"]).flip_tta is False
+    for verb, base in (("evaluate", ["data"]), ("export", ["a.pt"])):
+        assert parsers[verb].parse_args([*base, "--tta"]).tta == "flip", verb
+        assert parsers[verb].parse_args([*base, "--no-tta"]).tta == "none", verb
+    assert parsers["evaluate"].parse_args(["d", "--tta", "multicrop"]).tta == "multicrop"
+    assert parsers["evaluate"].parse_args(["d"]).tta is None  # as the model file says
+    assert parsers["export"].parse_args(["a.pt", "--tta", "flip"]).tta == "flip"

@@ -220,6 +220,16 @@ def add_recognizer_flags(parser: argparse.ArgumentParser, only: Iterable[str] | 
                                **kwargs)
 
 
+def add_tta_flags(parser: argparse.ArgumentParser, views: Iterable[str], help: str,
+                  default: str | None, shown: str) -> None:
+    """--tta VIEWS of evaluate and export (the views by name), where --tta alone is flip and
+    --no-tta is none, as the --tta/--no-tta switch of the inference verbs means."""
+    parser.add_argument("--tta", choices=list(views), nargs="?", const="flip", default=default,
+                        help=f"{help}; --tta alone: flip (default: {shown})")
+    parser.add_argument("--no-tta", dest="tta", action="store_const", const="none",
+                        help="the face only: the same as --tta none")
+
+
 def options_from_args(args: argparse.Namespace) -> RecognizerOptions:
     """RecognizerOptions from parsed flags; fields a verb does not offer keep their defaults."""
     given = {f.name: getattr(args, f.name) for f in fields(RecognizerOptions)

@@ -9,7 +9,7 @@ from pathlib import Path
 
 from ..errors import ConfigError, DependencyError
 from ..model_file import CHECKPOINT_SUFFIXES, TTA_MODES
-from ..options import finite_float
+from ..options import add_tta_flags, finite_float
 from ..outputs import display, refuse_inputs
 from ._out import check_new
 
@@ -24,9 +24,9 @@ def register(sub) -> None:
     p.add_argument("-o", "--output", help="the .onnx to write (default: beside the checkpoint; "
                    "needed for an ensemble)")
     p.add_argument("--force", action="store_true", help="overwrite an existing output")
-    p.add_argument("--tta", choices=TTA_MODES, default="none",
-                   help="the views every verb classifies unless told otherwise: the face (none) "
-                   "or the face and its mirror image averaged (flip, twice the cost) (default: none)")
+    add_tta_flags(p, TTA_MODES, "the views every verb classifies unless told otherwise: the "
+                  "face (none) or the face and its mirror image averaged (flip, twice the cost)",
+                  default="none", shown="none")
     p.add_argument("--member-tta", metavar="TTA,...",
                    help="ensembles: each member's views inside the ensemble, in the members' order, "
                    "none or flip (the face and its mirror image, each as one more member), e.g. "
