@@ -7,8 +7,10 @@ import argparse
 import pytest
 
 from emotiscope.cli import build_parser, main
+from emotiscope.commands._flags import default_of
 from emotiscope.errors import ConfigError
 from emotiscope.options import DETECTION, RecognizerOptions, options_from_args
+from emotiscope.training.config import TrainConfig
 
 VERBS = ("predict", "video", "webcam", "serve", "evaluate")
 
@@ -123,3 +125,114 @@ def test_the_tracking_settings_of_the_python_api_refuse_non_finite_values(bad):
     if "detect_every" not in bad:
         with pytest.raises(ValueError, match=next(iter(bad))):
             FaceTracker(["happy"], **bad)
+
+
+# -- one vocabulary: the same option name means the same thing in every verb -------------------
+
+# Shared names whose help (and default) is the verb's own, and why: their flags, kind, value
+# parser, choices and metavar must still agree. (verb, name) pairs in OWN_HELP_IN likewise.
+OWN_HELP = {
+    "force": "what is overwritten (or started over) is each verb's own output",
+    "json": "what is printed is each verb's own result",
+    "split": "samples draw from train by default, evaluate tests on test",
+    "classes": "train keeps a subset; evaluate maps a smaller model onto the data",
+    "val": "train validates on it; export validates an ensemble on it",
+    "augment": "train changes its augmentation; data samples shows it",
+    "seed": "each verb's own random choices",
+    "faces": "the clause after FACES_HELP says what the verb does with the face",
+    "workers": "what runs in parallel is each verb's own (images, files, recognizers)",
+}
+OWN_HELP_IN = {
+    ("export", "crop_margin"): "export sets the margin stored in the model file",
+    ("webcam", "detect_every"): "live video detects more often: default 3, not 5",
+}
+# Shared names that mean different things (reported, kept: renaming public flags breaks scripts).
+DIFFERENT = {
+    "out": "a folder (predict, train, evaluate, batch) or a picture (data stats/samples)",
+    "output": "video's annotated video, export's .onnx",
+    "csv": "predict prints CSV on stdout; video writes its rows to the file named",
+    "tta": "a switch in the inference verbs, a view name in evaluate and export (see below)",
+}
+
+
+def _verb_parsers() -> dict[str, argparse.ArgumentParser]:
+    """Every verb and sub-verb ('data samples', 'runs compare') -> its parser."""
+    found = {}
+
+    def walk(parser: argparse.ArgumentParser, path: str) -> None:
+        for action in parser._actions:
+            if isinstance(action, argparse._SubParsersAction):
+                for name, sub in action.choices.items():
+                    found[f"{path} {name}".strip()] = sub
+                    walk(sub, f"{path} {name}".strip())
+
+    walk(build_parser(), "")
+    return found
+
+
+def _definition(action: argparse.Action, verb: str) -> tuple:
+    # train's flags default to None ("not given", so a config file or a resumed run can set
+    # them); the default they stand for is TrainConfig's
+    default = action.default
+    if verb == "train" and action.dest in TrainConfig.__dataclass_fields__:
+        default = default_of(TrainConfig.__dataclass_fields__[action.dest])
+    kind = "store_true" if isinstance(action, argparse._StoreTrueAction) else type(action).__name__
+    parse = None if action.type is str else action.type  # str is argparse's own default
+    return (tuple(action.option_strings), kind, parse, tuple(action.choices or ()),
+            action.metavar, action.help, repr(default))
+
+
+def test_an_option_shared_by_verbs_has_one_definition():
+    """Each option name, wherever it appears, has the same flags, parser, choices, metavar, help
+    and default; OWN_HELP and OWN_HELP_IN may differ in help and default, DIFFERENT in all."""
+    seen: dict[str, dict[str, tuple]] = {}
+    for verb, parser in _verb_parsers().items():
+        for action in parser._actions:
+            if action.option_strings and action.help != argparse.SUPPRESS \
+                    and not isinstance(action, argparse._HelpAction):
+                seen.setdefault(action.dest, {})[verb] = _definition(action, verb)
+    differing = {}
+    for dest, by_verb in seen.items():
+        if dest in DIFFERENT:
+            continue
+        whole = {d for verb, d in by_verb.items()
+                 if dest not in OWN_HELP and (verb, dest) not in OWN_HELP_IN}
+        if len(whole) > 1 or len({d[:5] for d in by_verb.values()}) > 1:
+            differing[dest] = by_verb
+    assert not differing, differing
+    assert set(OWN_HELP) | set(DIFFERENT) <= set(seen)  # no stale entries
+
+
+def test_no_verb_defines_a_recognizer_flag_by_hand():
+    """--model, --min-face, ... come from RecognizerOptions (add_recognizer_flags), never from
+    a copy in a verb's module."""
+    from dataclasses import fields
+    from pathlib import Path
+
+    import emotiscope.commands as commands
+
+    # evaluate's and export's --tta name views (DIFFERENT); flip_tta's --tta is the switch
+    flags = [f.metadata["flag"] for f in fields(RecognizerOptions) if f.name != "flip_tta"]
+    copies = [f"{path.name}: {flag}" for path in Path(commands.__file__).parent.glob("*.py")
+              for flag in flags if f'add_argument("{flag}"' in path.read_text(encoding="utf-8")]
+    assert not copies, copies
+
+
+def test_every_shown_option_says_what_it_does():
+    silent = [f"{verb} {action.option_strings}" for verb, parser in _verb_parsers().items()
+              for action in parser._actions if action.option_strings and not action.help]
+    assert not silent, silent
+
+
+def test_tta_means_the_mirror_image_in_every_verb():
+    """`--tta` alone adds the mirror image and `--no-tta` leaves it out, in evaluate and export
+    as in the inference verbs (evaluate's and export's named views still work)."""
+    parsers = _verb_parsers()
+    assert parsers["predict"].parse_args(["x.jpg", "--tta"]).flip_tta is True
+    assert parsers["predict"].parse_args(["x.jpg", "--no-tta"]).flip_tta is False
+    for verb, base in (("evaluate", ["data"]), ("export", ["a.pt"])):
+        assert parsers[verb].parse_args([*base, "--tta"]).tta == "flip", verb
+        assert parsers[verb].parse_args([*base, "--no-tta"]).tta == "none", verb
+    assert parsers["evaluate"].parse_args(["d", "--tta", "multicrop"]).tta == "multicrop"
+    assert parsers["evaluate"].parse_args(["d"]).tta is None  # as the model file says
+    assert parsers["export"].parse_args(["a.pt", "--tta", "flip"]).tta == "flip"

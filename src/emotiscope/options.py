@@ -195,12 +195,13 @@ class _Deprecated(argparse.Action):
         setattr(namespace, self.dest, values)
 
 
-def add_recognizer_flags(parser: argparse.ArgumentParser,
-                         only: Iterable[str] | None = None) -> None:
+def add_recognizer_flags(parser: argparse.ArgumentParser, only: Iterable[str] | None = None,
+                         title: str = "face detection and classification") -> None:
     """Add the flags of RecognizerOptions' fields (all, or those named in `only`) to `parser`,
-    with the fields' defaults; `options_from_args` reads them back."""
+    in an argument group named `title`, with the fields' defaults; `options_from_args` reads
+    them back."""
     wanted = set(only) if only is not None else None
-    group = parser.add_argument_group("face detection and classification")
+    group = parser.add_argument_group(title)
     for f in fields(RecognizerOptions):
         if wanted is not None and f.name not in wanted:
             continue
@@ -217,6 +218,16 @@ def add_recognizer_flags(parser: argparse.ArgumentParser,
         for old in meta["deprecated"]:
             group.add_argument(old, action=_Deprecated, new=meta["flag"], help=argparse.SUPPRESS,
                                **kwargs)
+
+
+def add_tta_flags(parser: argparse.ArgumentParser, views: Iterable[str], help: str,
+                  default: str | None, shown: str) -> None:
+    """--tta VIEWS of evaluate and export (the views by name), where --tta alone is flip and
+    --no-tta is none, as the --tta/--no-tta switch of the inference verbs means."""
+    parser.add_argument("--tta", choices=list(views), nargs="?", const="flip", default=default,
+                        help=f"{help}; --tta alone: flip (default: {shown})")
+    parser.add_argument("--no-tta", dest="tta", action="store_const", const="none",
+                        help="the face only: the same as --tta none")
 
 
 def options_from_args(args: argparse.Namespace) -> RecognizerOptions:

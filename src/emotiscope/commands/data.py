@@ -26,14 +26,15 @@ def register(sub) -> None:
                    help="bar chart; its suffix picks the format: .png, .svg, .pdf, ... "
                    "(default class_counts.png)")
     s.add_argument("--force", action="store_true", help="overwrite --out")
-    s.add_argument("--strict", action="store_true", help="fail on unreadable images")
+    s.add_argument("--strict", action="store_true", help=_train_help("strict"))
     s.set_defaults(func=run_stats)
     g = dsub.add_parser("samples", help="write a grid of sample faces")
     g.add_argument("path", help="fer2013.csv or an image-folder layout")
     g.add_argument("--class", dest="cls", help="only this class (default: every class)")
     g.add_argument("--split", help="split to draw from (default train, else all)")
     g.add_argument("-n", type=int, default=8, help="faces per class (default 8)")
-    g.add_argument("--seed", type=int, default=0)
+    g.add_argument("--seed", type=int, default=0,
+                   help="random seed of the faces drawn and their augmentation (default 0)")
     g.add_argument("--augment", nargs="?", const="", metavar="K=V,...",
                    help="show the faces as training augments them (default settings, or changed "
                    "ones, e.g. rotate=30,erase=0); needs torch")
@@ -64,8 +65,12 @@ def register(sub) -> None:
 def _add_crop_margin(p: argparse.ArgumentParser) -> None:
     """`--crop-margin` of `data samples` and `data crop`: train's, for the faces found in photos."""
     p.add_argument("--crop-margin", type=finite_float, default=0.0, metavar="F",
-                   help=TrainConfig.__dataclass_fields__["crop_margin"].metadata["help"]
-                   + " (default: 0)")
+                   help=_train_help("crop_margin") + " (default: 0)")
+
+
+def _train_help(name: str) -> str:
+    """The help of train's flag `name` (the same option in `data`)."""
+    return TrainConfig.__dataclass_fields__[name].metadata["help"]
 
 
 def _check_margin(margin: float) -> None:

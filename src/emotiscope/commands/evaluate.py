@@ -6,7 +6,7 @@ import argparse
 import json
 from pathlib import Path
 
-from ..options import DETECTION, add_recognizer_flags, comma_list, options_from_args
+from ..options import DETECTION, add_recognizer_flags, add_tta_flags, comma_list, options_from_args
 from ..outputs import check_figure_path, refuse_inputs, write_json
 from ..training.config import FACES, FACES_HELP
 from ._out import check_new
@@ -20,9 +20,9 @@ def register(sub) -> None:
                        "class folders of full photos (faces are detected; the largest is classified).")
     p.add_argument("data", help="fer2013.csv, a split layout (train/ val/ test/) or <class>/ folders")
     p.add_argument("--split", help="train, val, test or all (default: test, else val, else all)")
-    p.add_argument("--tta", choices=["none", "flip", "multicrop"],
-                   help="test-time augmentation: mirror (2 views) or mirror + shifts (10 views) "
-                   "(default: as the model file says, `emotiscope info`: tta)")
+    add_tta_flags(p, ["none", "flip", "multicrop"], "test-time augmentation: mirror (2 views) "
+                  "or mirror + shifts (10 views)", default=None,
+                  shown="as the model file says, `emotiscope info`: tta")
     p.add_argument("--faces", default="auto", choices=FACES, help=f"{FACES_HELP} (default: auto)")
     p.add_argument("--classes", type=comma_list,
                    help="only these data classes, e.g. happy,sad,neutral (a model with fewer "

@@ -9,7 +9,7 @@ from pathlib import Path
 
 from ..errors import ConfigError, DependencyError
 from ..model_file import CHECKPOINT_SUFFIXES, TTA_MODES
-from ..options import finite_float
+from ..options import add_tta_flags, finite_float
 from ..outputs import display, refuse_inputs
 from ._out import check_new
 
@@ -24,9 +24,9 @@ def register(sub) -> None:
     p.add_argument("-o", "--output", help="the .onnx to write (default: beside the checkpoint; "
                    "needed for an ensemble)")
     p.add_argument("--force", action="store_true", help="overwrite an existing output")
-    p.add_argument("--tta", choices=TTA_MODES, default="none",
-                   help="the views every verb classifies unless told otherwise: the face (none) "
-                   "or the face and its mirror image averaged (flip, twice the cost) (default: none)")
+    add_tta_flags(p, TTA_MODES, "the views every verb classifies unless told otherwise: the "
+                  "face (none) or the face and its mirror image averaged (flip, twice the cost)",
+                  default="none", shown="none")
     p.add_argument("--member-tta", metavar="TTA,...",
                    help="ensembles: each member's views inside the ensemble, in the members' order, "
                    "none or flip (the face and its mirror image, each as one more member), e.g. "
@@ -35,7 +35,7 @@ def register(sub) -> None:
                    help="ensembles whose members share no held-out slice: validate on DATA's val "
                    "split (a fer2013.csv or a folder with val/) and store the metrics; no "
                    "temperature is fitted there")
-    p.add_argument("--crop-margin", type=finite_float,
+    p.add_argument("--crop-margin", type=finite_float, metavar="F",
                    help="set the face-box margin the model asks for at inference (default: as trained)")
     p.set_defaults(func=run)
 

@@ -8,14 +8,15 @@ import platform
 from importlib import metadata
 from importlib.util import find_spec
 
+from ..options import add_recognizer_flags
+
 HELP = "show the model card: labels, input contract, metrics, checksum, versions"
 
 
 def register(subparsers) -> None:
     p = subparsers.add_parser("info", help=HELP, description=HELP)
-    p.add_argument("--model", metavar="ONNX",
-                   help="model file (default: $EMOTISCOPE_MODEL, else the bundled model)")
     p.add_argument("--json", action="store_true", help="print the card as one JSON object")
+    add_recognizer_flags(p, only=("model",), title="model")
     p.set_defaults(func=run)
 
 

@@ -12,7 +12,7 @@ import ipaddress
 import sys
 
 from ..errors import ConfigError, DependencyError
-from ..options import add_recognizer_flags, finite_float, options_from_args
+from ..options import add_recognizer_flags, finite_float, options_from_args, positive_int
 
 # pip name -> import names (python-multipart was imported as `multipart` before 0.0.13)
 NEEDED = {"fastapi": ("fastapi",), "uvicorn": ("uvicorn",),
@@ -30,7 +30,7 @@ def register(subparsers) -> None:
     p.add_argument("--port", type=int, default=8000, help="TCP port (default 8000)")
     p.add_argument("--max-upload-mb", type=finite_float, default=10.0, metavar="MB",
                    help="largest accepted image, in MB (default 10); bigger ones get 413")
-    p.add_argument("--workers", type=int, default=None, metavar="N",
+    p.add_argument("--workers", type=positive_int, default=None, metavar="N",
                    help="recognizers, each analysing one image at a time (default: one per CPU "
                         "core; 1 = one recognizer using all cores for each image)")
     p.add_argument("--workers-threads", type=int, default=None, metavar="N",
@@ -62,8 +62,6 @@ def _check(args: argparse.Namespace) -> None:
         raise ConfigError(f"--port {args.port} is out of range: use 1..65535")
     if not args.max_upload_mb > 0:
         raise ConfigError(f"--max-upload-mb {args.max_upload_mb} must be above 0")
-    if args.workers is not None and args.workers < 1:
-        raise ConfigError(f"--workers {args.workers} must be 1 or more")
     if args.workers_threads is not None and args.workers_threads < 1:
         raise ConfigError(f"--workers-threads {args.workers_threads} must be 1 or more")
     if args.queue_limit < 0:

@@ -105,7 +105,7 @@ class TrainConfig:
     data: str = option("", "fer2013.csv or a folder (train/<class>/*, or <class>/*)", group=DATA,
                        flag="DATA", generate=False)
     val: str | None = option(None, "a separate CSV/folder to validate on", group=DATA,
-                             default_text="the data's val split")
+                             default_text="the data's val split", metavar="DATA")
     val_fraction: float | None = option(None, "hold out this fraction of the training data", group=DATA)
     group_by: str | None = option(None, "split train/val by subject: the regex's first group on each "
                                   "file name is the subject id, e.g. '^(\\w+?)_' for alice_01.jpg",
@@ -164,7 +164,7 @@ class TrainConfig:
                         "torchrun (docs/BATCH.md)", metavar="N")
     crop_margin: float = option(0.0, "margin per side added to detected face boxes at inference, as a "
                                 "fraction of the box (FER-2013 crops match YuNet boxes with 0, see "
-                                "MODEL_CARD.md)", group=DATA)
+                                "MODEL_CARD.md)", group=DATA, metavar="F")
     size: int = option(48, "side of the model's square input in pixels", generate=False)
     out: str = option("runs", "parent folder of run folders")
     name: str | None = option(None, "run name", default_text="the architecture")
