@@ -85,26 +85,31 @@ class Store:
         self.parts.mkdir(parents=True, exist_ok=True)
         write_text(marker, json.dumps(settings, indent=1, sort_keys=True) + "\n")
 
-    def _read_done(self) -> dict[str, dict]:
-        """The done records. Damaged lines (bytes that are not a record) are skipped, so their
-        files are analysed again, and counted in `damaged_lines`; a last line cut short by a
-        killed run is skipped too, and cut off before the next record is written."""
-        done: dict[str, dict] = {}
+    def _read_done(self) -> dict[str, tuple[int, int, str]]:
+        """Path -> (size, mtime_ns, part) of each done file, read line by line (10M lines take
+        ~10x less memory than the file's records as dicts). Damaged lines (bytes that are not a
+        record) are skipped, so their files are analysed again, and counted in `damaged_lines`;
+        a last line cut short by a killed run is skipped too, and cut off before the next record
+        is written."""
+        done: dict[str, tuple[int, int, str]] = {}
         try:
-            data = self.done_list.read_bytes()
+            fh = open(self.done_list, "rb")
         except FileNotFoundError:
             return done
-        if data and not data.endswith(b"\n"):
-            self._cut_at = data.rfind(b"\n") + 1
-            data = data[:self._cut_at]
-        for line in data.decode("utf-8", errors="replace").split("\n"):  # JSON lines: \n only
-            record = _done_record(line)
-            if record is None:
-                self.damaged_lines += bool(line.strip())
-            elif record["part"] is None:  # forgotten (see `forget`)
-                done.pop(record["path"], None)
-            else:
-                done[record["path"]] = record
+        with fh:
+            offset = 0
+            for raw in fh:
+                if not raw.endswith(b"\n"):  # JSON lines: \n only
+                    self._cut_at = offset
+                    break
+                offset += len(raw)
+                record = _done_record(raw.decode("utf-8", errors="replace"))
+                if record is None:
+                    self.damaged_lines += bool(raw.strip())
+                elif record["part"] is None:  # forgotten (see `forget`)
+                    done.pop(record["path"], None)
+                else:
+                    done[record["path"]] = (record["size"], record["mtime_ns"], record["part"])
         return done
 
     def _append_done(self, record: dict) -> None:
@@ -119,8 +124,8 @@ class Store:
     def is_done(self, path: Path) -> bool:
         key = file_key(path)
         record = self.done.get(key["path"])
-        return (record is not None and record["size"] == key["size"]
-                and record["mtime_ns"] == key["mtime_ns"] and _looks_whole(self.parts / record["part"]))
+        return (record is not None and record[:2] == (key["size"], key["mtime_ns"])
+                and _looks_whole(self.parts / record[2]))
 
     def add(self, path: Path, result: FileResult) -> int:
         """Write `result`'s rows as the file's part, then mark it done; returns its face count."""
@@ -137,7 +142,7 @@ class Store:
         faces = sum(row.get("face") is not None for row in result.rows)
         record = {**key, "file": result.path, "part": part, "faces": faces}
         self._append_done(record)
-        self.done[key["path"]] = record
+        self.done[key["path"]] = (key["size"], key["mtime_ns"], part)
         return faces
 
     def forget(self, path: Path) -> None:

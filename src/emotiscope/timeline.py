@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import csv
 import json
+from array import array
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import IO
@@ -86,9 +87,17 @@ class PersonSummary:
 
 @dataclass
 class _Series:
-    times: list[float] = field(default_factory=list)
-    probs: list[np.ndarray] = field(default_factory=list)
+    """One track's frames, packed (8 bytes a time, 4 a probability: about 36 bytes a face-frame
+    with 7 labels, so an hour at 30 fps with 5 faces takes some 20 MB)."""
+
+    size: int  # labels: probabilities per frame
+    times: array = field(default_factory=lambda: array("d"))
+    probs: array = field(default_factory=lambda: array("f"))  # frame after frame, flat
     label_frames: dict[str, int] = field(default_factory=dict)
+
+    def matrix(self) -> np.ndarray:
+        """The probabilities, frames x labels (a view, not a copy)."""
+        return np.frombuffer(self.probs, np.float32).reshape(-1, self.size)
 
 
 class Timeline:
@@ -115,10 +124,11 @@ class Timeline:
         self.length = max(self.length + 1 if index is None else index + 1, self.length)
         self.end = max(self.end, time + 1 / self.fps)
         for face in faces:
-            s = self.series.setdefault(face.track_id if face.track_id is not None else 0,
-                                       _Series())
+            track_id = face.track_id if face.track_id is not None else 0
+            if (s := self.series.get(track_id)) is None:
+                s = self.series[track_id] = _Series(len(self.labels))
             s.times.append(time)
-            s.probs.append(np.array([face.scores[label] for label in self.labels], np.float32))
+            s.probs.extend(face.scores[label] for label in self.labels)
             s.label_frames[face.label] = s.label_frames.get(face.label, 0) + 1
 
     def summary(self, min_seconds: float = 0.0) -> list[PersonSummary]:
@@ -154,10 +164,27 @@ def format_summary(people: Sequence[PersonSummary], duration: float, hidden: int
     return "\n".join(lines)
 
 
+PLOT_POINTS = 2000  # steps drawn per person at most: a 1000-pixel-wide plot shows no more
+
+
+def plot_steps(series: _Series, fps: float, points: int = PLOT_POINTS
+               ) -> tuple[np.ndarray, np.ndarray]:
+    """A track's times and probabilities (labels x steps) for a step plot: its frames, or for
+    longer tracks `points` runs of consecutive frames, each at its first frame's time with the
+    mean of its probabilities; the last step ends 1 / fps after the last frame."""
+    times, probs = np.asarray(series.times), series.matrix()
+    if len(times) > points:
+        starts = np.linspace(0, len(times), points, endpoint=False).astype(int)
+        counts = np.diff(np.append(starts, len(times)))[:, None]
+        times, probs = times[starts], np.add.reduceat(probs, starts, axis=0) / counts
+    return np.append(times, series.times[-1] + 1 / fps), np.vstack([probs, probs[-1:]]).T
+
+
 def plot_timeline(timeline: Timeline, path, max_people: int = 8,
                   min_seconds: float = 0.0) -> None:
     """Stacked-area plot of each person's smoothed emotion mix over time, saved to `path`;
-    people seen for less than `min_seconds` are left out."""
+    people seen for less than `min_seconds` are left out. Long tracks are drawn as
+    PLOT_POINTS averaged steps (see plot_steps)."""
     try:
         import matplotlib
     except ImportError as exc:
@@ -174,9 +201,7 @@ def plot_timeline(timeline: Timeline, path, max_people: int = 8,
                              squeeze=False)
     colours = [np.array(label_colour(label, timeline.labels)) / 255 for label in timeline.labels]
     for ax, person in zip(axes[:len(people), 0], people, strict=True):
-        s = timeline.series[person.track_id]
-        times = [*s.times, s.times[-1] + 1 / timeline.fps]  # the last frame lasts 1/fps too
-        probs = np.array([*s.probs, s.probs[-1]]).T
+        times, probs = plot_steps(timeline.series[person.track_id], timeline.fps)
         ax.stackplot(times, probs, colors=colours, step="post")
         ax.set_ylim(0, 1)
         ax.set_ylabel(f"#{person.track_id}")
