@@ -381,6 +381,18 @@ def test_a_constant_frame_rate_file_keeps_index_over_fps(clips, tmp_path, rate):
     assert times == [i / fps for i in range(20)]  # exactly, as before timestamps were read
 
 
+def test_a_timestamp_rounded_by_half_a_millisecond_keeps_index_over_fps(tmp_path):
+    # at 23.976 fps frame 12 falls at 500.5 ms, stored as 501 ms in .mkv: exactly half a
+    # millisecond off, which floating point made a hair more
+    rate = Fraction(24000, 1001)
+    path = videos.write_timed_video(tmp_path / "cfr.mkv", videos.pan_frames(1) * 20,
+                                    [i / rate for i in range(20)], rate)
+    with VideoSource(path) as source:
+        times = [time for _, time, _ in source.timed()]
+        fps = source.fps
+    assert times[12] == 12 / fps and times == [i / fps for i in range(20)]
+
+
 class ScriptedStamps:
     """A capture that decodes a real file but reports the given POS_MSEC values."""
 

@@ -25,8 +25,9 @@ DEFAULT_FPS = 30.0
 MIN_FPS, MAX_FPS = 0.01, 1000.0  # rates outside (0 and garbage such as 90000) count as unknown
 MAX_BAD_RUN = 8  # undecodable frames in a row after which a file counts as ended
 # A frame's own timestamp this close to index / fps is taken as index / fps: container time
-# bases round (1 ms in .mkv), and constant-rate files keep their exact times.
-SNAP_SECONDS = 0.0005
+# bases round (1 ms in .mkv: up to half of it off, a hair more in floating point), and
+# constant-rate files keep their exact times.
+SNAP_SECONDS = 0.0005 + 1e-9
 
 
 def parse_source(source: str | int | os.PathLike) -> int | str:
