@@ -278,19 +278,20 @@ def test_a_64_bit_float_tiff_is_read_in_rgb(tmp_path):
     assert load_image(tmp_path / "f64.tif")[0, 0].tolist() == [255, 128, 0]
 
 
-def rgba_tiff(rgba: np.ndarray, extra_samples: int) -> bytes:
+def rgba_tiff(rgba: np.ndarray, extra_samples: int, order: str = "<", extra_kind: int = 3) -> bytes:
     """An uncompressed 8-bit RGBA TIFF whose ExtraSamples tag says what its alpha is (1:
-    associated, i.e. premultiplied colour; 2: unassociated, as PIL and PNG store it)."""
+    associated, i.e. premultiplied colour; 2: unassociated, as PIL and PNG store it), in byte
+    `order` ("<": II, ">": MM), the tag a SHORT (3) or a LONG (4)."""
     h, w, _ = rgba.shape
     tags = [(256, 4, 1, w), (257, 4, 1, h), (258, 3, 4, 0), (259, 3, 1, 1), (262, 3, 1, 2),
             (273, 4, 1, 0), (277, 3, 1, 4), (278, 4, 1, h), (279, 4, 1, rgba.size),
-            (338, 3, 1, extra_samples)]
+            (338, extra_kind, 1, extra_samples)]
     bits_at = 8 + 2 + 12 * len(tags) + 4  # BitsPerSample's four values, then the pixels
     at = {258: bits_at, 273: bits_at + 8}
-    entries = b"".join(struct.pack("<HHIHxx" if kind == 3 and count == 1 else "<HHII", tag, kind,
-                                   count, at.get(tag, value)) for tag, kind, count, value in tags)
-    return (b"II*\x00" + struct.pack("<IH", 8, len(tags)) + entries + b"\x00" * 4
-            + struct.pack("<4H", 8, 8, 8, 8) + rgba.tobytes())
+    entries = b"".join(struct.pack(order + ("HHIHxx" if kind == 3 and count == 1 else "HHII"), tag,
+                                   kind, count, at.get(tag, value)) for tag, kind, count, value in tags)
+    return ((b"II*\x00" if order == "<" else b"MM\x00*") + struct.pack(order + "IH", 8, len(tags))
+            + entries + b"\x00" * 4 + struct.pack(order + "4H", 8, 8, 8, 8) + rgba.tobytes())
 
 
 def test_an_rgba_tiff_gives_the_colour_an_rgba_png_gives():
@@ -305,3 +306,13 @@ def test_an_rgba_tiff_gives_the_colour_an_rgba_png_gives():
     premultiplied = rgba.copy()
     premultiplied[..., :3] = (rgba[..., :3] * (rgba[..., 3:] / 255) + 0.5).astype(np.uint8)
     np.testing.assert_array_equal(load_image(rgba_tiff(premultiplied, 1)), premultiplied[..., :3])
+
+
+@pytest.mark.parametrize("order", ["<", ">"])
+def test_unassociated_alpha_stored_as_a_long_is_read_as_stored_in_either_byte_order(order):
+    # ExtraSamples is a SHORT by the spec, but libtiff reads a LONG too: in a big-endian file
+    # its value 2 is in its last two bytes, which the patch has to clear as well
+    rgba = np.zeros((6, 4, 4), np.uint8)
+    rgba[..., :3] = (200, 100, 50)
+    rgba[..., 3] = (0, 64, 128, 255)
+    assert (load_image(rgba_tiff(rgba, 2, order, extra_kind=4)) == (200, 100, 50)).all()

@@ -156,20 +156,21 @@ def _tiff(data: bytes) -> Header:
     return Header("TIFF", size if size and min(size) > 0 else None, tags.get(277, 1))
 
 
-def unassociated_alpha_at(data: bytes) -> int | None:
+def unassociated_alpha_at(data: bytes) -> slice | None:
     """Where the first directory of a TIFF says, in its ExtraSamples tag (338), that its one extra
-    sample is unassociated alpha (2): the byte offset of that SHORT value; else None."""
+    sample is unassociated alpha (2): the bytes of that value (a SHORT, or a LONG as some writers
+    store it, which libtiff reads too); else None."""
     if image_format(data) != "TIFF":
         return None
     try:
-        value, at = _tiff_tags(data, {338}, count=1).get(338, (None, 0))
+        value, at = _tiff_tags(data, {338}, count=1).get(338, (None, None))
     except (struct.error, IndexError):
         return None
     return at if value == 2 else None
 
 
-def _tiff_tags(data: bytes, wanted: set[int], count: int | None = None) -> dict[int, tuple[int, int]]:
-    """{tag: (its first value, the byte offset of that value)} of the `wanted` SHORT, LONG or LONG8
+def _tiff_tags(data: bytes, wanted: set[int], count: int | None = None) -> dict[int, tuple[int, slice]]:
+    """{tag: (its first value, the bytes of that value)} of the `wanted` SHORT, LONG or LONG8
     tags of the first directory (`count`: only those with that many values)."""
     order = "<" if data[:2] == b"II" else ">"
     big = data[2:4] in (b"+\x00", b"\x00+")  # BigTIFF: 8-byte offsets and counts, 20-byte entries
@@ -179,7 +180,7 @@ def _tiff_tags(data: bytes, wanted: set[int], count: int | None = None) -> dict[
     (entries,) = struct.unpack(order + count_format, data[ifd:ifd + struct.calcsize(count_format)])
     start = ifd + struct.calcsize(count_format)
     scalar = {3: "H", 4: "I", 16: "Q"}  # SHORT, LONG, LONG8
-    found: dict[int, tuple[int, int]] = {}
+    found: dict[int, tuple[int, slice]] = {}
     for k in range(min(entries, 4096)):
         at = start + entry * k
         tag, kind = struct.unpack(order + "HH", data[at:at + 4])
@@ -187,8 +188,9 @@ def _tiff_tags(data: bytes, wanted: set[int], count: int | None = None) -> dict[
             continue
         (n,) = struct.unpack(order + offset_format, data[at + 4:at + 4 + inline])  # value count
         if count is None or n == count:
-            value = data[at + 4 + inline:at + 4 + 2 * inline]
-            found[tag] = (struct.unpack_from(order + scalar[kind], value)[0], at + 4 + inline)
+            value = at + 4 + inline  # inline: SHORT, LONG (and LONG8 in BigTIFF) fit
+            (first,) = struct.unpack_from(order + scalar[kind], data[value:value + inline])
+            found[tag] = (first, slice(value, value + struct.calcsize(scalar[kind])))
     return found
 
 
@@ -219,5 +221,5 @@ def straight_alpha(data: bytes) -> bytes | bytearray:
     if at is None:
         return data
     patched = bytearray(data)
-    patched[at:at + 2] = b"\x00\x00"  # ExtraSamples 0: unspecified
+    patched[at] = bytes(at.stop - at.start)  # ExtraSamples 0: unspecified
     return patched
