@@ -232,20 +232,17 @@ def test_a_photo_points_to_predict(tiny_model_path, tmp_path, capsys, name):
     assert len(err.splitlines()) == 1 and not (tmp_path / "t.csv").exists()
 
 
-def test_output_in_a_format_we_cannot_write_is_an_output_error(clips, tiny_model_path,
-                                                              tmp_path, capsys):
-    """A bad output suffix exits 1 (OutputError), as --plot and `data ... --out` do."""
-    rows, out = tmp_path / "t.csv", tmp_path / "a.mkv"
-    assert main(video([clips["pan"], "--csv", rows, "-o", out], tiny_model_path)) == 1
-    assert f"-o {out}: unsupported extension; use .mp4 or .avi" in capsys.readouterr().err
-    assert not any(tmp_path.iterdir())
-
-
-def test_plot_in_a_format_matplotlib_cannot_write_is_refused_first(clips, tiny_model_path,
-                                                                   tmp_path, capsys):
-    rows, plot = tmp_path / "t.csv", tmp_path / "t.bmp"
-    assert main(video([clips["pan"], "--csv", rows, "--plot", plot], tiny_model_path)) == 1
-    assert f"--plot {plot}: matplotlib cannot write .bmp charts" in capsys.readouterr().err
+@pytest.mark.parametrize("flag, name, message", [
+    ("-o", "a.mkv", "unsupported extension; use .mp4 or .avi"),
+    ("--plot", "t.bmp", "matplotlib cannot write .bmp charts"),
+])
+def test_an_output_in_a_format_we_cannot_write_is_refused_first(clips, tiny_model_path, tmp_path,
+                                                                capsys, flag, name, message):
+    """A bad output suffix is an output error (exit 1) for -o as for --plot and `data --out`,
+    found before any work, so nothing is written."""
+    rows, out = tmp_path / "t.csv", tmp_path / name
+    assert main(video([clips["pan"], "--csv", rows, flag, out], tiny_model_path)) == 1
+    assert f"{flag} {out}: {message}" in capsys.readouterr().err
     assert not any(tmp_path.iterdir())
 
 
