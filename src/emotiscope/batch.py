@@ -1,6 +1,7 @@
 """Archive-scale analysis: photos and videos in, one Parquet dataset of face rows out.
 
-    DIR/parts/<key>.parquet   the rows of one finished file (written whole: temp file + rename)
+    DIR/parts/<key>.parquet   the rows of one finished file (written to a hidden temporary
+                              part as they are made, then renamed)
     DIR/done.jsonl            one line per finished file: path, size, mtime_ns, part, faces
                               (a line with part null: the file was dropped, see Store.forget)
     DIR/settings.json         the recognizer and tracking settings the rows were made with,
@@ -21,15 +22,19 @@ changed and now fails loses its rows. A killed run loses only the files in fligh
 done.jsonl lines are skipped, and a file whose part is missing or cut short is done again.
 
 The engines (batchengines.py: a local process pool, or Ray Data) only turn paths into
-`FileResult`s; `Store` (batchstore.py) is the one writer.
+`FileResult`s; `Store` (batchstore.py) is the one that makes a part count (renames it into
+place, then writes its done line). A file's rows are made and turned into Arrow columns
+CHUNK_ROWS at a time, never all held as dicts: the local engine's workers stream them into a
+hidden temporary part beside the parts (the main process only renames it), Ray's actors send
+them as one Arrow table (a few tens of bytes a face-frame).
 """
 
 from __future__ import annotations
 
 import glob
 import os
-from collections.abc import Iterable, Sequence
-from dataclasses import asdict, dataclass, field
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -53,12 +58,18 @@ class VideoSettings:
 
 @dataclass
 class FileResult:
-    """What an engine gives back for one file: its rows, or why it failed."""
+    """What an engine gives back for one file: its rows, or why it failed. The rows are either
+    `part`, a finished temporary Parquet file in the dataset's parts folder (the local engine),
+    or `table`, a pyarrow Table (Ray's); `faces` counts the rows with a face."""
 
     path: str
-    rows: list[dict] = field(default_factory=list)
-    labels: tuple[str, ...] = ()
+    table: Any = None
+    part: str | None = None
+    faces: int = 0
     error: str | None = None
+
+
+CHUNK_ROWS = 2048  # rows held as dicts at most, before they become Arrow columns
 
 
 # -- inputs ---------------------------------------------------------------------------------------
@@ -163,31 +174,53 @@ def photo_rows(recognizer, path: str) -> list[dict]:
             for k, f in enumerate(faces, start=1)]
 
 
-def video_rows(recognizer, path: str, settings: VideoSettings) -> list[dict]:
-    """video --csv's rows for one video (one null-face row when no frame has a face)."""
+def video_rows(recognizer, path: str, settings: VideoSettings) -> Iterator[list[dict]]:
+    """video --csv's rows for one video, CHUNK_ROWS at a time as they are made (one null-face
+    row when no frame has a face); InputError after the last chunk when the video is damaged."""
     from .videoanalysis import VideoAnalyzer
     from .videoread import VideoSource
 
     analyzer = VideoAnalyzer(recognizer, **asdict(settings))
     rows: list[dict] = []
+    empty = True
     with VideoSource(path, max_pixels=recognizer.max_pixels) as source:
         for result in analyzer.run(source, source.fps):
             rows.extend({"file": path, "face": k, "time": result.time, "frame": result.index,
                          "track_id": f.track_id, **face_columns(f, recognizer.labels)}
                         for k, f in enumerate(result.faces, start=1))
+            if len(rows) >= CHUNK_ROWS:
+                yield rows
+                rows, empty = [], False
+        if rows or empty:
+            yield rows or [{"file": path, "face": None}]
         if source.damage:
             raise InputError(f"{path} is damaged: {source.damage}")
-    return rows or [{"file": path, "face": None}]
 
 
-def analyse_file(recognizer, path: str, settings: VideoSettings) -> FileResult:
-    """One file's FileResult; emotiscope's own errors (unreadable, damaged...) become its error."""
+def file_rows(recognizer, path: str, settings: VideoSettings) -> Iterator[list[dict]]:
+    """One file's rows in chunks: a video's as video_rows makes them, a photo's in one."""
+    if is_video(path):
+        yield from video_rows(recognizer, path, settings)
+    else:
+        yield photo_rows(recognizer, path)
+
+
+def analyse_file(recognizer, path: str, settings: VideoSettings,
+                 parts: str | os.PathLike | None = None) -> FileResult:
+    """One file's FileResult: its rows written as a temporary part in the folder `parts`, or
+    as a Table when no folder is given; emotiscope's own errors (unreadable, damaged...)
+    become its error (and no part is left)."""
+    from .batchstore import rows_table, write_temp_part
+
+    chunks = file_rows(recognizer, path, settings)
     try:
-        rows = video_rows(recognizer, path, settings) if is_video(path) \
-            else photo_rows(recognizer, path)
+        if parts is None:
+            table, faces = rows_table(chunks, recognizer.labels)
+            return FileResult(path, table=table, faces=faces)
+        part, faces = write_temp_part(chunks, recognizer.labels, Path(parts))
+        return FileResult(path, part=str(part), faces=faces)
     except EmotiscopeError as exc:
         return FileResult(path, error=str(exc))
-    return FileResult(path, rows, tuple(recognizer.labels))
 
 
 def make_recognizer(options: RecognizerOptions, threads: int | None = 1):

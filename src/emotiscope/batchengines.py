@@ -1,16 +1,20 @@
 """The engines of `emotiscope batch`: each turns paths into FileResults as files finish.
 
 local: a process pool on this machine, one recognizer built per worker process (its
-       initializer). One worker runs in this process.
+       initializer). One worker runs in this process. Each file's rows are streamed into a
+       temporary part in the dataset's parts folder as they are made: nothing but its name
+       comes back.
 ray:   Ray Data, a pool of actors each holding one recognizer (`map_batches` with a callable
        class); a local Ray for the run, or a cluster at `address`. Ray is imported only here and
-       only when chosen: `pip install ".[ray]"`.
+       only when chosen: `pip install ".[ray]"`. Each file's rows come back as one Arrow table
+       (in Arrow's IPC format).
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+from pathlib import Path
 
 from .batch import FileResult, VideoSettings, analyse_file, make_recognizer
 from .errors import DependencyError
@@ -19,43 +23,50 @@ from .options import RecognizerOptions
 _worker: dict = {}  # this worker process's recognizer and video settings
 
 
-def _init_worker(options: RecognizerOptions, settings: VideoSettings) -> None:
+def _init_worker(options: RecognizerOptions, settings: VideoSettings, parts: Path) -> None:
     _worker["recognizer"] = make_recognizer(options)
     _worker["settings"] = settings
+    _worker["parts"] = parts
 
 
 def _analyse(path: str) -> FileResult:
-    return analyse_file(_worker["recognizer"], path, _worker["settings"])
+    return analyse_file(_worker["recognizer"], path, _worker["settings"], _worker["parts"])
 
 
 def local_results(paths: Sequence[str], options: RecognizerOptions, settings: VideoSettings,
-                  workers: int) -> Iterator[FileResult]:
-    """FileResults in the order files finish, `workers` files at a time."""
+                  workers: int, parts: Path) -> Iterator[FileResult]:
+    """FileResults in the order files finish, `workers` files at a time, each file's rows
+    written as a temporary part in the folder `parts` (see Store.add); the temporary parts of
+    files finished but not handed on (the caller stopped early) are removed."""
     if not paths:
         return
     if workers <= 1 or len(paths) <= 1:
         recognizer = make_recognizer(options, threads=None)
         for path in paths:
-            yield analyse_file(recognizer, path, settings)
+            yield analyse_file(recognizer, path, settings, parts)
         return
     import multiprocessing
 
     # spawn: a forked child would inherit the parent's ONNX Runtime and OpenMP thread state.
     context = multiprocessing.get_context("spawn")
     with ProcessPoolExecutor(workers, mp_context=context, initializer=_init_worker,
-                             initargs=(options, settings)) as pool:
+                             initargs=(options, settings, parts)) as pool:
         queue = list(reversed(paths))
         running: set = set()
         try:
             while queue or running:
                 while queue and len(running) < 2 * workers:  # a few ahead, not the whole list
                     running.add(pool.submit(_analyse, queue.pop()))
-                finished, running = wait(running, return_when=FIRST_COMPLETED)
-                for future in finished:
+                for future in wait(running, return_when=FIRST_COMPLETED).done:
+                    running.discard(future)
                     yield future.result()
         finally:
             for future in running:
                 future.cancel()
+            pool.shutdown(wait=True)
+            for future in running:  # finished after all, but never handed on
+                if not future.cancelled() and future.exception() is None and future.result().part:
+                    Path(future.result().part).unlink(missing_ok=True)
 
 
 class RayAnalyser:
@@ -66,13 +77,29 @@ class RayAnalyser:
         self.settings = settings
 
     def __call__(self, batch: dict) -> dict:
-        import json
-
         results = [analyse_file(self.recognizer, str(path), self.settings) for path in batch["path"]]
         return {"path": [r.path for r in results],
-                "rows": [json.dumps(r.rows) for r in results],
-                "labels": [json.dumps(r.labels) for r in results],
+                "rows": [_ipc_bytes(r.table) for r in results],
+                "faces": [r.faces for r in results],
                 "error": [r.error or "" for r in results]}
+
+
+def _ipc_bytes(table) -> bytes:
+    """A Table in Arrow's IPC stream format (b"" for none): its columns' buffers as they are."""
+    import pyarrow as pa
+
+    if table is None:
+        return b""
+    sink = pa.BufferOutputStream()
+    with pa.ipc.new_stream(sink, table.schema) as writer:
+        writer.write_table(table)
+    return sink.getvalue().to_pybytes()
+
+
+def _ipc_table(data: bytes):
+    import pyarrow as pa
+
+    return pa.ipc.open_stream(data).read_all() if data else None
 
 
 def ray_results(paths: Sequence[str], options: RecognizerOptions, settings: VideoSettings,
@@ -87,7 +114,6 @@ def ray_results(paths: Sequence[str], options: RecognizerOptions, settings: Vide
     except ModuleNotFoundError as exc:
         raise DependencyError('--engine ray needs Ray Data: pip install ".[ray]" in the '
                               'emotiscope clone') from exc
-    import json
     import logging
 
     logging.getLogger("ray.data").setLevel(logging.WARNING)  # the command shows its own progress
@@ -106,8 +132,8 @@ def ray_results(paths: Sequence[str], options: RecognizerOptions, settings: Vide
             "options": options, "settings": settings}, batch_size=1, num_cpus=1,
             compute=ray.data.ActorPoolStrategy(size=workers))
         for row in dataset.iter_rows():
-            yield FileResult(row["path"], json.loads(row["rows"]), tuple(json.loads(row["labels"])),
-                             row["error"] or None)
+            yield FileResult(row["path"], table=_ipc_table(row["rows"]), faces=row["faces"],
+                             error=row["error"] or None)
     finally:
         if started:
             ray.shutdown()

@@ -7,7 +7,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +24,60 @@ def schema(labels: Sequence[str]):
                       ("label", pa.string()), ("score", pa.float64()),
                       *((name, pa.float64()) for name in labels), ("assumed", pa.bool_()),
                       ("time", pa.float64()), ("frame", pa.int64()), ("track_id", pa.int64())])
+
+
+ROW_GROUP_ROWS = 65536  # rows a part's writer holds as Arrow columns before writing them
+
+
+def _batches(chunks: Iterable[list[dict]], labels: Sequence[str]):
+    """Each chunk of rows as an Arrow record batch of the parts' schema, with its face count."""
+    import pyarrow as pa
+
+    columns = schema(labels)
+    for rows in chunks:
+        yield (pa.RecordBatch.from_pylist(rows, schema=columns),
+               sum(row.get("face") is not None for row in rows))
+
+
+def rows_table(chunks: Iterable[list[dict]], labels: Sequence[str]):
+    """(a pyarrow Table of the rows, the number with a face), built chunk by chunk."""
+    import pyarrow as pa
+
+    batches, faces = [], 0
+    for batch, count in _batches(chunks, labels):
+        batches.append(batch)
+        faces += count
+    return pa.Table.from_batches(batches, schema=schema(labels)), faces
+
+
+def write_temp_part(chunks: Iterable[list[dict]], labels: Sequence[str],
+                    parts: Path) -> tuple[Path, int]:
+    """Write the rows, chunk by chunk (ROW_GROUP_ROWS a row group), to a new hidden temporary
+    part in `parts` (readers of the dataset skip it); (its path, the rows with a face). On any
+    failure it is removed and the error raised."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from .outputs import temp_beside, write_error
+
+    tmp, pending, held, faces = temp_beside(parts / "part.parquet"), [], 0, 0
+    try:
+        with pq.ParquetWriter(tmp, schema(labels)) as writer:
+            for batch, count in _batches(chunks, labels):
+                pending.append(batch)
+                held, faces = held + batch.num_rows, faces + count
+                if held >= ROW_GROUP_ROWS:
+                    writer.write_table(pa.Table.from_batches(pending))
+                    pending, held = [], 0
+            if pending:
+                writer.write_table(pa.Table.from_batches(pending))
+    except OSError as exc:
+        tmp.unlink(missing_ok=True)
+        raise write_error(tmp, exc) from exc
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    return tmp, faces
 
 
 def file_key(path: str | os.PathLike) -> dict[str, Any]:
@@ -128,22 +182,31 @@ class Store:
                 and _looks_whole(self.parts / record[2]))
 
     def add(self, path: Path, result: FileResult) -> int:
-        """Write `result`'s rows as the file's part, then mark it done; returns its face count."""
-        import pyarrow as pa
+        """Make `result`'s rows the file's part (its temporary part renamed into place, or its
+        table written whole), then mark it done; returns its face count. A temporary part that
+        does not become the file's part is removed."""
         import pyarrow.parquet as pq
 
-        from .outputs import atomic_path
+        from .outputs import atomic_path, write_error
 
-        key = file_key(path)
-        part = _part_name(key["path"])
-        table = pa.Table.from_pylist(result.rows, schema=schema(result.labels))
-        with atomic_path(self.parts / part) as tmp:
-            pq.write_table(table, tmp)
-        faces = sum(row.get("face") is not None for row in result.rows)
-        record = {**key, "file": result.path, "part": part, "faces": faces}
+        try:
+            key = file_key(path)
+            part = _part_name(key["path"])
+            if result.part is None:
+                with atomic_path(self.parts / part) as tmp:
+                    pq.write_table(result.table, tmp)
+            else:
+                try:
+                    os.replace(result.part, self.parts / part)
+                except OSError as exc:
+                    raise write_error(self.parts / part, exc) from exc
+        finally:
+            if result.part is not None:
+                Path(result.part).unlink(missing_ok=True)  # absent once renamed
+        record = {**key, "file": result.path, "part": part, "faces": result.faces}
         self._append_done(record)
         self.done[key["path"]] = (key["size"], key["mtime_ns"], part)
-        return faces
+        return result.faces
 
     def forget(self, path: Path) -> None:
         """Drop a file's rows and done record (it changed and now fails): a dataset never keeps

@@ -91,7 +91,7 @@ def _analyse(todo, store, options, video, args, workers, failures) -> tuple[int,
     if args.engine == "ray":
         results = ray_results(list(names), options, video, workers, args.address)
     else:
-        results = local_results(list(names), options, video, workers)
+        results = local_results(list(names), options, video, workers, store.parts)
     done = faces = 0
     start = time.perf_counter()
     with tqdm(total=len(todo), unit="file", file=sys.stderr, disable=None if len(todo) < 100
