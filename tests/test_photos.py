@@ -195,6 +195,27 @@ def test_data_samples_draws_the_faces_training_takes_from_photos(photo_tree, tmp
     assert "--crop-margin 9 must be between" in capsys.readouterr().err
 
 
+def test_data_samples_finds_faces_only_in_the_split_it_draws(photo_tree, tmp_path, capsys,
+                                                             monkeypatch):
+    import shutil
+
+    from emotiscope.training import plots
+
+    drawn: list[np.ndarray] = []
+    monkeypatch.setattr(plots, "save_grid", lambda faces, *a, **k: drawn.append(faces))
+    photos_dir, _ = photo_tree
+    root = tmp_path / "layout"
+    shutil.copytree(photos_dir, root / "train")
+    shutil.copytree(photos_dir, root / "val")
+    read, read_face = [], data._read_face
+    monkeypatch.setattr(data, "_read_face", lambda path, *a: read.append(path) or read_face(path, *a))
+    argv = ["data", "samples", str(root), "--split", "val", "--out", str(tmp_path / "grid.png")]
+    assert main(argv) == 0
+    assert len(drawn[0]) == 3 and "faces from val" in capsys.readouterr().out
+    assert sorted(p.relative_to(root).as_posix() for p in read) == [  # train's photos not read
+        "val/happy/a.png", "val/happy/b.jpg", "val/sad/blank.png", "val/sad/c.png"]
+
+
 def test_data_crop_fails_when_no_face_is_found(tmp_path, capsys):
     src = tmp_path / "blank" / "happy"
     save_image(src / "x.png", np.full((200, 300, 3), 90, np.uint8))

@@ -39,6 +39,7 @@ from pathlib import Path
 from typing import Any
 
 from .errors import EmotiscopeError, InputError
+from .listing import folder_files, real_path
 from .options import RecognizerOptions
 
 
@@ -105,17 +106,16 @@ def collect_inputs(items: Iterable[str]) -> tuple[list[Path], list[tuple[str, st
     suffixes = media_suffixes()
     found: list[Path] = []
     failures: list[tuple[str, str]] = []
-    seen: set[Path] = set()
+    seen: set[str] = set()  # real paths
     for item, listed_in in _expand_lists(items, failures):
         path = Path(item)
         if path.is_file():
-            matches = [path]
+            matches = [(path, real_path(path))]
         elif path.is_dir():
-            matches = sorted(p for p in path.rglob("*") if p.suffix.lower() in suffixes
-                             and p.is_file() and not any(part.startswith(".") for part in
-                                                         p.relative_to(path).parts))
+            matches = folder_files(path, suffixes)
         elif any(c in item for c in "*?["):
-            matches = sorted(Path(p) for p in glob.glob(item, recursive=True) if Path(p).is_file())
+            matches = [(p, real_path(p)) for p in
+                       sorted(Path(p) for p in glob.glob(item, recursive=True) if Path(p).is_file())]
         elif listed_in and item.startswith("@"):
             failures.append((item, f"{item} (in {listed_in}) is not a file or folder, and "
                                    "@lists within @lists are not followed; list its paths in "
@@ -126,9 +126,9 @@ def collect_inputs(items: Iterable[str]) -> tuple[list[Path], list[tuple[str, st
             continue
         if not matches:
             failures.append((item, f"{item} holds or matches no photos or videos"))
-        for match in matches:
-            if match.resolve() not in seen:
-                seen.add(match.resolve())
+        for match, real in matches:
+            if real not in seen:
+                seen.add(real)
                 found.append(match)
     return found, failures
 

@@ -31,6 +31,7 @@ from .imageheader import (  # noqa: F401
     read_header,
     straight_alpha,
 )
+from .listing import folder_files, real_path
 from .options import DEFAULT_MAX_PIXELS
 from .outputs import check_new, display, write_bytes
 
@@ -231,7 +232,7 @@ def iter_image_paths(inputs: Iterable[str | os.PathLike],
     A missing path, a folder without images or a glob matching nothing raises InputError, or,
     with `on_error`, is passed to it and skipped. Each file is yielded once.
     """
-    seen: set[Path] = set()
+    seen: set[str] = set()  # real paths
     for item in inputs:
         try:
             found = _expand(str(item))
@@ -240,34 +241,29 @@ def iter_image_paths(inputs: Iterable[str | os.PathLike],
                 raise
             on_error(str(item), exc)
             continue
-        for path in found:
-            key = path.resolve()
-            if key not in seen:
-                seen.add(key)
+        for path, real in found:
+            if real not in seen:
+                seen.add(real)
                 yield path
 
 
-def _expand(item: str) -> list[Path]:
+def _expand(item: str) -> list[tuple[Path, str]]:
+    """The files `item` names, each with its real path."""
     path = Path(item)
     if path.is_file():
-        return [path]
+        return [(path, real_path(path))]
     if path.is_dir():
-        found = sorted(p for p in path.rglob("*") if _is_image_file(p, path))
+        found = folder_files(path, IMAGE_SUFFIXES)
         if not found:
             raise InputError(f"folder {display(path)} holds no images (looked for "
                              f"{', '.join(sorted(IMAGE_SUFFIXES))}); check the folder")
         return found
     if _GLOB_CHARS.search(item):
-        found = sorted(Path(p) for p in glob.glob(item, recursive=True) if Path(p).is_file())
-        if not found:
+        paths = sorted(Path(p) for p in glob.glob(item, recursive=True) if Path(p).is_file())
+        if not paths:
             raise InputError(f"pattern '{display(item)}' matches no files; check the pattern")
-        return found
+        return [(p, real_path(p)) for p in paths]
     raise InputError(not_a_file(path) or f"{display(path)} is not a file or folder; check the path")
-
-
-def _is_image_file(path: Path, root: Path) -> bool:
-    hidden = any(part.startswith(".") for part in path.relative_to(root).parts)
-    return not hidden and path.suffix.lower() in IMAGE_SUFFIXES and path.is_file()
 
 
 def encode_image(image: np.ndarray, suffix: str = ".png", quality: int = 92) -> bytes:

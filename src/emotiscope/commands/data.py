@@ -104,7 +104,7 @@ def run_stats(args: argparse.Namespace) -> int:
 def run_samples(args: argparse.Namespace) -> int:
     import numpy as np
 
-    from ..training.data import load_any
+    from ..training.data import load_any, split_folders
     from ..training.photos import face_cropper
     from ..training.plots import save_grid
 
@@ -114,11 +114,12 @@ def run_samples(args: argparse.Namespace) -> int:
     refuse_inputs([("--out", args.out)], [args.path])
     out = check_new(check_figure_path(args.out), args.force)
     # the faces training takes: in class folders of photos, each photo's largest face (--faces)
-    cropper = face_cropper(Path(args.path), args.faces, args.crop_margin)
-    splits = load_any(Path(args.path), cropper=cropper)
-    name = args.split or ("train" if "train" in splits else next(iter(splits)))
-    if name not in splits:
-        raise ConfigError(f"--split {name!r} not in {args.path}; it has {', '.join(splits)}")
+    path = Path(args.path)
+    cropper = face_cropper(path, args.faces, args.crop_margin)
+    # a folder's splits are known before its images are read: faces are found in the one drawn
+    name = _split_to_draw(args, list(split_folders(path))) if path.is_dir() else None
+    splits = load_any(path, cropper=cropper, split=name)
+    name = name or _split_to_draw(args, list(splits))
     fs = splits[name]
     if args.cls and args.cls not in fs.classes:
         raise ConfigError(f"--class {args.cls!r} is not in the data; classes: {', '.join(fs.classes)}")
@@ -126,8 +127,8 @@ def run_samples(args: argparse.Namespace) -> int:
     wanted = [args.cls] if args.cls else list(fs.classes)
     picks = [i for c in wanted
              for i in rng.permutation(np.flatnonzero(fs.labels == fs.classes.index(c)))[:args.n]]
-    if not picks:
-        raise ConfigError(_no_faces(splits, name, args.cls))
+    if not picks:  # the other splits (loaded now) say which to draw from instead
+        raise ConfigError(_no_faces(load_any(path, cropper=cropper), name, args.cls))
     faces = fs.images[picks]
     if args.augment is not None:
         faces = augmented(faces, args.augment, args.seed)
@@ -137,6 +138,14 @@ def run_samples(args: argparse.Namespace) -> int:
     found = " (the largest face found in each photo)" if cropper else ""
     print(f"{len(picks)} faces from {name}{found}: {display(out)}")
     return 0
+
+
+def _split_to_draw(args: argparse.Namespace, splits: list[str]) -> str:
+    """The split `data samples` draws from: --split, else train, else the first."""
+    name = args.split or ("train" if "train" in splits else splits[0])
+    if name not in splits:
+        raise ConfigError(f"--split {name!r} not in {args.path}; it has {', '.join(splits)}")
+    return name
 
 
 def _no_faces(splits: dict, name: str, cls: str | None) -> str:

@@ -186,10 +186,12 @@ def split_folders(root: Path) -> dict[str, Path]:
 
 
 def load_folder(root: Path, size: int = 48, strict: bool = False, use_cache: bool = True,
-                cropper: FaceCropper | None = None, wanted: list[str] | None = None) -> dict[str, FaceSet]:
+                cropper: FaceCropper | None = None, wanted: list[str] | None = None,
+                split: str | None = None) -> dict[str, FaceSet]:
     """train/ val/ test/ split folders of class folders, or a plain folder of class folders ("all").
     `cropper`: the images are photos; each gives its largest face (photos.py). `wanted`: only
-    those classes (--classes), which then need not be the same in every split."""
+    those classes (--classes), which then need not be the same in every split. `split`: only that
+    split (a name split_folders gives), the others' images not read."""
     root = Path(root)
     if not root.is_dir():
         raise DataError(f"data folder {root} does not exist")
@@ -198,20 +200,25 @@ def load_folder(root: Path, size: int = 48, strict: bool = False, use_cache: boo
     if wanted:
         check_wanted(tuple(display(c) for c in classes), wanted)
         classes = tuple(c for c in classes if display(c) in wanted)
+    if split is not None:
+        split_dirs = {split: split_dirs[split]}
 
     def build() -> dict[str, FaceSet]:
         return {name: _load_class_tree(d, classes, size, strict, cropper, bool(wanted))
                 for name, d in split_dirs.items()}
 
-    key = _tree_key(root, size, (cropper.key() if cropper else "") + (f"|{classes}" if wanted else ""))
+    key = _tree_key(root, size, (cropper.key() if cropper else "") + (f"|{classes}" if wanted else "")
+                    + (f"|split={split}" if split is not None else ""))
     sets = _cached(key, build) if use_cache else build()
     report_skipped(root, sets)
     return sets
 
 
 def load_any(path: Path, size: int = 48, strict: bool = False, use_cache: bool = True,
-             cropper: FaceCropper | None = None, wanted: list[str] | None = None) -> dict[str, FaceSet]:
-    """A fer2013-style CSV file or an image-folder layout (`cropper`, `wanted`: see load_folder)."""
+             cropper: FaceCropper | None = None, wanted: list[str] | None = None,
+             split: str | None = None) -> dict[str, FaceSet]:
+    """A fer2013-style CSV file or an image-folder layout (`cropper`, `wanted`, `split`: see
+    load_folder; a CSV file gives all its splits)."""
     path = Path(path)
     if not path.exists():
         raise DataError(f"data path {path} does not exist; pass fer2013.csv or a folder of class "
@@ -219,6 +226,6 @@ def load_any(path: Path, size: int = 48, strict: bool = False, use_cache: bool =
     if path.is_file() and path.suffix.lower() == ".csv":
         return load_csv(path, size, use_cache)
     if path.is_dir():
-        return load_folder(path, size, strict, use_cache, cropper, wanted)
+        return load_folder(path, size, strict, use_cache, cropper, wanted, split)
     raise DataError(f"{path} is neither a .csv file nor a folder; pass fer2013.csv or a folder of "
                     "class folders (train/<class>/*.jpg)")
