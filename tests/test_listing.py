@@ -24,3 +24,20 @@ def test_a_folder_is_listed_without_resolving_each_file(tmp_path, monkeypatch, l
     found = lister([str(tmp_path), str(tmp_path / "4.jpg")])
     assert found == [tmp_path / n for n in ("4.jpg", "a/3.png", "a/b/1.jpg", "a-b/2.JPG")]
     assert len(calls) <= 3  # the folder, the link, the file given by name: not each file
+
+
+def test_a_folder_that_vanishes_while_listed_is_passed_over(tmp_path, monkeypatch):
+    from emotiscope import listing
+
+    for name in ("a/x.jpg", "b/y.jpg"):
+        (tmp_path / name).parent.mkdir(exist_ok=True)
+        (tmp_path / name).write_bytes(b"")
+    scandir = os.scandir
+
+    def gone(path):  # `a` deleted between its parent's listing and its own
+        if str(path).endswith(os.sep + "a"):
+            raise FileNotFoundError(2, "No such file or directory", str(path))
+        return scandir(path)
+
+    monkeypatch.setattr(listing.os, "scandir", gone)
+    assert [p for p, _ in listing.folder_files(tmp_path, frozenset({".jpg"}))] == [tmp_path / "b/y.jpg"]

@@ -32,7 +32,7 @@ def folder_files(root: Path, suffixes: frozenset[str]) -> list[tuple[Path, str]]
         try:
             with os.scandir(folder) as it:
                 entries = list(it)
-        except PermissionError:  # as rglob
+        except (PermissionError, FileNotFoundError, NotADirectoryError):  # as rglob; or gone since
             continue
         for entry in entries:
             name = entry.name
