@@ -202,6 +202,7 @@ def test_a_bad_model_with_workers_fails_in_one_line(media, tmp_path, capsys):
                                              "--detector", "haar"], "--workers", "2") != 0
     err = capsys.readouterr().err.strip()
     assert "bad.onnx" in err and len(err.splitlines()) == 1
+    assert not (tmp_path / "out").exists()  # nor is --out made
 
 
 # -- a dataset folder with damaged state files ----------------------------------------------------

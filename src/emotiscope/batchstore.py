@@ -1,5 +1,6 @@
 """The dataset folder of `emotiscope batch` (layout and resuming: see batch.py): which files
-are done, and their rows, one Parquet part per file. `Store` is the one writer.
+are done, and their rows, one Parquet part per file. `Store` is the one writer;
+the command holds the folder's lock (batchlock.py) while it writes.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from .batch import FileResult
+from .batchlock import LOCK_NAME
 from .errors import ConfigError, DataError
 
 
@@ -133,7 +135,7 @@ class Store:
                 for part in self.parts.glob("*.parquet"):
                     part.unlink()
                 self.done_list.unlink(missing_ok=True)
-        elif self.root.is_dir() and any(self.root.iterdir()):
+        elif self.root.is_dir() and any(p.name != LOCK_NAME for p in self.root.iterdir()):
             raise ConfigError(f"--out {self.root} is a folder with other files in it; give a new "
                               "or empty folder (or an earlier batch --out to resume it)")
         self.parts.mkdir(parents=True, exist_ok=True)

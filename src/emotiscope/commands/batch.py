@@ -2,7 +2,8 @@
 
 The rows are predict's (photos) and video's (videos); the layout of DIR, resuming and the
 engines are described in emotiscope/batch.py and docs/BATCH.md. Exit 0 when every file was
-analysed, 1 when any failed (listed on stderr and in DIR/failures.json), 2 for usage errors.
+analysed, 1 when any failed (listed on stderr and in DIR/failures.json) or another run is
+writing DIR (batchlock.py), 2 for usage errors.
 """
 
 from __future__ import annotations
@@ -50,7 +51,7 @@ def register(subparsers) -> None:
 
 def run(args) -> int:
     from ..batch import VideoSettings, collect_inputs, dataset_settings, flag_settings, make_recognizer
-    from ..batchstore import Store
+    from ..batchlock import lock_out
     from ..workers import cpu_count
 
     check_tracking_options(args)
@@ -64,22 +65,37 @@ def run(args) -> int:
         raise ConfigError("give at least one photo, video, folder, glob pattern or @LIST")
     options, video = options_from_args(args), VideoSettings(args.detect_every, args.smooth,
                                                             args.keep_for)
-    paths, failures = collect_inputs(items)
-    # One recognizer here: a bad model or detector fails in one line before any worker
-    # starts, and the dataset records the model and detector it resolves to.
-    settings = dataset_settings(options, video, make_recognizer(options))
-    store = Store(args.out, settings, force=args.force, flags=flag_settings(options, video))
+    with lock_out(args.out):  # one run writes DIR at a time; released however the run ends
+        paths, failures = collect_inputs(items)
+        # One recognizer here: a bad model or detector fails in one line before any worker
+        # starts, and the dataset records the model and detector it resolves to.
+        settings = dataset_settings(options, video, make_recognizer(options))
+        store = _open_store(args, settings, flag_settings(options, video))
+        todo = [p for p in paths if not store.is_done(p)]
+        workers = min(args.workers or cpu_count(), max(1, len(todo)))
+        start = time.perf_counter()
+        done, faces = _analyse(todo, store, options, video, args, workers, failures)
+        seconds = time.perf_counter() - start
+        _finish(store, paths, todo, done, faces, failures, seconds, args, workers)
+        return 1 if failures else 0
+
+
+def _open_store(args, settings: dict, flags: dict):
+    """The dataset at --out (its lock held), cleared of killed runs' temporary parts; what was
+    found damaged or left behind is said on stderr."""
+    from ..batchlock import clear_temp_parts
+    from ..batchstore import Store
+
+    store = Store(args.out, settings, force=args.force, flags=flags)
     if store.damaged_lines:
         print(f"emotiscope batch: {store.damaged_lines} damaged line(s) in "
               f"{display(store.done_list)} skipped; their files are analysed again",
               file=sys.stderr)
-    todo = [p for p in paths if not store.is_done(p)]
-    workers = min(args.workers or cpu_count(), max(1, len(todo)))
-    start = time.perf_counter()
-    done, faces = _analyse(todo, store, options, video, args, workers, failures)
-    seconds = time.perf_counter() - start
-    _finish(store, paths, todo, done, faces, failures, seconds, args, workers)
-    return 1 if failures else 0
+    count, size = clear_temp_parts(store.parts)
+    if count:
+        print(f"emotiscope batch: {count} temporary part(s) left by killed runs removed from "
+              f"{display(store.parts)} ({size / 1e6:.1f} MB)", file=sys.stderr)
+    return store
 
 
 def _analyse(todo, store, options, video, args, workers, failures) -> tuple[int, int]:
