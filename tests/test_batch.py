@@ -441,3 +441,23 @@ def test_a_long_video_is_written_as_it_goes_with_little_held_per_face_frame(tmp_
           "happy": 0.75, "sad": 0.25, "assumed": False} for i in range(frames) for k in range(5)],
         schema=schema(labels))
     assert part.read().equals(expected)
+
+
+def test_a_full_disk_stops_the_run_in_one_line_and_fails_no_file(media, flags, tmp_path,
+                                                                  monkeypatch, capsys):
+    # the part is written in the worker now: a full disk became each file's own failure, and
+    # the run went on analysing every file it could not keep (it stopped before, as it does now)
+    import errno
+
+    import pyarrow.parquet as pq
+
+    def full(*args, **kwargs):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(pq.ParquetWriter, "write_table", full)
+    out = tmp_path / "out"
+    assert batch([media / "grey.png", media / "sample.jpg"], out, flags, "--workers", "1") == 1
+    err = capsys.readouterr().err
+    assert "emotiscope batch: error: cannot write" in err and "No space left" in err
+    assert "failed" not in err and not (out / "failures.json").exists()
+    assert list((out / "parts").iterdir()) == []  # no temporary part left behind
