@@ -388,7 +388,7 @@ def test_a_long_video_is_written_as_it_goes_with_little_held_per_face_frame(tmp_
 
     from emotiscope import batchstore, videoanalysis, videoread
     from emotiscope.batch import VideoSettings, analyse_file
-    from emotiscope.batchstore import Store, schema
+    from emotiscope.batchstore import Store, schema, temp_prefix
     from emotiscope.types import Box
 
     labels, frames = ("happy", "sad"), 8000
@@ -426,7 +426,7 @@ def test_a_long_video_is_written_as_it_goes_with_little_held_per_face_frame(tmp_
     recognizer = SimpleNamespace(labels=labels, max_pixels=None)
     tracemalloc.start()
     try:
-        result = analyse_file(recognizer, str(clip), VideoSettings(), store.parts)
+        result = analyse_file(recognizer, str(clip), VideoSettings(), temp_prefix(store.parts))
         assert store.add(clip, result) == 5 * frames
         peak = tracemalloc.get_traced_memory()[1]
     finally:
@@ -442,3 +442,50 @@ def test_a_long_video_is_written_as_it_goes_with_little_held_per_face_frame(tmp_
           "happy": 0.75, "sad": 0.25, "assumed": False} for i in range(frames) for k in range(5)],
         schema=schema(labels))
     assert part.read().equals(expected)
+
+
+def test_a_full_disk_stops_the_run_in_one_line_and_fails_no_file(media, flags, tmp_path,
+                                                                  monkeypatch, capsys):
+    # the part is written in the worker now: a full disk became each file's own failure, and
+    # the run went on analysing every file it could not keep (it stopped before, as it does now)
+    import errno
+
+    import pyarrow.parquet as pq
+
+    def full(*args, **kwargs):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(pq.ParquetWriter, "write_table", full)
+    out = tmp_path / "out"
+    assert batch([media / "grey.png", media / "sample.jpg"], out, flags, "--workers", "1") == 1
+    err = capsys.readouterr().err
+    assert "emotiscope batch: error: cannot write" in err and "No space left" in err
+    assert "failed" not in err and not (out / "failures.json").exists()
+    assert list((out / "parts").iterdir()) == []  # no temporary part left behind
+
+
+def test_temporary_parts_are_not_parquet_names_and_none_outlives_the_run(tmp_path, monkeypatch):
+    # a worker that crashed (or was stopped with the pool) left its file's temporary part, and
+    # the other workers' finished ones, as .part.*.tmp.parquet: a name DuckDB's
+    # 'parts/*.parquet' reads (it does not skip hidden files), cut short
+    from types import SimpleNamespace
+
+    from emotiscope import batchengines
+    from emotiscope.batch import VideoSettings
+    from emotiscope.batchstore import write_temp_part
+
+    made = []
+
+    def crash(recognizer, path, settings, temp):  # a part written, its result never sent
+        made.append(write_temp_part([[{"file": path, "face": None}]], ("happy",), temp)[0])
+        raise RuntimeError("the worker died")
+
+    monkeypatch.setattr(batchengines, "make_recognizer", lambda *a, **k: SimpleNamespace())
+    monkeypatch.setattr(batchengines, "analyse_file", crash)
+    parts = tmp_path / "parts"
+    parts.mkdir()
+    with pytest.raises(RuntimeError):
+        list(batchengines.local_results(["a.jpg"], None, VideoSettings(), 1, parts))
+    (tmp,) = made
+    assert tmp.parent == parts and tmp.name.startswith(".") and not tmp.name.endswith(".parquet")
+    assert list(parts.iterdir()) == []

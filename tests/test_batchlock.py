@@ -108,7 +108,7 @@ def test_temporary_parts_left_by_killed_runs_are_removed_when_a_run_starts(
     out = tmp_path / "out"
     assert batch(inputs, out, flags) == 0
     (part,) = (out / "parts").iterdir()
-    stale = [out / "parts" / ".part.0123abcd.tmp.parquet",  # a local worker's
+    stale = [out / "parts" / ".part-0123abcd.4567cdef.tmp",  # a local worker's (temp_prefix)
              out / "parts" / f".{part.stem}.89abcdef.tmp.parquet"]  # a Ray table's
     for tmp in stale:
         tmp.write_bytes(b"\0" * 500_000)

@@ -38,7 +38,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from .errors import EmotiscopeError, InputError
+from .errors import EmotiscopeError, InputError, OutputError
 from .listing import folder_files, real_path
 from .options import RecognizerOptions
 
@@ -206,19 +206,22 @@ def file_rows(recognizer, path: str, settings: VideoSettings) -> Iterator[list[d
 
 
 def analyse_file(recognizer, path: str, settings: VideoSettings,
-                 parts: str | os.PathLike | None = None) -> FileResult:
-    """One file's FileResult: its rows written as a temporary part in the folder `parts`, or
-    as a Table when no folder is given; emotiscope's own errors (unreadable, damaged...)
-    become its error (and no part is left)."""
+                 temp: Path | None = None) -> FileResult:
+    """One file's FileResult: its rows written as a temporary part named `temp`.RANDOM.tmp
+    (see batchstore.temp_prefix), or as a Table when `temp` is None; emotiscope's own errors
+    (unreadable, damaged...) become its error (and no part is left), except OutputError: the
+    part cannot be written."""
     from .batchstore import rows_table, write_temp_part
 
     chunks = file_rows(recognizer, path, settings)
     try:
-        if parts is None:
+        if temp is None:
             table, faces = rows_table(chunks, recognizer.labels)
             return FileResult(path, table=table, faces=faces)
-        part, faces = write_temp_part(chunks, recognizer.labels, Path(parts))
+        part, faces = write_temp_part(chunks, recognizer.labels, temp)
         return FileResult(path, part=str(part), faces=faces)
+    except OutputError:
+        raise  # the dataset cannot be written (a full disk...): the run stops, as it did
     except EmotiscopeError as exc:
         return FileResult(path, error=str(exc))
 

@@ -23,34 +23,46 @@ from .options import RecognizerOptions
 _worker: dict = {}  # this worker process's recognizer and video settings
 
 
-def _init_worker(options: RecognizerOptions, settings: VideoSettings, parts: Path) -> None:
+def _init_worker(options: RecognizerOptions, settings: VideoSettings, temp: Path) -> None:
     _worker["recognizer"] = make_recognizer(options)
     _worker["settings"] = settings
-    _worker["parts"] = parts
+    _worker["temp"] = temp
 
 
 def _analyse(path: str) -> FileResult:
-    return analyse_file(_worker["recognizer"], path, _worker["settings"], _worker["parts"])
+    return analyse_file(_worker["recognizer"], path, _worker["settings"], _worker["temp"])
 
 
 def local_results(paths: Sequence[str], options: RecognizerOptions, settings: VideoSettings,
                   workers: int, parts: Path) -> Iterator[FileResult]:
     """FileResults in the order files finish, `workers` files at a time, each file's rows
-    written as a temporary part in the folder `parts` (see Store.add); the temporary parts of
-    files finished but not handed on (the caller stopped early) are removed."""
+    written as a temporary part in the folder `parts` (see Store.add). Once the workers are
+    done, the run's temporary parts not handed on are removed: those of files finished when the
+    caller stopped early, or cut short by a worker that crashed (or was stopped with the pool)."""
+    from .batchstore import remove_temp_parts, temp_prefix
+
     if not paths:
         return
-    if workers <= 1 or len(paths) <= 1:
-        recognizer = make_recognizer(options, threads=None)
-        for path in paths:
-            yield analyse_file(recognizer, path, settings, parts)
-        return
+    temp = temp_prefix(parts)
+    try:
+        if workers <= 1 or len(paths) <= 1:
+            recognizer = make_recognizer(options, threads=None)
+            for path in paths:
+                yield analyse_file(recognizer, path, settings, temp)
+        else:
+            yield from _pool_results(paths, options, settings, workers, temp)
+    finally:
+        remove_temp_parts(temp)
+
+
+def _pool_results(paths: Sequence[str], options: RecognizerOptions, settings: VideoSettings,
+                  workers: int, temp: Path) -> Iterator[FileResult]:
     import multiprocessing
 
     # spawn: a forked child would inherit the parent's ONNX Runtime and OpenMP thread state.
     context = multiprocessing.get_context("spawn")
     with ProcessPoolExecutor(workers, mp_context=context, initializer=_init_worker,
-                             initargs=(options, settings, parts)) as pool:
+                             initargs=(options, settings, temp)) as pool:
         queue = list(reversed(paths))
         running: set = set()
         try:
@@ -63,10 +75,7 @@ def local_results(paths: Sequence[str], options: RecognizerOptions, settings: Vi
         finally:
             for future in running:
                 future.cancel()
-            pool.shutdown(wait=True)
-            for future in running:  # finished after all, but never handed on
-                if not future.cancelled() and future.exception() is None and future.result().part:
-                    Path(future.result().part).unlink(missing_ok=True)
+            pool.shutdown(wait=True)  # no worker writes a temporary part after this
 
 
 class RayAnalyser:

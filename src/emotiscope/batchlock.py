@@ -21,7 +21,8 @@ from pathlib import Path
 from .errors import ConfigError, OutputError
 
 LOCK_NAME = ".lock"
-TEMP_PARTS = ".*.tmp.parquet"  # outputs.temp_beside's names for parts being written
+TEMP_PARTS = (".part-*.tmp", ".*.tmp.parquet")  # workers' parts being written (batchstore.temp_prefix),
+# and outputs.temp_beside's for a part the main process writes whole
 BUSY = {errno.EAGAIN, errno.EWOULDBLOCK, errno.EACCES, errno.EDEADLK}  # flock, msvcrt: held
 
 
@@ -106,7 +107,7 @@ def clear_temp_parts(parts: Path) -> tuple[int, int]:
     """Remove the temporary parts in `parts` (left by killed runs: call it holding the lock);
     (how many, their bytes)."""
     count = size = 0
-    for tmp in parts.glob(TEMP_PARTS):
+    for tmp in (found for pattern in TEMP_PARTS for found in parts.glob(pattern)):
         with contextlib.suppress(OSError):
             bytes_ = tmp.stat().st_size
             tmp.unlink()

@@ -5,9 +5,11 @@ the command holds the folder's lock (batchlock.py) while it writes.
 
 from __future__ import annotations
 
+import glob
 import hashlib
 import json
 import os
+import secrets
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
@@ -52,17 +54,32 @@ def rows_table(chunks: Iterable[list[dict]], labels: Sequence[str]):
     return pa.Table.from_batches(batches, schema=schema(labels)), faces
 
 
+def temp_prefix(parts: Path) -> Path:
+    """The start of the names of one run's temporary parts in the folder `parts`. They are
+    hidden and not named *.parquet, so no reader of the dataset takes one for a part (pyarrow
+    and pandas skip hidden files; DuckDB's 'parts/*.parquet' does not), and the run removes
+    those left when its workers are done (remove_temp_parts), whatever stopped them."""
+    return parts / f".part-{secrets.token_hex(4)}"
+
+
+def remove_temp_parts(prefix: Path) -> None:
+    """Remove the temporary parts whose names start with `prefix` (see temp_prefix)."""
+    for tmp in prefix.parent.glob(glob.escape(prefix.name) + ".*.tmp"):
+        tmp.unlink(missing_ok=True)
+
+
 def write_temp_part(chunks: Iterable[list[dict]], labels: Sequence[str],
-                    parts: Path) -> tuple[Path, int]:
-    """Write the rows, chunk by chunk (ROW_GROUP_ROWS a row group), to a new hidden temporary
-    part in `parts` (readers of the dataset skip it); (its path, the rows with a face). On any
+                    prefix: Path) -> tuple[Path, int]:
+    """Write the rows, chunk by chunk (ROW_GROUP_ROWS a row group), to a new temporary part
+    named `prefix`.RANDOM.tmp (see temp_prefix); (its path, the rows with a face). On any
     failure it is removed and the error raised."""
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    from .outputs import temp_beside, write_error
+    from .outputs import write_error
 
-    tmp, pending, held, faces = temp_beside(parts / "part.parquet"), [], 0, 0
+    tmp = prefix.with_name(f"{prefix.name}.{secrets.token_hex(4)}.tmp")
+    pending, held, faces = [], 0, 0
     try:
         with pq.ParquetWriter(tmp, schema(labels)) as writer:
             for batch, count in _batches(chunks, labels):
@@ -132,8 +149,8 @@ class Store:
                                   "--out, the same flags as before, or --force to start the "
                                   "dataset over")
             if earlier != settings:
-                for part in self.parts.glob("*.parquet"):
-                    part.unlink()
+                for part in [*self.parts.glob("*.parquet"), *self.parts.glob(".part-*.tmp")]:
+                    part.unlink()  # the parts, and temporary parts a killed run left
                 self.done_list.unlink(missing_ok=True)
         elif self.root.is_dir() and any(p.name != LOCK_NAME for p in self.root.iterdir()):
             raise ConfigError(f"--out {self.root} is a folder with other files in it; give a new "
