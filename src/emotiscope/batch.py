@@ -8,6 +8,7 @@
                               the model as its file name and sha256
     DIR/summary.json          counts and speed of the last run
     DIR/failures.json         the files that failed in the last run, with the reason
+    DIR/.lock                 while a run writes DIR: one run at a time (batchlock.py)
 
 A row is one face: file, face (1, 2, ... in the order predict prints them), the box (x, y, w, h
 in the file's pixels, top-left origin), label, score, one probability column per label,
