@@ -224,7 +224,7 @@ def store_with_one_file(tmp_path: Path):
 def no_face(photo: Path):
     """The FileResult of a photo with no face (one null-face row), as Ray's engine gives it."""
     from emotiscope.batch import FileResult
-    from emotiscope.batchstore import rows_table
+    from emotiscope.batchparts import rows_table
 
     table, faces = rows_table([[{"file": str(photo), "face": None}]], ("happy",))
     return FileResult(str(photo), table=table, faces=faces)
@@ -388,7 +388,8 @@ def test_a_long_video_is_written_as_it_goes_with_little_held_per_face_frame(tmp_
 
     from emotiscope import batchstore, videoanalysis, videoread
     from emotiscope.batch import VideoSettings, analyse_file
-    from emotiscope.batchstore import Store, schema, temp_prefix
+    from emotiscope.batchparts import schema, temp_prefix
+    from emotiscope.batchstore import Store
     from emotiscope.types import Box
 
     labels, frames = ("happy", "sad"), 8000
@@ -472,7 +473,7 @@ def test_temporary_parts_are_not_parquet_names_and_none_outlives_the_run(tmp_pat
 
     from emotiscope import batchengines
     from emotiscope.batch import VideoSettings
-    from emotiscope.batchstore import write_temp_part
+    from emotiscope.batchparts import write_temp_part
 
     made = []
 

@@ -209,10 +209,10 @@ def file_rows(recognizer, path: str, settings: VideoSettings) -> Iterator[list[d
 def analyse_file(recognizer, path: str, settings: VideoSettings,
                  temp: Path | None = None) -> FileResult:
     """One file's FileResult: its rows written as a temporary part named `temp`.RANDOM.tmp
-    (see batchstore.temp_prefix), or as a Table when `temp` is None; emotiscope's own errors
+    (see batchparts.temp_prefix), or as a Table when `temp` is None; emotiscope's own errors
     (unreadable, damaged...) become its error (and no part is left), except OutputError: the
     part cannot be written."""
-    from .batchstore import rows_table, write_temp_part
+    from .batchparts import rows_table, write_temp_part
 
     chunks = file_rows(recognizer, path, settings)
     try:

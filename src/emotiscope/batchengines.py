@@ -39,7 +39,7 @@ def local_results(paths: Sequence[str], options: RecognizerOptions, settings: Vi
     written as a temporary part in the folder `parts` (see Store.add). Once the workers are
     done, the run's temporary parts not handed on are removed: those of files finished when the
     caller stopped early, or cut short by a worker that crashed (or was stopped with the pool)."""
-    from .batchstore import remove_temp_parts, temp_prefix
+    from .batchparts import remove_temp_parts, temp_prefix
 
     if not paths:
         return

@@ -21,7 +21,7 @@ from pathlib import Path
 from .errors import ConfigError, OutputError
 
 LOCK_NAME = ".lock"
-TEMP_PARTS = (".part-*.tmp", ".*.tmp.parquet")  # workers' parts being written (batchstore.temp_prefix),
+TEMP_PARTS = (".part-*.tmp", ".*.tmp.parquet")  # workers' parts being written (batchparts.temp_prefix),
 # and outputs.temp_beside's for a part the main process writes whole
 BUSY = {errno.EAGAIN, errno.EWOULDBLOCK, errno.EACCES, errno.EDEADLK}  # flock, msvcrt: held
 
