@@ -386,7 +386,7 @@ def test_a_long_video_is_written_as_it_goes_with_little_held_per_face_frame(tmp_
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    from emotiscope import batchstore, videoanalysis, videoread
+    from emotiscope import batchparts, videoanalysis, videoread
     from emotiscope.batch import VideoSettings, analyse_file
     from emotiscope.batchparts import schema, temp_prefix
     from emotiscope.batchstore import Store
@@ -420,7 +420,7 @@ def test_a_long_video_is_written_as_it_goes_with_little_held_per_face_frame(tmp_
 
     monkeypatch.setattr(videoread, "VideoSource", Source)
     monkeypatch.setattr(videoanalysis, "VideoAnalyzer", Analyzer)
-    monkeypatch.setattr(batchstore, "ROW_GROUP_ROWS", 10000)
+    monkeypatch.setattr(batchparts, "ROW_GROUP_ROWS", 10000)
     clip = tmp_path / "long.avi"
     clip.write_bytes(b"x")
     store = Store(tmp_path / "out", SETTINGS)
