@@ -144,7 +144,7 @@ def test_frames_keep_their_place_after_a_skipped_one(clips, tmp_path, bad):
     with VideoSource(clips["avi"]) as source:
         clean = list(source)
     with VideoSource(damage_frames(clips["avi"], tmp_path / "hole.avi", *bad)) as source:
-        numbered = list(source.numbered())
+        numbered = [(index, frame) for index, _, frame in source.timed()]
         assert source.frames_skipped == len(bad)
     assert [index for index, _ in numbered] == [k for k in range(20) if k not in bad]
     for index, frame in numbered:  # each frame is the one at that place in the clean file

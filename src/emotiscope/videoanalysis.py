@@ -262,7 +262,7 @@ class VideoAnalyzer:
 
     def run(self, frames: Iterable[np.ndarray] | VideoSource, fps: float) -> Iterator[FrameResult]:
         """Analyse RGB frames at `fps` frames per second, decoding them in a thread. Frames
-        are numbered from 0; a VideoSource's keep their place in the source (`numbered`), so
+        are numbered from 0; a VideoSource's keep their place in the source (`timed`), so
         an undecodable frame it skipped leaves a gap instead of moving the later ones, and
         their own times (`VideoSource.time`: right for variable frame rates too)."""
         self.reset()

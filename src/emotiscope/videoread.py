@@ -62,8 +62,8 @@ class VideoSource:
     Opening reads the first frame (in a file, the first that decodes), so a source that cannot
     deliver one fails here with an InputError. `fps` falls back to 30 when the source does not
     report a rate (`fps_known`). Undecodable frames in a file are skipped and counted
-    (`frames_skipped`); `numbered()` gives each frame with its true place in the source,
-    `timed()` with its time too (`time`: the frame's own timestamp in a file, so
+    (`frames_skipped`); `timed()` gives each frame with its true place in the source and
+    its time (`time`: the frame's own timestamp in a file, so
     variable-frame-rate videos are timed right; index / fps for cameras and streams).
     `frame_count` is the container's estimate for files (it can be off by a few frames, so it
     only sizes the progress bar), None for cameras and streams.
@@ -208,16 +208,10 @@ class VideoSource:
             yield frame
 
     def timed(self) -> Iterator[tuple[int, float, np.ndarray]]:
-        """(index, time, frame) triples: each frame with its place in the source and its
-        time in seconds (`time`)."""
+        """(index, time, frame) triples: each frame with its place in the source (`index`), so
+        the frames after a skipped one keep their own numbers, and its time in seconds (`time`)."""
         while (frame := self.read()) is not None:
             yield self.index, self.time, frame
-
-    def numbered(self) -> Iterator[tuple[int, np.ndarray]]:
-        """(index, frame) pairs: each frame with its place in the source (`index`), so the
-        frames after a skipped one keep their own numbers and times."""
-        while (frame := self.read()) is not None:
-            yield self.index, frame
 
     @property
     def damage(self) -> str | None:
