@@ -5,7 +5,7 @@ Windows) for the whole run: a second run on DIR fails at once, and the lock goes
 process, however it ends (Ctrl-C, an error, SIGKILL, a power loss), so it is never left stale.
 The file is removed when a run ends (a killed run's is harmless, and reused).
 Readers of the rows (read_rows, pandas, DuckDB) take no lock. Holding it, a run removes the
-temporary parts that killed runs left behind (`clear_temp_parts`).
+temporary parts that killed runs left behind (batchparts.clear_temp_parts).
 """
 
 from __future__ import annotations
@@ -21,8 +21,6 @@ from pathlib import Path
 from .errors import ConfigError, OutputError
 
 LOCK_NAME = ".lock"
-TEMP_PARTS = (".part-*.tmp", ".*.tmp.parquet")  # workers' parts being written (batchparts.temp_prefix),
-# and outputs.temp_beside's for a part the main process writes whole
 BUSY = {errno.EAGAIN, errno.EWOULDBLOCK, errno.EACCES, errno.EDEADLK}  # flock, msvcrt: held
 
 
@@ -101,15 +99,3 @@ def _holder(path: Path) -> str:
     except (OSError, ValueError):
         return ""
     return f" (process {pid} on {host})"
-
-
-def clear_temp_parts(parts: Path) -> tuple[int, int]:
-    """Remove the temporary parts in `parts` (left by killed runs: call it holding the lock);
-    (how many, their bytes)."""
-    count = size = 0
-    for tmp in (found for pattern in TEMP_PARTS for found in parts.glob(pattern)):
-        with contextlib.suppress(OSError):
-            bytes_ = tmp.stat().st_size
-            tmp.unlink()
-            count, size = count + 1, size + bytes_
-    return count, size

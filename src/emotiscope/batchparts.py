@@ -5,6 +5,7 @@ local engine's workers stream them into (renamed into place by batchstore.Store)
 
 from __future__ import annotations
 
+import contextlib
 import glob
 import secrets
 from collections.abc import Iterable, Sequence
@@ -46,18 +47,36 @@ def rows_table(chunks: Iterable[list[dict]], labels: Sequence[str]):
     return pa.Table.from_batches(batches, schema=schema(labels)), faces
 
 
+# A run's temporary parts are named .part-RUN.RANDOM.tmp; LEFT_BEHIND: every temporary part a
+# killed run may leave, those and a part the main process was writing whole (outputs.temp_beside).
+TEMP_START, TEMP_END = ".part-", ".tmp"
+LEFT_BEHIND = (f"{TEMP_START}*{TEMP_END}", ".*.tmp.parquet")
+
+
 def temp_prefix(parts: Path) -> Path:
     """The start of the names of one run's temporary parts in the folder `parts`. They are
     hidden and not named *.parquet, so no reader of the dataset takes one for a part (pyarrow
     and pandas skip hidden files; DuckDB's 'parts/*.parquet' does not), and the run removes
     those left when its workers are done (remove_temp_parts), whatever stopped them."""
-    return parts / f".part-{secrets.token_hex(4)}"
+    return parts / f"{TEMP_START}{secrets.token_hex(4)}"
 
 
 def remove_temp_parts(prefix: Path) -> None:
     """Remove the temporary parts whose names start with `prefix` (see temp_prefix)."""
-    for tmp in prefix.parent.glob(glob.escape(prefix.name) + ".*.tmp"):
+    for tmp in prefix.parent.glob(f"{glob.escape(prefix.name)}.*{TEMP_END}"):
         tmp.unlink(missing_ok=True)
+
+
+def clear_temp_parts(parts: Path) -> tuple[int, int]:
+    """Remove the temporary parts killed runs left in `parts` (LEFT_BEHIND; call it holding the
+    folder's lock, batchlock.py); (how many, their bytes)."""
+    count = size = 0
+    for tmp in (found for pattern in LEFT_BEHIND for found in parts.glob(pattern)):
+        with contextlib.suppress(OSError):
+            bytes_ = tmp.stat().st_size
+            tmp.unlink()
+            count, size = count + 1, size + bytes_
+    return count, size
 
 
 def write_temp_part(chunks: Iterable[list[dict]], labels: Sequence[str],
@@ -70,7 +89,7 @@ def write_temp_part(chunks: Iterable[list[dict]], labels: Sequence[str],
 
     from .outputs import write_error
 
-    tmp = prefix.with_name(f"{prefix.name}.{secrets.token_hex(4)}.tmp")
+    tmp = prefix.with_name(f"{prefix.name}.{secrets.token_hex(4)}{TEMP_END}")
     pending, held, faces = [], 0, 0
     try:
         with pq.ParquetWriter(tmp, schema(labels)) as writer:

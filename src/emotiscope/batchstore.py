@@ -13,6 +13,7 @@ from typing import Any
 
 from .batch import FileResult
 from .batchlock import LOCK_NAME
+from .batchparts import clear_temp_parts
 from .errors import ConfigError, DataError
 
 
@@ -66,8 +67,9 @@ class Store:
                                   "--out, the same flags as before, or --force to start the "
                                   "dataset over")
             if earlier != settings:
-                for part in [*self.parts.glob("*.parquet"), *self.parts.glob(".part-*.tmp")]:
-                    part.unlink()  # the parts, and temporary parts a killed run left
+                for part in self.parts.glob("*.parquet"):
+                    part.unlink()
+                clear_temp_parts(self.parts)  # and the temporary parts a killed run left
                 self.done_list.unlink(missing_ok=True)
         elif self.root.is_dir() and any(p.name != LOCK_NAME for p in self.root.iterdir()):
             raise ConfigError(f"--out {self.root} is a folder with other files in it; give a new "

@@ -83,7 +83,7 @@ def run(args) -> int:
 def _open_store(args, settings: dict, flags: dict):
     """The dataset at --out (its lock held), cleared of killed runs' temporary parts; what was
     found damaged or left behind is said on stderr."""
-    from ..batchlock import clear_temp_parts
+    from ..batchparts import clear_temp_parts
     from ..batchstore import Store
 
     store = Store(args.out, settings, force=args.force, flags=flags)
