@@ -188,12 +188,29 @@ def test_a_done_file_that_now_fails_loses_its_rows(media, flags, tmp_path):
 
 
 def test_ray_with_every_file_done_starts_nothing(media, flags, tmp_path, monkeypatch):
+    import importlib.machinery
     import sys
+    import types
 
     out = tmp_path / "out"
     assert batch([media / "grey.png"], out, flags) == 0
-    monkeypatch.setitem(sys.modules, "ray", None)  # importing Ray would fail
+    ray = types.ModuleType("ray")  # "installed", but any use of it fails the test
+    ray.__spec__ = importlib.machinery.ModuleSpec("ray", None)
+    ray.__getattr__ = lambda name: pytest.fail(f"ray.{name} used with nothing to do")
+    monkeypatch.setitem(sys.modules, "ray", ray)
     assert batch([media / "grey.png"], out, flags, "--engine", "ray") == 0
+
+
+def test_ray_engine_without_ray_is_refused_before_out_is_made(media, flags, tmp_path,
+                                                              monkeypatch, capsys):
+    import sys
+
+    monkeypatch.setitem(sys.modules, "ray", None)  # as if Ray were not installed
+    out = tmp_path / "out"
+    assert batch([media / "grey.png"], out, flags, "--engine", "ray") == 1
+    err = capsys.readouterr().err.strip()
+    assert 'pip install ".[ray]"' in err and len(err.splitlines()) == 1
+    assert not out.exists()  # no settings.json, no lock, no folder
 
 
 def test_a_bad_model_with_workers_fails_in_one_line(media, tmp_path, capsys):

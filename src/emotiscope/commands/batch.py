@@ -55,11 +55,7 @@ def run(args) -> int:
     from ..workers import cpu_count
 
     check_tracking_options(args)
-    if importlib.util.find_spec("pyarrow") is None:  # before the model loads and DIR is made
-        raise DependencyError('batch writes its rows with pyarrow, which is not installed: '
-                              'pip install ".[batch]" in the emotiscope clone')
-    if args.address and args.engine != "ray":
-        raise ConfigError("--address joins a Ray cluster; give it with --engine ray")
+    _check_engine(args)
     items = [*args.inputs, *(f"@{name}" for name in args.from_file)]
     if not items:
         raise ConfigError("give at least one photo, video, folder, glob pattern or @LIST")
@@ -78,6 +74,19 @@ def run(args) -> int:
         seconds = time.perf_counter() - start
         _finish(store, paths, todo, done, faces, failures, seconds, args, workers)
         return 1 if failures else 0
+
+
+def _check_engine(args) -> None:
+    """What the run needs is installed and the engine's flags fit, checked before the model
+    loads and before anything is written under DIR."""
+    if importlib.util.find_spec("pyarrow") is None:
+        raise DependencyError('batch writes its rows with pyarrow, which is not installed: '
+                              'pip install ".[batch]" in the emotiscope clone')
+    if args.engine == "ray" and importlib.util.find_spec("ray") is None:
+        raise DependencyError('--engine ray needs Ray Data, which is not installed: '
+                              'pip install ".[ray]" in the emotiscope clone')
+    if args.address and args.engine != "ray":
+        raise ConfigError("--address joins a Ray cluster; give it with --engine ray")
 
 
 def _open_store(args, settings: dict, flags: dict):
