@@ -236,3 +236,13 @@ def test_tta_means_the_mirror_image_in_every_verb():
     assert parsers["evaluate"].parse_args(["d", "--tta", "multicrop"]).tta == "multicrop"
     assert parsers["evaluate"].parse_args(["d"]).tta is None  # as the model file says
     assert parsers["export"].parse_args(["a.pt", "--tta", "flip"]).tta == "flip"
+
+
+@pytest.mark.parametrize("verb, data", [("evaluate", "/data/fer2013"), ("export", "run/best.pt")])
+def test_tta_before_the_data_says_why_the_data_went_missing(verb, data, capsys):
+    """`--tta DATA` reads DATA as the view; the one-line error says so and how to write it."""
+    with pytest.raises(SystemExit) as exit:
+        _verb_parsers()[verb].parse_args(["--tta", data])
+    assert exit.value.code == 2
+    err = capsys.readouterr().err.strip().splitlines()[-1]
+    assert f"'{data}' is not a view" in err and "--tta alone means flip" in err

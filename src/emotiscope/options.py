@@ -224,7 +224,17 @@ def add_tta_flags(parser: argparse.ArgumentParser, views: Iterable[str], help: s
                   default: str | None, shown: str) -> None:
     """--tta VIEWS of evaluate and export (the views by name), where --tta alone is flip and
     --no-tta is none, as the --tta/--no-tta switch of the inference verbs means."""
-    parser.add_argument("--tta", choices=list(views), nargs="?", const="flip", default=default,
+    names = list(views)
+
+    def view(value: str) -> str:  # argparse's own "invalid choice" hides why DATA went missing
+        if value in names:
+            return value
+        raise argparse.ArgumentTypeError(
+            f"{value!r} is not a view ({', '.join(names)}); --tta alone means flip: write --tta "
+            f"flip, or give --tta after the other arguments")
+
+    parser.add_argument("--tta", type=view, nargs="?", const="flip", default=default,
+                        metavar="{" + ",".join(names) + "}",
                         help=f"{help}; --tta alone: flip (default: {shown})")
     parser.add_argument("--no-tta", dest="tta", action="store_const", const="none",
                         help="the face only: the same as --tta none")
