@@ -456,3 +456,42 @@ def test_a_refused_rerun_says_only_why(tmp_path, capsys, model_args):
     assert main(args) == 1  # no --force: the copies of a.jpg and b.jpg exist
     err = capsys.readouterr().err.strip()
     assert err.splitlines() == [err] and "already exist" in err and "skipped" not in err
+
+
+def _pipe(monkeypatch, data: bytes, tty: bool = False) -> None:
+    stdin = io.TextIOWrapper(io.BytesIO(data))
+    monkeypatch.setattr(stdin, "isatty", lambda: tty)
+    monkeypatch.setattr(sys, "stdin", stdin)
+
+
+def test_dash_reads_one_image_from_stdin_as_the_file_would_be(capsys, model_args, monkeypatch,
+                                                              tmp_path):
+    assert main(["predict", SAMPLE, "--json", *model_args]) == 0
+    from_file = _json_lines(capsys.readouterr().out)
+    _pipe(monkeypatch, Path(SAMPLE).read_bytes())
+    assert main(["predict", "-", "--json", *model_args]) == 0
+    piped = _json_lines(capsys.readouterr().out)
+    assert piped == [{**row, "file": "-"} for row in from_file] and len(piped) == 2
+    (tmp_path / "-").write_bytes(b"not an image")  # a file named - is ./- and is not stdin
+    _pipe(monkeypatch, Path(SAMPLE).read_bytes())
+    assert main(["predict", "-", str(tmp_path / "-"), "--json", *model_args]) == 1
+    out, err = capsys.readouterr()
+    assert [r["file"] for r in _json_lines(out)] == ["-", "-"]  # the piped photo's two faces
+    assert display(tmp_path / "-") in err and "not an image format" in err  # the file's error
+
+
+@pytest.mark.parametrize("data, argv, code, said", [
+    (b"", ["-"], 1, "standard input is empty"),
+    (b"hello\n", ["-"], 1, "standard input is not an image format"),
+    (b"x", ["-", "-"], 2, "given more than once"),
+    (b"x", ["-", "--out", "annotated"], 2, "has no name"),
+    (None, ["-"], 2, "which is a terminal"),
+])
+def test_dash_with_nothing_usable_on_stdin_is_one_line(data, argv, code, said, capsys, model_args,
+                                                       monkeypatch, tmp_path):
+    monkeypatch.chdir(tmp_path)
+    _pipe(monkeypatch, data or b"", tty=data is None)
+    assert main(["predict", *argv, *model_args]) == code
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and said in err[0], err
+    assert list(tmp_path.iterdir()) == []  # nothing written, --out not made

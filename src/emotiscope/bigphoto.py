@@ -63,11 +63,13 @@ def decode_reduced(data: bytes, max_side: int, max_pixels: int,
     return rgb, width / rgb.shape[1], height / rgb.shape[0]
 
 
-def analyze_photo(recognizer, source: str | os.PathLike | bytes) -> list[FaceEmotion]:
+def analyze_photo(recognizer, source: str | os.PathLike | bytes,
+                  name: str | None = None) -> list[FaceEmotion]:
     """Faces of a photo (path or bytes), big JPEGs decoded small; boxes in the photo's pixels.
-    No face found: the whole photo, decoded fully, if the assume_crop policy takes it for one."""
+    No face found: the whole photo, decoded fully, if the assume_crop policy takes it for one.
+    `name`: what messages call bytes ("image bytes")."""
     data = source if isinstance(source, bytes) else _read_file(Path(source))
-    name = "image bytes" if isinstance(source, bytes) else display(source)
+    name = name or ("image bytes" if isinstance(source, bytes) else display(source))
     inner = recognizer.detector
     reduced = None
     if isinstance(inner, ScaledDetector):

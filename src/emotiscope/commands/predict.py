@@ -25,12 +25,15 @@ from ._outlog import OutputLog, earlier_outputs
 HELP = "find faces in photos and recognise their emotions"
 BAR_ALWAYS = 100  # show a progress bar from this many files on, even when stderr is no terminal
 URL = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://")
+STDIN, STDIN_PATH = "-", Path("-")  # `-`: one image piped in (a file named - is ./- ; see below)
+STDIN_LIMIT = 1 << 30
 
 
 def register(subparsers) -> None:
     p = subparsers.add_parser("predict", help=HELP, description=HELP)
     p.add_argument("paths", nargs="*", metavar="PATH",
-                   help="image files, folders (searched recursively) or glob patterns")
+                   help="image files, folders (searched recursively) or glob patterns; - reads "
+                        "one image from standard input")
     p.add_argument("--sample", action="store_true",
                    help="also analyse the sample photo shipped with emotiscope")
     p.add_argument("--out", metavar="DIR", type=Path,
@@ -57,10 +60,11 @@ def run(args) -> int:
     inputs = [*args.paths, *([str(sample_image_path())] if args.sample else [])]
     if not inputs:
         raise ConfigError("give at least one image, folder or glob pattern, or --sample")
+    piped = _read_stdin(args) if STDIN in inputs else None
     failures = [(display(item), problem) for item in inputs if (problem := _not_a_photo(item))]
-    inputs = [item for item in inputs if not _not_a_photo(item)]
-    paths = list(iter_image_paths(
-        inputs, on_error=lambda item, exc: failures.append((display(item), str(exc)))))
+    inputs = [item for item in inputs if item != STDIN and not _not_a_photo(item)]
+    paths = [*([STDIN_PATH] if piped is not None else []), *iter_image_paths(
+        inputs, on_error=lambda item, exc: failures.append((display(item), str(exc))))]
     unusable = len(failures)  # missing paths, empty folders, globs that match nothing
     outputs, log = {}, None
     if args.out is not None:
@@ -73,9 +77,26 @@ def run(args) -> int:
                   f"{LOG_NAME})", file=sys.stderr)
         paths = kept
     if paths:
-        _analyse_all(paths, outputs, args, failures, log)
+        _analyse_all(paths, outputs, args, failures, log, piped)
     _report_failures(failures, len(paths) + unusable)
     return 1 if failures else 0
+
+
+def _read_stdin(args) -> bytes:
+    """The image piped in for `-` (read before any work, whole, at most STDIN_LIMIT bytes)."""
+    if args.paths.count(STDIN) > 1:
+        raise ConfigError("- (standard input) is given more than once; it holds one image")
+    if args.out is not None:
+        raise ConfigError("--out names each annotated copy after its input, and an image read "
+                          "from standard input (-) has no name; save it to a file and give that")
+    if sys.stdin is None or sys.stdin.isatty():
+        raise ConfigError("- reads an image from standard input, which is a terminal here; pipe "
+                          "one in, e.g. emotiscope predict - < photo.jpg")
+    data = sys.stdin.buffer.read(STDIN_LIMIT + 1)
+    if len(data) > STDIN_LIMIT:
+        raise ConfigError(f"standard input holds more than {STDIN_LIMIT >> 20} MiB, more than "
+                          "one photo; save the image to a file and give its path")
+    return data
 
 
 def _not_a_photo(item: str) -> str | None:
@@ -91,7 +112,8 @@ def _not_a_photo(item: str) -> str | None:
 
 
 def _analyse_all(paths: list[Path], outputs: dict[Path, Path], args,
-                 failures: list[tuple[str, str]], log: OutputLog | None) -> None:
+                 failures: list[tuple[str, str]], log: OutputLog | None,
+                 piped: bytes | None) -> None:
     from tqdm import tqdm
 
     from ..bigphoto import analyze_photo
@@ -109,6 +131,8 @@ def _analyse_all(paths: list[Path], outputs: dict[Path, Path], args,
 
     def analyse(path: Path) -> list:
         with pool.use() as recognizer:
+            if path is STDIN_PATH:  # this very object: a file named - found in a folder is not it
+                return analyze_photo(recognizer, piped or b"", name="standard input")
             if path not in outputs:  # nothing to draw on: big JPEGs may be decoded small
                 return analyze_photo(recognizer, path)
             image = load_image(path, max_pixels=recognizer.max_pixels)
@@ -120,8 +144,8 @@ def _analyse_all(paths: list[Path], outputs: dict[Path, Path], args,
     done = faces_total = 0
     for path, faces, error in ordered_map(analyse, paths, workers):  # in input order
         bar.update()
-        if isinstance(error, InputError | OutputError):
-            failures.append((display(path), str(error)))
+        if isinstance(error, InputError | OutputError):  # stdin's messages name it
+            failures.append(("standard input" if path is STDIN_PATH else display(path), str(error)))
             continue
         if error is not None:
             raise error
