@@ -507,3 +507,34 @@ def test_temporary_parts_are_not_parquet_names_and_none_outlives_the_run(tmp_pat
     (tmp,) = made
     assert tmp.parent == parts and tmp.name.startswith(".") and not tmp.name.endswith(".parquet")
     assert list(parts.iterdir()) == []
+
+
+def _pipe(monkeypatch, data: bytes, tty: bool = False) -> None:
+    import io
+    import sys
+
+    stdin = io.TextIOWrapper(io.BytesIO(data))
+    monkeypatch.setattr(stdin, "isatty", lambda: tty)
+    monkeypatch.setattr(sys, "stdin", stdin)
+
+
+@pytest.mark.parametrize("given", [["--from-file", "-"], ["@-"]])
+def test_a_list_of_paths_piped_in_as_find_gives_it(given, media, flags, tmp_path, monkeypatch):
+    _pipe(monkeypatch, f"{media / 'sample.jpg'}\n{media / 'grey.png'}\n".encode())
+    assert batch(given, tmp_path / "out", flags, "--workers", "1") == 0
+    assert {r["file"] for r in rows(tmp_path / "out")} == {str(media / "sample.jpg"),
+                                                           str(media / "grey.png")}
+
+
+def test_stdin_lists_that_cannot_be_used_say_why(media, flags, tmp_path, monkeypatch, capsys):
+    from emotiscope.batch import collect_inputs
+
+    for data, tty, said in ((b"", False, "standard input holds no paths"),
+                            (b"\0\1", False, "standard input is not a text file of paths"),
+                            (b"", True, "must be piped in")):
+        _pipe(monkeypatch, data, tty)
+        found, failures = collect_inputs(["@-"])
+        assert found == [] and said in failures[0][1] and "\n" not in failures[0][1], said
+    _pipe(monkeypatch, f"{media / 'grey.png'}\n".encode())
+    assert batch(["@-", "--from-file", "-"], tmp_path / "out", flags) == 2
+    assert "more than once" in capsys.readouterr().err and not (tmp_path / "out").exists()

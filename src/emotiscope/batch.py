@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import glob
 import os
+import sys
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -83,13 +84,21 @@ def media_suffixes() -> frozenset[str]:
 
 
 def read_path_list(path: str | os.PathLike) -> list[str]:
-    """The paths in a text file, one a line; blank lines and lines starting with # left out.
-    InputError when it cannot be read, is not text (NUL or other control bytes) or holds no
-    path."""
-    try:
-        data = Path(path).read_bytes()
-    except OSError as exc:
-        raise InputError(f"cannot read the list of paths {path}: {exc.strerror}; check the path") from exc
+    """The paths in a text file (- : standard input), one a line; blank lines and lines
+    starting with # left out. InputError when it cannot be read, is not text (NUL or other
+    control bytes) or holds no path."""
+    if str(path) == "-":
+        if sys.stdin is None or sys.stdin.isatty():
+            raise InputError("a list of paths from standard input (-) must be piped in, and it "
+                             "is a terminal here; e.g. find photos -type f | emotiscope batch "
+                             "--from-file - --out DIR")
+        data, path = sys.stdin.buffer.read(), "standard input"
+    else:
+        try:
+            data = Path(path).read_bytes()
+        except OSError as exc:
+            raise InputError(f"cannot read the list of paths {path}: {exc.strerror}; check the "
+                             "path") from exc
     if any(byte < 32 and byte not in b"\t\n\r" for byte in data):
         raise InputError(f"{path} is not a text file of paths (it holds binary bytes); give a "
                          "text file with one path a line")

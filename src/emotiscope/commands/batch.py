@@ -28,7 +28,8 @@ def register(subparsers) -> None:
                    help="photo and video files, folders (searched recursively), glob patterns, "
                         "or @LIST: a text file of such paths, one a line")
     p.add_argument("--from-file", action="append", default=[], metavar="LIST",
-                   help="a text file of paths, one a line (same as @LIST; may be repeated)")
+                   help="a text file of paths, one a line (same as @LIST; may be repeated; "
+                        "- reads them from standard input)")
     p.add_argument("--out", required=True, metavar="DIR", type=Path,
                    help="the dataset folder: DIR/parts/*.parquet, done.jsonl, summary.json, "
                         "failures.json; an earlier DIR is resumed (finished files skipped)")
@@ -59,6 +60,9 @@ def run(args) -> int:
     items = [*args.inputs, *(f"@{name}" for name in args.from_file)]
     if not items:
         raise ConfigError("give at least one photo, video, folder, glob pattern or @LIST")
+    if items.count("@-") > 1:
+        raise ConfigError("the list of paths on standard input (@- or --from-file -) is given "
+                          "more than once; give it once")
     options, video = options_from_args(args), VideoSettings(args.detect_every, args.smooth,
                                                             args.keep_for)
     with lock_out(args.out):  # one run writes DIR at a time; released however the run ends
