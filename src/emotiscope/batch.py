@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import glob
 import os
+import re
 import sys
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import asdict, dataclass
@@ -83,6 +84,9 @@ def media_suffixes() -> frozenset[str]:
     return IMAGE_SUFFIXES | VIDEO_SUFFIXES
 
 
+CONTROL_BYTES = re.compile(rb"[\x00-\x08\x0b\x0c\x0e-\x1f]")  # no text but tab, CR, LF
+
+
 def read_path_list(path: str | os.PathLike) -> list[str]:
     """The paths in a text file (- : standard input), one a line; blank lines and lines
     starting with # left out. InputError when it cannot be read, is not text (NUL or other
@@ -99,7 +103,7 @@ def read_path_list(path: str | os.PathLike) -> list[str]:
         except OSError as exc:
             raise InputError(f"cannot read the list of paths {path}: {exc.strerror}; check the "
                              "path") from exc
-    if any(byte < 32 and byte not in b"\t\n\r" for byte in data):
+    if CONTROL_BYTES.search(data):
         raise InputError(f"{path} is not a text file of paths (it holds binary bytes); give a "
                          "text file with one path a line")
     text = data.decode("utf-8", errors="surrogateescape")
