@@ -83,6 +83,21 @@ def _validation_message(exc: RequestValidationError) -> str:
     return "invalid request: " + "; ".join(parts)
 
 
+ENDPOINTS = ("the API is POST /v1/analyze, POST /v1/analyze/batch, GET /v1/model and "
+             "GET /healthz (see /docs)")
+
+
+def _http_message(request: Request, exc: HTTPException, headers: dict | None) -> str:
+    """Starlette's bare "Not Found" / "Method Not Allowed" as what was asked and what exists."""
+    where = f"{request.method} {request.url.path}"
+    if exc.status_code == 404:
+        return f"no such page or endpoint: {where}; {ENDPOINTS}"
+    if exc.status_code == 405:
+        allowed = (headers or {}).get("Allow", "")
+        return f"{where} is not allowed: {request.url.path} accepts {allowed or 'other methods'}"
+    return exc.detail if isinstance(exc.detail, str) else "request failed"
+
+
 def install_handlers(app: FastAPI) -> None:
     """Map every exception to the JSON error shape; unexpected ones become a bare 500."""
 
@@ -99,9 +114,9 @@ def install_handlers(app: FastAPI) -> None:
         return error_response(422, _validation_message(exc))
 
     @app.exception_handler(HTTPException)
-    async def _http(_: Request, exc: HTTPException):
-        message = exc.detail if isinstance(exc.detail, str) else "request failed"
-        return error_response(exc.status_code, message, getattr(exc, "headers", None))
+    async def _http(request: Request, exc: HTTPException):
+        headers = getattr(exc, "headers", None)
+        return error_response(exc.status_code, _http_message(request, exc, headers), headers)
 
     @app.exception_handler(Exception)
     async def _crash(request: Request, exc: Exception):

@@ -9,8 +9,10 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import FileResponse, JSONResponse, Response
+from fastapi.routing import APIRoute
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import UploadFile
+from starlette.exceptions import HTTPException
 
 from .analysis import MEDIA_TYPES, ms_since
 from .http_errors import ApiError, error_body
@@ -33,7 +35,7 @@ BATCH_BODY = {"requestBody": {"required": True, "content": {"multipart/form-data
 
 AnnotateParam = Annotated[str, Query(
     description="true or 1: return the annotated image instead of JSON; false or 0: JSON")]
-FormatParam = Annotated[str, Query(description="annotated image format: jpeg or png")]
+FormatParam = Annotated[str, Query(description="annotated image format: jpeg or png (any case)")]
 
 
 def strict_bool(name: str, value: str) -> bool:
@@ -58,6 +60,24 @@ async def read_images(request: Request, max_files: int) -> list[tuple[str, bytes
     return images
 
 
+def _multipart_message(detail: str, path: str, max_files: int) -> str:
+    """One line for a multipart body the parser refused, saying how to send it instead."""
+    if detail.startswith("Too many files"):
+        if max_files == 1:
+            return (f"{path} takes one image but the request has several file parts: send one "
+                    "'file' part, or post them all to /v1/analyze/batch")
+        return (f"the batch has more than {max_files} file parts: send at most {max_files} "
+                "images per request")
+    if detail.startswith("Too many fields"):
+        return (f"the multipart body has more than {max_files + 8} fields: send only the "
+                "'file' part(s)")
+    if detail.startswith("Part exceeded"):
+        return ("a text field of the multipart body is over 1 MB: send the image as the file "
+                "field 'file' (curl -F file=@photo.jpg), not as text")
+    return (f"malformed multipart body ({detail.rstrip('.')}): let the HTTP client build it "
+            "(curl -F file=@photo.jpg) rather than setting its Content-Type by hand")
+
+
 def media_type(request: Request) -> str:
     """The request's Content-Type without its parameters, lower-cased (types ignore case)."""
     return request.headers.get("content-type", "").split(";")[0].strip().lower()
@@ -67,12 +87,17 @@ async def _read_parts(request: Request, max_files: int) -> list[tuple[str, bytes
     """Multipart file parts, or the raw body."""
     media = media_type(request)
     if media == "multipart/form-data":
-        form = await request.form(max_files=max_files, max_fields=max_files + 8)
+        try:
+            form = await request.form(max_files=max_files, max_fields=max_files + 8)
+        except HTTPException as exc:  # starlette's bare "Too many files.", "Invalid multipart data."
+            raise ApiError(400, _multipart_message(str(exc.detail), request.url.path,
+                                                   max_files)) from None
         try:
             parts = [v for _, v in form.multi_items() if isinstance(v, UploadFile)]
             if not parts:
-                raise ApiError(422, "the multipart body has no file part: send the image as "
-                                    "the field 'file'")
+                raise ApiError(422, "the multipart body has no file part (a text field is not "
+                                    "an upload): send the image as the file field 'file' "
+                                    "(curl -F file=@photo.jpg)")
             return [(p.filename or f"image{i}", await p.read()) for i, p in enumerate(parts)]
         finally:
             await form.close()
@@ -106,8 +131,9 @@ async def analyze(request: Request, annotate: AnnotateParam = "false",
                   format: FormatParam = "jpeg"):
     """Find the faces in one image and give each face's emotion probabilities."""
     want_image = strict_bool("annotate", annotate)
-    if format not in MEDIA_TYPES:
+    if format.strip().lower() not in MEDIA_TYPES:
         raise ApiError(422, f"format={format!r} is not supported: use jpeg or png")
+    format = format.strip().lower()
     state = _state(request)
     async with state.gate.admit():
         images = await read_images(request, max_files=1)
@@ -180,3 +206,10 @@ async def page() -> FileResponse:
 @router.get("/docs", include_in_schema=False)
 async def docs() -> FileResponse:
     return FileResponse(STATIC / "docs.html", media_type="text/html")
+
+
+# HEAD on every GET endpoint (uptime monitors, `curl -I`): answered as GET, without the body
+for _route in list(router.routes):
+    if isinstance(_route, APIRoute) and "GET" in (_route.methods or ()):
+        router.add_api_route(_route.path, _route.endpoint, methods=["HEAD"],
+                             include_in_schema=False)
