@@ -118,12 +118,12 @@ def test_the_tracking_settings_of_the_python_api_refuse_non_finite_values(bad):
     from emotiscope.track import FaceTracker
     from emotiscope.videoanalysis import VideoAnalyzer
 
-    with pytest.raises(ValueError, match=next(iter(bad))):
+    with pytest.raises(ConfigError, match=next(iter(bad))):
         VideoSettings(**bad)
-    with pytest.raises(ValueError, match=next(iter(bad))):
+    with pytest.raises(ConfigError, match=next(iter(bad))):
         VideoAnalyzer(RecognizerOptions(model="never loaded.onnx"), **bad)
     if "detect_every" not in bad:
-        with pytest.raises(ValueError, match=next(iter(bad))):
+        with pytest.raises(ConfigError, match=next(iter(bad))):
             FaceTracker(["happy"], **bad)
 
 
