@@ -153,3 +153,13 @@ def test_thin_strips_are_not_enlarged_past_the_cap():
     assert wide.shape == (137, MAX_ENLARGED_SIDE, 3)  # enlarged only up to the cap
     small = annotate(np.zeros((100, 300, 3), np.uint8), [], labels=LABELS)
     assert small.shape == (240, 720, 3)  # small pictures still grow for readable labels
+
+
+@pytest.mark.parametrize("faces, words", [
+    (None, "got a NoneType"), (_face(1, 1, 5, 5), "got a FaceEmotion; for one face pass \\[face\\]"),
+    ([Box(1, 1, 5, 5)], "got a list holding a Box"), (iter([_face(1, 1, 5, 5)]), "got a list_iterator"),
+])
+def test_faces_that_are_no_list_of_faceemotion_are_an_input_error(faces, words):
+    """Not "'NoneType' object is not iterable" or "'Box' object has no attribute 'box'"."""
+    with pytest.raises(InputError, match=words):
+        annotate(np.zeros((50, 50, 3), np.uint8), faces)

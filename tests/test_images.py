@@ -133,6 +133,16 @@ def test_bad_arrays_and_types(bad, words):
         load_image(bad)
 
 
+@pytest.mark.parametrize("source, words", [
+    ("https://example.com/photos/a.jpg", "'https://example.com/photos/a.jpg' is a URL.*download"),
+    ("", "path is empty"), ("  ", "path is empty"),
+])
+def test_a_url_or_an_empty_path_says_so(source, words):
+    """Not "https:/example.com/... does not exist" (Path folds the //) or ". is a folder"."""
+    with pytest.raises(InputError, match=words):
+        load_image(source)
+
+
 def test_missing_empty_folder_and_non_image_files(tmp_path):
     with pytest.raises(InputError, match="does not exist"):
         load_image(tmp_path / "nope.jpg")

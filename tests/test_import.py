@@ -94,3 +94,23 @@ def test_batch_without_pyarrow_says_so_in_one_line_before_touching_its_folder(tm
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and 'pip install ".[batch]"' in err
     assert not out.exists()
+
+
+def test_every_public_name_resolves_and_shows_in_dir():
+    """__all__ names what exists, and dir() (notebook tab completion) lists the lazy names too."""
+    import emotiscope
+
+    for name in emotiscope.__all__:
+        assert getattr(emotiscope, name) is not None, name
+    assert set(emotiscope.__all__) <= set(dir(emotiscope))
+    assert emotiscope.sample_image_path().is_file()
+
+
+def test_the_package_ships_py_typed_for_type_checkers():
+    from importlib import resources
+    from pathlib import Path
+
+    assert (resources.files("emotiscope") / "py.typed").is_file()
+    pyproject = (Path(__file__).parents[1] / "pyproject.toml").read_text()
+    section = pyproject.split("[tool.setuptools.package-data]")[1].split("\n[")[0]
+    assert '"py.typed"' in section  # read as text: tomllib is Python 3.11+

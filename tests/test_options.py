@@ -118,12 +118,12 @@ def test_the_tracking_settings_of_the_python_api_refuse_non_finite_values(bad):
     from emotiscope.track import FaceTracker
     from emotiscope.videoanalysis import VideoAnalyzer
 
-    with pytest.raises(ValueError, match=next(iter(bad))):
+    with pytest.raises(ConfigError, match=next(iter(bad))):
         VideoSettings(**bad)
-    with pytest.raises(ValueError, match=next(iter(bad))):
+    with pytest.raises(ConfigError, match=next(iter(bad))):
         VideoAnalyzer(RecognizerOptions(model="never loaded.onnx"), **bad)
     if "detect_every" not in bad:
-        with pytest.raises(ValueError, match=next(iter(bad))):
+        with pytest.raises(ConfigError, match=next(iter(bad))):
             FaceTracker(["happy"], **bad)
 
 
@@ -246,3 +246,21 @@ def test_tta_before_the_data_says_why_the_data_went_missing(verb, data, capsys):
     assert exit.value.code == 2
     err = capsys.readouterr().err.strip().splitlines()[-1]
     assert f"'{data}' is not a view" in err and "--tta alone means flip" in err
+
+
+@pytest.mark.parametrize("bad", [{"min_face": "20"}, {"min_face": 2.5}, {"min_face": None},
+                                 {"min_face": True}, {"threshold": "0.5"}, {"threshold": None},
+                                 {"max_side": "320"}, {"max_side": 320.5}, {"model": 123}])
+def test_options_of_the_wrong_type_are_a_config_error_naming_the_option(bad):
+    """Notebook values ("0.5" from a widget, None) say which option and what to pass, not
+    numpy/Python's "'<=' not supported between instances" from inside the check."""
+    name = next(iter(bad))
+    with pytest.raises(ConfigError, match=f"^{name} must be"):
+        RecognizerOptions(**bad)
+
+
+def test_numpy_numbers_are_taken_as_options():
+    import numpy as np
+
+    options = RecognizerOptions(min_face=np.int64(30), threshold=np.float32(0.5))
+    assert options.min_face == 30 and options.threshold == 0.5

@@ -231,3 +231,12 @@ def test_tta_flags_leave_the_default_to_the_model(argv, expected):
     for verb in (["predict", "x.jpg"], ["video", "x.mp4"], ["serve"]):
         args = build_parser().parse_args(verb + argv)
         assert options_from_args(args).flip_tta is expected, verb
+
+
+@pytest.mark.parametrize("threads", [-1, "2", 2.5, True, 10**12])
+def test_threads_out_of_range_or_of_the_wrong_type_are_a_config_error(threads):
+    """Was a pybind11 "incompatible function arguments" TypeError, or -1 taken as it was."""
+    from emotiscope.pipeline import EmotionRecognizer
+
+    with pytest.raises(ConfigError, match="threads must be a whole number from 0"):
+        EmotionRecognizer(threads=threads)

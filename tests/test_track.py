@@ -5,6 +5,7 @@ import itertools
 import numpy as np
 import pytest
 
+from emotiscope.errors import ConfigError
 from emotiscope.track import FaceTracker, ema_weight, linear_assignment
 from emotiscope.types import Box
 
@@ -157,7 +158,7 @@ def test_reset_and_bad_arguments():
     tracker.reset()
     assert tracker.tracks == []
     assert tracker.update([box_at(100, 100)], [onehot(0)], 0.1)[0].track_id == 1
-    with pytest.raises(ValueError):
+    with pytest.raises(ConfigError, match="smooth"):
         FaceTracker(LABELS, smooth=-1)
     with pytest.raises(ValueError):
         tracker.update([box_at(1, 1)], np.zeros((1, 4)), 0.2)

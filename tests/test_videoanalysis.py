@@ -5,6 +5,7 @@ import numpy as np
 import pytest
 from fixtures import videos
 
+from emotiscope.errors import ConfigError, InputError
 from emotiscope.types import Box, FaceEmotion
 from emotiscope.videoanalysis import (
     BackgroundWriter,
@@ -132,9 +133,27 @@ def test_video_never_assumes_a_face_crop():
     assert all(r.faces == [] for r in results)
 
 
-def test_bad_detect_every():
-    with pytest.raises(ValueError):
-        VideoAnalyzer(FakeRecognizer([], [0.5]), detect_every=0)
+@pytest.mark.parametrize("bad, words", [
+    ({"detect_every": 0}, "detect_every must be 1 or more"),
+    ({"detect_every": "5"}, "detect_every must be a whole number, got '5'"),
+    ({"smooth": None}, "smooth must be a number"), ({"keep_for": -1}, "keep_for"),
+])
+def test_bad_tracking_settings_are_a_config_error(bad, words):
+    """ConfigError, one line (was a bare ValueError, or a TypeError from the comparison)."""
+    with pytest.raises(ConfigError, match=words):
+        VideoAnalyzer(FakeRecognizer([], [0.5]), **bad)
+
+
+@pytest.mark.parametrize("frame", [np.zeros((48, 64), np.uint8), np.zeros((48, 64, 4), np.uint8),
+                                   np.zeros((48, 64, 3), np.float32), None])
+def test_process_takes_frames_as_load_image_does(frame):
+    """Grey, RGBA and float frames are converted; None is an InputError (all were cv2.error)."""
+    analyzer = VideoAnalyzer(FakeRecognizer([], [0.5]))
+    if frame is None:
+        with pytest.raises(InputError, match="NoneType"):
+            analyzer.process(frame, 0.0)
+    else:
+        assert analyzer.process(frame, 0.0) == ([], True)
 
 
 def test_one_face_panning_keeps_one_id(recognizer):

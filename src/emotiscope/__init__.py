@@ -30,11 +30,12 @@ _LAZY = {
     "analyze": "pipeline",
     "annotate": "draw",
     "load_image": "images",
+    "sample_image_path": "images",
 }
 
 if TYPE_CHECKING:  # pragma: no cover
     from .draw import annotate
-    from .images import load_image
+    from .images import load_image, sample_image_path
     from .options import RecognizerOptions
     from .pipeline import EmotionRecognizer, analyze
 
@@ -48,8 +49,14 @@ def __getattr__(name: str):
     raise AttributeError(f"module 'emotiscope' has no attribute {name!r}")
 
 
+def __dir__() -> list[str]:
+    """The public names, loaded or not: notebooks complete `emotiscope.an<Tab>` from this."""
+    return sorted(set(globals()) | set(_LAZY))
+
+
 __all__ = [
     "Box", "FaceEmotion", "EmotionRecognizer", "RecognizerOptions", "analyze", "annotate", "load_image",
+    "sample_image_path",
     "EmotiscopeError", "InputError", "ModelError", "DataError", "ConfigError",
     "OutputError", "OutputExistsError", "DependencyError", "__version__",
 ]

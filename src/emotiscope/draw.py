@@ -49,6 +49,7 @@ def annotate(image: np.ndarray, faces: Sequence[FaceEmotion], *,
 
     from .images import load_image
 
+    _check_faces(faces)
     out = load_image(image, name="the image to annotate")
     out = out.copy() if np.may_share_memory(out, image) else out  # never draw on the input
     scale = _scale(out.shape[:2], min_side)
@@ -64,6 +65,22 @@ def annotate(image: np.ndarray, faces: Sequence[FaceEmotion], *,
     for face, box, text, rect in zip(faces, boxes, captions, rects, strict=True):
         _draw_label(out, box, rect, text, label_colour(face.label, labels), style)
     return out
+
+
+def _check_faces(faces: object) -> None:
+    """InputError unless `faces` is a list (or other sequence) of FaceEmotion: a generator would
+    be used up by the first of the passes annotate makes over it."""
+    from .errors import InputError
+
+    if not isinstance(faces, Sequence) or isinstance(faces, str | bytes):
+        what = f"a {type(faces).__name__}"
+    else:
+        other = next((f for f in faces if not isinstance(f, FaceEmotion)), None)
+        if other is None:
+            return
+        what = f"a {type(faces).__name__} holding a {type(other).__name__}"
+    raise InputError(f"annotate takes a list of FaceEmotion (what recognizer(image) and "
+                     f"emotiscope.analyze return), got {what}; for one face pass [face]")
 
 
 def label_rects(image_shape: tuple[int, ...], faces: Sequence[FaceEmotion], *,

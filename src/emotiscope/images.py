@@ -55,6 +55,8 @@ WRITABLE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif",
 VIDEO_SUFFIXES = frozenset({".mp4", ".mov", ".m4v", ".avi", ".mkv", ".webm", ".mpg", ".mpeg",
                             ".wmv", ".flv", ".3gp", ".ts"})
 _GLOB_CHARS = re.compile(r"[*?\[]")
+# A URL, also as Path() leaves it ("https:/host/a.jpg"); two letters or more, so not "C:/".
+_URL = re.compile(r"[A-Za-z][A-Za-z0-9+.-]+:/")
 ImageSource = str | os.PathLike | bytes | bytearray | memoryview | np.ndarray
 
 
@@ -80,6 +82,10 @@ def load_image(source: ImageSource, *, max_pixels: int = DEFAULT_MAX_PIXELS,
             _refuse_file_name(bytes(source))
         return _decode(bytes(source), name or "image bytes", max_pixels)
     if isinstance(source, str | os.PathLike):
+        if isinstance(source, str) and (not source.strip() or _URL.match(source)):
+            raise InputError(f"{source!r} is a URL: URLs are not fetched; download the file first "
+                             "and pass its path" if source.strip() else
+                             f"the image path is empty ({source!r}); pass the path of an image file")
         path = Path(source)
         return _decode(_read_file(path), display(path), max_pixels)
     raise InputError(f"cannot read an image from a {type(source).__name__}; "
@@ -101,7 +107,7 @@ def not_a_file(path: Path) -> str | None:
         if path.is_symlink():
             return (f"{display(path)} is a broken symbolic link (to {display(os.readlink(path))}); "
                     "fix or remove the link")
-        hint = " (URLs are not fetched: download the file first)" if "://" in str(path) else ""
+        hint = " (URLs are not fetched: download the file first)" if _URL.match(str(path)) else ""
         return f"{display(path)} does not exist{hint}; check the path"
     except OSError as exc:  # a symbolic link loop, a name too long, a folder we may not enter
         return f"cannot open {display(path)}: {exc.strerror or exc}; check the path"

@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import math
+import numbers
 import os
 import sys
 from collections.abc import Callable, Iterable
@@ -30,6 +31,7 @@ DEFAULT_MAX_SIDE = 640  # 640x480 frames run at full size; see docs/DETECTION.md
 DEFAULT_MAX_PIXELS = 50_000_000
 MIN_MAX_SIDE = 32
 MAX_MIN_FACE = 100_000  # pixels: --min-face above any photo's side is a typo
+_EXAMPLES = {"min_face": 20, "threshold": 0.6, "max_side": DEFAULT_MAX_SIDE}  # in messages
 
 
 # -- command-line value parsers: argparse reports their errors with the flag the user typed --
@@ -98,8 +100,16 @@ def megapixels(text: str) -> int:
 
 
 def check_detection(min_face: int, threshold: float, max_side: int | None) -> None:
-    """ConfigError for detector settings out of range (the Python API's check; the command
-    line's parsers above refuse the same values with the flag's name)."""
+    """ConfigError for detector settings of the wrong type or out of range (the Python API's
+    check; the command line's parsers above refuse the same values with the flag's name)."""
+    for name, value, kind in (("min_face", min_face, numbers.Integral),
+                              ("threshold", threshold, numbers.Real),
+                              ("max_side", max_side, numbers.Integral)):
+        if (value is not None or name != "max_side") and (  # max_side None: the default
+                isinstance(value, bool) or not isinstance(value, kind)):
+            what = "a whole number of pixels" if kind is numbers.Integral else "a number"
+            raise ConfigError(f"{name} must be {what}, got {value!r} ({type(value).__name__}); "
+                              f"pass e.g. {name}={_EXAMPLES[name]}")
     if not 1 <= min_face <= MAX_MIN_FACE:
         raise ConfigError(f"min_face must be 1 to {MAX_MIN_FACE} pixels, got {min_face}")
     if not 0.0 <= threshold <= 1.0:
@@ -159,6 +169,9 @@ class RecognizerOptions:
         if self.max_side is None:  # the Python API's "detector default"
             object.__setattr__(self, "max_side", DEFAULT_MAX_SIDE)
         check_detection(self.min_face, self.threshold, self.max_side)
+        if self.model is not None and not isinstance(self.model, str | os.PathLike):
+            raise ConfigError(f"model must be the path of an .onnx file (str or Path) or None for "
+                              f"the bundled model, got a {type(self.model).__name__}")
         if isinstance(self.detector, str) and self.detector not in DETECTORS:
             raise ConfigError(f"unknown detector {self.detector!r}; choose one of "
                               f"{', '.join(DETECTORS)}")

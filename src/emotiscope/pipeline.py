@@ -24,6 +24,7 @@ import numpy as np
 
 from .classify import EmotionClassifier
 from .detect import FaceDetector, make_detector
+from .errors import ConfigError
 from .images import ImageSource, load_image
 from .options import RecognizerOptions
 from .preprocess import prepare_crops, prepare_faces
@@ -34,6 +35,7 @@ CROP_MAX_SIDE = 64  # FER-2013 and CK+ crops are 48x48; photos and thumbnails ar
 CROP_ASPECT = (0.8, 1.4)  # height / width: square, or portrait up to about 5:7
 CROP_MIN_STD = 8.0  # grey levels: a flat image holds no face
 CROP_MIN_CORRELATION = 0.5  # of neighbouring pixels: about 0 for noise, >= 0.74 for 99 % of FER
+MAX_THREADS = 1024  # EmotionRecognizer(threads=...): beyond any CPU (and ONNX Runtime's int32)
 
 
 def looks_like_face_crop(image: np.ndarray, min_face: int = 1) -> bool:
@@ -75,13 +77,18 @@ class EmotionRecognizer:
         EmotionRecognizer(RecognizerOptions(detector="haar"))
         EmotionRecognizer("m.onnx", "haar", min_face=30)
 
-    threads: ONNX Runtime threads (a resource, not a setting of the results).
+    threads: ONNX Runtime threads (a resource, not a setting of the results; 0 or None: up to
+    4, as the CPU has).
     """
 
     def __init__(self, model: str | os.PathLike | RecognizerOptions | None = None,
                  detector: str | FaceDetector | None = None, *,
                  options: RecognizerOptions | None = None, threads: int | None = None,
                  **settings) -> None:
+        if threads is not None and (isinstance(threads, bool) or not isinstance(threads, int)
+                                    or not 0 <= threads <= MAX_THREADS):
+            raise ConfigError(f"threads must be a whole number from 0 to {MAX_THREADS} (0 or "
+                              f"None: up to 4, as the CPU has), got {threads!r}")
         if isinstance(model, RecognizerOptions):
             options, model = model, None
         given = {name: value for name, value in (("model", model), ("detector", detector))

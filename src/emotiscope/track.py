@@ -20,11 +20,13 @@ flicker; a lasting change wins after about `smooth` seconds.
 from __future__ import annotations
 
 import math
+import numbers
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
 
+from .errors import ConfigError
 from .types import Box, FaceEmotion
 
 _FORBIDDEN = 1e9  # finite "never" cost: keeps the Hungarian arithmetic exact
@@ -105,14 +107,22 @@ class Track:
 
 def check_tracking(smooth: float, keep_for: float, max_distance: float = 1.0,
                    detect_every: int = 1) -> None:
-    """ValueError unless smooth and keep_for are finite seconds >= 0, max_distance finite and
-    above 0 and detect_every 1 or more (the command line's parsers refuse the same with the
-    flag's name)."""
+    """ConfigError unless smooth and keep_for are finite seconds >= 0, max_distance finite and
+    above 0 and detect_every a whole number, 1 or more (the command line's parsers refuse the
+    same with the flag's name)."""
+    for name, value in (("smooth", smooth), ("keep_for", keep_for),
+                        ("max_distance", max_distance), ("detect_every", detect_every)):
+        kind = numbers.Integral if name == "detect_every" else numbers.Real
+        if isinstance(value, bool) or not isinstance(value, kind):
+            raise ConfigError(f"{name} must be a {'whole ' if name == 'detect_every' else ''}"
+                              f"number, got {value!r} ({type(value).__name__}); pass e.g. "
+                              f"smooth=0.5, keep_for=1.0, detect_every=5")
     if not (0 <= smooth < math.inf and 0 <= keep_for < math.inf and 0 < max_distance < math.inf):
-        raise ValueError("smooth and keep_for must be finite and >= 0, and max_distance finite "
-                         f"and > 0; got {smooth}, {keep_for}, {max_distance}")
+        raise ConfigError("smooth and keep_for must be finite seconds >= 0, and max_distance "
+                          f"finite and > 0; got {smooth}, {keep_for}, {max_distance}")
     if detect_every < 1:
-        raise ValueError(f"detect_every must be >= 1, got {detect_every}")
+        raise ConfigError(f"detect_every must be 1 or more (1: detect on every frame), "
+                          f"got {detect_every}")
 
 
 class FaceTracker:

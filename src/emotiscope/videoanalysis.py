@@ -27,6 +27,7 @@ from dataclasses import dataclass, field
 import cv2
 import numpy as np
 
+from .images import load_image
 from .options import RecognizerOptions
 from .shots import CutDetector, FaceTemplate
 from .track import FaceTracker, check_tracking
@@ -246,7 +247,9 @@ class VideoAnalyzer:
         return self.recognizer.detect(image), True, cut
 
     def process(self, image: np.ndarray, time: float) -> tuple[list[FaceEmotion], bool]:
-        """One RGB frame at `time` seconds -> tracked, smoothed faces, and whether detected."""
+        """One RGB frame at `time` seconds -> tracked, smoothed faces, and whether detected.
+        Any array `load_image` takes is taken as it takes it (grey, RGBA, float, ...)."""
+        image = load_image(image, name="frame")  # an RGB uint8 frame as it is, no copy
         grey = cv2.cvtColor(image, cv2.COLOR_RGB2GRAY)
         boxes, detected, self.last_cut = self.boxes_for(image, grey)
         classified = self.recognizer.classify(image, boxes) if boxes else []
