@@ -150,6 +150,18 @@ def test_resume_of_a_finished_run_does_nothing(finished_run, capsys):
     assert {p.name: (p.read_bytes(), p.stat().st_mtime_ns) for p in finished_run.iterdir()} == before
 
 
+def test_resume_of_a_finished_quiet_run_still_says_why_it_did_nothing(finished_run, tmp_path, capsys):
+    run = tmp_path / "run"
+    run.mkdir()
+    for p in finished_run.iterdir():
+        (run / p.name).write_bytes(p.read_bytes())
+    ckpt = load_checkpoint(run / "last.pt", RESUME_KEYS)
+    ckpt["config"].update(quiet=True)  # trained with --quiet: only progress is silenced
+    torch.save(ckpt, run / "last.pt")
+    assert main(["train", "--resume", str(run)]) == 0
+    assert "already finished at epoch 1/1 and wrote model.onnx; nothing to do" in capsys.readouterr().err
+
+
 def test_resume_of_a_run_killed_while_finishing_only_writes_its_results(data, tmp_path):
     run = loop.train(config(data, tmp_path, batch_size=8))
     (run / "model.onnx").unlink()

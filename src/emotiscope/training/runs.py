@@ -25,9 +25,10 @@ def resume(run_dir: Path, changes: dict | None = None, on_epoch_end=None) -> Pat
     epoch, best = ckpt["epoch"], ckpt["best_epoch"]
     stopped = cfg.stops_early(epoch, best, ckpt.get("patience_from", 0)) and cfg.epochs == planned
     done = epoch >= cfg.epochs or stopped
-    say = RunLog(run_dir, quiet=cfg.quiet).say
     if done and (run_dir / "model.onnx").is_file():
-        say(f"{run_dir} already finished at epoch {epoch}/{cfg.epochs} and wrote model.onnx; "
+        # the answer to the command, not progress: said also for a run trained with --quiet
+        RunLog(run_dir, quiet=False).say(
+            f"{run_dir} already finished at epoch {epoch}/{cfg.epochs} and wrote model.onnx; "
             "nothing to do: pass --epochs N (more than that) to train more")
         return run_dir
     if cfg.tensorboard:
