@@ -197,6 +197,9 @@ class TrainConfig:
             (self.faces in FACES, f"--faces {self.faces!r}: use one of {', '.join(FACES)}"),
             (0 < self.backbone_lr_scale <= 1,
              f"--backbone-lr-scale {self.backbone_lr_scale:g} must be in (0, 1], e.g. 0.1"),
+            (not self.freeze or bool(self.init_from),
+             f"--freeze {self.freeze} keeps the backbone as it starts, random without --init-from; "
+             "pass --init-from MODEL (one of our .pt or .onnx) or drop --freeze"),
             (not (self.val and self.val_fraction),
              "--val and --val-fraction both choose the validation data; pass only one"),
         ]
