@@ -332,6 +332,7 @@ def test_cli_train_prints_the_run_dir(sample_csv, tmp_path, capsys):
     (["--val", "x.csv", "--val-fraction", "0.2"], 2, "--val and --val-fraction both choose"),
     (["--freeze", "features", "--backbone-lr-scale", "2"], 2, "--backbone-lr-scale 2 must be in (0, 1]"),
     (["--freeze", "features"], 2, "--freeze features keeps the backbone as it starts, random without"),
+    (["--name", "../mine"], 2, "--name '../mine' names the run's folder inside --out; drop the /"),
 ])
 def test_cli_train_bad_options(sample_csv, tmp_path, capsys, args, code, fragment):
     assert main(["train", str(sample_csv), "--out", str(tmp_path), *args]) == code

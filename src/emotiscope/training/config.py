@@ -200,6 +200,8 @@ class TrainConfig:
             (not self.freeze or bool(self.init_from),
              f"--freeze {self.freeze} keeps the backbone as it starts, random without --init-from; "
              "pass --init-from MODEL (one of our .pt or .onnx) or drop --freeze"),
+            (not set(self.name or "") & set("/\\"),
+             f"--name {self.name!r} names the run's folder inside --out; drop the / (--out is the place)"),
             (not (self.val and self.val_fraction),
              "--val and --val-fraction both choose the validation data; pass only one"),
         ]
