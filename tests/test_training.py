@@ -341,6 +341,15 @@ def test_cli_train_bad_options(sample_csv, tmp_path, capsys, args, code, fragmen
     assert not any(tmp_path.iterdir()), "a failed start left a run folder behind"
 
 
+def test_cli_train_freeze_with_a_backbone_lr_scale_is_one_line(sample_csv, tiny_model_path, tmp_path, capsys):
+    args = ["--init-from", str(tiny_model_path), "--freeze", "features", "--backbone-lr-scale", "0.1"]
+    assert main(["train", str(sample_csv), "--out", str(tmp_path), *args]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == ["emotiscope train: error: --freeze features keeps the backbone still, so "
+                   "--backbone-lr-scale 0.1 would do nothing; pass only one of them"]
+    assert not any(tmp_path.iterdir())
+
+
 @pytest.mark.parametrize("argv, code, fragment", [
     (["train", "{tmp}/nosuch.csv"], 1, "nosuch.csv does not exist"),
     (["train"], 2, "train needs DATA"),

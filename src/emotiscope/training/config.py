@@ -202,6 +202,9 @@ class TrainConfig:
              "pass --init-from MODEL (one of our .pt or .onnx) or drop --freeze"),
             (not set(self.name or "") & set("/\\"),
              f"--name {self.name!r} names the run's folder inside --out; drop the / (--out is the place)"),
+            (not (self.freeze and self.backbone_lr_scale != 1),
+             f"--freeze {self.freeze} keeps the backbone still, so --backbone-lr-scale "
+             f"{self.backbone_lr_scale:g} would do nothing; pass only one of them"),
             (not (self.val and self.val_fraction),
              "--val and --val-fraction both choose the validation data; pass only one"),
         ]
