@@ -69,6 +69,18 @@ def test_calibration_leaves_out_near_duplicates_of_training_faces():
     assert few["n"] == 450 and few["fitted_on"] == "held-out"  # 150 < MIN_FIT would be left: all used
 
 
+def test_a_validation_split_that_is_all_right_keeps_temperature_one():
+    # 6 held-out faces, all right (a small fine-tune): the NLL falls all the way to T=0.05, which
+    # would make every later prediction read 100 %
+    logits = np.eye(3)[[0, 1, 2, 0, 1, 2]] * 4.0
+    rec = calibration_record(logits, np.array([0, 1, 2, 0, 1, 2]), "20% held out")
+    assert rec["temperature"] == 1.0 and "not fitted" in rec["note"]
+    assert rec["nll_after"] == rec["nll_before"]
+    wrong = calibration_record(logits, np.array([1, 2, 0, 1, 2, 0]), "held-out")
+    assert wrong["temperature"] == 1.0 and "not fitted" in wrong["note"]
+    assert "note" not in calibration_record(*overconfident(500), "held-out")
+
+
 def _with_temperature(src, dst, value):
     import onnx
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import re
+import shutil
 from pathlib import Path
 
 import pytest
@@ -148,6 +149,30 @@ def test_resume_of_a_finished_run_does_nothing(finished_run, capsys):
     assert captured.out.strip() == str(finished_run)
     assert "already finished at epoch 1/1 and wrote model.onnx; nothing to do" in captured.err
     assert {p.name: (p.read_bytes(), p.stat().st_mtime_ns) for p in finished_run.iterdir()} == before
+
+
+def test_resume_of_a_finished_quiet_run_still_says_why_it_did_nothing(finished_run, tmp_path, capsys):
+    run = tmp_path / "run"
+    run.mkdir()
+    for p in finished_run.iterdir():
+        (run / p.name).write_bytes(p.read_bytes())
+    ckpt = load_checkpoint(run / "last.pt", RESUME_KEYS)
+    ckpt["config"].update(quiet=True)  # trained with --quiet: only progress is silenced
+    torch.save(ckpt, run / "last.pt")
+    assert main(["train", "--resume", str(run)]) == 0
+    assert "already finished at epoch 1/1 and wrote model.onnx; nothing to do" in capsys.readouterr().err
+
+
+def test_resume_after_the_data_moved_says_where_it_was_and_what_to_do(data, tmp_path, capsys):
+    moved = tmp_path / "data"
+    shutil.copytree(data, moved)
+    run = loop.train(config(moved, tmp_path / "runs", batch_size=8))
+    shutil.rmtree(moved)
+    capsys.readouterr()
+    assert main(["train", "--resume", str(run), "--epochs", "2"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and f"its data {moved} is gone; put it back there" in err[0]
+    assert "--init-from" in err[0] and "last.pt" in err[0]
 
 
 def test_resume_of_a_run_killed_while_finishing_only_writes_its_results(data, tmp_path):

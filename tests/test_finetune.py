@@ -140,7 +140,7 @@ def test_warnings_for_shared_subjects_and_random_splits(tmp_path, caplog):
 @pytest.mark.parametrize("pattern, fragment", [
     ("[a-z", "is not a regular expression"),
     ("^[a-z]+_", "needs a capture group"),
-    (r"^(\d+)_", "does not match the file name"),
+    (r"^(\d+)_", r"^--group-by '\^\(\\d\+\)_' does not match the file name 'ann_0\.png' \(happy/"),
 ])
 def test_bad_group_by(tmp_path, pattern, fragment):
     data = subject_folders(tmp_path / "faces")

@@ -98,6 +98,12 @@ def test_a_folder_is_not_a_model(tmp_path, bundled):
         resolve_model_path(tmp_path)
 
 
+def test_a_run_folder_given_as_the_model_names_its_model_onnx(tmp_path, bundled):
+    (tmp_path / "model.onnx").write_bytes(b"")
+    with pytest.raises(ModelError, match=r"is a folder, not a file; pass the run's model, .*model\.onnx$"):
+        resolve_model_path(tmp_path)
+
+
 @pytest.mark.parametrize("special", ["fifo", "/dev/null", "/dev/zero"])
 def test_a_fifo_or_device_is_not_a_model_file(tmp_path, bundled, special):
     path = Path(special)

@@ -71,6 +71,10 @@ def test_runs_compare_prints_a_table(two_runs, capsys, tmp_path):
     assert main(["runs", "compare", str(tmp_path)]) == 1
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "is not a run folder" in err[0]
+    assert main(["runs", "compare", str(a.parent)]) == 1  # train's --out, which holds the runs
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == [f"emotiscope runs: error: {a.parent} is not a run folder but holds runs; pass them: "
+                   f"emotiscope runs compare {a.parent / '*'}"]
 
 
 @pytest.mark.parametrize("name, text, what", [

@@ -331,12 +331,23 @@ def test_cli_train_prints_the_run_dir(sample_csv, tmp_path, capsys):
     (["--augment", "rotate=400"], 2, "--augment rotate=400 is out of range; use 0 to 180"),
     (["--val", "x.csv", "--val-fraction", "0.2"], 2, "--val and --val-fraction both choose"),
     (["--freeze", "features", "--backbone-lr-scale", "2"], 2, "--backbone-lr-scale 2 must be in (0, 1]"),
+    (["--freeze", "features"], 2, "--freeze features keeps the backbone as it starts, random without"),
+    (["--name", "../mine"], 2, "--name '../mine' names the run's folder inside --out; drop the /"),
 ])
 def test_cli_train_bad_options(sample_csv, tmp_path, capsys, args, code, fragment):
     assert main(["train", str(sample_csv), "--out", str(tmp_path), *args]) == code
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and err[0].startswith("emotiscope train: error:") and fragment in err[0]
     assert not any(tmp_path.iterdir()), "a failed start left a run folder behind"
+
+
+def test_cli_train_freeze_with_a_backbone_lr_scale_is_one_line(sample_csv, tiny_model_path, tmp_path, capsys):
+    args = ["--init-from", str(tiny_model_path), "--freeze", "features", "--backbone-lr-scale", "0.1"]
+    assert main(["train", str(sample_csv), "--out", str(tmp_path), *args]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == ["emotiscope train: error: --freeze features keeps the backbone still, so "
+                   "--backbone-lr-scale 0.1 would do nothing; pass only one of them"]
+    assert not any(tmp_path.iterdir())
 
 
 @pytest.mark.parametrize("argv, code, fragment", [

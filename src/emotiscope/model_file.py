@@ -79,6 +79,9 @@ def resolve_model_path(model: str | os.PathLike | None = None) -> Path:
         what = ("is a folder, not a file" if path.is_dir() else
                 "is not a regular file" if path.exists() else "does not exist")
         source = "" if model is not None else f" (named by ${ENV_VAR})"
+        if (path / "model.onnx").is_file():  # a run folder of `emotiscope train`
+            raise ModelError(f"model file {display(path)} {what}{source}; pass the run's model, "
+                             f"{display(path / 'model.onnx')}")
         raise ModelError(f"model file {display(path)} {what}{source}; pass an .onnx exported by "
                          f"`emotiscope train`/`emotiscope export`, or {given} for the bundled one")
     if path.suffix.lower() in CHECKPOINT_SUFFIXES:

@@ -39,6 +39,9 @@ def summary(run_dir: Path) -> dict:
     run_dir = Path(run_dir)
     config, history = _read(run_dir / "config.json"), _read(run_dir / "history.json")
     if config is None:
+        if run_dir.is_dir() and any(run_dir.glob("*/config.json")):  # train's --out, holding runs
+            raise InputError(f"{display(run_dir)} is not a run folder but holds runs; pass them: "
+                             f"emotiscope runs compare {display(run_dir / '*')}")
         raise InputError(f"{display(run_dir)} is not a run folder (no config.json); "
                          "pass folders written by `emotiscope train`")
     if not isinstance(config, dict):

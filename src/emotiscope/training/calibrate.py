@@ -81,7 +81,24 @@ def calibration_record(logits: np.ndarray, labels: np.ndarray, source: str,
         logits, labels = logits[~twin], labels[~twin]
         source = f"{source}, without its {int(twin.sum())} near-duplicates of training faces"
     t = fit_temperature(logits, labels)
-    return {"temperature": t, "fitted_on": source, "n": int(len(labels)),
+    note = unbounded(t, bool(len(labels)) and bool((logits.argmax(1) == labels).all()))
+    if note:
+        t = 1.0
+    record = {"temperature": t, "fitted_on": source, "n": int(len(labels)),
             "ece_before": reliability(softmax(logits, 1.0), labels)["ece"],
             "ece_after": reliability(softmax(logits, t), labels)["ece"],
             "nll_before": round(nll(logits, labels, 1.0), 4), "nll_after": round(nll(logits, labels, t), 4)}
+    return {**record, "note": note} if note else record
+
+
+def unbounded(t: float, all_right: bool) -> str:
+    """Why a fitted temperature is kept at 1 ('' when it is a real minimum of the NLL).
+
+    When every held-out face is right (a small validation split, often) the NLL only falls as T
+    shrinks: the fit runs towards 0.05 and every later prediction would read 100 %; at the other
+    end of T_RANGE (20) every prediction would be uniform. Neither is a calibration."""
+    if all_right or t <= T_RANGE[0] * 1.01:
+        return "not fitted: every validation face is right, so no temperature is best; kept 1"
+    if t >= T_RANGE[1] * 0.99:
+        return "not fitted: the NLL only falls as the temperature grows; kept 1"
+    return ""

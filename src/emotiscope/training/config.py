@@ -4,14 +4,12 @@ default and its flag are written once. No torch here: `train --help` reads this 
 
 from __future__ import annotations
 
-import json
-import reprlib
-import types
-import typing
-from dataclasses import MISSING, asdict, dataclass, field, fields, is_dataclass
+import re
+from dataclasses import MISSING, asdict, dataclass, field, fields
 from typing import Any
 
 from ..errors import ConfigError
+from .configtypes import check_types
 
 # What `--init-from` changes unless the flag is given: a small data set of new faces is fitted
 # best by gentle steps from the source's weights (see docs/TRAINING.md and
@@ -197,6 +195,13 @@ class TrainConfig:
             (self.faces in FACES, f"--faces {self.faces!r}: use one of {', '.join(FACES)}"),
             (0 < self.backbone_lr_scale <= 1,
              f"--backbone-lr-scale {self.backbone_lr_scale:g} must be in (0, 1], e.g. 0.1"),
+            (not self.freeze or bool(self.init_from), f"--freeze {self.freeze} keeps the backbone as it "
+             "starts, random without --init-from; pass --init-from MODEL (.pt or .onnx) or drop --freeze"),
+            (not set(self.name or "") & set("/\\"),
+             f"--name {self.name!r} names the run's folder inside --out; drop the / (--out is the place)"),
+            (not (self.freeze and self.backbone_lr_scale != 1),
+             f"--freeze {self.freeze} keeps the backbone still, so --backbone-lr-scale "
+             f"{self.backbone_lr_scale:g} would do nothing; pass only one of them"),
             (not (self.val and self.val_fraction),
              "--val and --val-fraction both choose the validation data; pass only one"),
         ]
@@ -209,8 +214,6 @@ class TrainConfig:
 
     def validate_group_by(self) -> None:
         if self.group_by:
-            import re
-
             try:
                 pattern = re.compile(self.group_by)
             except re.error as exc:
@@ -246,52 +249,6 @@ class TrainConfig:
         kwargs = {k: v for k, v in data.items() if k in known}
         kwargs["augment"] = AugmentConfig(**data.get("augment", {}))
         return cls(**kwargs)
-
-
-def check_types(cls: type, data: dict, prefix: str = "") -> None:
-    """A ConfigError for the first known key of `data` whose value does not have the type its
-    dataclass field (of `cls`) declares; nested dataclasses (augment) are checked the same way."""
-    hints = typing.get_type_hints(cls)
-    for f in fields(cls):
-        if f.name not in data:
-            continue
-        hint, value = hints[f.name], data[f.name]
-        if not _accepts(hint, value):
-            raise ConfigError(f"{prefix}{f.name} must be {_describe(hint)}, got {_shown(value)}")
-        if is_dataclass(hint):
-            check_types(typing.cast(type, hint), value, f"{prefix}{f.name}.")
-
-
-def _shown(value: Any) -> str:
-    """A config value as JSON writes the few that Python spells otherwise (null, true), else short."""
-    return json.dumps(value) if value is None or isinstance(value, bool) else reprlib.repr(value)
-
-
-def _accepts(hint: Any, value: Any) -> bool:
-    """Whether a JSON value fits the field type `hint` (a bool is no number; an int is a float)."""
-    if typing.get_origin(hint) in (typing.Union, types.UnionType):
-        return any(_accepts(h, value) for h in typing.get_args(hint))
-    if typing.get_origin(hint) is list:
-        (item,) = typing.get_args(hint)
-        return isinstance(value, list) and all(_accepts(item, v) for v in value)
-    if hint is type(None):
-        return value is None
-    if hint in (int, float) and isinstance(value, bool):
-        return False
-    if hint is float:
-        return isinstance(value, (int, float))
-    return isinstance(value, dict if is_dataclass(hint) else hint)
-
-
-def _describe(hint: Any) -> str:
-    """'an integer', 'a number or null', 'a list of strings or null', ... for messages."""
-    names = {int: "an integer", float: "a number", str: "a string", bool: "true or false",
-             dict: "a JSON object", type(None): "null"}
-    if typing.get_origin(hint) in (typing.Union, types.UnionType):
-        return " or ".join(_describe(h) for h in typing.get_args(hint))
-    if typing.get_origin(hint) is list:
-        return "a list of " + _describe(typing.get_args(hint)[0]).split(" ", 1)[1] + "s"
-    return names.get(hint, "a JSON object")
 
 
 def flag_name(name: str) -> str:

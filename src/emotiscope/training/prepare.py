@@ -101,9 +101,10 @@ def subjects(fs: FaceSet, pattern: str) -> np.ndarray:
     regex = re.compile(pattern)
     ids = []
     for f in fs.files:
-        match = regex.search(Path(str(f)).name)
+        name = Path(str(f)).name
+        match = regex.search(name)
         if not match or match.group(1) is None:
-            raise ConfigError(f"--group-by {pattern!r} does not match the file name {f!r}; every "
+            raise ConfigError(f"--group-by '{pattern}' does not match the file name '{name}' ({f}); every "
                               r"file name must contain the subject id, e.g. '^(\w+?)_' for alice_01.jpg")
         ids.append(match.group(1))
     return np.array(ids)

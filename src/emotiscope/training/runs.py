@@ -25,11 +25,13 @@ def resume(run_dir: Path, changes: dict | None = None, on_epoch_end=None) -> Pat
     epoch, best = ckpt["epoch"], ckpt["best_epoch"]
     stopped = cfg.stops_early(epoch, best, ckpt.get("patience_from", 0)) and cfg.epochs == planned
     done = epoch >= cfg.epochs or stopped
-    say = RunLog(run_dir, quiet=cfg.quiet).say
     if done and (run_dir / "model.onnx").is_file():
-        say(f"{run_dir} already finished at epoch {epoch}/{cfg.epochs} and wrote model.onnx; "
+        # the answer to the command, not progress: said also for a run trained with --quiet
+        RunLog(run_dir, quiet=False).say(
+            f"{run_dir} already finished at epoch {epoch}/{cfg.epochs} and wrote model.onnx; "
             "nothing to do: pass --epochs N (more than that) to train more")
         return run_dir
+    _check_data_is_there(run_dir, cfg)
     if cfg.tensorboard:
         check_tensorboard()
     if cfg.nproc > 1 and not distributed.join_torchrun():
@@ -46,6 +48,16 @@ def resume(run_dir: Path, changes: dict | None = None, on_epoch_end=None) -> Pat
     if trainer.main:
         trainer.finish()
     return run_dir
+
+
+def _check_data_is_there(run_dir: Path, cfg: TrainConfig) -> None:
+    """A one-line ConfigError when the data the run trained on (DATA, --val) was moved or deleted:
+    --resume takes no DATA, so "pass fer2013.csv or a folder" would not help."""
+    for what, path in (("data", cfg.data), ("--val data", cfg.val)):
+        if path and not Path(path).exists():
+            raise ConfigError(f"--resume {display(run_dir)}: its {what} {path} is gone; put it back there "
+                              f"(a run resumes on its own data), or start a new run on the data where it "
+                              f"is now with --init-from {display(run_dir / 'last.pt')}")
 
 
 def _load_run(run_dir: Path, changes: dict) -> tuple[dict, TrainConfig, int]:
