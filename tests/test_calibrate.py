@@ -77,7 +77,7 @@ def test_a_validation_split_that_is_all_right_keeps_temperature_one():
     assert rec["temperature"] == 1.0 and "not fitted" in rec["note"]
     assert rec["nll_after"] == rec["nll_before"]
     wrong = calibration_record(logits, np.array([1, 2, 0, 1, 2, 0]), "held-out")
-    assert wrong["temperature"] == 1.0 and "not fitted" in wrong["note"]
+    assert wrong["temperature"] > 10 and "note" not in wrong  # all wrong: near-uniform, earned
     assert "note" not in calibration_record(*overconfident(500), "held-out")
 
 

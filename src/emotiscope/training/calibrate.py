@@ -95,10 +95,9 @@ def unbounded(t: float, all_right: bool) -> str:
     """Why a fitted temperature is kept at 1 ('' when it is a real minimum of the NLL).
 
     When every held-out face is right (a small validation split, often) the NLL only falls as T
-    shrinks: the fit runs towards 0.05 and every later prediction would read 100 %; at the other
-    end of T_RANGE (20) every prediction would be uniform. Neither is a calibration."""
+    shrinks: the fit runs towards 0.05 and every later prediction would read 100 %, which is no
+    calibration. The other end (T = 20, near-uniform scores) is kept: it is what a model that
+    is mostly wrong on its validation faces has earned."""
     if all_right or t <= T_RANGE[0] * 1.01:
         return "not fitted: every validation face is right, so no temperature is best; kept 1"
-    if t >= T_RANGE[1] * 0.99:
-        return "not fitted: the NLL only falls as the temperature grows; kept 1"
     return ""
