@@ -151,14 +151,20 @@ def test_resume_of_a_finished_run_does_nothing(finished_run, capsys):
     assert {p.name: (p.read_bytes(), p.stat().st_mtime_ns) for p in finished_run.iterdir()} == before
 
 
-def test_resume_of_a_finished_quiet_run_still_says_why_it_did_nothing(finished_run, tmp_path, capsys):
+def _copy_run(finished_run: Path, tmp_path: Path, **config) -> Path:
+    """A copy of `finished_run` whose last.pt's config has `config` changed."""
     run = tmp_path / "run"
     run.mkdir()
     for p in finished_run.iterdir():
         (run / p.name).write_bytes(p.read_bytes())
     ckpt = load_checkpoint(run / "last.pt", RESUME_KEYS)
-    ckpt["config"].update(quiet=True)  # trained with --quiet: only progress is silenced
+    ckpt["config"].update(config)
     torch.save(ckpt, run / "last.pt")
+    return run
+
+
+def test_resume_of_a_finished_quiet_run_still_says_why_it_did_nothing(finished_run, tmp_path, capsys):
+    run = _copy_run(finished_run, tmp_path, quiet=True)  # --quiet silences only progress
     assert main(["train", "--resume", str(run)]) == 0
     assert "already finished at epoch 1/1 and wrote model.onnx; nothing to do" in capsys.readouterr().err
 
@@ -187,13 +193,9 @@ def test_resume_of_a_run_killed_while_finishing_only_writes_its_results(data, tm
 
 
 def test_resume_of_an_early_stopped_run_does_nothing(finished_run, tmp_path, capsys):
-    run = tmp_path / "run"
-    run.mkdir()
-    for p in finished_run.iterdir():
-        (run / p.name).write_bytes(p.read_bytes())
+    run = _copy_run(finished_run, tmp_path, epochs=60, patience=1)  # stopped after epoch 1
     ckpt = load_checkpoint(run / "last.pt", RESUME_KEYS)
-    ckpt["config"].update(epochs=60, patience=1)  # stopped after epoch 1 without a gain
-    ckpt["best_epoch"] = 0
+    ckpt["best_epoch"] = 0  # without a gain
     torch.save(ckpt, run / "last.pt")
     onnx_before = (run / "model.onnx").stat().st_mtime_ns
     assert main(["train", "--resume", str(run)]) == 0
