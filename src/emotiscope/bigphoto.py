@@ -4,7 +4,8 @@ fraction of the decoding time, where detection only looks at `max_side` pixels a
 The faces handed to the classifier keep enough pixels: a photo is reduced only as far as its
 decoded long side stays at least REDUCED_MIN_RATIO x max_side, so a face the detector can find
 (10+ px at max_side) keeps 20+ px, and one of the classifier's 48 px keeps 96+ px. Boxes come
-back in the original photo's pixels, and `min_face` keeps its meaning (original pixels).
+back in the original photo's pixels, and `min_face` keeps its meaning (original pixels). A group
+photo whose first pass finds small faces is decoded again, larger, for crowd.py's finer pass.
 EXIF orientation is applied as by io.load_image.
 
     faces = analyze_photo(recognizer, "big.jpg")   # == recognizer("big.jpg"), but faster
@@ -20,35 +21,37 @@ from pathlib import Path
 
 import numpy as np
 
+from .crowd import crowded, fine_side, finer_detector, merge
 from .detect import ScaledDetector
 from .imageheader import read_header
 from .images import _read_file, check_size, load_image
 from .outputs import display
-from .types import FaceEmotion
+from .types import Box, FaceEmotion
 
 REDUCED_MIN_RATIO = 2  # decoded long side >= this x the detector's max_side
 FACTORS = (8, 4, 2)
 
 
-def reduction(width: int, height: int, max_side: int) -> int:
-    """The largest DCT factor (8, 4, 2) that keeps the long side >= REDUCED_MIN_RATIO x
-    max_side, else 1 (max_side 0: full resolution, never reduced)."""
+def reduction(width: int, height: int, max_side: int, ratio: float = REDUCED_MIN_RATIO) -> int:
+    """The largest DCT factor (8, 4, 2) that keeps the long side >= ratio x max_side, else 1
+    (max_side 0: full resolution, never reduced)."""
     if max_side <= 0:
         return 1
-    return next((k for k in FACTORS if max(width, height) / k >= REDUCED_MIN_RATIO * max_side), 1)
+    return next((k for k in FACTORS if max(width, height) / k >= ratio * max_side), 1)
 
 
-def decode_reduced(data: bytes, max_side: int, max_pixels: int,
-                   name: str = "image bytes") -> tuple[np.ndarray, float, float] | None:
+def decode_reduced(data: bytes, max_side: int, max_pixels: int, name: str = "image bytes",
+                   ratio: float = REDUCED_MIN_RATIO) -> tuple[np.ndarray, float, float] | None:
     """(RGB image decoded at 1/k scale, x scale, y scale back to the photo's oriented pixels),
-    or None when the data is not a JPEG big enough to gain (then decode it fully)."""
+    or None when the data is not a JPEG big enough to gain (then decode it fully). The long
+    side stays >= ratio x max_side (`reduction`)."""
     import cv2
 
     header = read_header(data)
     if header is None or header.format != "JPEG" or header.size is None:
         return None
     width, height = header.size
-    factor = reduction(width, height, max_side)
+    factor = reduction(width, height, max_side, ratio)
     if factor == 1:
         return None
     check_size(width, height, name, max_pixels)
@@ -76,12 +79,15 @@ def analyze_photo(recognizer, source: str | os.PathLike | bytes,
         reduced = decode_reduced(data, inner.max_side, recognizer.max_pixels, name)
     if reduced is None:
         image = load_image(data, max_pixels=recognizer.max_pixels, name=name)
-        return recognizer.faces(image)  # small images too: they may be face crops (assume_crop)
+        return recognizer.faces(image, photo=True)  # small ones too: face crops (assume_crop)
     image, sx, sy = reduced
     small = copy.copy(inner)  # min_face is in the photo's pixels: in the decoded ones it is less
     small.min_face = max(1, math.floor(inner.min_face / max(sx, sy)))
     small.max_side = max(inner.max_side, 1)
-    faces = recognizer.classify(image, small.detect(image))
+    boxes = small.detect(image)
+    if crowded(small, boxes, image.shape[1], image.shape[0]):  # a group photo: crowd.py
+        image, boxes, sx, sy = _finer(data, recognizer, inner, (image, boxes, sx, sy), name)
+    faces = recognizer.classify(image, boxes)
     faces = [replace(face, box=_scaled_box(face.box, sx, sy)) for face in faces]
     faces = [face for face in faces if min(face.box.w, face.box.h) >= inner.min_face]  # as shown
     if faces or not recognizer.may_assume(round(image.shape[1] * sx), round(image.shape[0] * sy)):
@@ -89,6 +95,23 @@ def analyze_photo(recognizer, source: str | os.PathLike | bytes,
     full = load_image(data, max_pixels=recognizer.max_pixels, name=name)
     box = recognizer.assumed_box(full)
     return recognizer.classify(full, [box], assumed=True) if box else []
+
+
+def _finer(data: bytes, recognizer, inner: ScaledDetector,
+           first: tuple[np.ndarray, list[Box], float, float],
+           name: str) -> tuple[np.ndarray, list[Box], float, float]:
+    """crowd.py's finer pass on a decode of the photo at least as large as that pass looks at.
+    first: (the reduced decode, its boxes, its x and y scales to the photo's pixels); returns
+    the same for the larger decode, with both passes' boxes merged."""
+    image, boxes, sx, sy = first
+    side = fine_side(inner, round(image.shape[1] * sx), round(image.shape[0] * sy))
+    larger = decode_reduced(data, side, recognizer.max_pixels, name, ratio=1)
+    if larger is None:
+        larger = load_image(data, max_pixels=recognizer.max_pixels, name=name), 1.0, 1.0
+    big, bx, by = larger
+    moved = [_scaled_box(box, sx / bx, sy / by) for box in boxes]  # into the larger's pixels
+    fine = finer_detector(inner, side, max(bx, by))
+    return big, merge(moved, fine.detect(big)), bx, by
 
 
 def _scaled_box(box, sx: float, sy: float):

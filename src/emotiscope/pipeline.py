@@ -118,6 +118,14 @@ class EmotionRecognizer:
         uint16, bool, float 0..1 or 0..255); InputError for other arrays."""
         return self.detector.detect(self._rgb(image))
 
+    def detect_photo(self, image: np.ndarray) -> list[Box]:
+        """`detect`, plus a finer pass over a big photo where the first found faces near the
+        detector's floor (crowd.py: group photos); video frames take `detect`."""
+        from .crowd import refine
+
+        image = self._rgb(image)
+        return refine(self.detector, image, self.detect(image))
+
     def may_assume(self, width: int, height: int) -> bool:
         """Whether `assumed_box` could take a width x height image for a face crop: False spares
         decoding pixels that the policy would not look at."""
@@ -133,10 +141,11 @@ class EmotionRecognizer:
             return None
         return Box(0, 0, image.shape[1], image.shape[0], score=0.0)
 
-    def locate(self, image: np.ndarray) -> tuple[list[Box], bool]:
-        """The detected boxes, else [assumed_box] if there is one; and whether it was assumed."""
+    def locate(self, image: np.ndarray, *, photo: bool = False) -> tuple[list[Box], bool]:
+        """The detected boxes (`detect_photo`'s if `photo`), else [assumed_box] if there is
+        one; and whether it was assumed."""
         image = self._rgb(image)
-        boxes = self.detect(image)
+        boxes = self.detect_photo(image) if photo else self.detect(image)
         assumed = None if boxes else self.assumed_box(image)
         return ([assumed], True) if assumed else (boxes, False)
 
@@ -155,10 +164,11 @@ class EmotionRecognizer:
                             assumed=assumed)
                 for box, row in zip(boxes, probs, strict=True)]
 
-    def faces(self, image: np.ndarray) -> list[FaceEmotion]:
-        """RGB uint8 image -> one FaceEmotion per face (detected, or assumed by the policy)."""
+    def faces(self, image: np.ndarray, *, photo: bool = False) -> list[FaceEmotion]:
+        """RGB uint8 image -> one FaceEmotion per face (detected, or assumed by the policy).
+        photo: a still photo, given `detect_photo`'s finer pass where crowded (not a frame)."""
         image = self._rgb(image)
-        boxes, assumed = self.locate(image)
+        boxes, assumed = self.locate(image, photo=photo)
         return self.classify(image, boxes, assumed=assumed)
 
     def _rgb(self, image: np.ndarray) -> np.ndarray:
@@ -167,7 +177,7 @@ class EmotionRecognizer:
 
     def __call__(self, image: ImageSource) -> list[FaceEmotion]:
         """Path, encoded bytes or RGB array -> one FaceEmotion per face found."""
-        return self.faces(load_image(image, max_pixels=self.max_pixels))
+        return self.faces(load_image(image, max_pixels=self.max_pixels), photo=True)
 
     def stream(self, frames: Iterable[ImageSource]) -> Iterator[tuple[np.ndarray, list[FaceEmotion]]]:
         """For each frame (RGB array, path or bytes): (the RGB frame, its faces)."""

@@ -136,7 +136,7 @@ def _analyse_all(paths: list[Path], outputs: dict[Path, Path], args,
             if path not in outputs:  # nothing to draw on: big JPEGs may be decoded small
                 return analyze_photo(recognizer, path)
             image = load_image(path, max_pixels=recognizer.max_pixels)
-            faces = recognizer.faces(image)
+            faces = recognizer.faces(image, photo=True)
             save_image(outputs[path], annotate(image, faces, labels=recognizer.labels),
                        overwrite=args.force)
         return faces

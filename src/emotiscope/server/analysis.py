@@ -13,6 +13,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .. import __version__
+from ..crowd import refine
 from ..draw import annotate as draw
 from ..draw import label_colour
 from ..errors import InputError, ModelError
@@ -90,7 +91,7 @@ class Analyzer:
         timings = {"decode": ms_since(start)}
         with self.pool.use() as recognizer:
             t = time.perf_counter()
-            boxes = recognizer.detect(image)
+            boxes = refine(recognizer.detector, image, recognizer.detect(image))  # group photos
             assumed = None if boxes else recognizer.assumed_box(image)
             boxes = [assumed] if assumed else boxes
             timings["detect"] = ms_since(t)
