@@ -55,6 +55,16 @@ def test_json_lines():
         RowWriter(out, LABELS, "xml")
 
 
+def test_json_probabilities_are_rounded_like_the_csv_and_predict():
+    out = io.StringIO()
+    scores = {"calm": 0.123456789, "joy": 0.2, "rage": 0.676543211}
+    RowWriter(out, LABELS, "json").add(0.0, 0, [FaceEmotion(Box(1, 2, 3, 4), "rage", scores, 1)])
+    record = json.loads(out.getvalue())
+    assert record["score"] == 0.6765 and record["scores"]["calm"] == 0.1235
+    with pytest.raises(ValueError):
+        RowWriter(out, LABELS, "xml")
+
+
 def test_rows_are_flushed_as_they_go(tmp_path):
     path = tmp_path / "rows.csv"
     with open(path, "w", newline="") as stream:

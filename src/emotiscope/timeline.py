@@ -33,8 +33,9 @@ def face_row(time: float, frame: int, face: FaceEmotion, labels: Sequence[str]) 
 
 
 def face_record(time: float, frame: int, face: FaceEmotion) -> dict:
-    """One JSON-lines record: the CSV row's fields with `box` and `scores` as objects."""
-    return {"time": round(time, 3), "frame": frame, **face.as_dict()}
+    """One JSON-lines record: the CSV row's fields with `box` and `scores` as objects,
+    probabilities rounded to 4 decimals as in the CSV and `predict --json`."""
+    return {"time": round(time, 3), "frame": frame, **face.as_dict(digits=4)}
 
 
 class RowWriter:
