@@ -55,12 +55,15 @@ def test_recording_over_the_input_video_is_refused(camera_file, tiny_model_path,
 
 def test_recording_in_a_format_we_cannot_write_is_an_output_error(camera_file, tiny_model_path,
                                                                    tmp_path, capsys):
-    """A bad output suffix exits 1 (OutputError), as `video -o` and every chart flag do."""
+    """A bad output suffix exits 1 (OutputError) in `video -o`'s words, before the camera
+    is opened (camera 97 does not exist, so only an early check names the suffix)."""
     out = tmp_path / "rec.mkv"
-    assert main(cam(["--camera", camera_file, "--no-window", "--record", out],
-                    tiny_model_path)) == 1
-    err = capsys.readouterr().err.strip().splitlines()
-    assert len(err) == 1 and "use .mp4 (mp4v) or .avi (MJPG)" in err[0] and not out.exists()
+    for camera in (camera_file, "97"):
+        assert main(cam(["--camera", camera, "--no-window", "--record", out],
+                        tiny_model_path)) == 1
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and not out.exists()
+        assert f"--record {out}: unsupported extension; use .mp4 or .avi" in err[0]
 
 
 def test_no_camera(tiny_model_path, capsys):

@@ -43,6 +43,13 @@ def h264_available() -> bool:
     return True
 
 
+def check_video_suffix(path: str | os.PathLike, flag: str) -> None:
+    """Refuse an output suffix no writer takes, before any work: OutputError naming `flag`."""
+    if Path(path).suffix.lower() not in FOURCC:
+        raise OutputError(f"{flag} {display(Path(path))}: unsupported extension; "
+                          "use .mp4 or .avi")
+
+
 def open_writer(path: str | os.PathLike, fps: float, size: tuple[int, int],
                 audio_from: str | os.PathLike | None = None):
     """An H264Writer for .mp4 when PyAV can encode H.264, else VideoWriter (OpenCV).

@@ -80,15 +80,15 @@ def make_analyzer(args):
 
 def _check_outputs(args) -> None:
     from ..outputs import check_figure_path, check_new, refuse_inputs, resolved
-    from ..videowrite import FOURCC
+    from ..videowrite import check_video_suffix
 
     flags = [("-o", args.output), ("--csv", args.csv), ("--plot", args.plot)]
     refuse_inputs(flags, [args.input])
     given = [resolved(p, flag) for flag, p in flags if p]
     if len(set(given)) < len(given):
         raise ConfigError("-o, --csv and --plot must be different files")
-    if args.output and Path(args.output).suffix.lower() not in FOURCC:
-        raise OutputError(f"-o {args.output}: unsupported extension; use .mp4 or .avi")
+    if args.output:
+        check_video_suffix(args.output, "-o")
     if args.plot:
         check_figure_path(args.plot, "--plot")
     for flag, path in flags:

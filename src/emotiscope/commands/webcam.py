@@ -117,7 +117,7 @@ def run(args) -> int:
     from ..outputs import check_new, refuse_inputs
     from ..videolive import LatestFrameReader
     from ..videoread import VideoSource
-    from ..videowrite import open_writer
+    from ..videowrite import check_video_suffix, open_writer
 
     check_tracking_options(args)
     if os.path.isfile(args.camera):
@@ -127,6 +127,7 @@ def run(args) -> int:
     if show and (problem := gui_problem()):
         raise DependencyError(problem)
     if args.record:
+        check_video_suffix(args.record, "--record")
         check_new(args.record, args.force, "--record", create_folder=False)
     analyzer = make_analyzer(args)
     with VideoSource(args.camera, max_pixels=args.max_pixels) as source:
