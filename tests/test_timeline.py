@@ -133,6 +133,17 @@ def test_long_tracks_are_plotted_as_averaged_steps():
     assert list(times) == [0.0, 0.1] and probs.shape == (len(LABELS), 2)
 
 
+def test_plot_shows_when_a_face_was_not_seen():
+    """A face hidden for a while is drawn as a gap (zero step), not as its last emotion."""
+    timeline = Timeline(LABELS, fps=10)
+    for i in [0, 1, 2, 8, 9]:
+        timeline.add(i / 10, [face("joy", 1)])
+    times, probs = plot_steps(timeline.series[1], timeline.fps)
+    assert np.allclose(times, [0.0, 0.1, 0.2, 0.3, 0.8, 0.9, 1.0])
+    assert np.allclose(probs[:, 3], 0) and np.allclose(probs[:, 4], [0.1, 0.8, 0.1])
+    assert np.allclose(probs.sum(axis=0)[[0, 1, 2, 4, 5, 6]], 1.0)
+
+
 def test_plot_without_matplotlib(tmp_path, monkeypatch):
     monkeypatch.setitem(sys.modules, "matplotlib", None)
     with pytest.raises(DependencyError, match="pip install matplotlib"):

@@ -172,13 +172,18 @@ def plot_steps(series: _Series, fps: float, points: int = PLOT_POINTS
                ) -> tuple[np.ndarray, np.ndarray]:
     """A track's times and probabilities (labels x steps) for a step plot: its frames, or for
     longer tracks `points` runs of consecutive frames, each at its first frame's time with the
-    mean of its probabilities; the last step ends 1 / fps after the last frame."""
+    mean of its probabilities; the last step ends 1 / fps after the last frame. Where the face
+    was not seen for over 1.5 frame times (between runs), a zero step shows the gap."""
     times, probs = np.asarray(series.times), series.matrix()
-    if len(times) > points:
-        starts = np.linspace(0, len(times), points, endpoint=False).astype(int)
-        counts = np.diff(np.append(starts, len(times)))[:, None]
-        times, probs = times[starts], np.add.reduceat(probs, starts, axis=0) / counts
-    return np.append(times, series.times[-1] + 1 / fps), np.vstack([probs, probs[-1:]]).T
+    starts = (np.linspace(0, len(times), points, endpoint=False).astype(int)
+              if len(times) > points else np.arange(len(times)))
+    counts = np.diff(np.append(starts, len(times)))
+    probs = np.add.reduceat(probs, starts, axis=0) / counts[:, None]
+    ends = times[starts + counts - 1] + 1 / fps  # where each step's last frame ends
+    gaps = np.flatnonzero(times[starts[1:]] > ends[:-1] + 1.5 / fps)
+    step_times = np.insert(times[starts], gaps + 1, ends[gaps])
+    step_probs = np.insert(probs, gaps + 1, 0.0, axis=0)
+    return np.append(step_times, ends[-1]), np.vstack([step_probs, step_probs[-1:]]).T
 
 
 def plot_timeline(timeline: Timeline, path, max_people: int = 8,
