@@ -210,7 +210,8 @@ def test_failure_mid_video_leaves_valid_outputs(clips, tiny_model_path, tmp_path
 @pytest.mark.parametrize("flags, message", [
     (["-o", "{tmp}/none/a.mp4"], "folder"), (["-o", "{tmp}/a.mkv"], "use .mp4 or .avi"),
     (["--detect-every", "0"], "--detect-every"), (["--smooth", "-1"], "--smooth"),
-    (["-o", "{tmp}/a.mp4", "--csv", "{tmp}/a.mp4"], "different files")])
+    (["-o", "{tmp}/a.mp4", "--csv", "{tmp}/a.mp4"], "different files"),
+    (["--csv", "-"], "use --json for the rows on stdout")])
 def test_bad_options(clips, tiny_model_path, tmp_path, capsys, flags, message):
     flags = [f.replace("{tmp}", str(tmp_path)) for f in flags]
     assert main(video([clips["pan"], *flags], tiny_model_path)) in (1, 2)

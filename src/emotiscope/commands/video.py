@@ -83,6 +83,9 @@ def _check_outputs(args) -> None:
     from ..videowrite import check_video_suffix
 
     flags = [("-o", args.output), ("--csv", args.csv), ("--plot", args.plot)]
+    if "-" in (args.output, args.csv, args.plot):
+        raise ConfigError("video writes files, not standard output (-): give a file name, "
+                          "or use --json for the rows on stdout")
     refuse_inputs(flags, [args.input])
     given = [resolved(p, flag) for flag, p in flags if p]
     if len(set(given)) < len(given):
