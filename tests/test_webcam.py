@@ -66,6 +66,17 @@ def test_recording_in_a_format_we_cannot_write_is_an_output_error(camera_file, t
         assert f"--record {out}: unsupported extension; use .mp4 or .avi" in err[0]
 
 
+def test_a_truncated_video_file_is_reported_like_video_does(camera_file, tiny_model_path,
+                                                            tmp_path, capsys):
+    half, out = tmp_path / "half.avi", tmp_path / "rec.avi"
+    data = camera_file.read_bytes()
+    half.write_bytes(data[: len(data) // 2])
+    assert main(cam(["--camera", half, "--no-window", "--record", out], tiny_model_path)) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert "is damaged: the file is shorter than its own header says (truncated)" in err[-1]
+    assert 0 < videos.count_frames(out) < FRAMES
+
+
 def test_no_camera(tiny_model_path, capsys):
     assert main(cam(["--camera", "97", "--no-window"], tiny_model_path)) == 1
     err = capsys.readouterr().err

@@ -143,8 +143,13 @@ def run(args) -> int:
                 import cv2
 
                 cv2.destroyAllWindows()
+        # A file played to its end is judged as `video` judges it: cut short or undecodable.
+        damage = source.damage if reader.ended and not stats["quit"] else None
     stalled = not (reader.ended or stats["quit"])
     _report(stats, source, args, (reader.disconnected or stalled) and not stats["quit"])
+    if damage:
+        kept = f"; the recording {args.record} has what could be read" if args.record else ""
+        raise InputError(f"{source.describe()} is damaged: {damage}{kept}")
     return 0
 
 
