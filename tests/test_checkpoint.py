@@ -211,3 +211,14 @@ def test_resume_from_another_folder_says_the_data_path_is_relative(tmp_path, mon
     with pytest.raises(ConfigError, match=r"its data fer\.csv is not under .*run --resume from "
                                           r"that folder"):
         runs._check_data_is_there(tmp_path / "run", cfg)
+
+
+@pytest.mark.parametrize("config", [{"freeze": "features", "init_from": None},
+                                    {"freeze": "features", "init_from": "x.pt",
+                                     "backbone_lr_scale": 0.1}])
+def test_a_run_started_before_the_freeze_refusals_still_resumes(finished_run, tmp_path, config):
+    """--freeze without --init-from, or with --backbone-lr-scale, is refused for new runs only:
+    a run already trained that way (before the refusal) resumes as it started."""
+    run = _copy_run(finished_run, tmp_path, **config)
+    _, cfg, _ = runs._load_run(run, {"epochs": 2})
+    assert cfg.freeze == "features" and cfg.epochs == 2

@@ -84,7 +84,7 @@ def _load_run(run_dir: Path, changes: dict) -> tuple[dict, TrainConfig, int]:
     except (ConfigError, TypeError, ValueError, AttributeError) as exc:
         raise ConfigError(f"--resume {last}: its config cannot be read ({exc}); start a new run") from None
     planned, epoch = cfg.epochs, ckpt["epoch"]
-    cfg = replace(cfg, **changes).validate()
+    cfg = replace(cfg, **changes).validate(new_run=False)  # as it was started, if allowed then
     if cfg.epochs < epoch:
         raise ConfigError(f"--resume {display(run_dir)}: --epochs {cfg.epochs} is fewer than the {epoch} "
                           f"epochs it already trained; pass --epochs {epoch + 1} or more to extend it, or "
