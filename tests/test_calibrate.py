@@ -125,3 +125,12 @@ def test_evaluate_reports_ece_and_draws_the_reliability_diagram(sample_csv, tiny
     assert cal["temperature"] == 2.0 and 0 <= cal["ece"] <= 1 and "ece_uncalibrated" in cal
     assert sum(b["n"] for b in cal["bins"]) == report["n"]
     assert (tmp_path / "ev" / "reliability.png").stat().st_size > 1000
+
+
+def test_a_fit_at_the_range_end_with_a_wrong_face_does_not_say_every_face_is_right():
+    logits = np.eye(3)[[0, 1, 2] * 100] * 20.0
+    labels = np.array([0, 1, 2] * 100)
+    logits[0], labels[0] = [1.0, 1.0, 0.0], 1  # one face wrong: a tie argmax breaks for 0
+    rec = calibration_record(logits, labels, "held-out")
+    assert rec["temperature"] == 1.0 and "end of its range" in rec["note"]
+    assert "every validation face is right" not in rec["note"]

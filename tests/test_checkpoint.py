@@ -17,9 +17,10 @@ pytest.importorskip("matplotlib")
 from fixtures.training import TRAINING_MARKS, config, face_folders  # noqa: E402
 
 from emotiscope.cli import main  # noqa: E402
-from emotiscope.errors import ModelError  # noqa: E402
+from emotiscope.errors import ConfigError, ModelError  # noqa: E402
 from emotiscope.training import loop, runs  # noqa: E402
 from emotiscope.training.checkpoint import RESUME_KEYS, load_checkpoint  # noqa: E402
+from emotiscope.training.config import TrainConfig  # noqa: E402
 
 pytestmark = TRAINING_MARKS
 
@@ -201,3 +202,23 @@ def test_resume_of_an_early_stopped_run_does_nothing(finished_run, tmp_path, cap
     assert main(["train", "--resume", str(run)]) == 0
     assert "already finished at epoch 1/60" in capsys.readouterr().err
     assert (run / "model.onnx").stat().st_mtime_ns == onnx_before
+
+
+def test_resume_from_another_folder_says_the_data_path_is_relative(tmp_path, monkeypatch):
+    """A run trained on `fer.csv` (relative) resumed from elsewhere: not 'gone', elsewhere."""
+    monkeypatch.chdir(tmp_path)
+    cfg = TrainConfig(data="fer.csv")
+    with pytest.raises(ConfigError, match=r"its data fer\.csv is not under .*run --resume from "
+                                          r"that folder"):
+        runs._check_data_is_there(tmp_path / "run", cfg)
+
+
+@pytest.mark.parametrize("config", [{"freeze": "features", "init_from": None},
+                                    {"freeze": "features", "init_from": "x.pt",
+                                     "backbone_lr_scale": 0.1}])
+def test_a_run_started_before_the_freeze_refusals_still_resumes(finished_run, tmp_path, config):
+    """--freeze without --init-from, or with --backbone-lr-scale, is refused for new runs only:
+    a run already trained that way (before the refusal) resumes as it started."""
+    run = _copy_run(finished_run, tmp_path, **config)
+    _, cfg, _ = runs._load_run(run, {"epochs": 2})
+    assert cfg.freeze == "features" and cfg.epochs == 2

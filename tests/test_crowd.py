@@ -117,3 +117,9 @@ def test_merge_keeps_one_box_per_face_the_higher_scoring():
     c = Box(10, 10, 30, 30, score=0.8)
     assert crowd.merge([a], [b, c]) == [c, b]
     assert crowd.merge([a], []) == [a]
+
+
+def test_merge_keeps_a_box_scored_zero():
+    """A detector with threshold 0 may keep a 0.0 box: NMS's score floor must not drop it."""
+    a, b = Box(10, 10, 30, 30, score=0.0), Box(100, 100, 40, 40, score=0.9)
+    assert crowd.merge([a], [b]) == [a, b]

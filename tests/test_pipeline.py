@@ -240,3 +240,11 @@ def test_threads_out_of_range_or_of_the_wrong_type_are_a_config_error(threads):
 
     with pytest.raises(ConfigError, match="threads must be a whole number from 0"):
         EmotionRecognizer(threads=threads)
+
+
+def test_threads_as_a_numpy_integer_is_taken(tiny_model_path):
+    """np.int64(2) (e.g. from a numpy computation) is a whole number, as onnxruntime takes it."""
+    from emotiscope.pipeline import EmotionRecognizer
+
+    recognizer = EmotionRecognizer(model=tiny_model_path, detector="haar", threads=np.int64(2))
+    assert recognizer.classifier.session.get_session_options().intra_op_num_threads == 2

@@ -66,7 +66,8 @@ def merge(first: list[Box], second: list[Box]) -> list[Box]:
     if not first or not second:
         return sorted(boxes, key=lambda b: (b.x, b.y))
     rects = [[b.x, b.y, b.w, b.h] for b in boxes]
-    keep = cv2.dnn.NMSBoxes(rects, [float(b.score) for b in boxes], 0.0, MERGE_IOU)
+    scores = [1.0 + float(b.score) for b in boxes]  # NMSBoxes drops scores <= its threshold (>= 0)
+    keep = cv2.dnn.NMSBoxes(rects, scores, 0.0, MERGE_IOU)
     kept = [boxes[int(k)] for k in np.asarray(keep).reshape(-1)]
     return sorted(kept, key=lambda b: (b.x, b.y))
 

@@ -15,6 +15,7 @@ face is marked `FaceEmotion.assumed` and its box's score is 0.0 (no detector vou
 
 from __future__ import annotations
 
+import numbers
 import os
 import threading
 from collections.abc import Iterable, Iterator, Sequence
@@ -85,10 +86,12 @@ class EmotionRecognizer:
                  detector: str | FaceDetector | None = None, *,
                  options: RecognizerOptions | None = None, threads: int | None = None,
                  **settings) -> None:
-        if threads is not None and (isinstance(threads, bool) or not isinstance(threads, int)
+        if threads is not None and (isinstance(threads, bool)
+                                    or not isinstance(threads, numbers.Integral)
                                     or not 0 <= threads <= MAX_THREADS):
             raise ConfigError(f"threads must be a whole number from 0 to {MAX_THREADS} (0 or "
                               f"None: up to 4, as the CPU has), got {threads!r}")
+        threads = None if threads is None else int(threads)  # numpy integers too
         if isinstance(model, RecognizerOptions):
             options, model = model, None
         given = {name: value for name, value in (("model", model), ("detector", detector))

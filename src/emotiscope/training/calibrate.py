@@ -98,6 +98,9 @@ def unbounded(t: float, all_right: bool) -> str:
     shrinks: the fit runs towards 0.05 and every later prediction would read 100 %, which is no
     calibration. The other end (T = 20, near-uniform scores) is kept: it is what a model that
     is mostly wrong on its validation faces has earned."""
-    if all_right or t <= T_RANGE[0] * 1.01:
+    if all_right:
         return "not fitted: every validation face is right, so no temperature is best; kept 1"
+    if t <= T_RANGE[0] * 1.01:  # the wrong faces' top scores (nearly) tie: they barely count
+        return (f"not fitted: the fit ran to the end of its range (T {T_RANGE[0]:g}), which "
+                "would make every later prediction read 100 %; kept 1")
     return ""

@@ -172,7 +172,10 @@ class TrainConfig:
     augment: AugmentConfig = option(help="augmentation settings", factory=AugmentConfig, group=MODEL,
                                     generate=False)
 
-    def validate(self) -> TrainConfig:
+    def validate(self, new_run: bool = True) -> TrainConfig:
+        """ConfigError for the first setting out of range; new_run False (--resume) leaves out
+        the refusals of settings that runs trained before them may hold (--freeze features
+        without --init-from or with --backbone-lr-scale): such a run resumes as it started."""
         from ..preprocess import MAX_MARGIN
 
         checks = [
@@ -195,11 +198,12 @@ class TrainConfig:
             (self.faces in FACES, f"--faces {self.faces!r}: use one of {', '.join(FACES)}"),
             (0 < self.backbone_lr_scale <= 1,
              f"--backbone-lr-scale {self.backbone_lr_scale:g} must be in (0, 1], e.g. 0.1"),
-            (not self.freeze or bool(self.init_from), f"--freeze {self.freeze} keeps the backbone as it "
-             "starts, random without --init-from; pass --init-from MODEL (.pt or .onnx) or drop --freeze"),
+            (not new_run or not self.freeze or bool(self.init_from), f"--freeze {self.freeze} keeps the "
+             "backbone as it starts, random without --init-from; pass --init-from MODEL (.pt or .onnx) "
+             "or drop --freeze"),
             (not set(self.name or "") & set("/\\"),
              f"--name {self.name!r} names the run's folder inside --out; drop the / (--out is the place)"),
-            (not (self.freeze and self.backbone_lr_scale != 1),
+            (not new_run or not (self.freeze and self.backbone_lr_scale != 1),
              f"--freeze {self.freeze} keeps the backbone still, so --backbone-lr-scale "
              f"{self.backbone_lr_scale:g} would do nothing; pass only one of them"),
             (not (self.val and self.val_fraction),

@@ -55,9 +55,12 @@ def _check_data_is_there(run_dir: Path, cfg: TrainConfig) -> None:
     --resume takes no DATA, so "pass fer2013.csv or a folder" would not help."""
     for what, path in (("data", cfg.data), ("--val data", cfg.val)):
         if path and not Path(path).exists():
-            raise ConfigError(f"--resume {display(run_dir)}: its {what} {path} is gone; put it back there "
-                              f"(a run resumes on its own data), or start a new run on the data where it "
-                              f"is now with --init-from {display(run_dir / 'last.pt')}")
+            where = "is gone; put it back there" if Path(path).is_absolute() else (
+                f"is not under {display(Path.cwd())} (a path relative to the folder train ran "
+                "in): run --resume from that folder, or put it back there")
+            raise ConfigError(f"--resume {display(run_dir)}: its {what} {path} {where} (a run resumes "
+                              f"on its own data), or start a new run on the data where it is now with "
+                              f"--init-from {display(run_dir / 'last.pt')}")
 
 
 def _load_run(run_dir: Path, changes: dict) -> tuple[dict, TrainConfig, int]:
@@ -81,7 +84,7 @@ def _load_run(run_dir: Path, changes: dict) -> tuple[dict, TrainConfig, int]:
     except (ConfigError, TypeError, ValueError, AttributeError) as exc:
         raise ConfigError(f"--resume {last}: its config cannot be read ({exc}); start a new run") from None
     planned, epoch = cfg.epochs, ckpt["epoch"]
-    cfg = replace(cfg, **changes).validate()
+    cfg = replace(cfg, **changes).validate(new_run=False)  # as it was started, if allowed then
     if cfg.epochs < epoch:
         raise ConfigError(f"--resume {display(run_dir)}: --epochs {cfg.epochs} is fewer than the {epoch} "
                           f"epochs it already trained; pass --epochs {epoch + 1} or more to extend it, or "
