@@ -453,11 +453,17 @@ def test_select_classes_refuses_a_class_named_twice(sample_csv):
         select_classes(fs, ["happy", "sad", "happy"])
 
 
-def test_balance_min_and_n():
+def test_balance_min_and_n(caplog):
     fs = faceset([10, 3, 6])
     assert balance(fs, "min").counts() == {"c0": 3, "c1": 3, "c2": 3}
+    assert not caplog.records
     five = balance(fs, "5")
     assert five.counts() == {"c0": 5, "c1": 3, "c2": 5}
+    assert [r.getMessage() for r in caplog.records] == [  # c1 keeps its 3: said, not silent
+        "--balance 5: c1 (3) has fewer faces and keeps them all, so the classes are not equal; "
+        "--balance min cuts every class to the rarest one's count"]
+    balance(fs, "8")
+    assert "c1 (3), c2 (6) have fewer faces and keep them all" in caplog.records[-1].getMessage()
     # images still match their labels: original index -> original label
     np.testing.assert_array_equal(fs.labels[five.images[:, 0, 0]], five.labels)
 

@@ -110,7 +110,7 @@ class TrainConfig:
                                   group=DATA, metavar="REGEX")
     classes: list[str] | None = option(None, "comma-separated subset, e.g. happy,sad,neutral",
                                        group=DATA, default_text="all classes of the data")
-    balance: str | None = option(None, "'min' (cut every class to the rarest) or N images per class",
+    balance: str | None = option(None, "'min' (cut every class to the rarest) or at most N images per class",
                                  group=DATA)
     strict: bool = option(False, "fail on unreadable images instead of skipping", group=DATA)
     faces: str = option("auto", FACES_HELP + "; in photos the largest face is cropped as inference "

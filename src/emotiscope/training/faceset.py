@@ -3,11 +3,14 @@ some classes (--classes), the same number per class (--balance), a held-out slic
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass, field, replace
 
 import numpy as np
 
 from ..errors import ConfigError
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -66,6 +69,11 @@ def balance(fs: FaceSet, mode: str, seed: int = 0) -> FaceSet:
         cap = int(mode)
     else:
         raise ConfigError(f"--balance {mode!r} is invalid; use 'min' or a positive integer")
+    short = [f"{name} ({n})" for name, n in zip(fs.classes, counts, strict=True) if 0 < n < cap]
+    if short:  # they keep all they have: the classes come out unequal
+        has = "has fewer faces and keeps" if len(short) == 1 else "have fewer faces and keep"
+        log.warning("--balance %d: %s %s them all, so the classes are not equal; --balance "
+                    "min cuts every class to the rarest one's count", cap, ", ".join(short), has)
     rng = np.random.default_rng(seed)
     keep = np.concatenate([rng.permutation(np.flatnonzero(fs.labels == k))[:cap]
                            for k in range(len(fs.classes))])
