@@ -73,6 +73,26 @@ def test_a_big_group_jpeg_decoded_small_gets_the_finer_pass_too(recognizer, grou
     assert _one_per_face([f.box for f in analyze_photo(recognizer, data)], truth)
 
 
+def test_a_first_decode_as_large_as_the_finer_pass_is_not_decoded_again(recognizer, group,
+                                                                        sample, monkeypatch):
+    from emotiscope import bigphoto
+
+    big = cv2.resize(group, None, fx=2, fy=2, interpolation=cv2.INTER_CUBIC)  # 4156 px
+    data = encode_image(big, ".jpg", quality=92)
+    decodes = []
+
+    def counted(*args, **kwargs):
+        decodes.append(args[1])
+        return decode_reduced(*args, **kwargs)
+
+    decode_reduced = bigphoto.decode_reduced
+    monkeypatch.setattr(bigphoto, "decode_reduced", counted)
+    monkeypatch.setattr(bigphoto, "fine_side", lambda *args: 2078)  # the first decode's side
+    truth = [Box(b.x * 2, b.y * 2, b.w * 2, b.h * 2) for b in _group_truth(sample)]
+    assert _one_per_face([f.box for f in bigphoto.analyze_photo(recognizer, data)], truth)
+    assert decodes == [640]  # the first, reduced decode only
+
+
 def test_the_sample_photo_keeps_its_boxes_and_its_one_pass(recognizer, sample, monkeypatch):
     before = recognizer.detect(sample)
     seen = _counting(monkeypatch)

@@ -105,7 +105,10 @@ def _finer(data: bytes, recognizer, inner: ScaledDetector,
     the same for the larger decode, with both passes' boxes merged."""
     image, boxes, sx, sy = first
     side = fine_side(inner, round(image.shape[1] * sx), round(image.shape[0] * sy))
-    larger = decode_reduced(data, side, recognizer.max_pixels, name, ratio=1)
+    if max(image.shape[:2]) >= side:  # the first decode is already as large (huge photos)
+        larger: tuple[np.ndarray, float, float] | None = (image, sx, sy)
+    else:
+        larger = decode_reduced(data, side, recognizer.max_pixels, name, ratio=1)
     if larger is None:
         larger = load_image(data, max_pixels=recognizer.max_pixels, name=name), 1.0, 1.0
     big, bx, by = larger

@@ -91,6 +91,7 @@ class Analyzer:
         timings = {"decode": ms_since(start)}
         with self.pool.use() as recognizer:
             t = time.perf_counter()
+            # EmotionRecognizer.detect_photo, spelled out: a Recognizer needs only detect()
             boxes = refine(recognizer.detector, image, recognizer.detect(image))  # group photos
             assumed = None if boxes else recognizer.assumed_box(image)
             boxes = [assumed] if assumed else boxes
