@@ -293,3 +293,29 @@ def test_a_variable_frame_rate_video_has_its_own_times(tiny_model_path, tmp_path
     lines = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
     assert {r["time"] for r in lines[:-1]} == set(times)
     assert lines[-1]["seconds"] >= 1.3  # through the last frame's own time
+
+
+def test_the_annotated_copy_of_a_variable_rate_video_keeps_its_times(tiny_model_path, tmp_path,
+                                                                     capsys):
+    av = pytest.importorskip("av")
+    # a phone's rate: 30 fps, then 10 fps for a second, then 30 fps again; with its sound
+    times = [k / 30 for k in range(10)] + [1 / 3 + k / 10 for k in range(10)] + [
+        4 / 3 + k / 30 for k in range(10)]
+    source = videos.write_timed_video(tmp_path / "phone.mp4", videos.pan_frames(30), times,
+                                      sound=True)
+    out = tmp_path / "annotated.mp4"
+    assert main(video([source, "-o", out], tiny_model_path)) == 0
+
+    def timing(path):
+        with av.open(str(path)) as container:
+            picture, sound = container.streams.video[0], container.streams.audio[0]
+            shown = sorted(float(f.pts * f.time_base) for f in container.decode(picture))
+            return (shown, float(picture.duration * picture.time_base),
+                    float(sound.duration * sound.time_base), float(picture.average_rate))
+
+    shown, seconds, sound, _ = timing(out)
+    _, source_seconds, _, fps = timing(source)
+    assert shown == pytest.approx(times, abs=0.001)  # not k / fps: frames 10-19 came late
+    assert seconds == pytest.approx(times[-1] + 1 / fps, abs=0.001)  # the last lasts 1/fps
+    assert seconds == pytest.approx(source_seconds, abs=0.1) and sound == pytest.approx(
+        seconds, abs=0.03)

@@ -248,6 +248,25 @@ def test_background_writer_holds_a_frame_over_a_gap():
     assert [int(f[0, 0, 0]) for f in recorder.frames] == [1, 1, 2, 2, 2, 5, 6]
 
 
+
+class TimedRecorder(Recorder):
+    """A writer that shows each frame at its own time (as H264Writer does)."""
+
+    takes_times = True
+
+    def write(self, frame, time=None):
+        self.frames.append((int(frame[0, 0, 0]), time))
+
+
+def test_background_writer_passes_times_and_repeats_nothing():
+    frames = [np.full((4, 4, 3), k, np.uint8) for k in range(8)]
+    recorder = TimedRecorder()
+    bg = BackgroundWriter(recorder, lambda r: r.image)
+    for k, time in ((1, 0.05), (2, 0.1), (5, 0.4), (6, 0.41)):  # 0, 3 and 4 are missing
+        bg.submit(FrameResult(k, time, frames[k], []))
+    bg.close()
+    assert recorder.frames == [(1, 0.05), (2, 0.1), (5, 0.4), (6, 0.41)]  # frame 2 held longer
+
 def test_run_keeps_the_source_numbering_over_a_skipped_frame(tmp_path):
     from test_videoio import damage_frames
 

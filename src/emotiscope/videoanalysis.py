@@ -141,13 +141,16 @@ class BackgroundWriter:
     """Renders and writes frames in a thread: `submit(result)`; `close()` finalises the video
     and re-raises any error from the thread. `render` maps a FrameResult to an RGB image.
 
-    A gap in the results' indexes (frames the source could not decode) is filled by holding
-    the frame before it (the first one, for a gap at the start), so the video keeps the
-    source's frame count and stays in step with the sound copied from it."""
+    A writer that `takes_times` (H264Writer) shows each frame at its own time, so a
+    variable-rate input keeps its timing and a gap in the results' indexes (frames the source
+    could not decode) holds the frame before it. A fixed-rate writer (VideoWriter) gets that
+    frame again for each one missing (the first one, for a gap at the start), so the video
+    keeps the source's frame count and length."""
 
     def __init__(self, writer: VideoWriter | H264Writer, render: Callable[[FrameResult], np.ndarray],
                  maxsize: int = 8) -> None:
         self.writer, self.render = writer, render
+        self._timed = bool(getattr(writer, "takes_times", False))
         self._queue: queue.Queue = queue.Queue(maxsize)
         self._error: BaseException | None = None
         self._thread = threading.Thread(target=self._loop, name="emotiscope-encode", daemon=True)
@@ -159,6 +162,9 @@ class BackgroundWriter:
             if self._error is None:
                 try:
                     image = self.render(result)
+                    if self._timed:
+                        self.writer.write(image, time=result.time)  # type: ignore[call-arg]
+                        continue
                     for _ in range(result.index - written):
                         self.writer.write(image if previous is None else previous)
                     self.writer.write(image)

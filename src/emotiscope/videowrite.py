@@ -5,7 +5,9 @@ sound. PyAV (`pip install ".[video]"`) bundles FFmpeg with libx264, so `.mp4` ou
 H.264 (yuv420p, the profile every browser and phone plays) with the moov index at the front
 (+faststart, so playback starts before the download ends), and the input's audio track is
 copied (re-encoded to AAC only when MP4 cannot hold its codec). Without PyAV, or for `.avi`,
-`open_writer` falls back to `VideoWriter` (OpenCV: mp4v / MJPG, no sound).
+`open_writer` falls back to `VideoWriter` (OpenCV: mp4v / MJPG, no sound, a fixed rate).
+H264Writer shows each frame at the time it is given (its time in the source), so
+variable-frame-rate inputs keep their timing; videoaudio.py copies the sound.
 
 Frames are RGB uint8 HxWx3; sizes are (width, height) in pixels.
 """
@@ -14,8 +16,8 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import math
 import os
-from collections.abc import Iterator
 from fractions import Fraction
 from pathlib import Path
 
@@ -25,10 +27,9 @@ import numpy as np
 from .cvpath import OpenCvPath
 from .errors import EmotiscopeError, OutputError
 from .outputs import display, temp_beside
+from .videoaudio import audio_track
 
 FOURCC = {".mp4": "mp4v", ".avi": "MJPG"}  # codecs every opencv-python wheel can write
-# Audio codecs the MP4 muxer takes as they are; anything else is re-encoded to AAC.
-MP4_AUDIO = {"aac", "mp3", "alac", "opus", "flac", "ac3", "eac3"}
 
 
 @functools.cache
@@ -59,72 +60,34 @@ def open_writer(path: str | os.PathLike, fps: float, size: tuple[int, int],
     return VideoWriter(path, fps, size)
 
 
-class _Audio:
-    """The first audio track of a file, muxed into `out` in step with the video."""
-
-    def __init__(self, av, out, source: str | os.PathLike) -> None:
-        self._input = av.open(os.fspath(source))
-        self.stream = self._input.streams.audio[0]
-        video = self._input.streams.video
-        start = video[0].start_time if video and video[0].start_time else 0
-        # the output's video starts at 0 where the input's first video frame was
-        self._offset = round(start * video[0].time_base / self.stream.time_base) if start else 0
-        if self.stream.codec_context.codec.canonical_name in MP4_AUDIO:
-            self.out, self._encode = out.add_stream_from_template(self.stream), False
-        else:
-            self.out = out.add_stream("aac", rate=self.stream.codec_context.sample_rate)
-            self._encode = True
-        self._packets: Iterator = self._input.demux(self.stream)
-        self._pending = None
-
-    def _next(self):
-        if self._pending is None:
-            for packet in self._packets:
-                if packet.dts is not None:  # the demuxer's empty flush packets have none
-                    self._pending = packet
-                    break
-        return self._pending
-
-    def until(self, out, seconds: float) -> None:
-        """Mux the track's packets that start before `seconds` of output time."""
-        while (packet := self._next()) is not None:
-            start = (packet.pts if packet.pts is not None else packet.dts) - self._offset
-            if start * self.stream.time_base >= seconds:
-                return
-            self._pending = None
-            if self._encode:
-                for frame in self.stream.decode(packet):
-                    frame.pts = None
-                    for encoded in self.out.encode(frame):
-                        out.mux(encoded)
-            else:
-                packet.pts = None if packet.pts is None else packet.pts - self._offset
-                packet.dts -= self._offset
-                packet.stream = self.out
-                out.mux(packet)
-
-    def close(self, out) -> None:
-        if self._encode:
-            for encoded in self.out.encode(None):
-                out.mux(encoded)
-        self._input.close()
-
-
-def _audio_track(av, out, source) -> _Audio | None:
-    """The input's sound, or None when it has none or PyAV cannot read it."""
+def _time_limit(av, source: str | os.PathLike) -> float:
+    """The latest sane frame time for a video made from `source`: its container's duration
+    with a margin (durations estimated from the bitrate, as MPEG-TS's, can be off), or
+    infinity when it states none or cannot be read. Real pauses lie inside the duration."""
     try:
         with av.open(os.fspath(source)) as probe:
-            if not probe.streams.audio:
-                return None
-        return _Audio(av, out, source)
+            if probe.duration is None or probe.duration <= 0:
+                return math.inf
+            seconds = probe.duration / av.time_base
     except (av.FFmpegError, OSError, ValueError):
-        return None
+        return math.inf
+    return 1.5 * seconds + 5.0
 
 
 class H264Writer:
     """Writes RGB frames to an H.264 MP4 (libx264, yuv420p, +faststart) and copies the audio
     of `audio_from` up to the end of the video. Odd sizes lose their last row / column
-    (yuv420p needs even ones). Always close it: closing writes the index."""
+    (yuv420p needs even ones). Always close it: closing writes the index.
+
+    `write(frame, time)` shows the frame at `time` seconds (its time in the source, so a
+    variable-frame-rate input keeps its timing and stays in step with its sound); without a
+    time, or with one that is not after the frame before (or NaN), a frame comes 1/fps after
+    the one before, which is all a constant-rate video needs. The first frame is always shown
+    from 0. Times run on a 1/90000 s (or finer) clock that a whole frame at `fps` fits, so a
+    constant-rate input keeps its exact frame times. A time past the end of `audio_from`
+    (its container's duration, with a margin) is a bogus timestamp and counts as missing."""
+
+    takes_times = True  # write() takes each frame's time (BackgroundWriter passes it)
 
     def __init__(self, path: str | os.PathLike, fps: float, size: tuple[int, int],
                  audio_from: str | os.PathLike | None = None, crf: int = 20) -> None:
@@ -138,44 +101,77 @@ class H264Writer:
         except (av.FFmpegError, OSError) as exc:
             raise OutputError(f"cannot write video {self.path}: {exc}; check the folder is "
                              "writable") from exc
-        self._video = self._out.add_stream("libx264", rate=Fraction(self.fps).limit_denominator(1001),
+        rate = Fraction(self.fps).limit_denominator(1001)
+        ticks = -(-90000 // rate.numerator)  # a clock of at least 90 kHz, 1/rate a whole step
+        self._video = self._out.add_stream("libx264", rate=rate,
                                            options={"crf": str(crf), "preset": "veryfast"})
+        self._video.codec_context.time_base = Fraction(1, rate.numerator * ticks)
+        self._step = rate.denominator * ticks  # one frame at `fps`, in time_base units
         self._video.width, self._video.height = self.size
         self._video.pix_fmt = "yuv420p"
-        self._audio = _audio_track(av, self._out, audio_from) if audio_from else None
+        self._pts = -self._step  # the last frame's pts
+        self._first_dts: int | None = None  # the first video packet's dts
+        self._limit = _time_limit(av, audio_from) if audio_from else math.inf
+        self._audio = audio_track(av, self._out, audio_from) if audio_from else None
         self.has_audio = self._audio is not None
         self._av = av
 
-    def write(self, frame: np.ndarray) -> None:
-        """Append one RGB uint8 frame; frames of another size are resized to fit."""
+    def _next_pts(self, time: float | None) -> int:
+        """The pts of the next frame: `time` on the clock, or 1/fps after the last frame when
+        it has none that is usable (NaN, not after the last frame, past the source's end)."""
+        if self.frames_written == 0:
+            return 0  # the output starts where the source's first frame does
+        if time is not None and math.isfinite(time) and time <= self._limit:
+            pts = round(time * self._video.codec_context.time_base.denominator)
+            if pts > self._pts:
+                return pts
+        return self._pts + self._step
+
+    def _seconds(self, pts: int) -> float:
+        return float(pts * self._video.codec_context.time_base)
+
+    def write(self, frame: np.ndarray, time: float | None = None) -> None:
+        """Append one RGB uint8 frame, shown at `time` seconds (None: 1/fps after the frame
+        before); frames of another size are resized to fit."""
         if self._out is None:
             raise EmotiscopeError(f"video {self.path} is already closed")
         if (frame.shape[1], frame.shape[0]) != self.size:
-            import cv2
-
             if frame.shape[1] // 2 * 2 == self.size[0] and frame.shape[0] // 2 * 2 == self.size[1]:
                 frame = frame[:self.size[1], :self.size[0]]
             else:
                 frame = cv2.resize(frame, self.size, interpolation=cv2.INTER_AREA)
         image = self._av.VideoFrame.from_ndarray(np.ascontiguousarray(frame), format="rgb24")
-        image.pts = self.frames_written
-        for packet in self._video.encode(image):
-            self._out.mux(packet)
+        image.pts = self._pts = self._next_pts(time)
+        self._mux(self._out, self._video.encode(image))
         self.frames_written += 1
         if self._audio is not None:
-            self._audio.until(self._out, self.frames_written / self.fps)
+            self._audio.until(self._out, self._seconds(self._pts + self._step))
+
+    def _mux(self, out, packets: list, end: int | None = None) -> None:
+        """Mux video packets; with `end` (the video's end, in pts), the last one lasts up to
+        it. MP4 ends a track at its last packet's dts + duration, and libx264's dts (shifted
+        back for B-frames by the gaps at the start) fall short of the pts of a variable-rate
+        video's last frames by a different amount."""
+        if packets and self._first_dts is None:
+            self._first_dts = packets[0].dts
+        if packets and end is not None and self._first_dts is not None:
+            last = packets[-1]
+            last.duration = max(1, end - (last.dts - self._first_dts))
+        for packet in packets:
+            out.mux(packet)
 
     def close(self) -> None:
         """Flush the encoder, copy the rest of the sound (up to the video's end), write the
-        index. A video with no frames is left as an empty but valid file."""
+        index. A video with no frames is left as an empty but valid file. The last frame
+        lasts 1/fps."""
         if self._out is None:
             return
         out, self._out = self._out, None
         try:
-            for packet in self._video.encode(None):
-                out.mux(packet)
+            end = self._pts + self._step
+            self._mux(out, self._video.encode(None), end)
             if self._audio is not None:
-                self._audio.until(out, self.frames_written / self.fps)
+                self._audio.until(out, self._seconds(end))
                 self._audio.close(out)
         except (self._av.FFmpegError, OSError) as exc:
             raise OutputError(f"writing video {self.path} failed: {exc}; free space or "
@@ -199,6 +195,8 @@ class VideoWriter:
     a `with` block) deletes the temporary file and leaves `path` as it was. Ctrl+C inside a
     `with` block is how recordings stop, so it keeps what was recorded, like `close()`.
     """
+
+    takes_times = False  # a fixed rate: write() takes frames only
 
     def __init__(self, path: str | os.PathLike, fps: float, size: tuple[int, int]) -> None:
         self.path = Path(path)
