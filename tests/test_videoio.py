@@ -416,3 +416,18 @@ def test_missing_or_backward_timestamps_fall_back_to_the_frame_rate(clips):
     step = 1 / 15  # frames 2-4 and 6: after 100 ms, after 600 ms at the stated rate
     assert times == pytest.approx([0, 0.1, 0.1 + step, 0.1 + 2 * step, 0.1 + 3 * step, 0.6,
                                    0.6 + step])
+
+
+def test_a_bogus_timestamp_far_past_the_end_does_not_shift_the_frames_after_it(clips):
+    with VideoSource(clips["avi"]) as source:  # 15 fps, under 2 s; frame 0 read at 0 ms
+        assert source.frame_count and source.frame_count / source.fps < 2
+        source._cap = ScriptedStamps(source._cap, [100, 200, 1e6, 400, 500])  # 1000 s: damage
+        times = [time for _, time, _ in itertools.islice(source.timed(), 6)]
+    assert times == pytest.approx([0, 0.1, 0.2, 0.2 + 1 / 15, 0.4, 0.5])
+
+
+def test_the_latest_sane_time_leaves_a_margin_and_is_off_without_a_stated_length():
+    from emotiscope.videoread import latest_sane_time
+
+    assert latest_sane_time(60.0) > 60.0 and latest_sane_time(None) == float("inf")
+    assert latest_sane_time(0.0) == float("inf") and latest_sane_time(float("nan")) == float("inf")

@@ -30,6 +30,15 @@ MAX_BAD_RUN = 8  # undecodable frames in a row after which a file counts as ende
 SNAP_SECONDS = 0.0005 + 1e-9
 
 
+def latest_sane_time(seconds: float | None) -> float:
+    """The latest believable frame time in a video stated to last `seconds` (None or <= 0:
+    unknown, no limit): a timestamp past it is bogus (a damaged stamp far ahead), not a pause.
+    The margin covers durations estimated from the bitrate (MPEG-TS) and frame counts."""
+    if seconds is None or not seconds > 0:
+        return float("inf")
+    return 1.5 * seconds + 5.0
+
+
 def parse_source(source: str | int | os.PathLike) -> int | str:
     """'0' or 0 -> camera index 0, unless a file of that name exists; a Path, and anything
     else, is a file path or a stream URL."""
@@ -97,6 +106,8 @@ class VideoSource:
         self.fps = float(fps) if self.fps_known else DEFAULT_FPS
         count = int(cap.get(cv2.CAP_PROP_FRAME_COUNT)) if self.is_file else 0
         self.frame_count: int | None = count if count > 0 else None
+        # a frame's own timestamp past this is bogus (frame_count is the container's estimate)
+        self._time_limit = latest_sane_time(count / self.fps if count > 0 and self.fps_known else None)
         self.frames_read = 0
         self.frames_skipped = 0  # undecodable frames passed over in a file
         self.time = -1.0  # seconds: the time of the frame `read` returned last
@@ -186,10 +197,10 @@ class VideoSource:
 
     def _frame_time(self, stamp: float | None) -> float:
         """The time of the frame at `index`: its own timestamp when it has a sane one (not
-        negative, after the frame before), else the nominal rate on from the last frame that
-        had one (index / fps when none had)."""
+        negative, after the frame before, not past the file's stated end), else the nominal
+        rate on from the last frame that had one (index / fps when none had)."""
         index = self.index
-        if stamp is None or not (stamp >= 0 and stamp > self.time):  # NaN fails too
+        if stamp is None or not (self.time < stamp <= self._time_limit and stamp >= 0):  # NaN too
             return self._anchor[1] + (index - self._anchor[0]) / self.fps
         nominal = index / self.fps
         if abs(stamp - nominal) <= SNAP_SECONDS and nominal > self.time:

@@ -28,6 +28,7 @@ from .cvpath import OpenCvPath
 from .errors import EmotiscopeError, OutputError
 from .outputs import display, temp_beside
 from .videoaudio import audio_track
+from .videoread import latest_sane_time
 
 FOURCC = {".mp4": "mp4v", ".avi": "MJPG"}  # codecs every opencv-python wheel can write
 
@@ -61,9 +62,8 @@ def open_writer(path: str | os.PathLike, fps: float, size: tuple[int, int],
 
 
 def _time_limit(av, source: str | os.PathLike) -> float:
-    """The latest sane frame time for a video made from `source`: its container's duration
-    with a margin (durations estimated from the bitrate, as MPEG-TS's, can be off), or
-    infinity when it states none or cannot be read. Real pauses lie inside the duration."""
+    """The latest sane frame time for a video made from `source` (`latest_sane_time` of its
+    container's duration), or infinity when it states none or cannot be read."""
     try:
         with av.open(os.fspath(source)) as probe:
             if probe.duration is None or probe.duration <= 0:
@@ -71,7 +71,7 @@ def _time_limit(av, source: str | os.PathLike) -> float:
             seconds = probe.duration / av.time_base
     except (av.FFmpegError, OSError, ValueError):
         return math.inf
-    return 1.5 * seconds + 5.0
+    return latest_sane_time(seconds)
 
 
 class H264Writer:
