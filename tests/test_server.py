@@ -361,6 +361,14 @@ def test_batch_needs_multipart_and_limits_the_file_count(recognizer, photo):
         assert small.post("/v1/analyze/batch", files=files).status_code == 200
 
 
+def test_batch_refuses_the_annotated_image_options_instead_of_ignoring_them(client, photo):
+    files = [("file", ("a.jpg", photo, "image/jpeg"))]
+    for query in ("annotate=true", "format=png", "annotate=1&format=jpeg"):
+        error = assert_error(client.post(f"/v1/analyze/batch?{query}", files=files), 422)
+        assert "/v1/analyze" in error["message"] and "JSON only" in error["message"]
+    assert client.post("/v1/analyze/batch?other=1", files=files).status_code == 200
+
+
 def test_media_types_ignore_case_in_analyze_and_batch(client, photo):
     body = (b"--xyz\r\nContent-Disposition: form-data; name=\"file\"; filename=\"a.jpg\"\r\n"
             b"Content-Type: image/jpeg\r\n\r\n" + photo + b"\r\n--xyz--\r\n")

@@ -169,6 +169,10 @@ async def analyze_batch(request: Request):
     """Several images (multipart, each as a 'file' part) in one request; one result each."""
     state = _state(request)
     config = state.config
+    if image_options := sorted({"annotate", "format"} & set(request.query_params)):
+        raise ApiError(422, f"{'= and '.join(image_options)}= are for /v1/analyze (one image): "
+                            "a batch answers JSON only; post each image to /v1/analyze for its "
+                            "annotated copy")
     if media_type(request) != "multipart/form-data":
         raise ApiError(415, "a batch must be multipart/form-data with one 'file' part per image")
     async with state.gate.admit():
