@@ -248,7 +248,6 @@ def test_background_writer_holds_a_frame_over_a_gap():
     assert [int(f[0, 0, 0]) for f in recorder.frames] == [1, 1, 2, 2, 2, 5, 6]
 
 
-
 class TimedRecorder(Recorder):
     """A writer that shows each frame at its own time (as H264Writer does)."""
 
@@ -266,6 +265,7 @@ def test_background_writer_passes_times_and_repeats_nothing():
         bg.submit(FrameResult(k, time, frames[k], []))
     bg.close()
     assert recorder.frames == [(1, 0.05), (2, 0.1), (5, 0.4), (6, 0.41)]  # frame 2 held longer
+
 
 def test_run_keeps_the_source_numbering_over_a_skipped_frame(tmp_path):
     from test_videoio import damage_frames
