@@ -9,6 +9,7 @@ from fixtures import videos
 from emotiscope.cli import main
 from emotiscope.commands import webcam
 from emotiscope.types import Box, FaceEmotion
+from emotiscope.videowrite import h264_available
 
 FRAMES = 20
 
@@ -31,8 +32,29 @@ def test_headless_run_records_every_camera_frame(camera_file, tiny_model_path, t
                     tiny_model_path)) == 0
     err = capsys.readouterr().err
     assert f"of {FRAMES} from" in err and "recording saved" in err
-    # frames skipped to keep up are repeated, so the recording keeps the camera's timing
-    assert videos.count_frames(out) == FRAMES
+    # each frame at its own time (H.264), or repeated over skipped ones: the camera's timing
+    if h264_available():
+        times, duration = videos.frame_times(out)
+        assert times[0] == 0 and times == sorted(set(times))
+        assert duration == pytest.approx(FRAMES / 30, abs=0.01)
+    else:
+        assert videos.count_frames(out) == FRAMES
+
+
+class FakeWriter:
+    def __init__(self, takes_times: bool) -> None:
+        self.takes_times, self.written = takes_times, []
+
+    def write(self, frame, time=None) -> None:
+        self.written.append((int(frame[0, 0, 0]), time))
+
+
+def test_a_timed_writer_gets_each_frame_once_at_its_time_a_fixed_one_repeats_it():
+    timed, fixed = FakeWriter(True), FakeWriter(False)
+    for writer in (timed, fixed):
+        webcam._record(writer, np.full((4, 4, 3), 7, np.uint8), 3, 0.25)
+    assert timed.written == [(7, 0.25)]
+    assert fixed.written == [(7, None)] * 3
 
 
 def test_recording_is_not_overwritten(camera_file, tiny_model_path, tmp_path, capsys):

@@ -163,7 +163,7 @@ class BackgroundWriter:
                 try:
                     image = self.render(result)
                     if self._timed:
-                        self.writer.write(image, time=result.time)  # type: ignore[call-arg]
+                        self.writer.write(image, time=result.time)
                         continue
                     for _ in range(result.index - written):
                         self.writer.write(image if previous is None else previous)

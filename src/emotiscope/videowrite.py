@@ -148,15 +148,21 @@ class H264Writer:
             self._audio.until(self._out, self._seconds(self._pts + self._step))
 
     def _mux(self, out, packets: list, end: int | None = None) -> None:
-        """Mux video packets; with `end` (the video's end, in pts), the last one lasts up to
-        it. MP4 ends a track at its last packet's dts + duration, and libx264's dts (shifted
-        back for B-frames by the gaps at the start) fall short of the pts of a variable-rate
-        video's last frames by a different amount."""
+        """Mux video packets; with `end` (the video's end, in pts: given with the encoder's
+        last packets, which hold the last frame, as x264 looks ahead), the video lasts up to
+        it. MP4 ends a track at both its last packet's dts + duration and its last frame's pts
+        + duration, and libx264's dts (shifted back for B-frames by the gaps at the start)
+        fall short of the pts of a variable-rate video's last frames by a different amount:
+        both must reach `end`."""
         if packets and self._first_dts is None:
             self._first_dts = packets[0].dts
         if packets and end is not None and self._first_dts is not None:
             last = packets[-1]
             last.duration = max(1, end - (last.dts - self._first_dts))
+            for packet in packets:
+                if packet.pts == self._pts:  # the last frame shown
+                    packet.duration = max(packet.duration if packet is last else 1,
+                                          end - packet.pts)
         for packet in packets:
             out.mux(packet)
 
@@ -216,8 +222,9 @@ class VideoWriter:
             raise OutputError(f"cannot write video {display(self.path)}: OpenCV could not open a "
                              f"{code} encoder there; check the folder is writable, or try .avi")
 
-    def write(self, frame: np.ndarray) -> None:
-        """Append one RGB uint8 frame; frames of another size are resized to fit."""
+    def write(self, frame: np.ndarray, time: float | None = None) -> None:
+        """Append one RGB uint8 frame; frames of another size are resized to fit. `time` is
+        ignored: the file has a fixed rate (callers repeat frames to keep time)."""
         if self._writer is None:
             raise EmotiscopeError(f"video {display(self.path)} is already closed")
         if (frame.shape[1], frame.shape[0]) != self.size:

@@ -3,8 +3,9 @@
 A reader thread keeps only the newest frame, so when analysis is slower than the camera,
 frames are skipped instead of piling up. The window shows each face boxed with its label and
 confidence, a banner with the main (largest) face's sentiment and confidence, and the fps.
-Keys: q or Esc quits, s saves a snapshot. --record writes the annotated stream at the
-source's frame rate (skipped frames repeat the last annotated one, so it plays in real time).
+Keys: q or Esc quits, s saves a snapshot. --record writes the annotated stream so that it
+plays in real time: H.264 shows each frame from its capture time, a fixed-rate writer repeats
+the last annotated frame over skipped ones.
 """
 
 from __future__ import annotations
@@ -157,7 +158,7 @@ def _loop(reader, analyzer, writer, show: bool, snapshots: Path) -> dict:
     """Show/record frames until the source ends or the user quits; returns counts."""
     meter, fps, start = FpsMeter(), reader.source.fps, time.perf_counter()
     stats = {"shown": 0, "captured": 0, "quit": False, "fps": 0.0}
-    last = -1
+    last, began = -1, (0.0 if reader.source.is_file else None)  # cameras: the first frame
     while (item := reader.latest(timeout=STALL_SECONDS)) is not None:
         frame, index = item
         # Files are paced at their own rate; cameras often misreport theirs: use the clock.
@@ -166,13 +167,24 @@ def _loop(reader, analyzer, writer, show: bool, snapshots: Path) -> dict:
         stats["fps"] = meter.tick()
         view = draw_banner(_annotate(frame, faces, analyzer.labels), faces, stats["fps"])
         if writer is not None:
-            for _ in range(index - last):  # repeat over skipped frames: real-time playback
-                writer.write(view)
+            began = now if began is None else began
+            _record(writer, view, index - last, now - began)
         stats["shown"], stats["captured"], last = stats["shown"] + 1, index + 1, index
         if show and _window(view, snapshots):
             stats["quit"] = True
             break
     return stats
+
+
+def _record(writer, view: np.ndarray, frames: int, time: float) -> None:
+    """Record one shown frame that stands for `frames` captured ones, at `time` seconds from
+    the first: a writer that takes times (H.264) shows it then, so the recording plays in
+    real time even when the camera misreports its rate; a fixed-rate one repeats it."""
+    if getattr(writer, "takes_times", False):
+        writer.write(view, time=time)
+        return
+    for _ in range(frames):
+        writer.write(view)
 
 
 def _annotate(frame: np.ndarray, faces, labels) -> np.ndarray:
