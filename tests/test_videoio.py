@@ -301,10 +301,30 @@ def test_latest_frame_reader_skips_to_the_newest(clips):
         # this made the test racy: under load the reader could reach the last frame first.)
         reader._thread.join(timeout=10)
         assert reader.ended and not reader.disconnected
-        frame, index = reader.latest(timeout=10)
+        frame, index, _ = reader.latest(timeout=10)
         assert index == 19 and frame.shape == (240, 320, 3)  # the newest: 0-18 were skipped
         assert reader.latest(timeout=1) is None
         reader.close()
+
+
+def test_latest_frame_reader_gives_each_frame_its_own_time(tmp_path, monkeypatch):
+    times = [0, 0.05, 0.1, 0.4, 0.45, 0.5]  # a variable-rate file: index / fps would be wrong
+    path = videos.write_timed_video(tmp_path / "vfr.mp4", videos.pan_frames(6), times)
+    with VideoSource(path) as source:
+        reader = LatestFrameReader(source)
+        got = []
+        while (item := reader.latest(timeout=10)) is not None:
+            got.append(item[1:])
+        reader.close()
+    assert got and all(stamp == pytest.approx(times[index]) for index, stamp in got)
+    monkeypatch.setattr("emotiscope.videoread.is_url", lambda source: True)  # a stream: the clock
+    with VideoSource(path) as source:
+        reader = LatestFrameReader(source)
+        stamps = []
+        while (item := reader.latest(timeout=10)) is not None:
+            stamps.append(item[2])
+        reader.close()
+    assert stamps == sorted(stamps) and 0 <= stamps[0] < stamps[-1] < 5
 
 
 def test_latest_frame_reader_marks_a_stream_that_stops(clips, monkeypatch):

@@ -14,9 +14,11 @@ class LatestFrameReader:
     """Reads a source in a thread and keeps only the newest frame, so a slow consumer skips
     frames instead of falling behind. Files are paced at their frames' own times, like a camera.
 
-    `latest()` waits for a frame newer than the last one returned: (frame, index), or None
-    once the source has ended (or after `timeout` seconds). `disconnected` tells a camera or
-    stream that stopped.
+    `latest()` waits for a frame newer than the last one returned: (frame, index, time), or
+    None once the source has ended (or after `timeout` seconds). `time` is in seconds: a
+    file's frame time (variable rates included), a camera's or stream's capture time on the
+    clock since the reader started (cameras often misreport their rate and timestamps).
+    `disconnected` tells a camera or stream that stopped.
     """
 
     def __init__(self, source: VideoSource, realtime: bool | None = None) -> None:
@@ -24,7 +26,7 @@ class LatestFrameReader:
         self.realtime = source.is_file if realtime is None else realtime
         self.disconnected = False
         self._frame: np.ndarray | None = None
-        self._index, self._taken = -1, -1
+        self._index, self._taken, self._time = -1, -1, 0.0
         self._ended = False
         self._cond = threading.Condition()
         self._stop = threading.Event()
@@ -39,25 +41,26 @@ class LatestFrameReader:
                 self.disconnected = not self.source.is_file
                 break
             index = self.source.index  # skipped undecodable frames keep their place
+            stamp = self.source.time if self.source.is_file else time.perf_counter() - start
             if self.realtime:  # the frame's own time: right for variable frame rates too
                 delay = start + self.source.time - time.perf_counter()
                 if delay > 0:
                     self._stop.wait(delay)
             with self._cond:
-                self._frame, self._index = frame, index
+                self._frame, self._index, self._time = frame, index, stamp
                 self._cond.notify_all()
         with self._cond:
             self._ended = True
             self._cond.notify_all()
 
-    def latest(self, timeout: float | None = None) -> tuple[np.ndarray, int] | None:
+    def latest(self, timeout: float | None = None) -> tuple[np.ndarray, int, float] | None:
         with self._cond:
             self._cond.wait_for(lambda: self._index > self._taken or self._ended, timeout)
             if self._index <= self._taken:
                 return None
             self._taken = self._index
             assert self._frame is not None, "set together with _index, which is past _taken here"
-            return self._frame, self._index
+            return self._frame, self._index, self._time
 
     @property
     def ended(self) -> bool:

@@ -156,13 +156,11 @@ def run(args) -> int:
 
 def _loop(reader, analyzer, writer, show: bool, snapshots: Path) -> dict:
     """Show/record frames until the source ends or the user quits; returns counts."""
-    meter, fps, start = FpsMeter(), reader.source.fps, time.perf_counter()
+    meter = FpsMeter()
     stats = {"shown": 0, "captured": 0, "quit": False, "fps": 0.0}
     last, began = -1, (0.0 if reader.source.is_file else None)  # cameras: the first frame
     while (item := reader.latest(timeout=STALL_SECONDS)) is not None:
-        frame, index = item
-        # Files are paced at their own rate; cameras often misreport theirs: use the clock.
-        now = index / fps if reader.source.is_file else time.perf_counter() - start
+        frame, index, now = item  # now: a file's frame time, a camera's capture time
         faces, _ = analyzer.process(frame, now)
         stats["fps"] = meter.tick()
         view = draw_banner(_annotate(frame, faces, analyzer.labels), faces, stats["fps"])
