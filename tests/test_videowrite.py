@@ -81,7 +81,7 @@ def test_a_gap_after_the_first_frame_keeps_the_last_frame_its_time(tmp_path, tim
         for k, time in enumerate(times):
             writer.write(np.full((48, 64, 3), 37 * k % 255, np.uint8), time=time)
     assert videos.frame_times(tmp_path / "gap.mp4") == (pytest.approx(times, abs=1 / 90000),
-                                                 pytest.approx(times[-1] + 1 / 30))
+                                                        pytest.approx(times[-1] + 1 / 30))
 
 
 def test_a_constant_rate_keeps_index_over_fps_with_or_without_times(tmp_path):
@@ -89,8 +89,9 @@ def test_a_constant_rate_keeps_index_over_fps_with_or_without_times(tmp_path):
         with H264Writer(tmp_path / f"{name}.mp4", 15, (64, 48)) as writer:
             for k, time in enumerate(times):
                 writer.write(np.full((48, 64, 3), 20 * k, np.uint8), time=time)
-        assert videos.frame_times(tmp_path / f"{name}.mp4") == (pytest.approx([k / 15 for k in range(7)],
-                                                                       abs=1e-9), pytest.approx(7 / 15))
+        expected = [k / 15 for k in range(7)]
+        assert videos.frame_times(tmp_path / f"{name}.mp4") == (pytest.approx(expected, abs=1e-9),
+                                                                pytest.approx(7 / 15))
 
 
 def test_unusable_times_follow_the_frame_before_at_the_rate(tmp_path):
