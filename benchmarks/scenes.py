@@ -70,10 +70,11 @@ def group_frame(width: int = 640, height: int = 480) -> tuple[np.ndarray, list[B
 
 
 def small_faces_frame(face_px: int, width: int = 640, height: int = 480,
-                      count: int = 6) -> tuple[np.ndarray, list[Box]]:
-    """`count` faces, each `face_px` pixels wide, in a 640x480 frame."""
+                      count: int = 6, cols: int = 3) -> tuple[np.ndarray, list[Box]]:
+    """`count` faces, each `face_px` pixels wide (less where a cell is too small for its
+    portrait), in a width x height frame, `cols` to a row."""
     cells = [_scaled(panel, box, face_px / box.w) for panel, box in portraits()]
-    return tile((cells * count)[:count], width, height, cols=3)
+    return tile((cells * count)[:count], width, height, cols=cols)
 
 
 def dim(image: np.ndarray, factor: float, seed: int = 0) -> np.ndarray:

@@ -1,4 +1,5 @@
-"""Group photos: crowd.py's finer second pass (photos only, and only where faces are small)."""
+"""Group photos: crowd.py's finer second pass (photos only, and only where faces are small),
+and its probe where the first pass finds no face."""
 
 from __future__ import annotations
 
@@ -31,6 +32,34 @@ def recognizer(tiny_model_path):
     from emotiscope.pipeline import EmotionRecognizer
 
     return EmotionRecognizer(model=tiny_model_path, detector="yunet")
+
+
+@pytest.fixture(scope="module")
+def tiny_crowd(sample):
+    """(3000x1000 photo, its 33 head tiles as boxes): the sample's three heads, their faces
+    30 px wide, in a grid on grey. At 640 px the faces are 6 px, under YuNet's floor, so the
+    first pass finds none; at twice that some 13 px ones are found."""
+    heads = []
+    for b in sample_faces():
+        m = b.w // 2
+        crop = sample[max(0, b.y - m):b.y + b.h + m, max(0, b.x - m):b.x + b.w + m]
+        heads.append(cv2.resize(crop, None, fx=30 / b.w, fy=30 / b.w, interpolation=cv2.INTER_AREA))
+    photo, tiles = np.full((1000, 3000, 3), 128, np.uint8), []
+    for j, y in enumerate(range(30, 750, 250)):
+        for i, x in enumerate(range(30, 2750, 250)):
+            head = heads[(i + j) % 3]
+            photo[y:y + head.shape[0], x:x + head.shape[1]] = head
+            tiles.append(Box(x, y, head.shape[1], head.shape[0]))
+    return photo, tiles
+
+
+def _in_tiles(boxes: list[Box], tiles: list[Box]) -> list[int]:
+    """The index of the tile each box's centre lies in (-1: outside every tile)."""
+    def tile(b: Box) -> int:
+        cx, cy = b.x + b.w / 2, b.y + b.h / 2
+        return next((k for k, t in enumerate(tiles)
+                     if t.x <= cx < t.x + t.w and t.y <= cy < t.y + t.h), -1)
+    return [tile(b) for b in boxes]
 
 
 def _group_truth(sample) -> list[Box]:
@@ -113,6 +142,39 @@ def test_video_frames_get_one_pass(recognizer, group, monkeypatch):
     assert seen == [640, 640, 640, 2078]
 
 
+def test_a_crowd_whose_faces_the_first_pass_cannot_see_is_probed_then_refined(
+        recognizer, tiny_crowd, monkeypatch):
+    photo, tiles = tiny_crowd
+    assert recognizer.detect(photo) == []  # every face under the first pass's floor
+    seen = _counting(monkeypatch)
+    found = _in_tiles([f.box for f in recognizer(photo)], tiles)
+    assert seen == [640, 1280, 2560]  # the first pass, the probe, the finer pass
+    assert len(found) >= 25 and -1 not in found and len(set(found)) == len(found)
+
+
+def test_a_big_jpeg_crowd_is_probed_on_its_first_decode(recognizer, tiny_crowd, monkeypatch):
+    from emotiscope.bigphoto import analyze_photo
+
+    photo, tiles = tiny_crowd
+    seen = _counting(monkeypatch)
+    found = _in_tiles([f.box for f in analyze_photo(
+        recognizer, encode_image(photo, ".jpg", quality=92))], tiles)
+    assert seen == [640, 1280, 2560]
+    assert len(found) >= 25 and -1 not in found and len(set(found)) == len(found)
+
+
+def test_a_big_photo_without_faces_costs_one_probe(recognizer, monkeypatch):
+    from emotiscope.bigphoto import analyze_photo
+
+    empty = np.full((1000, 3000, 3), 128, np.uint8)
+    seen = _counting(monkeypatch)
+    assert recognizer(empty) == [] and seen == [640, 1280]
+    assert analyze_photo(recognizer, encode_image(empty, ".jpg", quality=92)) == []
+    assert seen == [640, 1280, 640, 1280]
+    recognizer(empty[:480, :640])  # within max_side: seen whole at the first pass, no probe
+    assert seen == [640, 1280, 640, 1280, 640]
+
+
 def test_fine_side_caps_and_cases():
     yunet_like = ScaledDetector(max_side=640)
     assert crowd.fine_side(yunet_like, 640, 480) == 0  # detected at full size already
@@ -122,6 +184,8 @@ def test_fine_side_caps_and_cases():
     side = crowd.fine_side(yunet_like, 8000, 8000)  # square: the pixel budget caps it first
     assert side < 2560 and side * side <= crowd.FINE_MAX_PIXELS < (side + 1) * (side + 1)
     assert crowd.fine_side(object(), 4000, 3000) == 0  # a custom detector: left as it is
+    assert crowd.fine_side(yunet_like, 4000, 3000, crowd.PROBE_FACTOR) == 1280  # the probe
+    assert crowd.fine_side(yunet_like, 1000, 700, crowd.PROBE_FACTOR) == 1000
 
 
 def test_only_a_face_small_at_the_detection_scale_asks_for_the_finer_pass():

@@ -5,7 +5,8 @@ The faces handed to the classifier keep enough pixels: a photo is reduced only a
 decoded long side stays at least REDUCED_MIN_RATIO x max_side, so a face the detector can find
 (10+ px at max_side) keeps 20+ px, and one of the classifier's 48 px keeps 96+ px. Boxes come
 back in the original photo's pixels, and `min_face` keeps its meaning (original pixels). A group
-photo whose first pass finds small faces is decoded again, larger, for crowd.py's finer pass.
+photo whose first pass (or, where it found none, crowd.py's probe) finds small faces is decoded
+again, larger, for crowd.py's finer pass.
 EXIF orientation is applied as by io.load_image.
 
     faces = analyze_photo(recognizer, "big.jpg")   # == recognizer("big.jpg"), but faster
@@ -21,7 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .crowd import crowded, fine_side, finer_detector, merge
+from .crowd import crowded, fine_side, finer_detector, merge, probe
 from .detect import ScaledDetector
 from .imageheader import read_header
 from .images import _read_file, check_size, load_image
@@ -84,8 +85,9 @@ def analyze_photo(recognizer, source: str | os.PathLike | bytes,
     small = copy.copy(inner)  # min_face is in the photo's pixels: in the decoded ones it is less
     small.min_face = max(1, math.floor(inner.min_face / max(sx, sy)))
     small.max_side = max(inner.max_side, 1)
-    boxes = small.detect(image)
-    if crowded(small, boxes, image.shape[1], image.shape[0]):  # a group photo: crowd.py
+    boxes, looked = _first_look(small, image)
+    if crowded(looked, boxes, image.shape[1], image.shape[0]) and fine_side(
+            inner, round(image.shape[1] * sx), round(image.shape[0] * sy)) > looked.max_side:
         image, boxes, sx, sy = _finer(data, recognizer, inner, (image, boxes, sx, sy), name)
     faces = recognizer.classify(image, boxes)
     faces = [replace(face, box=_scaled_box(face.box, sx, sy)) for face in faces]
@@ -95,6 +97,18 @@ def analyze_photo(recognizer, source: str | os.PathLike | bytes,
     full = load_image(data, max_pixels=recognizer.max_pixels, name=name)
     box = recognizer.assumed_box(full)
     return recognizer.classify(full, [box], assumed=True) if box else []
+
+
+def _first_look(detector: ScaledDetector, image: np.ndarray) -> tuple[list[Box], ScaledDetector]:
+    """The boxes of the first pass on the reduced decode, and the detector that found them: the
+    first, or where it found no face, crowd.py's probe (on the same decode, which is at least
+    twice the first pass's size)."""
+    boxes = detector.detect(image)
+    height, width = image.shape[:2]
+    if boxes or not fine_side(detector, width, height):
+        return boxes, detector
+    looked = probe(detector, width, height)
+    return looked.detect(image), looked
 
 
 def _finer(data: bytes, recognizer, inner: ScaledDetector,

@@ -6,6 +6,9 @@ pass finds a face under SMALL_FACE_PX at its scale (the sample photo's smallest 
 second pass runs at up to FINE_FACTOR x that scale (capped at the photo's own size and at
 FINE_MAX_PIXELS), and the two passes' boxes are merged (non-maximum suppression, one box per
 face). Photos whose faces are all larger keep the one pass: the same boxes, the same cost.
+When the first pass finds no face at all (a crowd whose faces are all under its floor), a
+probe at PROBE_FACTOR x its scale looks again, and the finer pass follows where the probe
+finds small faces; a photo with no face costs that probe (a quarter of the finer pass).
 
 Photos only (predict, batch, serve, recognizer(image), analyze): video frames are never given
 a second pass (measured in docs/DETECTION.md).
@@ -23,20 +26,22 @@ from .types import Box
 
 SMALL_FACE_PX = 24  # a face this small at the first pass's scale may have smaller neighbours
 FINE_FACTOR = 4  # the finer pass's scale, x the first's (YuNet's floor: 4x smaller faces)
+PROBE_FACTOR = 2  # no face at the first pass: look again at 2x its scale, faces down to ~6 px
 FINE_MAX_PIXELS = 5_000_000  # the finer pass's copy at most (2560x1920; ~1.4 s on one core)
 MERGE_IOU = 0.3  # boxes of the two passes overlapping more than this are one face
 
 
-def fine_side(detector: FaceDetector, width: int, height: int) -> int:
-    """The longest side of the finer pass's copy of a width x height photo; 0 when there is
-    none (not a ScaledDetector, max_side 0 (full size already) or a photo within max_side)."""
+def fine_side(detector: FaceDetector, width: int, height: int, factor: int = FINE_FACTOR) -> int:
+    """The longest side of the finer pass's copy of a width x height photo (`factor` x the
+    detector's scale: PROBE_FACTOR for the probe); 0 when there is none (not a ScaledDetector,
+    max_side 0 (full size already) or a photo within max_side)."""
     if not isinstance(detector, ScaledDetector) or not detector.max_side:
         return 0
     long, short = max(width, height), max(1, min(width, height))
     if long <= detector.max_side:
         return 0
     budget = math.floor(math.sqrt(FINE_MAX_PIXELS * long / short))  # long side of that many px
-    side = min(long, FINE_FACTOR * detector.max_side, budget)
+    side = min(long, factor * detector.max_side, budget)
     return side if side > detector.max_side else 0
 
 
@@ -72,14 +77,28 @@ def merge(first: list[Box], second: list[Box]) -> list[Box]:
     return sorted(kept, key=lambda b: (b.x, b.y))
 
 
+def probe(detector: ScaledDetector, width: int, height: int,
+          pixel_scale: float = 1.0) -> ScaledDetector:
+    """The detector for a second look at a width x height photo whose first pass found no face:
+    PROBE_FACTOR x the first's scale. Only where `fine_side` is not 0 (then neither is this)."""
+    return finer_detector(detector, fine_side(detector, width, height, PROBE_FACTOR), pixel_scale)
+
+
 def refine(detector: FaceDetector, image: np.ndarray, boxes: list[Box]) -> list[Box]:
-    """The first pass's `boxes` of `image`, merged with a finer pass's where it is crowded."""
+    """The first pass's `boxes` of `image`, merged with a finer pass's where it is crowded;
+    with none, the probe's boxes (and the finer pass's where the probe finds small faces)."""
     height, width = image.shape[:2]
-    if not crowded(detector, boxes, width, height):
+    side = fine_side(detector, width, height)
+    if not side:
         return boxes
-    assert isinstance(detector, ScaledDetector)
-    fine = finer_detector(detector, fine_side(detector, width, height))
-    return merge(boxes, fine.detect(image))
+    assert isinstance(detector, ScaledDetector)  # fine_side is 0 for any other detector
+    looked = detector
+    if not boxes:
+        looked = probe(detector, width, height)
+        boxes = looked.detect(image)
+    if side <= looked.max_side or not crowded(looked, boxes, width, height):
+        return boxes
+    return merge(boxes, finer_detector(detector, side).detect(image))
 
 
 def detect_photo(detector: FaceDetector, image: np.ndarray) -> list[Box]:

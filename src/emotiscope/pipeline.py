@@ -123,7 +123,8 @@ class EmotionRecognizer:
 
     def detect_photo(self, image: np.ndarray) -> list[Box]:
         """`detect`, plus a finer pass over a big photo where the first found faces near the
-        detector's floor (crowd.py: group photos); video frames take `detect`."""
+        detector's floor, or a probe where it found none (crowd.py: group photos); video
+        frames take `detect`."""
         from .crowd import refine
 
         image = self._rgb(image)
