@@ -229,13 +229,13 @@ class Recorder:
     """A writer that keeps what it is given."""
 
     def __init__(self):
-        self.frames = []
+        self.frames, self.closed = [], []
 
     def write(self, frame):
         self.frames.append(frame)
 
-    def close(self):
-        pass
+    def close(self, at_source_end=False):
+        self.closed.append(at_source_end)
 
 
 def test_background_writer_holds_a_frame_over_a_gap():
@@ -265,6 +265,16 @@ def test_background_writer_passes_times_and_repeats_nothing():
         bg.submit(FrameResult(k, time, frames[k], []))
     bg.close()
     assert recorder.frames == [(1, 0.05), (2, 0.1), (5, 0.4), (6, 0.41)]  # frame 2 held longer
+    assert recorder.closed == [False]  # not told the source ended: the last frame lasts 1/fps
+
+
+def test_background_writer_tells_the_writer_the_source_ended():
+    recorder = TimedRecorder()
+    bg = BackgroundWriter(recorder, lambda r: r.image)
+    bg.submit(FrameResult(0, 0.0, np.zeros((4, 4, 3), np.uint8), []))
+    bg.source_ended()
+    bg.close()
+    assert recorder.frames == [(0, 0.0)] and recorder.closed == [True]
 
 
 def test_run_keeps_the_source_numbering_over_a_skipped_frame(tmp_path):

@@ -105,6 +105,31 @@ def test_unusable_times_follow_the_frame_before_at_the_rate(tmp_path):
     assert videos.frame_times(tmp_path / "out.mp4") == (pytest.approx(expected), pytest.approx(1.0))
 
 
+@pytest.mark.parametrize("ended, end", [(True, 0.8), (False, 0.7 + 2 / 15)])
+def test_at_the_source_end_the_last_frame_keeps_its_own_length(tmp_path, ended, end):
+    times = [0, 0.1, 0.4, 0.5, 0.6, 0.7]  # the source's last frame lasts 1/rate = 0.1 s
+    source = videos.write_timed_video(tmp_path / "vfr.mp4", videos.pan_frames(6), times)
+    assert videos.frame_times(source)[1] == pytest.approx(0.8)
+    with H264Writer(tmp_path / "out.mp4", 7.5, (64, 48), audio_from=source) as writer:
+        for k, time in enumerate(times):  # 7.5 fps, its average rate: 1/fps = 0.133 s
+            writer.write(np.full((48, 64, 3), 20 * k, np.uint8), time=time)
+        writer.close(at_source_end=ended)
+    # ended: as long as the source; else (stopped early, as far as it knows) 1/fps
+    assert videos.frame_times(tmp_path / "out.mp4") == (pytest.approx(times, abs=1e-4),
+                                                        pytest.approx(end))
+
+
+def test_a_source_that_ends_before_its_last_frame_leaves_it_1_over_fps(tmp_path):
+    times = [0, 0.1, 0.2, 0.5, 0.6]  # MP4's dts-based end: this source says it lasts 0.5 s
+    source = videos.write_timed_video(tmp_path / "vfr.mp4", videos.pan_frames(5), times)
+    assert videos.frame_times(source)[1] == pytest.approx(0.5)
+    with H264Writer(tmp_path / "out.mp4", 10, (64, 48), audio_from=source) as writer:
+        for k, time in enumerate(times):
+            writer.write(np.full((48, 64, 3), 20 * k, np.uint8), time=time)
+        writer.close(at_source_end=True)
+    assert videos.frame_times(tmp_path / "out.mp4")[1] == pytest.approx(0.7)
+
+
 def test_a_long_real_pause_is_kept(tmp_path):
     times = [0, 0.1, 6.1, 6.2]  # a screen recording: nothing changed for 6 s
     source = videos.write_timed_video(tmp_path / "pause.mp4", videos.pan_frames(4), times)

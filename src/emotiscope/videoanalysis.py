@@ -153,6 +153,7 @@ class BackgroundWriter:
         self._timed = bool(getattr(writer, "takes_times", False))
         self._queue: queue.Queue = queue.Queue(maxsize)
         self._error: BaseException | None = None
+        self._at_source_end = False
         self._thread = threading.Thread(target=self._loop, name="emotiscope-encode", daemon=True)
         self._thread.start()
 
@@ -177,12 +178,18 @@ class BackgroundWriter:
             raise self._error
         self._queue.put(result)
 
+    def source_ended(self) -> None:
+        """Every frame of the source, up to its last, was submitted: a timed writer's video
+        then ends where the source's does (its last frame keeps its length), not 1/fps after
+        the last frame."""
+        self._at_source_end = True
+
     def close(self) -> None:
         if self._thread.is_alive():
             self._queue.put(_DONE)
             self._thread.join()
         try:
-            self.writer.close()
+            self.writer.close(at_source_end=self._at_source_end)
         finally:
             if self._error is not None:
                 raise self._error

@@ -4,7 +4,6 @@ Needs PyAV (the [video] extra); the caller passes the imported `av` module."""
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator
 
 # Audio codecs the MP4 muxer takes as they are; anything else is re-encoded to AAC.
@@ -12,10 +11,11 @@ MP4_AUDIO = {"aac", "mp3", "alac", "opus", "flac", "ac3", "eac3"}
 
 
 class AudioCopy:
-    """The first audio track of a file, muxed into `out` in step with the video."""
+    """The first audio track of an opened file (`source`, which it closes), muxed into `out`
+    in step with the video."""
 
-    def __init__(self, av, out, source: str | os.PathLike) -> None:
-        self._input = av.open(os.fspath(source))
+    def __init__(self, av, out, source) -> None:
+        self._input = source
         self.stream = self._input.streams.audio[0]
         video = self._input.streams.video
         start = video[0].start_time if video and video[0].start_time else 0
@@ -63,11 +63,12 @@ class AudioCopy:
 
 
 def audio_track(av, out, source) -> AudioCopy | None:
-    """The input's sound, or None when it has none or PyAV cannot read it."""
+    """The sound of the opened file `source`, or None when it has none or PyAV cannot read it
+    (then `source` is closed here; else by the AudioCopy)."""
     try:
-        with av.open(os.fspath(source)) as probe:
-            if not probe.streams.audio:
-                return None
-        return AudioCopy(av, out, source)
+        if source.streams.audio:
+            return AudioCopy(av, out, source)
     except (av.FFmpegError, OSError, ValueError):
-        return None
+        pass
+    source.close()
+    return None

@@ -231,11 +231,16 @@ class VideoSource:
         (it can exceed the frames a sound file really has)."""
         if self.file is None:
             return None
-        if cut_short(self.file):
+        if self.cut_short:
             return "the file is shorter than its own header says (truncated)"
         if self.frames_skipped:
             return f"{self.frames_skipped} frame(s) could not be decoded (corrupt) and were skipped"
         return None
+
+    @property
+    def cut_short(self) -> bool:
+        """True for a file shorter than its own header says (never for cameras and streams)."""
+        return self.file is not None and cut_short(self.file)
 
     @property
     def truncated(self) -> bool:

@@ -61,17 +61,25 @@ def open_writer(path: str | os.PathLike, fps: float, size: tuple[int, int],
     return VideoWriter(path, fps, size)
 
 
-def _time_limit(av, source: str | os.PathLike) -> float:
-    """The latest sane frame time for a video made from `source` (`latest_sane_time` of its
-    container's duration), or infinity when it states none or cannot be read."""
+def _open_source(av, source: str | os.PathLike):
+    """`source` opened with PyAV for reading, or None when it cannot be."""
     try:
-        with av.open(os.fspath(source)) as probe:
-            if probe.duration is None or probe.duration <= 0:
-                return math.inf
-            seconds = probe.duration / av.time_base
+        return av.open(os.fspath(source))
     except (av.FFmpegError, OSError, ValueError):
-        return math.inf
-    return latest_sane_time(seconds)
+        return None
+
+
+def _source_times(av, source) -> tuple[float, float | None]:
+    """(the latest sane frame time for a video made from the opened `source`: `latest_sane_time`
+    of its container's duration, or infinity when it states none; the end of its first video
+    stream in seconds from that stream's start, or None when the stream states no duration)."""
+    limit = math.inf
+    if source.duration is not None and source.duration > 0:
+        limit = latest_sane_time(source.duration / av.time_base)
+    video = source.streams.video
+    if not video or video[0].duration is None or video[0].duration <= 0:
+        return limit, None
+    return limit, float(video[0].duration * video[0].time_base)
 
 
 class H264Writer:
@@ -111,8 +119,10 @@ class H264Writer:
         self._video.pix_fmt = "yuv420p"
         self._pts = -self._step  # the last frame's pts
         self._first_dts: int | None = None  # the first video packet's dts
-        self._limit = _time_limit(av, audio_from) if audio_from else math.inf
-        self._audio = audio_track(av, self._out, audio_from) if audio_from else None
+        source = _open_source(av, audio_from) if audio_from else None  # opened once, for both:
+        self._limit, self._source_end = (math.inf, None) if source is None else _source_times(
+            av, source)
+        self._audio = None if source is None else audio_track(av, self._out, source)  # closes it
         self.has_audio = self._audio is not None
         self._av = av
 
@@ -166,15 +176,16 @@ class H264Writer:
         for packet in packets:
             out.mux(packet)
 
-    def close(self) -> None:
+    def close(self, at_source_end: bool = False) -> None:
         """Flush the encoder, copy the rest of the sound (up to the video's end), write the
         index. A video with no frames is left as an empty but valid file. The last frame
-        lasts 1/fps."""
+        lasts 1/fps, or with `at_source_end` (every frame of `audio_from` up to its last was
+        written) until that source's video ends, as in the source, where that is after it."""
         if self._out is None:
             return
         out, self._out = self._out, None
         try:
-            end = self._pts + self._step
+            end = self._end(at_source_end)
             self._mux(out, self._video.encode(None), end)
             if self._audio is not None:
                 self._audio.until(out, self._seconds(end))
@@ -184,6 +195,14 @@ class H264Writer:
                                   "choose another path") from exc
         finally:
             out.close()
+
+    def _end(self, at_source_end: bool) -> int:
+        """The video's end, in pts: 1/fps after the last frame, or the source's end."""
+        if at_source_end and self._source_end is not None and self.frames_written:
+            end = round(self._source_end * self._video.codec_context.time_base.denominator)
+            if end > self._pts:
+                return end
+        return self._pts + self._step
 
     def __enter__(self) -> H264Writer:
         return self
@@ -232,9 +251,10 @@ class VideoWriter:
         self._writer.write(cv2.cvtColor(frame, cv2.COLOR_RGB2BGR))
         self.frames_written += 1
 
-    def close(self) -> None:
+    def close(self, at_source_end: bool = False) -> None:
         """Finalise the file and move it to `path`; raises (and leaves `path` as it was) if
-        frames were written but nothing reached the disk, or the rename fails."""
+        frames were written but nothing reached the disk, or the rename fails. A fixed-rate
+        video lasts its frame count / fps, so `at_source_end` (H264Writer's) changes nothing."""
         if self._writer is None:
             return
         self._writer.release()

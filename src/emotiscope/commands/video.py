@@ -188,6 +188,8 @@ def _process(source, analyzer, timeline, args) -> None:
             bar.update()
         bar.total = bar.n  # the container's count was an estimate
         bar.refresh()
+        if video is not None and not source.cut_short:  # a cut file's stated end is not its own
+            video.source_ended()
         for writer, name in rows:
             _guarded(writer.flush, name)
 
