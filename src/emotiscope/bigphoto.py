@@ -22,7 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .crowd import crowded, fine_side, finer_detector, merge, probe
+from .crowd import crowded, fine_side, finer_detector, look_again, merge
 from .detect import ScaledDetector
 from .imageheader import read_header
 from .images import _read_file, check_size, load_image
@@ -85,7 +85,7 @@ def analyze_photo(recognizer, source: str | os.PathLike | bytes,
     small = copy.copy(inner)  # min_face is in the photo's pixels: in the decoded ones it is less
     small.min_face = max(1, math.floor(inner.min_face / max(sx, sy)))
     small.max_side = max(inner.max_side, 1)
-    boxes, looked = _first_look(small, image)
+    boxes, looked = look_again(small, image, small.detect(image))  # the probe on this decode
     if crowded(looked, boxes, image.shape[1], image.shape[0]) and fine_side(
             inner, round(image.shape[1] * sx), round(image.shape[0] * sy)) > looked.max_side:
         image, boxes, sx, sy = _finer(data, recognizer, inner, (image, boxes, sx, sy), name)
@@ -97,18 +97,6 @@ def analyze_photo(recognizer, source: str | os.PathLike | bytes,
     full = load_image(data, max_pixels=recognizer.max_pixels, name=name)
     box = recognizer.assumed_box(full)
     return recognizer.classify(full, [box], assumed=True) if box else []
-
-
-def _first_look(detector: ScaledDetector, image: np.ndarray) -> tuple[list[Box], ScaledDetector]:
-    """The boxes of the first pass on the reduced decode, and the detector that found them: the
-    first, or where it found no face, crowd.py's probe (on the same decode, which is at least
-    twice the first pass's size)."""
-    boxes = detector.detect(image)
-    height, width = image.shape[:2]
-    if boxes or not fine_side(detector, width, height):
-        return boxes, detector
-    looked = probe(detector, width, height)
-    return looked.detect(image), looked
 
 
 def _finer(data: bytes, recognizer, inner: ScaledDetector,

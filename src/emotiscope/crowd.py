@@ -84,6 +84,17 @@ def probe(detector: ScaledDetector, width: int, height: int,
     return finer_detector(detector, fine_side(detector, width, height, PROBE_FACTOR), pixel_scale)
 
 
+def look_again(detector: ScaledDetector, image: np.ndarray,
+               boxes: list[Box]) -> tuple[list[Box], ScaledDetector]:
+    """The first pass's `boxes` of `image` and `detector`; where it found none and `image` is
+    longer than its max_side, the probe's boxes and the probe."""
+    height, width = image.shape[:2]
+    if boxes or not fine_side(detector, width, height):
+        return boxes, detector
+    looked = probe(detector, width, height)
+    return looked.detect(image), looked
+
+
 def refine(detector: FaceDetector, image: np.ndarray, boxes: list[Box]) -> list[Box]:
     """The first pass's `boxes` of `image`, merged with a finer pass's where it is crowded;
     with none, the probe's boxes (and the finer pass's where the probe finds small faces)."""
@@ -92,10 +103,7 @@ def refine(detector: FaceDetector, image: np.ndarray, boxes: list[Box]) -> list[
     if not side:
         return boxes
     assert isinstance(detector, ScaledDetector)  # fine_side is 0 for any other detector
-    looked = detector
-    if not boxes:
-        looked = probe(detector, width, height)
-        boxes = looked.detect(image)
+    boxes, looked = look_again(detector, image, boxes)
     if side <= looked.max_side or not crowded(looked, boxes, width, height):
         return boxes
     return merge(boxes, finer_detector(detector, side).detect(image))
