@@ -8,7 +8,8 @@ PCA to `--dims`, a `--words`-word vocabulary (k-means), VLAD over a 1 x 1 + 2 x 
 5 % slice (`--val-fraction 0.05`, which the bundled model never trained on), its scores turned
 into probabilities by a temperature fitted on the slice. Printed: the SVM alone and the model's
 probabilities averaged with the SVM's at each weight, on the slice (which chooses) and on val/.
-Needs scikit-learn (`pip install scikit-learn`); about 30 minutes on 2 cores. Never run as a test.
+Needs scikit-learn (`pip install scikit-learn`); about 30 minutes on 2 cores and about 17 GB of
+memory at its peak (the SVM's own copy of the training features). Never run as a test.
 
     python benchmarks/bench_handcrafted.py /tmp/fer2013 [--model M] [--words 64] [--dims 64]
 """
