@@ -30,6 +30,7 @@ from sklearn.svm import LinearSVC
 
 from emotiscope.classify import EmotionClassifier, softmax
 from emotiscope.preprocess import prepare_crops
+from emotiscope.training.calibrate import fit_temperature
 from emotiscope.training.data import load_any
 from emotiscope.training.faceset import split_fraction
 from emotiscope.training.prepare import SPLIT_SEED
@@ -85,12 +86,6 @@ def vlad(desc: np.ndarray, pca: PCA, words: np.ndarray) -> np.ndarray:
 
 def features(images: np.ndarray, pool: Pool) -> np.ndarray:
     return np.concatenate(pool.map(dense_sift, np.array_split(images, 16)))
-
-
-def fit_temperature(scores: np.ndarray, y: np.ndarray) -> float:
-    nll = {t: -np.log(softmax(scores, t)[np.arange(len(y)), y] + 1e-9).mean()
-           for t in (1 / 32, 1 / 16, 1 / 8, 1 / 4, 1 / 2, 1.0)}
-    return min(nll, key=nll.__getitem__)
 
 
 def main() -> None:
