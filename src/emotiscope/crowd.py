@@ -9,6 +9,8 @@ face). Photos whose faces are all larger keep the one pass: the same boxes, the 
 When the first pass finds no face at all (a crowd whose faces are all under its floor), a
 probe at PROBE_FACTOR x its scale looks again, and the finer pass follows where the probe
 finds small faces; a photo with no face costs that probe (a quarter of the finer pass).
+Neither runs where `min_face` would drop every face they are there for: one of SMALL_FACE_PX
+or more at the first pass's scale (`--min-face 150` on a 4000 px photo, first pass at 640).
 
 Photos only (predict, batch, serve, recognizer(image), analyze): video frames are never given
 a second pass (measured in docs/DETECTION.md).
@@ -34,11 +36,12 @@ MERGE_IOU = 0.3  # boxes of the two passes overlapping more than this are one fa
 def fine_side(detector: FaceDetector, width: int, height: int, factor: int = FINE_FACTOR) -> int:
     """The longest side of the finer pass's copy of a width x height photo (`factor` x the
     detector's scale: PROBE_FACTOR for the probe); 0 when there is none (not a ScaledDetector,
-    max_side 0 (full size already) or a photo within max_side)."""
+    max_side 0 (full size already), a photo within max_side, or a min_face that keeps no face
+    the first pass may have missed: SMALL_FACE_PX or more at its scale)."""
     if not isinstance(detector, ScaledDetector) or not detector.max_side:
         return 0
     long, short = max(width, height), max(1, min(width, height))
-    if long <= detector.max_side:
+    if long <= detector.max_side or detector.min_face * detector.max_side >= SMALL_FACE_PX * long:
         return 0
     budget = math.floor(math.sqrt(FINE_MAX_PIXELS * long / short))  # long side of that many px
     side = min(long, factor * detector.max_side, budget)
