@@ -116,7 +116,7 @@ def test_a_first_decode_as_large_as_the_finer_pass_is_not_decoded_again(recogniz
 
     decode_reduced = bigphoto.decode_reduced
     monkeypatch.setattr(bigphoto, "decode_reduced", counted)
-    monkeypatch.setattr(bigphoto, "fine_side", lambda *args: 2078)  # the first decode's side
+    monkeypatch.setattr(bigphoto, "finer_side", lambda *args: 2078)  # the first decode's side
     truth = [Box(b.x * 2, b.y * 2, b.w * 2, b.h * 2) for b in _group_truth(sample)]
     assert _one_per_face([f.box for f in bigphoto.analyze_photo(recognizer, data)], truth)
     assert decodes == [640]  # the first, reduced decode only

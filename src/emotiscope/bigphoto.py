@@ -22,7 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .crowd import crowded, fine_side, finer_detector, look_again, merge
+from .crowd import finer_detector, finer_side, look_again, merge
 from .detect import ScaledDetector
 from .imageheader import read_header
 from .images import _read_file, check_size, load_image
@@ -86,9 +86,9 @@ def analyze_photo(recognizer, source: str | os.PathLike | bytes,
     small.min_face = max(1, math.floor(inner.min_face / max(sx, sy)))
     small.max_side = max(inner.max_side, 1)
     boxes, looked = look_again(small, image, small.detect(image))  # the probe on this decode
-    if crowded(looked, boxes, image.shape[1], image.shape[0]) and fine_side(
-            inner, round(image.shape[1] * sx), round(image.shape[0] * sy)) > looked.max_side:
-        image, boxes, sx, sy = _finer(data, recognizer, inner, (image, boxes, sx, sy), name)
+    photo_size = round(image.shape[1] * sx), round(image.shape[0] * sy)
+    if side := finer_side(inner, looked, boxes, (image.shape[1], image.shape[0]), photo_size):
+        image, boxes, sx, sy = _finer(data, recognizer, inner, side, (image, boxes, sx, sy), name)
     faces = recognizer.classify(image, boxes)
     faces = [replace(face, box=_scaled_box(face.box, sx, sy)) for face in faces]
     faces = [face for face in faces if min(face.box.w, face.box.h) >= inner.min_face]  # as shown
@@ -99,14 +99,13 @@ def analyze_photo(recognizer, source: str | os.PathLike | bytes,
     return recognizer.classify(full, [box], assumed=True) if box else []
 
 
-def _finer(data: bytes, recognizer, inner: ScaledDetector,
+def _finer(data: bytes, recognizer, inner: ScaledDetector, side: int,
            first: tuple[np.ndarray, list[Box], float, float],
            name: str) -> tuple[np.ndarray, list[Box], float, float]:
-    """crowd.py's finer pass on a decode of the photo at least as large as that pass looks at.
-    first: (the reduced decode, its boxes, its x and y scales to the photo's pixels); returns
-    the same for the larger decode, with both passes' boxes merged."""
+    """crowd.py's finer pass, looking at `side` pixels, on a decode of the photo at least that
+    large. first: (the reduced decode, its boxes, its x and y scales to the photo's pixels);
+    returns the same for the larger decode, with both passes' boxes merged."""
     image, boxes, sx, sy = first
-    side = fine_side(inner, round(image.shape[1] * sx), round(image.shape[0] * sy))
     if max(image.shape[:2]) >= side:  # the first decode is already as large (huge photos)
         larger: tuple[np.ndarray, float, float] | None = (image, sx, sy)
     else:

@@ -98,18 +98,25 @@ def look_again(detector: ScaledDetector, image: np.ndarray,
     return looked.detect(image), looked
 
 
+def finer_side(detector: FaceDetector, looked: ScaledDetector, boxes: list[Box],
+               image_size: tuple[int, int], photo_size: tuple[int, int]) -> int:
+    """The finer pass's side (in the photo's pixels) where `looked` (the first pass, or the
+    probe: `look_again`) found `boxes` crowded in an image of image_size (width, height; a
+    reduced decode of the photo, or the photo) and the finer pass looks closer; else 0."""
+    side = fine_side(detector, *photo_size)
+    return side if side > looked.max_side and crowded(looked, boxes, *image_size) else 0
+
+
 def refine(detector: FaceDetector, image: np.ndarray, boxes: list[Box]) -> list[Box]:
     """The first pass's `boxes` of `image`, merged with a finer pass's where it is crowded;
     with none, the probe's boxes (and the finer pass's where the probe finds small faces)."""
     height, width = image.shape[:2]
-    side = fine_side(detector, width, height)
-    if not side:
+    if not fine_side(detector, width, height):
         return boxes
     assert isinstance(detector, ScaledDetector)  # fine_side is 0 for any other detector
     boxes, looked = look_again(detector, image, boxes)
-    if side <= looked.max_side or not crowded(looked, boxes, width, height):
-        return boxes
-    return merge(boxes, finer_detector(detector, side).detect(image))
+    side = finer_side(detector, looked, boxes, (width, height), (width, height))
+    return merge(boxes, finer_detector(detector, side).detect(image)) if side else boxes
 
 
 def detect_photo(detector: FaceDetector, image: np.ndarray) -> list[Box]:
