@@ -46,15 +46,43 @@ class FakeWriter:
         self.takes_times, self.written = takes_times, []
 
     def write(self, frame, time=None) -> None:
-        self.written.append((int(frame[0, 0, 0]), time))
+        self.written.append((int(frame[-1, -1, 0]), time))  # a corner the banner leaves alone
+
+    def close(self, at_source_end: bool = False) -> None:
+        pass
 
 
-def test_a_timed_writer_gets_each_frame_once_at_its_time_a_fixed_one_repeats_it():
+class FakeCamera:
+    """Frames captured at indexes 2, 3 and 6 (the others skipped), 0.1 s apart from 5.0 s."""
+
+    class source:
+        is_file = False
+
+    def __init__(self) -> None:
+        self.left = [(np.full((120, 160, 3), 10 * i, np.uint8), i, 5.0 + 0.1 * i) for i in (2, 3, 6)]
+
+    def latest(self, timeout):
+        return self.left.pop(0) if self.left else None
+
+
+class NoFaces:
+    labels = ("happy", "sad")
+
+    def process(self, frame, now):
+        return [], None
+
+
+def test_shown_views_are_recorded_at_their_times_or_held_over_skipped_frames():
+    from emotiscope.videoanalysis import BackgroundWriter
+
     timed, fixed = FakeWriter(True), FakeWriter(False)
     for writer in (timed, fixed):
-        webcam._record(writer, np.full((4, 4, 3), 7, np.uint8), 3, 0.25)
-    assert timed.written == [(7, 0.25)]
-    assert fixed.written == [(7, None)] * 3
+        recorder = BackgroundWriter(writer, lambda shown: shown.image)
+        stats = webcam._loop(FakeCamera(), NoFaces(), recorder, False, Path("."))
+        recorder.close()
+        assert stats["shown"] == 3 and stats["captured"] == 7
+    assert timed.written == [(20, 0.0), (30, pytest.approx(0.1)), (60, pytest.approx(0.4))]
+    assert [v for v, _ in fixed.written] == [20, 20, 20, 30, 30, 30, 60]  # 7 captured frames
 
 
 def test_recording_is_not_overwritten(camera_file, tiny_model_path, tmp_path, capsys):

@@ -116,6 +116,7 @@ class FpsMeter:
 
 def run(args) -> int:
     from ..outputs import check_new, refuse_inputs
+    from ..videoanalysis import BackgroundWriter
     from ..videolive import LatestFrameReader
     from ..videoread import VideoSource
     from ..videowrite import check_video_suffix, open_writer
@@ -132,7 +133,10 @@ def run(args) -> int:
         check_new(args.record, args.force, "--record", create_folder=False)
     analyzer = make_analyzer(args)
     with VideoSource(args.camera, max_pixels=args.max_pixels) as source:
-        writer = open_writer(args.record, source.fps, source.size) if args.record else None
+        writer = None
+        if args.record:  # encoded in a thread, off the display loop; shown views as they are
+            writer = BackgroundWriter(open_writer(args.record, source.fps, source.size),
+                                      lambda shown: shown.image)
         reader = LatestFrameReader(source)
         try:
             stats = _loop(reader, analyzer, writer, show, Path(args.snapshots))
@@ -155,10 +159,17 @@ def run(args) -> int:
 
 
 def _loop(reader, analyzer, writer, show: bool, snapshots: Path) -> dict:
-    """Show/record frames until the source ends or the user quits; returns counts."""
+    """Show/record frames until the source ends or the user quits; returns counts.
+
+    writer: a BackgroundWriter. Each shown view is recorded at its time from the first one
+    (H.264 shows it then, so the recording plays in real time even when the camera misreports
+    its rate) and with its capture index (a fixed-rate writer holds the view before it over
+    the frames skipped in between)."""
+    from ..videoanalysis import FrameResult
+
     meter = FpsMeter()
     stats = {"shown": 0, "captured": 0, "quit": False, "fps": 0.0}
-    last, began = -1, (0.0 if reader.source.is_file else None)  # cameras: the first frame
+    began = 0.0 if reader.source.is_file else None  # cameras: the first frame's capture time
     while (item := reader.latest(timeout=STALL_SECONDS)) is not None:
         frame, index, now = item  # now: a file's frame time, a camera's capture time
         faces, _ = analyzer.process(frame, now)
@@ -166,23 +177,12 @@ def _loop(reader, analyzer, writer, show: bool, snapshots: Path) -> dict:
         view = draw_banner(_annotate(frame, faces, analyzer.labels), faces, stats["fps"])
         if writer is not None:
             began = now if began is None else began
-            _record(writer, view, index - last, now - began)
-        stats["shown"], stats["captured"], last = stats["shown"] + 1, index + 1, index
+            writer.submit(FrameResult(index, now - began, view, faces))
+        stats["shown"], stats["captured"] = stats["shown"] + 1, index + 1
         if show and _window(view, snapshots):
             stats["quit"] = True
             break
     return stats
-
-
-def _record(writer, view: np.ndarray, frames: int, time: float) -> None:
-    """Record one shown frame that stands for `frames` captured ones, at `time` seconds from
-    the first: a writer that takes times (H.264) shows it then, so the recording plays in
-    real time even when the camera misreports its rate; a fixed-rate one repeats it."""
-    if getattr(writer, "takes_times", False):
-        writer.write(view, time=time)
-        return
-    for _ in range(frames):
-        writer.write(view)
 
 
 def _annotate(frame: np.ndarray, faces, labels) -> np.ndarray:
